@@ -1,0 +1,5 @@
+//! The `linkscope` binary: everything lives in the library's `cli` module.
+
+fn main() -> std::process::ExitCode {
+    linkscope::cli::main()
+}

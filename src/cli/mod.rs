@@ -1,0 +1,49 @@
+//! Command-line interface: clap types, argument resolution and one runner per subcommand.
+//!
+//! Each subcommand lives in its own module with an `Args` struct and a
+//! `run(Args) -> anyhow::Result<ExitCode>`. Errors are printed once, here: input errors
+//! (a [`crate::Error`] for which [`crate::Error::is_input`] holds) exit with status 2, a
+//! closed standard output exits quietly with 0, everything else exits with 1.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "linkscope", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+/// Parses the command line, runs the subcommand and maps its outcome to an exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {};
+    match outcome {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    }
+}
+
+fn report(err: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(err) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("linkscope: {err:#}");
+    match err.downcast_ref::<crate::Error>() {
+        Some(e) if e.is_input() => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

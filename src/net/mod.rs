@@ -1,0 +1,6 @@
+//! Sockets: tunnel endpoints, steal sockets, batch I/O and taps.
+//!
+//! Every `unsafe` block of the crate lives in [`sys`], each with a comment saying why it is
+//! sound.
+
+pub mod sys;
