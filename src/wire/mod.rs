@@ -16,6 +16,8 @@
 pub mod lacp;
 pub mod lldp;
 pub mod marker;
+#[cfg(test)]
+mod proptests;
 pub mod stp;
 mod summary;
 
