@@ -587,13 +587,12 @@ impl fmt::Display for Repr {
         if let Some(c) = self.config() {
             write!(
                 f,
-                " root={} cost={} bridge={} port={:#06x} role={}",
-                c.root,
-                c.root_path_cost,
-                c.bridge,
-                c.port_id,
-                c.flags.port_role().name()
+                " root={} cost={} bridge={} port={:#06x}",
+                c.root, c.root_path_cost, c.bridge, c.port_id
             )?;
+            if self.bpdu_type() == BpduType::RST {
+                write!(f, " role={}", c.flags.port_role().name())?;
+            }
             let flags = [
                 (c.flags.tc(), "tc"),
                 (c.flags.proposal(), "proposal"),
