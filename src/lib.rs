@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod net;
 pub mod plan;
+pub mod wire;
 
 use std::path::PathBuf;
 

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod decode;
 mod links;
 mod plan;
 
@@ -25,6 +26,8 @@ enum Command {
     Plan(plan::Args),
     /// The intercept plan: every link's endpoints (what each end binds, where it sends).
     Links(links::Args),
+    /// Decode LLDP, STP/RSTP/MSTP/PVST+, LACP and Marker frames of pcap / pcapng files
+    Decode(decode::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -33,6 +36,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Plan(args) => plan::run(args),
         Command::Links(args) => links::run(args),
+        Command::Decode(args) => decode::run(args),
     };
     match outcome {
         Ok(code) => code,
