@@ -12,6 +12,8 @@ pub mod bench;
 pub mod cli;
 pub mod measure;
 pub mod net;
+pub mod plan;
+pub mod wire;
 
 use std::path::PathBuf;
 

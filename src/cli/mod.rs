@@ -10,6 +10,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod decode;
+mod links;
+mod plan;
 
 #[derive(Debug, Parser)]
 #[command(name = "linkscope", version, about, long_about = None)]
@@ -20,6 +23,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Plan UDP links from a mapping.yaml: `qm set` commands, QEMU, libvirt or JSON.
+    Plan(plan::Args),
+    /// The intercept plan: every link's endpoints (what each end binds, where it sends).
+    Links(links::Args),
+    /// Decode LLDP, STP/RSTP/MSTP/PVST+, LACP and Marker frames of pcap / pcapng files
+    Decode(decode::Args),
     /// Throughput, loss, jitter and round trips over a tunnel, standing in for a VM.
     Bench(bench::Args),
 }
@@ -28,6 +37,9 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Plan(args) => plan::run(args),
+        Command::Links(args) => links::run(args),
+        Command::Decode(args) => decode::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match outcome {
