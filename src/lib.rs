@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod net;
+pub mod splice;
 
 use std::path::PathBuf;
 

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod splice;
+
 #[derive(Debug, Parser)]
 #[command(name = "linkscope", version, about, long_about = None)]
 struct Cli {
@@ -17,12 +19,17 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Step into running QEMU UDP links and show what crosses them.
+    Splice(splice::Args),
+}
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = match cli.command {};
+    let outcome = match cli.command {
+        Command::Splice(args) => splice::run(args),
+    };
     match outcome {
         Ok(code) => code,
         Err(err) => report(&err),

@@ -88,6 +88,8 @@ pub struct SendOutcome {
     pub sent: usize,
     /// Datagrams the kernel refused (each refusal skips one datagram and goes on).
     pub failed: usize,
+    /// Bytes of the refused datagrams.
+    pub failed_bytes: u64,
     /// The last refusal, if any.
     pub last_error: Option<io::ErrorKind>,
 }
@@ -118,6 +120,7 @@ impl SendBatch {
             match self.sys.send(socket.as_fd(), destination, chunk) {
                 Ok(0) => {
                     outcome.failed += 1;
+                    outcome.failed_bytes += rest[0].len() as u64;
                     rest = &rest[1..];
                 }
                 Ok(n) => {
@@ -127,6 +130,7 @@ impl SendBatch {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     outcome.failed += 1;
+                    outcome.failed_bytes += rest[0].len() as u64;
                     outcome.last_error = Some(e.kind());
                     rest = &rest[1..];
                 }

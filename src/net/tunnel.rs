@@ -46,6 +46,15 @@ pub fn steal(bound: SocketAddr, peer: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
+/// A socket as QEMU's UDP netdev opens one: bound to `local` with `SO_REUSEADDR`, never
+/// connected. Emulated VM ends (the demo, tests, benchmarks) use it.
+pub fn endpoint(local: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = udp_socket(local)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&local.into())?;
+    Ok(socket.into())
+}
+
 /// A socket that owns `listen` (no address sharing) and receives from anyone.
 pub fn relay(listen: SocketAddr) -> io::Result<UdpSocket> {
     let socket = udp_socket(listen)?;
@@ -85,11 +94,7 @@ mod tests {
 
     #[test]
     fn a_steal_socket_takes_only_the_peers_datagrams() {
-        let vm_b = socket2::Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
-        vm_b.set_reuse_address(true).unwrap();
-        vm_b.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-            .unwrap();
-        let vm_b: UdpSocket = vm_b.into();
+        let vm_b = endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
         vm_b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let lb = vm_b.local_addr().unwrap();
         let vm_a = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -1,0 +1,473 @@
+//! `linkscope splice`: step into running QEMU UDP tunnels, relay every frame unchanged, and
+//! show what crosses them.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::splice::tap::{self, Consumer, Flow, TapRecord};
+use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Splice, SpliceConfig, Survey};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModeArg {
+    /// Share the VMs' bound addresses: no reconfiguration, no restart.
+    Steal,
+    /// Own the ports given by --listen; the VMs must send to them (see `plan --splice`).
+    Relay,
+}
+
+/// Step into running QEMU UDP socket links and show what crosses them.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// End A's bound address (the address its QEMU netdev binds), IP:PORT.
+    #[arg(long = "a", value_name = "IP:PORT", requires = "end_b")]
+    end_a: Option<SocketAddr>,
+    /// End B's bound address, IP:PORT.
+    #[arg(long = "b", value_name = "IP:PORT", requires = "end_a")]
+    end_b: Option<SocketAddr>,
+    /// steal (default): share the VMs' addresses; relay: own the --listen ports.
+    #[arg(long, value_enum, default_value = "steal")]
+    mode: ModeArg,
+    /// Relay mode: IP:PORT_A,PORT_B, the ports end A and end B send to (one per link, in
+    /// order).
+    #[arg(long, value_name = "IP:PORT_A,PORT_B")]
+    listen: Vec<String>,
+    /// Stop after COUNT frames.
+    #[arg(short = 'c', value_name = "COUNT")]
+    count: Option<u64>,
+    /// Stop automatically: duration:SECONDS or packets:N (repeatable; the first reached
+    /// wins).
+    #[arg(short = 'a', value_name = "COND")]
+    autostop: Vec<String>,
+    /// Print nothing per frame (only the start report and the summary).
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+/// The names of a link's two ends, as printed and as capture interface names.
+#[derive(Debug, Clone)]
+struct LinkNames {
+    link: String,
+    a: String,
+    b: String,
+}
+
+impl LinkNames {
+    fn ends(&self, direction: Direction) -> (&str, &str) {
+        match direction {
+            Direction::AToB => (&self.a, &self.b),
+            Direction::BToA => (&self.b, &self.a),
+        }
+    }
+}
+
+/// Parses `IP:PORT_A,PORT_B`.
+fn parse_listen(text: &str) -> crate::Result<(SocketAddr, SocketAddr)> {
+    let bad = |message: &str| crate::Error::Argument {
+        field: "--listen".into(),
+        message: format!("{text:?}: {message}"),
+    };
+    let (first, port_b) = text
+        .rsplit_once(',')
+        .ok_or_else(|| bad("expected IP:PORT_A,PORT_B"))?;
+    let a: SocketAddr = first
+        .parse()
+        .map_err(|_| bad("expected IP:PORT_A,PORT_B"))?;
+    let port_b: u16 = port_b
+        .trim()
+        .parse()
+        .map_err(|_| bad("PORT_B is not a port number"))?;
+    if port_b == a.port() {
+        return Err(bad("PORT_A and PORT_B must differ"));
+    }
+    Ok((a, SocketAddr::new(a.ip(), port_b)))
+}
+
+/// Autostop conditions.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Autostop {
+    duration: Option<Duration>,
+    packets: Option<u64>,
+}
+
+fn parse_autostop(conditions: &[String], count: Option<u64>) -> crate::Result<Autostop> {
+    let mut stop = Autostop {
+        duration: None,
+        packets: count,
+    };
+    for text in conditions {
+        let bad = |message: &str| crate::Error::Argument {
+            field: "-a".into(),
+            message: format!("{text:?}: {message}"),
+        };
+        let (key, value) = text
+            .split_once(':')
+            .ok_or_else(|| bad("expected duration:SECONDS or packets:N"))?;
+        let value: u64 = value
+            .parse()
+            .map_err(|_| bad("the value is not a whole number"))?;
+        if value == 0 {
+            return Err(bad("the value must be at least 1"));
+        }
+        match key {
+            "duration" => {
+                let d = Duration::from_secs(value);
+                stop.duration = Some(stop.duration.map_or(d, |old| old.min(d)));
+            }
+            "packets" => stop.packets = Some(stop.packets.map_or(value, |old| old.min(value))),
+            _ => return Err(bad("expected duration:SECONDS or packets:N")),
+        }
+    }
+    Ok(stop)
+}
+
+fn resolve(args: &Args) -> crate::Result<(Vec<LinkConfig>, Vec<LinkNames>)> {
+    let (Some(a), Some(b)) = (args.end_a, args.end_b) else {
+        return Err(crate::Error::Argument {
+            field: "--a/--b".into(),
+            message: "name the link to splice: --a IP:PORT --b IP:PORT".into(),
+        });
+    };
+    let name = format!("{a}-{b}");
+    let mode = mode(args, 0)?;
+    if args.listen.len() > 1 {
+        return Err(crate::Error::Argument {
+            field: "--listen".into(),
+            message: "one --listen per link".into(),
+        });
+    }
+    Ok((
+        vec![LinkConfig {
+            name: name.clone(),
+            a,
+            b,
+            mode,
+        }],
+        vec![LinkNames {
+            link: name,
+            a: a.to_string(),
+            b: b.to_string(),
+        }],
+    ))
+}
+
+fn mode(args: &Args, link: usize) -> crate::Result<Mode> {
+    match args.mode {
+        ModeArg::Steal if args.listen.is_empty() => Ok(Mode::Steal),
+        ModeArg::Steal => Err(crate::Error::Argument {
+            field: "--listen".into(),
+            message: "only relay mode listens; add --mode relay".into(),
+        }),
+        ModeArg::Relay => {
+            let text = args
+                .listen
+                .get(link)
+                .ok_or_else(|| crate::Error::Argument {
+                    field: "--listen".into(),
+                    message: format!(
+                        "relay mode needs one --listen per link ({} given)",
+                        args.listen.len()
+                    ),
+                })?;
+            let (listen_a, listen_b) = parse_listen(text)?;
+            Ok(Mode::Relay { listen_a, listen_b })
+        }
+    }
+}
+
+/// The start report: per end whether it is local and bound, and which directions this host
+/// carries.
+fn report_start(link: &LinkConfig, names: &LinkNames, err: &mut impl Write) -> anyhow::Result<()> {
+    let survey = Survey::of(link)?;
+    match link.mode {
+        Mode::Steal => writeln!(err, "splicing {} (steal mode)", names.link)?,
+        Mode::Relay { listen_a, listen_b } => writeln!(
+            err,
+            "splicing {} (relay mode: end A sends to {listen_a}, end B to {listen_b})",
+            names.link
+        )?,
+    }
+    for (label, name, end) in [("A", &names.a, survey.a), ("B", &names.b, survey.b)] {
+        let place = if end.local {
+            "on this host"
+        } else {
+            "on another host"
+        };
+        let bound = match (end.local, end.bound) {
+            (true, true) => "bound",
+            (true, false) => {
+                "not bound yet (a VM started later binds it too, and the splice still receives first)"
+            }
+            (false, _) => "not visible from here",
+        };
+        if *name == end.addr.to_string() {
+            writeln!(err, "  end {label} {name}: {place}, {bound}")?;
+        } else {
+            writeln!(err, "  end {label} {name} ({}): {place}, {bound}", end.addr)?;
+        }
+    }
+    if link.mode == Mode::Steal {
+        match survey.stealable().as_slice() {
+            [_, _] => writeln!(err, "  both directions are visible from this host")?,
+            [direction] => {
+                let (from, to) = names.ends(*direction);
+                writeln!(
+                    err,
+                    "  only {from} > {to} arrives at this host and is spliced; for the other \
+                     direction run a splice on the host of {to}, or use --mode relay"
+                )?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Prints one line per frame on standard output.
+struct Printer {
+    out: io::BufWriter<io::Stdout>,
+    names: Vec<LinkNames>,
+    limit: Option<u64>,
+    seen: u64,
+}
+
+impl Consumer for Printer {
+    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+        let names = &self.names[record.link];
+        let (from, to) = names.ends(record.direction);
+        writeln!(
+            self.out,
+            "{} {} {from} > {to} {} bytes: {}",
+            time_of_day(record.timestamp_ns),
+            names.link,
+            record.data.len(),
+            ethertype_summary(&record.data)
+        )
+        .map_err(stdout_error)?;
+        self.seen += 1;
+        Ok(limit_flow(self.seen, self.limit))
+    }
+
+    fn flush(&mut self) -> crate::Result<()> {
+        self.out.flush().map_err(stdout_error)
+    }
+}
+
+/// Where the tap's frames go.
+enum Sink {
+    Print(Printer),
+    Count(Counter),
+}
+
+impl Consumer for Sink {
+    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+        match self {
+            Sink::Print(p) => p.record(record),
+            Sink::Count(c) => c.record(record),
+        }
+    }
+
+    fn flush(&mut self) -> crate::Result<()> {
+        match self {
+            Sink::Print(p) => p.flush(),
+            Sink::Count(c) => c.flush(),
+        }
+    }
+}
+
+/// Counts frames for `-c` / `-a packets:` when nothing is printed or written.
+struct Counter {
+    limit: Option<u64>,
+    seen: u64,
+}
+
+impl Consumer for Counter {
+    fn record(&mut self, _: &TapRecord) -> crate::Result<Flow> {
+        self.seen += 1;
+        Ok(limit_flow(self.seen, self.limit))
+    }
+
+    fn flush(&mut self) -> crate::Result<()> {
+        Ok(())
+    }
+}
+
+fn limit_flow(seen: u64, limit: Option<u64>) -> Flow {
+    if limit.is_some_and(|l| seen >= l) {
+        Flow::Stop
+    } else {
+        Flow::Continue
+    }
+}
+
+fn stdout_error(source: io::Error) -> crate::Error {
+    crate::Error::Io {
+        path: "standard output".into(),
+        source,
+    }
+}
+
+/// `HH:MM:SS.nnnnnnnnn` (UTC) of a timestamp in nanoseconds since the epoch.
+fn time_of_day(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let day = secs % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:09}",
+        day / 3600,
+        day / 60 % 60,
+        day % 60,
+        ns % 1_000_000_000
+    )
+}
+
+/// A minimal summary: the EtherType (or an 802.3 length) of the frame.
+fn ethertype_summary(frame: &[u8]) -> String {
+    if frame.len() < 14 {
+        return "truncated Ethernet header".into();
+    }
+    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+    match ethertype {
+        0x0800 => "IPv4".into(),
+        0x0806 => "ARP".into(),
+        0x86dd => "IPv6".into(),
+        0x88cc => "LLDP".into(),
+        0x8809 => "Slow Protocols (LACP)".into(),
+        0x8100 => "802.1Q".into(),
+        len if len <= 1500 => format!("802.3 length {len}"),
+        other => format!("ethertype 0x{other:04x}"),
+    }
+}
+
+fn print_summary(stats: &[LinkStats], names: &[LinkNames], err: &mut impl Write) -> io::Result<()> {
+    for (link, names) in stats.iter().zip(names) {
+        for direction in Direction::BOTH {
+            let Some(s) = link.direction(direction) else {
+                continue;
+            };
+            let (from, to) = names.ends(direction);
+            writeln!(
+                err,
+                "{} {from} > {to}: {} frames, {} bytes forwarded; dropped: {} zero-length, {} \
+                 foreign source, {} truncated, {} unsent, {} by the kernel; tap copies dropped: {}",
+                link.name,
+                s.frames(),
+                s.bytes(),
+                s.zero_length(),
+                s.foreign(),
+                s.truncated(),
+                s.send_failed(),
+                s.kernel_drops(),
+                s.tap_dropped()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (links, names) = resolve(&args)?;
+    let autostop = parse_autostop(&args.autostop, args.count)?;
+    let mut err = io::stderr().lock();
+    for (link, names) in links.iter().zip(&names) {
+        report_start(link, names, &mut err)?;
+    }
+    drop(err);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_flag = stop.clone();
+    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
+        .context("installing the signal handler")?;
+
+    let config = SpliceConfig { links };
+    let sink = if !args.quiet {
+        Some(Sink::Print(Printer {
+            out: io::BufWriter::new(io::stdout()),
+            names: names.clone(),
+            limit: autostop.packets,
+            seen: 0,
+        }))
+    } else if autostop.packets.is_some() {
+        Some(Sink::Count(Counter {
+            limit: autostop.packets,
+            seen: 0,
+        }))
+    } else {
+        None
+    };
+    let (tap_sender, consumer) = match sink {
+        Some(sink) => {
+            let (sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);
+            (
+                Some(sender),
+                Some(tap::spawn(receiver, sink, stop.clone())?),
+            )
+        }
+        None => (None, None),
+    };
+
+    let splice = Splice::start(&config, tap_sender, stop.clone())?;
+    let started = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        if autostop.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = splice.stop();
+    let outcome = consumer.map_or(Ok(()), |handle| join(handle).map(drop));
+    print_summary(&stats, &names, &mut io::stderr().lock())?;
+    outcome?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn join<C>(handle: std::thread::JoinHandle<(C, crate::Result<()>)>) -> anyhow::Result<C> {
+    let (consumer, outcome) = handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the tap consumer thread panicked"))?;
+    outcome?;
+    Ok(consumer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_two_ports_on_one_ip() {
+        let (a, b) = parse_listen("127.0.0.1:41001,41002").unwrap();
+        assert_eq!(a, "127.0.0.1:41001".parse().unwrap());
+        assert_eq!(b, "127.0.0.1:41002".parse().unwrap());
+        let (a, b) = parse_listen("[::1]:5,6").unwrap();
+        assert_eq!((a.port(), b.ip()), (5, "::1".parse().unwrap()));
+        assert!(parse_listen("127.0.0.1:5").is_err());
+        assert!(parse_listen("127.0.0.1:5,5").is_err());
+        assert!(parse_listen("127.0.0.1:5,x").is_err());
+    }
+
+    #[test]
+    fn autostop_keeps_the_first_limit_reached() {
+        let conditions = [
+            "duration:5".to_string(),
+            "packets:10".into(),
+            "duration:3".into(),
+        ];
+        let stop = parse_autostop(&conditions, Some(7)).unwrap();
+        assert_eq!(stop.duration, Some(Duration::from_secs(3)));
+        assert_eq!(stop.packets, Some(7));
+        assert!(parse_autostop(&["bytes:1".into()], None).is_err());
+        assert!(parse_autostop(&["packets:0".into()], None).is_err());
+    }
+
+    #[test]
+    fn time_of_day_is_utc_with_nanoseconds() {
+        assert_eq!(
+            time_of_day(86_400_000_000_000 + 3_723_000_000_042),
+            "01:02:03.000000042"
+        );
+    }
+}
