@@ -21,7 +21,9 @@ impl Link {
             let s = tunnel::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             // Room for a window of the largest datagrams, as a VM's ring would have.
-            socket2::SockRef::from(&s).set_recv_buffer_size(1 << 20).unwrap();
+            socket2::SockRef::from(&s)
+                .set_recv_buffer_size(1 << 20)
+                .unwrap();
             s
         };
         Link { a: end(), b: end() }

@@ -370,6 +370,10 @@ fn print_summary(stats: &[LinkStats], names: &[LinkNames], err: &mut impl Write)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_flag = stop.clone();
+    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
+        .context("installing the signal handler")?;
     let (links, names) = resolve(&args)?;
     let autostop = parse_autostop(&args.autostop, args.count)?;
     let mut err = io::stderr().lock();
@@ -377,11 +381,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         report_start(link, names, &mut err)?;
     }
     drop(err);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let handler_flag = stop.clone();
-    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
-        .context("installing the signal handler")?;
 
     let config = SpliceConfig { links };
     let sink = if !args.quiet {
