@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::capture::{Interface, InterfaceStats, Output, Packet, Writer};
 use crate::splice::tap::{self, Consumer, Flow, TapRecord};
 use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Splice, SpliceConfig, Survey};
 
@@ -37,11 +39,21 @@ pub struct Args {
     /// order).
     #[arg(long, value_name = "IP:PORT_A,PORT_B")]
     listen: Vec<String>,
+    /// Write pcapng to FILE, or to standard output with `-w -` (flushed per batch, for
+    /// `| wireshark -k -i -`); without -w, one line per frame is printed.
+    #[arg(short = 'w', value_name = "FILE")]
+    write: Option<PathBuf>,
+    /// Keep at most SNAPLEN bytes of each frame in the capture (0: whole frames).
+    #[arg(short = 's', value_name = "SNAPLEN", default_value_t = 0)]
+    snaplen: u32,
+    /// Ring buffer (with -w FILE): filesize:KB, duration:SECONDS, files:N, as dumpcap.
+    #[arg(short = 'b', value_name = "COND")]
+    ring: Vec<String>,
     /// Stop after COUNT frames.
     #[arg(short = 'c', value_name = "COUNT")]
     count: Option<u64>,
-    /// Stop automatically: duration:SECONDS or packets:N (repeatable; the first reached
-    /// wins).
+    /// Stop automatically: duration:SECONDS, packets:N or filesize:KB (repeatable; the
+    /// first reached wins).
     #[arg(short = 'a', value_name = "COND")]
     autostop: Vec<String>,
     /// Print nothing per frame (only the start report and the summary).
@@ -55,6 +67,8 @@ struct LinkNames {
     link: String,
     a: String,
     b: String,
+    /// More about the link for capture interface descriptions (addresses, MACs, MTU).
+    detail: String,
 }
 
 impl LinkNames {
@@ -93,37 +107,100 @@ fn parse_listen(text: &str) -> crate::Result<(SocketAddr, SocketAddr)> {
 struct Autostop {
     duration: Option<Duration>,
     packets: Option<u64>,
+    filesize_kb: Option<u64>,
+}
+
+/// Splits `KEY:N` with N a whole number of at least 1.
+fn condition<'t>(text: &'t str, field: &str, expected: &str) -> crate::Result<(&'t str, u64)> {
+    let bad = |message: &str| crate::Error::Argument {
+        field: field.into(),
+        message: format!("{text:?}: {message}"),
+    };
+    let (key, value) = text.split_once(':').ok_or_else(|| bad(expected))?;
+    let value: u64 = value
+        .parse()
+        .map_err(|_| bad("the value is not a whole number"))?;
+    if value == 0 {
+        return Err(bad("the value must be at least 1"));
+    }
+    Ok((key, value))
+}
+
+fn min_some<T: Ord>(old: Option<T>, new: T) -> Option<T> {
+    Some(match old {
+        Some(old) => old.min(new),
+        None => new,
+    })
 }
 
 fn parse_autostop(conditions: &[String], count: Option<u64>) -> crate::Result<Autostop> {
+    const EXPECTED: &str = "expected duration:SECONDS, packets:N or filesize:KB";
     let mut stop = Autostop {
-        duration: None,
         packets: count,
+        ..Autostop::default()
     };
     for text in conditions {
-        let bad = |message: &str| crate::Error::Argument {
-            field: "-a".into(),
-            message: format!("{text:?}: {message}"),
-        };
-        let (key, value) = text
-            .split_once(':')
-            .ok_or_else(|| bad("expected duration:SECONDS or packets:N"))?;
-        let value: u64 = value
-            .parse()
-            .map_err(|_| bad("the value is not a whole number"))?;
-        if value == 0 {
-            return Err(bad("the value must be at least 1"));
-        }
-        match key {
-            "duration" => {
-                let d = Duration::from_secs(value);
-                stop.duration = Some(stop.duration.map_or(d, |old| old.min(d)));
+        match condition(text, "-a", EXPECTED)? {
+            ("duration", v) => stop.duration = min_some(stop.duration, Duration::from_secs(v)),
+            ("packets", v) => stop.packets = min_some(stop.packets, v),
+            ("filesize", v) => stop.filesize_kb = min_some(stop.filesize_kb, v),
+            _ => {
+                return Err(crate::Error::Argument {
+                    field: "-a".into(),
+                    message: format!("{text:?}: {EXPECTED}"),
+                });
             }
-            "packets" => stop.packets = Some(stop.packets.map_or(value, |old| old.min(value))),
-            _ => return Err(bad("expected duration:SECONDS or packets:N")),
         }
     }
     Ok(stop)
+}
+
+/// Resolves -w and -b into a capture output.
+fn parse_output(write: Option<&Path>, ring: &[String]) -> crate::Result<Option<Output>> {
+    const EXPECTED: &str = "expected filesize:KB, duration:SECONDS or files:N";
+    let Some(path) = write else {
+        return if ring.is_empty() {
+            Ok(None)
+        } else {
+            Err(crate::Error::Argument {
+                field: "-b".into(),
+                message: "a ring buffer needs -w FILE".into(),
+            })
+        };
+    };
+    if path == Path::new("-") {
+        return if ring.is_empty() {
+            Ok(Some(Output::Stdout))
+        } else {
+            Err(crate::Error::Argument {
+                field: "-b".into(),
+                message: "a ring buffer needs -w FILE, not standard output".into(),
+            })
+        };
+    }
+    if ring.is_empty() {
+        return Ok(Some(Output::File(path.to_owned())));
+    }
+    let (mut filesize_kb, mut duration, mut files) = (None, None, None);
+    for text in ring {
+        match condition(text, "-b", EXPECTED)? {
+            ("filesize", v) => filesize_kb = Some(v),
+            ("duration", v) => duration = Some(Duration::from_secs(v)),
+            ("files", v) => files = Some(u32::try_from(v).unwrap_or(u32::MAX)),
+            _ => {
+                return Err(crate::Error::Argument {
+                    field: "-b".into(),
+                    message: format!("{text:?}: {EXPECTED}"),
+                });
+            }
+        }
+    }
+    Ok(Some(Output::Ring {
+        path: path.to_owned(),
+        filesize_kb,
+        duration,
+        files,
+    }))
 }
 
 fn resolve(args: &Args) -> crate::Result<(Vec<LinkConfig>, Vec<LinkNames>)> {
@@ -152,6 +229,7 @@ fn resolve(args: &Args) -> crate::Result<(Vec<LinkConfig>, Vec<LinkNames>)> {
             link: name,
             a: a.to_string(),
             b: b.to_string(),
+            detail: String::new(),
         }],
     ))
 }
@@ -262,6 +340,7 @@ impl Consumer for Printer {
 enum Sink {
     Print(Printer),
     Count(Counter),
+    Capture(Box<Capture>),
 }
 
 impl Consumer for Sink {
@@ -269,6 +348,7 @@ impl Consumer for Sink {
         match self {
             Sink::Print(p) => p.record(record),
             Sink::Count(c) => c.record(record),
+            Sink::Capture(c) => c.record(record),
         }
     }
 
@@ -276,8 +356,62 @@ impl Consumer for Sink {
         match self {
             Sink::Print(p) => p.flush(),
             Sink::Count(c) => c.flush(),
+            Sink::Capture(c) => c.flush(),
         }
     }
+}
+
+/// Writes pcapng: one interface per link end (link `i`: end A is interface `2i`, end B
+/// `2i+1`); each frame on the interface of the end that sent it, flagged outbound.
+struct Capture {
+    writer: Writer,
+    limit: Option<u64>,
+    filesize_limit: Option<u64>,
+    seen: u64,
+}
+
+fn interface_index(link: usize, direction: Direction) -> u32 {
+    let end = match direction {
+        Direction::AToB => 0,
+        Direction::BToA => 1,
+    };
+    (link * 2 + end) as u32
+}
+
+impl Consumer for Capture {
+    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+        self.writer.write(&Packet {
+            interface: interface_index(record.link, record.direction),
+            timestamp_ns: record.timestamp_ns,
+            data: &record.data,
+            outbound: true,
+        })?;
+        self.seen += 1;
+        if self
+            .filesize_limit
+            .is_some_and(|kb| self.writer.bytes_written() >= kb * 1000)
+        {
+            return Ok(Flow::Stop);
+        }
+        Ok(limit_flow(self.seen, self.limit))
+    }
+
+    fn flush(&mut self) -> crate::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// The statistics blocks: per end, what the splice received from it and dropped.
+fn interface_stats(stats: &[LinkStats]) -> Vec<InterfaceStats> {
+    stats
+        .iter()
+        .flat_map(|link| Direction::BOTH.map(|d| link.direction(d).copied().unwrap_or_default()))
+        .map(|s| InterfaceStats {
+            received: s.received(),
+            dropped_by_us: s.tap_dropped(),
+            dropped_by_kernel: s.kernel_drops(),
+        })
+        .collect()
 }
 
 /// Counts frames for `-c` / `-a packets:` when nothing is printed or written.
@@ -382,8 +516,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     drop(err);
 
+    let output = parse_output(args.write.as_deref(), &args.ring)?;
     let config = SpliceConfig { links };
-    let sink = if !args.quiet {
+    let sink = if let Some(output) = &output {
+        let interfaces: Vec<Interface> = names
+            .iter()
+            .flat_map(|n| {
+                [(&n.a, "A", &n.b), (&n.b, "B", &n.a)].map(|(end, label, peer)| Interface {
+                    name: end.clone(),
+                    description: format!("link {} end {label} (peer {peer}){}", n.link, n.detail),
+                    snaplen: args.snaplen,
+                })
+            })
+            .collect();
+        let comment = format!(
+            "linkscope splice of {}",
+            names
+                .iter()
+                .map(|n| n.link.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Some(Sink::Capture(Box::new(Capture {
+            writer: Writer::create(output, &comment, &interfaces)?,
+            limit: autostop.packets,
+            filesize_limit: autostop.filesize_kb,
+            seen: 0,
+        })))
+    } else if !args.quiet {
         Some(Sink::Print(Printer {
             out: io::BufWriter::new(io::stdout()),
             names: names.clone(),
@@ -418,7 +578,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let stats = splice.stop();
-    let outcome = consumer.map_or(Ok(()), |handle| join(handle).map(drop));
+    let outcome = match consumer.map(join) {
+        Some(Ok(Sink::Capture(capture))) => capture
+            .writer
+            .finish(&interface_stats(&stats))
+            .map_err(anyhow::Error::from),
+        Some(Err(e)) => Err(e),
+        _ => Ok(()),
+    };
     print_summary(&stats, &names, &mut io::stderr().lock())?;
     outcome?;
     Ok(ExitCode::SUCCESS)
