@@ -11,6 +11,7 @@
 pub mod capture;
 pub mod cli;
 pub mod net;
+pub mod plan;
 pub mod splice;
 
 use std::path::PathBuf;

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod links;
+mod plan;
 mod splice;
 
 #[derive(Debug, Parser)]
@@ -20,6 +22,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Plan UDP links from a mapping.yaml: `qm set` commands, QEMU, libvirt or JSON.
+    Plan(plan::Args),
+    /// The intercept plan: every link's endpoints (what each end binds, where it sends).
+    Links(links::Args),
     /// Step into running QEMU UDP links and show what crosses them.
     Splice(splice::Args),
 }
@@ -28,6 +34,8 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Plan(args) => plan::run(args),
+        Command::Links(args) => links::run(args),
         Command::Splice(args) => splice::run(args),
     };
     match outcome {
