@@ -13,6 +13,7 @@ pub mod cli;
 pub mod net;
 pub mod plan;
 pub mod splice;
+pub mod wire;
 
 use std::path::PathBuf;
 
