@@ -26,8 +26,20 @@ enum ModeArg {
 /// Step into running QEMU UDP socket links and show what crosses them.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The mapping.yaml the links are planned from.
+    #[arg(long, value_name = "FILE", requires = "link")]
+    mapping: Option<PathBuf>,
+    /// A link of the mapping: its name (100:1-102:1) or one of its ends (100:1, 100:eth1);
+    /// repeatable, all links go into one capture.
+    #[arg(long, value_name = "SPEC", requires = "mapping")]
+    link: Vec<String>,
     /// End A's bound address (the address its QEMU netdev binds), IP:PORT.
-    #[arg(long = "a", value_name = "IP:PORT", requires = "end_b")]
+    #[arg(
+        long = "a",
+        value_name = "IP:PORT",
+        requires = "end_b",
+        conflicts_with = "mapping"
+    )]
     end_a: Option<SocketAddr>,
     /// End B's bound address, IP:PORT.
     #[arg(long = "b", value_name = "IP:PORT", requires = "end_a")]
@@ -204,34 +216,82 @@ fn parse_output(write: Option<&Path>, ring: &[String]) -> crate::Result<Option<O
 }
 
 fn resolve(args: &Args) -> crate::Result<(Vec<LinkConfig>, Vec<LinkNames>)> {
-    let (Some(a), Some(b)) = (args.end_a, args.end_b) else {
-        return Err(crate::Error::Argument {
-            field: "--a/--b".into(),
-            message: "name the link to splice: --a IP:PORT --b IP:PORT".into(),
-        });
-    };
-    let name = format!("{a}-{b}");
-    let mode = mode(args, 0)?;
-    if args.listen.len() > 1 {
-        return Err(crate::Error::Argument {
-            field: "--listen".into(),
-            message: "one --listen per link".into(),
-        });
-    }
-    Ok((
-        vec![LinkConfig {
+    let (links, names): (Vec<_>, Vec<_>) = if let Some(mapping) = &args.mapping {
+        let planned = crate::plan::load_links(mapping)?;
+        let mut chosen: Vec<&crate::plan::Link> = Vec::new();
+        for spec in &args.link {
+            let link = crate::plan::find_link(&planned, spec)?;
+            if chosen.iter().any(|c| c.name == link.name) {
+                return Err(crate::Error::Argument {
+                    field: "--link".into(),
+                    message: format!("{spec}: link {} is already selected", link.name),
+                });
+            }
+            chosen.push(link);
+        }
+        chosen
+            .into_iter()
+            .enumerate()
+            .map(|(i, link)| {
+                let end = |e: &crate::plan::Endpoint| format!("vm{}:eth{}", e.vm, e.eth);
+                let mtu = link
+                    .host_mtu
+                    .map_or(String::new(), |m| format!(", host_mtu {m}"));
+                let names = LinkNames {
+                    link: link.name.clone(),
+                    a: end(&link.a),
+                    b: end(&link.b),
+                    detail: format!(
+                        ", A {} binds {}, B {} binds {}{mtu}",
+                        link.a.mac, link.a.local, link.b.mac, link.b.local
+                    ),
+                };
+                let config = mode(args, i).map(|mode| LinkConfig {
+                    name: link.name.clone(),
+                    a: link.a.local,
+                    b: link.b.local,
+                    mode,
+                });
+                config.map(|c| (c, names))
+            })
+            .collect::<crate::Result<Vec<_>>>()?
+            .into_iter()
+            .unzip()
+    } else {
+        let (Some(a), Some(b)) = (args.end_a, args.end_b) else {
+            return Err(crate::Error::Argument {
+                field: "--a/--b".into(),
+                message: "name the links to splice: --mapping FILE --link SPEC, or --a IP:PORT \
+                          --b IP:PORT"
+                    .into(),
+            });
+        };
+        let name = format!("{a}-{b}");
+        let config = LinkConfig {
             name: name.clone(),
             a,
             b,
-            mode,
-        }],
-        vec![LinkNames {
+            mode: mode(args, 0)?,
+        };
+        let names = LinkNames {
             link: name,
             a: a.to_string(),
             b: b.to_string(),
             detail: String::new(),
-        }],
-    ))
+        };
+        (vec![config], vec![names])
+    };
+    if args.listen.len() > links.len() {
+        return Err(crate::Error::Argument {
+            field: "--listen".into(),
+            message: format!(
+                "{} --listen for {} link(s): give one per link",
+                args.listen.len(),
+                links.len()
+            ),
+        });
+    }
+    Ok((links, names))
 }
 
 fn mode(args: &Args, link: usize) -> crate::Result<Mode> {
@@ -324,7 +384,7 @@ impl Consumer for Printer {
             time_of_day(record.timestamp_ns),
             names.link,
             record.data.len(),
-            ethertype_summary(&record.data)
+            crate::wire::summary(&record.data)
         )
         .map_err(stdout_error)?;
         self.seen += 1;
@@ -457,24 +517,6 @@ fn time_of_day(ns: u64) -> String {
         day % 60,
         ns % 1_000_000_000
     )
-}
-
-/// A minimal summary: the EtherType (or an 802.3 length) of the frame.
-fn ethertype_summary(frame: &[u8]) -> String {
-    if frame.len() < 14 {
-        return "truncated Ethernet header".into();
-    }
-    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
-    match ethertype {
-        0x0800 => "IPv4".into(),
-        0x0806 => "ARP".into(),
-        0x86dd => "IPv6".into(),
-        0x88cc => "LLDP".into(),
-        0x8809 => "Slow Protocols (LACP)".into(),
-        0x8100 => "802.1Q".into(),
-        len if len <= 1500 => format!("802.3 length {len}"),
-        other => format!("ethertype 0x{other:04x}"),
-    }
 }
 
 fn print_summary(stats: &[LinkStats], names: &[LinkNames], err: &mut impl Write) -> io::Result<()> {
