@@ -92,28 +92,6 @@ impl LinkNames {
     }
 }
 
-/// Parses `IP:PORT_A,PORT_B`.
-fn parse_listen(text: &str) -> crate::Result<(SocketAddr, SocketAddr)> {
-    let bad = |message: &str| crate::Error::Argument {
-        field: "--listen".into(),
-        message: format!("{text:?}: {message}"),
-    };
-    let (first, port_b) = text
-        .rsplit_once(',')
-        .ok_or_else(|| bad("expected IP:PORT_A,PORT_B"))?;
-    let a: SocketAddr = first
-        .parse()
-        .map_err(|_| bad("expected IP:PORT_A,PORT_B"))?;
-    let port_b: u16 = port_b
-        .trim()
-        .parse()
-        .map_err(|_| bad("PORT_B is not a port number"))?;
-    if port_b == a.port() {
-        return Err(bad("PORT_A and PORT_B must differ"));
-    }
-    Ok((a, SocketAddr::new(a.ip(), port_b)))
-}
-
 /// Autostop conditions.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Autostop {
@@ -312,7 +290,7 @@ fn mode(args: &Args, link: usize) -> crate::Result<Mode> {
                         args.listen.len()
                     ),
                 })?;
-            let (listen_a, listen_b) = parse_listen(text)?;
+            let (listen_a, listen_b) = crate::splice::parse_listen(text, "--listen")?;
             Ok(Mode::Relay { listen_a, listen_b })
         }
     }
@@ -644,18 +622,6 @@ fn join<C>(handle: std::thread::JoinHandle<(C, crate::Result<()>)>) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn listen_takes_two_ports_on_one_ip() {
-        let (a, b) = parse_listen("127.0.0.1:41001,41002").unwrap();
-        assert_eq!(a, "127.0.0.1:41001".parse().unwrap());
-        assert_eq!(b, "127.0.0.1:41002".parse().unwrap());
-        let (a, b) = parse_listen("[::1]:5,6").unwrap();
-        assert_eq!((a.port(), b.ip()), (5, "::1".parse().unwrap()));
-        assert!(parse_listen("127.0.0.1:5").is_err());
-        assert!(parse_listen("127.0.0.1:5,5").is_err());
-        assert!(parse_listen("127.0.0.1:5,x").is_err());
-    }
 
     #[test]
     fn autostop_keeps_the_first_limit_reached() {

@@ -45,6 +45,28 @@ pub enum Mode {
     },
 }
 
+/// Parses a relay splice's ports, `IP:PORT_A,PORT_B` (`field` names the argument in errors).
+pub fn parse_listen(text: &str, field: &str) -> Result<(SocketAddr, SocketAddr)> {
+    let bad = |message: &str| Error::Argument {
+        field: field.into(),
+        message: format!("{text:?}: {message}"),
+    };
+    let (first, port_b) = text
+        .rsplit_once(',')
+        .ok_or_else(|| bad("expected IP:PORT_A,PORT_B"))?;
+    let a: SocketAddr = first
+        .parse()
+        .map_err(|_| bad("expected IP:PORT_A,PORT_B"))?;
+    let port_b: u16 = port_b
+        .trim()
+        .parse()
+        .map_err(|_| bad("PORT_B is not a port number"))?;
+    if port_b == a.port() {
+        return Err(bad("PORT_A and PORT_B must differ"));
+    }
+    Ok((a, SocketAddr::new(a.ip(), port_b)))
+}
+
 /// One link to splice: the addresses its two ends bind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkConfig {
@@ -423,4 +445,21 @@ fn run(path: Path, mut tap: Option<Sender<TapRecord>>, stop: &AtomicBool) {
 
 fn publish(path: &Path, stats: &DirectionStats) {
     *path.stats.lock().unwrap_or_else(PoisonError::into_inner) = *stats;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_two_ports_on_one_ip() {
+        let (a, b) = parse_listen("127.0.0.1:41001,41002", "l").unwrap();
+        assert_eq!(a, "127.0.0.1:41001".parse().unwrap());
+        assert_eq!(b, "127.0.0.1:41002".parse().unwrap());
+        let (a, b) = parse_listen("[::1]:5,6", "l").unwrap();
+        assert_eq!((a.port(), b.ip()), (5, "::1".parse().unwrap()));
+        assert!(parse_listen("127.0.0.1:5", "l").is_err());
+        assert!(parse_listen("127.0.0.1:5,5", "l").is_err());
+        assert!(parse_listen("127.0.0.1:5,x", "l").is_err());
+    }
 }
