@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::capture::{Interface, InterfaceStats, Output, Packet, Writer};
+use crate::capture::{Interface, Output, Writer};
+use crate::splice::recorder::Recorder;
 use crate::splice::tap::{self, Consumer, Flow, TapRecord};
 use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Splice, SpliceConfig, Survey};
 
@@ -378,7 +379,7 @@ impl Consumer for Printer {
 enum Sink {
     Print(Printer),
     Count(Counter),
-    Capture(Box<Capture>),
+    Capture(Box<Recorder>),
 }
 
 impl Consumer for Sink {
@@ -397,59 +398,6 @@ impl Consumer for Sink {
             Sink::Capture(c) => c.flush(),
         }
     }
-}
-
-/// Writes pcapng: one interface per link end (link `i`: end A is interface `2i`, end B
-/// `2i+1`); each frame on the interface of the end that sent it, flagged outbound.
-struct Capture {
-    writer: Writer,
-    limit: Option<u64>,
-    filesize_limit: Option<u64>,
-    seen: u64,
-}
-
-fn interface_index(link: usize, direction: Direction) -> u32 {
-    let end = match direction {
-        Direction::AToB => 0,
-        Direction::BToA => 1,
-    };
-    (link * 2 + end) as u32
-}
-
-impl Consumer for Capture {
-    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
-        self.writer.write(&Packet {
-            interface: interface_index(record.link, record.direction),
-            timestamp_ns: record.timestamp_ns,
-            data: &record.data,
-            outbound: true,
-        })?;
-        self.seen += 1;
-        if self
-            .filesize_limit
-            .is_some_and(|kb| self.writer.bytes_written() >= kb * 1000)
-        {
-            return Ok(Flow::Stop);
-        }
-        Ok(limit_flow(self.seen, self.limit))
-    }
-
-    fn flush(&mut self) -> crate::Result<()> {
-        self.writer.flush()
-    }
-}
-
-/// The statistics blocks: per end, what the splice received from it and dropped.
-fn interface_stats(stats: &[LinkStats]) -> Vec<InterfaceStats> {
-    stats
-        .iter()
-        .flat_map(|link| Direction::BOTH.map(|d| link.direction(d).copied().unwrap_or_default()))
-        .map(|s| InterfaceStats {
-            received: s.received(),
-            dropped_by_us: s.tap_dropped(),
-            dropped_by_kernel: s.kernel_drops(),
-        })
-        .collect()
 }
 
 /// Counts frames for `-c` / `-a packets:` when nothing is printed or written.
@@ -557,12 +505,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        Some(Sink::Capture(Box::new(Capture {
-            writer: Writer::create(output, &comment, &interfaces)?,
-            limit: autostop.packets,
-            filesize_limit: autostop.filesize_kb,
-            seen: 0,
-        })))
+        Some(Sink::Capture(Box::new(Recorder::new(
+            Writer::create(output, &comment, &interfaces)?,
+            autostop.packets,
+            autostop.filesize_kb.map(|kb| kb * 1000),
+        ))))
     } else if !args.quiet {
         Some(Sink::Print(Printer {
             out: io::BufWriter::new(io::stdout()),
@@ -599,10 +546,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let stats = splice.stop();
     let outcome = match consumer.map(join) {
-        Some(Ok(Sink::Capture(capture))) => capture
-            .writer
-            .finish(&interface_stats(&stats))
-            .map_err(anyhow::Error::from),
+        Some(Ok(Sink::Capture(recorder))) => recorder.finish(&stats).map_err(anyhow::Error::from),
         Some(Err(e)) => Err(e),
         _ => Ok(()),
     };

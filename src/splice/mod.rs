@@ -11,6 +11,7 @@
 //! (see [`crate::net::tunnel`]); in [`Mode::Relay`] the VMs were told to send to the
 //! splice's own two ports.
 
+pub mod recorder;
 pub mod stats;
 pub mod tap;
 
