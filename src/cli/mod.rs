@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod links;
 mod plan;
 mod splice;
@@ -26,6 +27,8 @@ enum Command {
     Plan(plan::Args),
     /// The intercept plan: every link's endpoints (what each end binds, where it sends).
     Links(links::Args),
+    /// A spliced two-VM lab on loopback: no VM, no root; writes demo.pcapng.
+    Demo(demo::Args),
     /// Step into running QEMU UDP links and show what crosses them.
     Splice(splice::Args),
 }
@@ -37,6 +40,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(args),
         Command::Links(args) => links::run(args),
         Command::Splice(args) => splice::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     match outcome {
         Ok(code) => code,
