@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod decode;
 mod demo;
 mod links;
 mod plan;
@@ -31,6 +32,8 @@ enum Command {
     Demo(demo::Args),
     /// Step into running QEMU UDP links and show what crosses them.
     Splice(splice::Args),
+    /// Decode LLDP, STP/RSTP/MSTP/PVST+, LACP and Marker frames of pcap / pcapng files
+    Decode(decode::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -41,6 +44,7 @@ pub fn main() -> ExitCode {
         Command::Links(args) => links::run(args),
         Command::Splice(args) => splice::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Decode(args) => decode::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -18,6 +18,7 @@ pub mod lldp;
 pub mod marker;
 #[cfg(test)]
 mod proptests;
+pub mod savefile;
 pub mod stp;
 mod summary;
 

@@ -181,10 +181,14 @@ fn stp_repr() -> impl Strategy<Value = stp::Repr> {
             (config(), mst()).prop_map(|(c, m)| Body::Mst(c, m))
         ),
     ];
-    (body, proptest::option::of(any::<u16>())).prop_map(|((version, body), pvst_vlan)| stp::Repr {
-        version: Version(version),
-        body,
-        pvst_vlan,
+    (body, proptest::option::of(any::<u16>())).prop_map(|((version, body), vlan)| {
+        // Only configuration and RST BPDUs carry the PVST+ TLV.
+        let pvst_vlan = vlan.filter(|_| matches!(body, Body::Config(_) | Body::Rst(_)));
+        stp::Repr {
+            version: Version(version),
+            body,
+            pvst_vlan,
+        }
     })
 }
 

@@ -206,7 +206,7 @@ impl<T: AsRef<[u8]>> Bpdu<T> {
                 if d[field::VERSION] >= Version::MSTP.0 && d.len() >= MST_LEN {
                     let v3 = usize::from(be16(d, field::VERSION3_LENGTH.start));
                     if v3 < MST_V3_BASE
-                        || (v3 - MST_V3_BASE) % field::msti::LEN != 0
+                        || !(v3 - MST_V3_BASE).is_multiple_of(field::msti::LEN)
                         || (v3 - MST_V3_BASE) / field::msti::LEN > MAX_MSTI
                     {
                         return Err(Error::Length {
@@ -375,6 +375,8 @@ pub struct Repr {
 
 /// PVST+ originating-VLAN TLV: type 0, length 2, VLAN.
 const PVST_TLV_LEN: usize = 6;
+/// Offset of the PVST+ TLV in configuration and RST BPDUs.
+pub const PVST_TLV: usize = 36;
 
 impl Repr {
     /// Decodes an 802.1D / 802.1Q BPDU (the LLC payload); bytes after it are ignored.
@@ -404,11 +406,15 @@ impl Repr {
         })
     }
 
-    /// Decodes a PVST+ BPDU (the SNAP payload): a BPDU and its originating-VLAN TLV.
+    /// Decodes a PVST+ BPDU (the SNAP payload): a configuration or RST BPDU with its
+    /// originating-VLAN TLV; TCN and MST BPDUs carry none.
     pub fn parse_pvst(data: &[u8]) -> Result<Repr, Error> {
         let mut repr = Repr::parse(data)?;
-        let at = Bpdu::new_checked(data)?.bpdu_len();
-        let tlv = &data[at..];
+        if !matches!(repr.body, Body::Config(_) | Body::Rst(_)) {
+            return Ok(repr);
+        }
+        let at = PVST_TLV;
+        let tlv = data.get(at..).unwrap_or_default();
         check_len(tlv, PVST_TLV_LEN, Layer::Pvst, "originating VLAN TLV")?;
         let (t, len) = (be16(tlv, 0), be16(tlv, 2));
         if t != 0 {
@@ -473,15 +479,23 @@ impl Repr {
             Body::Rst(_) => RST_LEN,
             Body::Mst(_, m) => MST_LEN + m.mstis.len() * field::msti::LEN,
         };
-        bpdu + if self.pvst_vlan.is_some() {
-            PVST_TLV_LEN
+        if self.pvst_vlan.is_some() {
+            PVST_TLV + PVST_TLV_LEN
         } else {
-            0
+            bpdu
         }
     }
 
-    /// Appends the BPDU (and the PVST+ TLV when `pvst_vlan` is set) to `out`.
+    /// Appends the BPDU (and the PVST+ TLV when `pvst_vlan` is set) to `out`. A PVST+ TLV
+    /// only follows configuration and RST BPDUs.
     pub fn emit(&self, out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.pvst_vlan.is_some() && !matches!(self.body, Body::Config(_) | Body::Rst(_)) {
+            return Err(Error::Value {
+                layer: Layer::Pvst,
+                field: "BPDU type",
+                value: self.bpdu_type().0.into(),
+            });
+        }
         if let Body::Mst(_, m) = &self.body
             && m.mstis.len() > MAX_MSTI
         {
@@ -587,13 +601,12 @@ impl fmt::Display for Repr {
         if let Some(c) = self.config() {
             write!(
                 f,
-                " root={} cost={} bridge={} port={:#06x} role={}",
-                c.root,
-                c.root_path_cost,
-                c.bridge,
-                c.port_id,
-                c.flags.port_role().name()
+                " root={} cost={} bridge={} port={:#06x}",
+                c.root, c.root_path_cost, c.bridge, c.port_id
             )?;
+            if self.bpdu_type() == BpduType::RST {
+                write!(f, " role={}", c.flags.port_role().name())?;
+            }
             let flags = [
                 (c.flags.tc(), "tc"),
                 (c.flags.proposal(), "proposal"),
@@ -800,6 +813,30 @@ mod tests {
         };
         let bytes = emit(&r);
         assert_eq!(&bytes[RST_LEN..], &[0, 0, 0, 2, 0, 20]);
+        let config_pvst = Repr {
+            version: Version::STP,
+            body: Body::Config(config()),
+            pvst_vlan: Some(30),
+        };
+        let config_bytes = emit(&config_pvst);
+        assert_eq!(&config_bytes[CONFIG_LEN..], &[0, 0, 0, 0, 2, 0, 30]);
+        assert_eq!(Repr::parse_pvst(&config_bytes).unwrap(), config_pvst);
+        let tcn = [0, 0, 0, 0x80];
+        assert_eq!(Repr::parse_pvst(&tcn).unwrap().pvst_vlan, None);
+        let mut out = Vec::new();
+        assert_eq!(
+            Repr {
+                version: Version::STP,
+                body: Body::Tcn,
+                pvst_vlan: Some(1)
+            }
+            .emit(&mut out),
+            Err(Error::Value {
+                layer: Layer::Pvst,
+                field: "BPDU type",
+                value: 0x80
+            })
+        );
         assert_eq!(Repr::parse_pvst(&bytes).unwrap(), r);
         assert!(r.to_string().contains("pvst vlan=20"));
         let mut bad = bytes.clone();

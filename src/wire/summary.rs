@@ -35,9 +35,7 @@ pub fn summary(frame: &[u8]) -> String {
 
 fn other(out: &mut String, f: &Frame<'_>, frame: &[u8]) {
     match f.payload {
-        Payload::EtherType(t, _)
-            if matches!(t, EtherType::IPV4 | EtherType::IPV6 | EtherType::ARP) =>
-        {
+        Payload::EtherType(EtherType::IPV4 | EtherType::IPV6 | EtherType::ARP, _) => {
             net(out, frame);
         }
         Payload::EtherType(t, d) => {
