@@ -336,7 +336,7 @@ fn report_start(link: &LinkConfig, names: &LinkNames, err: &mut impl Write) -> a
                 writeln!(
                     err,
                     "  only {from} > {to} arrives at this host and is spliced; for the other \
-                     direction run a splice on the host of {to}, or use --mode relay"
+                     direction run a splice on the host of {from}, or use --mode relay"
                 )?;
             }
             _ => {}

@@ -306,6 +306,13 @@ fn socket_error(field: &str, addr: SocketAddr, source: io::Error) -> Error {
             field: field.into(),
             message: format!("{addr} is not an address of this host"),
         },
+        io::ErrorKind::InvalidInput => Error::Argument {
+            field: field.into(),
+            message: format!(
+                "{addr} cannot exchange datagrams with its peer (a loopback address with a \
+                 peer on another host?)"
+            ),
+        },
         _ => Error::Io {
             path: format!("udp socket {addr}").into(),
             source,
