@@ -11,6 +11,9 @@
 pub mod capture;
 pub mod cli;
 pub mod net;
+pub mod plan;
+pub mod splice;
+pub mod wire;
 
 use std::path::PathBuf;
 
