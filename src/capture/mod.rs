@@ -10,6 +10,7 @@
 //! The splice calls [`Writer::write`] for each frame and [`Writer::flush`] after each batch
 //! from its consumer thread, then [`Writer::finish`] with its counters.
 
+pub mod extcap;
 mod host;
 mod output;
 mod pcapng;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod extcap;
 mod links;
 mod plan;
 mod splice;
@@ -28,6 +29,8 @@ enum Command {
     Links(links::Args),
     /// Step into running QEMU UDP links and show what crosses them.
     Splice(splice::Args),
+    /// The links of a mapping as Wireshark interfaces (extcap), and their installation.
+    Extcap(extcap::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -37,6 +40,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(args),
         Command::Links(args) => links::run(args),
         Command::Splice(args) => splice::run(args),
+        Command::Extcap(args) => extcap::run(args),
     };
     match outcome {
         Ok(code) => code,
