@@ -53,6 +53,12 @@ pub struct Args {
     /// Bytes kept of each frame (0: whole frames).
     #[arg(long, default_value_t = 0)]
     snaplen: u32,
+    /// Sent by Wireshark when its own debug log is on; linkscope keeps no debug log.
+    #[arg(long = "debug", hide = true)]
+    _debug: bool,
+    /// Sent by Wireshark with --debug; linkscope keeps no debug log.
+    #[arg(long = "debug-file", value_name = "FILE", hide = true)]
+    _debug_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
