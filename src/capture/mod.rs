@@ -4,12 +4,14 @@
 //! linkscope and its version, the OS, the hardware and the caller's comment (the links); one
 //! interface description per link end (linktype Ethernet, `if_tsresol` 9 = nanoseconds, the
 //! snaplen); an enhanced packet block per frame with the direction flag; an interface
-//! statistics block per interface when the file ends. See [`pcapng`] for the block layout,
-//! [`output`] for how bytes reach the file or pipe and [`ring`] for the ring buffer.
+//! statistics block per interface when the file ends. The private modules `pcapng` (block
+//! layout), `output` (how bytes reach the file or pipe) and `ring` (the ring buffer) say more;
+//! [`extcap`] answers Wireshark's extcap protocol.
 //!
 //! The splice calls [`Writer::write`] for each frame and [`Writer::flush`] after each batch
 //! from its consumer thread, then [`Writer::finish`] with its counters.
 
+pub mod extcap;
 mod host;
 mod output;
 mod pcapng;

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod decode;
 mod demo;
+mod extcap;
 mod links;
 mod plan;
 mod splice;
@@ -34,6 +35,8 @@ enum Command {
     Splice(splice::Args),
     /// Decode LLDP, STP/RSTP/MSTP/PVST+, LACP and Marker frames of pcap / pcapng files
     Decode(decode::Args),
+    /// The links of a mapping as Wireshark interfaces (extcap), and their installation.
+    Extcap(extcap::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
         Command::Splice(args) => splice::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Decode(args) => decode::run(args),
+        Command::Extcap(args) => extcap::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use linkscope::capture::Interface;
 use pcap_file::pcapng::{Block, PcapNgReader};
@@ -88,9 +87,4 @@ pub fn blocks(file: &Path) -> Vec<Block<'static>> {
         blocks.push(block.into_owned());
     }
     blocks
-}
-
-/// Nanoseconds since the epoch to a Duration, as pcap-file returns timestamps.
-pub fn nanos(ns: u64) -> Duration {
-    Duration::from_nanos(ns)
 }
