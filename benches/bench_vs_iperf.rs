@@ -177,7 +177,9 @@ fn ping_pong_p50(count: u64) -> f64 {
     let mut buf = [0u8; 64];
     for i in 0..count {
         let start = Instant::now();
-        client.send_to(&i.to_be_bytes().repeat(8), echo_addr).expect("send");
+        client
+            .send_to(&i.to_be_bytes().repeat(8), echo_addr)
+            .expect("send");
         if client.recv_from(&mut buf).is_ok() {
             rtts.push(start.elapsed().as_secs_f64() * 1e6);
         }
@@ -192,7 +194,9 @@ fn ping_pong_p50(count: u64) -> f64 {
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let (seconds, pings) = if measuring { (5.0, 3000) } else { (0.3, 100) };
-    println!("| size B | linkscope frames/s | iperf3 frames/s | ratio | linkscope Gbit/s | iperf3 Gbit/s | ratio |");
+    println!(
+        "| size B | linkscope frames/s | iperf3 frames/s | ratio | linkscope Gbit/s | iperf3 Gbit/s | ratio |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for size in SIZES {
         let (pps, bps) = ours(size, seconds);

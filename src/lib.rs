@@ -9,10 +9,12 @@
 //! plain configuration structs and hands them to the modules below.
 
 pub mod bench;
+pub mod capture;
 pub mod cli;
 pub mod measure;
 pub mod net;
 pub mod plan;
+pub mod splice;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -39,6 +41,13 @@ pub enum Error {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// A capture block pcap-file refused to encode (a value outside what pcapng can hold).
+    #[error("{}: cannot encode a pcapng block: {source}", path.display())]
+    Pcapng {
+        path: PathBuf,
+        #[source]
+        source: pcap_file::pcapng::PcapNgWriteError,
     },
     /// A socket operation failed.
     #[error("{op} on {addr}: {source}")]

@@ -11,8 +11,11 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod decode;
+mod demo;
+mod extcap;
 mod links;
 mod plan;
+mod splice;
 
 #[derive(Debug, Parser)]
 #[command(name = "linkscope", version, about, long_about = None)]
@@ -27,8 +30,14 @@ enum Command {
     Plan(plan::Args),
     /// The intercept plan: every link's endpoints (what each end binds, where it sends).
     Links(links::Args),
+    /// A spliced two-VM lab on loopback: no VM, no root; writes demo.pcapng.
+    Demo(demo::Args),
+    /// Step into running QEMU UDP links and show what crosses them.
+    Splice(splice::Args),
     /// Decode LLDP, STP/RSTP/MSTP/PVST+, LACP and Marker frames of pcap / pcapng files
     Decode(decode::Args),
+    /// The links of a mapping as Wireshark interfaces (extcap), and their installation.
+    Extcap(extcap::Args),
     /// Throughput, loss, jitter and round trips over a tunnel, standing in for a VM.
     Bench(bench::Args),
 }
@@ -39,7 +48,10 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Plan(args) => plan::run(args),
         Command::Links(args) => links::run(args),
+        Command::Splice(args) => splice::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Decode(args) => decode::run(args),
+        Command::Extcap(args) => extcap::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match outcome {
