@@ -2,12 +2,13 @@
 //! versus `iperf3 -u -b 0` at 64, 512 and 1470 bytes (frames/s and Gbit/s received), and the
 //! reflector's round-trip p50 versus a plain UDP ping-pong.
 //!
-//! `cargo bench --bench bench_vs_iperf` measures (5 s per size); under `cargo test
+//! `cargo bench --bench bench_vs_iperf` measures (5 s per size, at full speed: `--rate max`
+//! and `-b 0`); under `cargo test
 //! --all-targets` it runs each step for a fraction of a second to prove the harness works.
 //! Prints a Markdown table. Without iperf3 installed its columns are skipped.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -87,12 +88,13 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// (frames/s received, payload bit/s received), or None without iperf3.
-fn iperf3(size: usize, seconds: f64) -> Option<(f64, f64)> {
+/// (frames/s received, payload bit/s received), or None without iperf3. `limit` is the
+/// client's length option: `-t SECONDS` (whole seconds only) or `-k PACKETS`.
+fn iperf3(size: usize, limit: [&str; 2]) -> Option<(f64, f64)> {
     Command::new("iperf3").arg("--version").output().ok()?;
     for _attempt in 0..5 {
         let port = free_port().to_string();
-        let server = Killed(
+        let mut server = Killed(
             Command::new("iperf3")
                 .args(["-s", "-1", "-p", &port])
                 .stdout(Stdio::null())
@@ -100,25 +102,14 @@ fn iperf3(size: usize, seconds: f64) -> Option<(f64, f64)> {
                 .spawn()
                 .ok()?,
         );
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().ok()?;
-        while TcpStream::connect(addr).is_err() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(300));
+        if server.0.try_wait().ok()?.is_some() {
+            continue; // the port was taken after we released it: try another
         }
-        // The probe connection above used up the one-off server: start a fresh one.
-        drop(server);
-        let _server = Killed(
-            Command::new("iperf3")
-                .args(["-s", "-1", "-p", &port])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()?,
-        );
-        std::thread::sleep(Duration::from_millis(200));
         let out = Command::new("iperf3")
             .args(["-c", "127.0.0.1", "-p", &port, "-u", "-b", "0", "-J"])
-            .args(["-l", &size.to_string(), "-t", &seconds.to_string()])
+            .args(["-l", &size.to_string()])
+            .args(limit)
             .output()
             .ok()?;
         let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) else {
@@ -126,7 +117,7 @@ fn iperf3(size: usize, seconds: f64) -> Option<(f64, f64)> {
         };
         let r = &v["end"]["sum_received"];
         let (Some(bytes), Some(secs)) = (r["bytes"].as_f64(), r["seconds"].as_f64()) else {
-            continue; // port taken meanwhile, or the server was not up: try another port
+            continue;
         };
         return Some((bytes / size as f64 / secs, bytes * 8.0 / secs));
     }
@@ -194,13 +185,18 @@ fn ping_pong_p50(count: u64) -> f64 {
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let (seconds, pings) = if measuring { (5.0, 3000) } else { (0.3, 100) };
+    let iperf_limit = if measuring {
+        ["-t", "5"]
+    } else {
+        ["-k", "2000"]
+    };
     println!(
         "| size B | linkscope frames/s | iperf3 frames/s | ratio | linkscope Gbit/s | iperf3 Gbit/s | ratio |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for size in SIZES {
         let (pps, bps) = ours(size, seconds);
-        match iperf3(size, seconds) {
+        match iperf3(size, iperf_limit) {
             Some((ipps, ibps)) => println!(
                 "| {size} | {pps:.0} | {ipps:.0} | {:.2} | {:.3} | {:.3} | {:.2} |",
                 pps / ipps,

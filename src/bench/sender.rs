@@ -16,6 +16,7 @@ use crate::bench::frame::{self, Frame, Header, Kind, Report};
 use crate::bench::spec::Rate;
 use crate::bench::{now_ns, open_socket, wire_bytes};
 use crate::measure::snmp::{Family, FragCounters};
+use crate::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch, enable_receive_metadata};
 use crate::{Error, Result};
 
 /// How long to send each size.
@@ -174,6 +175,11 @@ pub fn run(
             op: "set read timeout",
             source,
         })?;
+    enable_receive_metadata(&socket).map_err(|source| Error::Socket {
+        addr: local,
+        op: "enable receive timestamps",
+        source,
+    })?;
     let listener_socket = socket.try_clone().map_err(|source| Error::Socket {
         addr: local,
         op: "clone socket",
@@ -228,34 +234,41 @@ pub fn run(
     })
 }
 
-/// Receives echoes (round trips) and reports until `done`.
+/// Receives echoes (round trips, from the kernel's receive timestamps) and reports until
+/// `done`.
 fn listen(
     socket: &UdpSocket,
     book: &Mutex<RttBook>,
     done: &AtomicBool,
     reports: &ChannelSender<Reports>,
 ) {
-    let mut buf = vec![0u8; 65536];
+    let mut batch = RecvBatch::new(BURST, MAX_DATAGRAM);
     while !done.load(Ordering::Relaxed) {
-        let Ok((len, _)) = socket.recv_from(&mut buf) else {
+        if batch.recv(socket).is_err() {
             continue;
-        };
-        let arrived = now_ns();
-        let Ok(frame) = Frame::new_checked(&buf[..len]) else {
-            continue;
-        };
-        let kind = frame.kind();
-        if kind == Kind::ECHO {
-            let mut b = book.lock().unwrap_or_else(PoisonError::into_inner);
-            if b.test == frame.test() {
-                let rtt = arrived.saturating_sub(frame.sent_ns()).max(1);
-                b.total.saturating_record(rtt);
-                b.interval.saturating_record(rtt);
+        }
+        for (bytes, meta) in batch.iter() {
+            let arrived = if meta.timestamp_ns == 0 {
+                now_ns()
+            } else {
+                meta.timestamp_ns
+            };
+            let Ok(frame) = Frame::new_checked(bytes) else {
+                continue;
+            };
+            let kind = frame.kind();
+            if kind == Kind::ECHO {
+                let mut b = book.lock().unwrap_or_else(PoisonError::into_inner);
+                if b.test == frame.test() {
+                    let rtt = arrived.saturating_sub(frame.sent_ns()).max(1);
+                    b.total.saturating_record(rtt);
+                    b.interval.saturating_record(rtt);
+                }
+            } else if kind == Kind::REPORT
+                && let Ok(report) = Report::parse(frame.body())
+            {
+                let _ = reports.send((frame.test(), frame.sequence(), report));
             }
-        } else if kind == Kind::REPORT
-            && let Ok(report) = Report::parse(frame.body())
-        {
-            let _ = reports.send((frame.test(), frame.sequence(), report));
         }
     }
 }
@@ -517,8 +530,12 @@ fn send_streams(
     Ok((start.elapsed(), sent.load(Ordering::Relaxed)))
 }
 
-/// Frames sent per pacing step at most: bounds the burst a late thread sends to catch up.
-const BURST: u64 = 64;
+/// Frames per `sendmmsg` call and at most per pacing step (bounds the burst a late thread
+/// sends to catch up).
+const BURST: usize = 64;
+
+/// Whole bursts refused in a row before the sender gives up (about a second of retries).
+const REFUSED_BURSTS: u32 = 10_000;
 
 #[allow(clippy::too_many_arguments)]
 fn send_stream(
@@ -532,11 +549,14 @@ fn send_stream(
     sent: &AtomicU64,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
-    let mut buf = vec![0u8; size];
-    header.emit(&mut buf);
-    let mut frame = Frame::new_checked(&mut buf[..]).map_err(std::io::Error::other)?;
+    let mut frames = vec![vec![0u8; size]; BURST];
+    for f in &mut frames {
+        header.emit(f);
+    }
+    let mut batch = SendBatch::new(BURST);
     let start = Instant::now();
     let mut seq = 0u64;
+    let mut refused = 0;
     loop {
         let now = Instant::now();
         if stop.load(Ordering::Relaxed)
@@ -547,7 +567,7 @@ fn send_stream(
         }
         let mut due = match rate {
             Some(r) => ((now - start).as_secs_f64() * r) as u64 + 1,
-            None => seq + BURST,
+            None => seq + BURST as u64,
         };
         if let Some(c) = count {
             due = due.min(c);
@@ -560,17 +580,27 @@ fn send_stream(
             );
             continue;
         }
-        let burst = (due - seq).min(BURST);
-        for _ in 0..burst {
-            frame.set_sequence(seq);
+        let burst = (due - seq).min(BURST as u64) as usize;
+        for (i, buf) in frames[..burst].iter_mut().enumerate() {
+            let mut frame = Frame::new_checked(&mut buf[..]).map_err(std::io::Error::other)?;
+            frame.set_sequence(seq + i as u64);
             frame.set_sent_ns(now_ns());
-            match socket.send_to(frame.bytes(), to) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-                Err(e) => return Err(e),
-            }
-            seq += 1;
         }
-        sent.fetch_add(burst, Ordering::Relaxed);
+        let slices: Vec<&[u8]> = frames[..burst].iter().map(Vec::as_slice).collect();
+        let outcome = batch.send(socket, to, &slices);
+        // A refused frame is not sent: the receiver sees a gap that is not counted as loss.
+        seq += burst as u64;
+        sent.fetch_add(outcome.sent as u64, Ordering::Relaxed);
+        if outcome.sent > 0 {
+            refused = 0;
+            continue;
+        }
+        match outcome.last_error {
+            Some(kind) if refused >= REFUSED_BURSTS => return Err(kind.into()),
+            _ => {
+                refused += 1;
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
     }
 }
