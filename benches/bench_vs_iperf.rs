@@ -1,6 +1,7 @@
 //! Side by side on loopback, in one run: `linkscope bench send` into `linkscope bench sink`
 //! versus `iperf3 -u -b 0` at 64, 512 and 1470 bytes (frames/s and Gbit/s received), and the
-//! reflector's round-trip p50 versus a plain UDP ping-pong.
+//! reflector's round-trip p50 versus a plain UDP ping-pong (echo in a second process, as our
+//! reflector is, and echo thread in-process).
 //!
 //! `cargo bench --bench bench_vs_iperf` measures (5 s per size, at full speed: `--rate max`
 //! and `-b 0`); under `cargo test
@@ -147,19 +148,20 @@ fn ours_rtt_p50(count: u64) -> f64 {
     run["sizes"][0]["rtt_us"]["p50"].as_f64().expect("rtt p50")
 }
 
-/// Round-trip p50 (µs) of a plain UDP ping-pong between two processes' worth of sockets: an
-/// echo thread and a client sending one 64-byte datagram per ms, each waiting for the echo.
-fn ping_pong_p50(count: u64) -> f64 {
-    let echo = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let echo_addr = echo.local_addr().expect("addr");
-    echo.set_read_timeout(Some(Duration::from_millis(500)))
+/// The echo side of the ping-pong: answers every datagram until none came for 500 ms.
+fn echo(socket: &UdpSocket) {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
         .expect("timeout");
-    let server = std::thread::spawn(move || {
-        let mut buf = [0u8; 64];
-        while let Ok((n, from)) = echo.recv_from(&mut buf) {
-            let _ = echo.send_to(&buf[..n], from);
-        }
-    });
+    let mut buf = [0u8; 2048];
+    while let Ok((n, from)) = socket.recv_from(&mut buf) {
+        let _ = socket.send_to(&buf[..n], from);
+    }
+}
+
+/// Round-trip p50 (µs) of a plain UDP ping-pong: a client sends one 64-byte datagram per ms
+/// and waits for it to come back from `echo_addr`.
+fn ping_pong_p50(echo_addr: SocketAddr, count: u64) -> f64 {
     let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
     client
         .set_read_timeout(Some(Duration::from_millis(500)))
@@ -176,13 +178,45 @@ fn ping_pong_p50(count: u64) -> f64 {
         }
         std::thread::sleep(Duration::from_millis(1).saturating_sub(start.elapsed()));
     }
-    drop(client);
-    server.join().expect("echo thread");
     rtts.sort_by(f64::total_cmp);
     rtts[rtts.len() / 2]
 }
 
+/// Ping-pong against an echo thread of this process.
+fn ping_pong_thread_p50(count: u64) -> f64 {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    let server = std::thread::spawn(move || echo(&socket));
+    let p50 = ping_pong_p50(addr, count);
+    server.join().expect("echo thread");
+    p50
+}
+
+/// Ping-pong against an echo in a second process (this program re-run with `--echo`), as
+/// our sender and reflector are two processes.
+fn ping_pong_process_p50(count: u64) -> f64 {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .arg("--echo")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run echo process");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read echo address");
+    let addr = line.trim().parse().expect("echo address");
+    let p50 = ping_pong_p50(addr, count);
+    let _ = child.wait();
+    p50
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--echo") {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        println!("{}", socket.local_addr().expect("addr"));
+        echo(&socket);
+        return;
+    }
     let measuring = std::env::args().any(|a| a == "--bench");
     let (seconds, pings) = if measuring { (5.0, 3000) } else { (0.3, 100) };
     let iperf_limit = if measuring {
@@ -208,10 +242,12 @@ fn main() {
         }
     }
     let ours = ours_rtt_p50(pings);
-    let plain = ping_pong_p50(pings);
+    let thread = ping_pong_thread_p50(pings);
+    let process = ping_pong_process_p50(pings);
     println!();
     println!(
-        "RTT p50 on loopback, 64 B: linkscope reflect {ours:.1} us, plain UDP ping-pong {plain:.1} us ({:+.0} %)",
-        (ours / plain - 1.0) * 100.0
+        "RTT p50 on loopback, 64 B: linkscope reflect {ours:.1} us; plain UDP ping-pong: echo in a second process {process:.1} us ({:+.0} %), echo thread in-process {thread:.1} us ({:+.0} %)",
+        (ours / process - 1.0) * 100.0,
+        (ours / thread - 1.0) * 100.0
     );
 }
