@@ -125,6 +125,7 @@ pub struct IntervalResult {
     pub duplicates: u64,
     pub pps: f64,
     pub payload_bits_per_second: f64,
+    pub wire_bits_per_second: f64,
     pub jitter_ms: f64,
     pub rtt_us: Option<Rtt>,
 }
@@ -362,6 +363,7 @@ fn run_size(
         b.interval.reset();
     }
     let frag_start = FragCounters::read(family)?;
+    let wire = wire_bytes(size, config.path_mtu, family == Family::V6);
     let mut request = 0;
     let mut previous = (Instant::now(), Report::default());
     let start = previous.0;
@@ -388,7 +390,7 @@ fn run_size(
                 b.interval.reset();
                 rtt
             };
-            let result = interval_result(size, start, previous, (at, report), rtt);
+            let result = interval_result(size, wire, start, previous, (at, report), rtt);
             on_event(Event::Interval(&result));
             previous = (at, report);
             Ok(())
@@ -400,7 +402,7 @@ fn run_size(
     let rtt = Rtt::of(&book.lock().unwrap_or_else(PoisonError::into_inner).total);
     let secs = elapsed.as_secs_f64().max(1e-9);
     let lost = sent.saturating_sub(report.received);
-    let wire = report.received * wire_bytes(size, config.path_mtu, family == Family::V6);
+    let wire = report.received * wire;
     Ok(SizeResult {
         size,
         sent,
@@ -431,6 +433,7 @@ fn percent(part: u64, whole: u64) -> f64 {
 
 fn interval_result(
     size: usize,
+    wire_bytes: u64,
     start: Instant,
     (t0, r0): (Instant, Report),
     (t1, r1): (Instant, Report),
@@ -452,6 +455,7 @@ fn interval_result(
         duplicates: r1.duplicates.saturating_sub(r0.duplicates),
         pps: received as f64 / secs,
         payload_bits_per_second: r1.bytes.saturating_sub(r0.bytes) as f64 * 8.0 / secs,
+        wire_bits_per_second: (received * wire_bytes) as f64 * 8.0 / secs,
         jitter_ms: r1.jitter_ns / 1e6,
         rtt_us: rtt,
     }
@@ -587,10 +591,13 @@ fn send_stream(
             frame.set_sent_ns(now_ns());
         }
         let slices: Vec<&[u8]> = frames[..burst].iter().map(Vec::as_slice).collect();
+        // Counted before sending, so a report request never carries fewer frames than the
+        // receiver may already have; a refused frame is taken back out (the receiver sees a
+        // gap that is not counted as loss).
+        sent.fetch_add(burst as u64, Ordering::Relaxed);
         let outcome = batch.send(socket, to, &slices);
-        // A refused frame is not sent: the receiver sees a gap that is not counted as loss.
+        sent.fetch_sub(outcome.failed as u64, Ordering::Relaxed);
         seq += burst as u64;
-        sent.fetch_add(outcome.sent as u64, Ordering::Relaxed);
         if outcome.sent > 0 {
             refused = 0;
             continue;

@@ -294,7 +294,7 @@ fn interval_line(i: &IntervalResult) -> String {
         .map(|r| format!("  rtt p50 {:.1} us p99 {:.1} us", r.p50, r.p99))
         .unwrap_or_default();
     format!(
-        "{:>5} B {:6.2}-{:6.2} s  sent {:>9}  received {:>9}  lost {:>7} ({:.2} %)  out-of-order {}  duplicates {}  {:.0} frames/s  {}  jitter {:.3} ms{rtt}",
+        "{:>5} B {:6.2}-{:6.2} s  sent {:>9}  received {:>9}  lost {:>7} ({:.2} %)  out-of-order {}  duplicates {}  {:.0} frames/s  payload {}  wire {}  jitter {:.3} ms{rtt}",
         i.size,
         i.start_s,
         i.end_s,
@@ -306,6 +306,7 @@ fn interval_line(i: &IntervalResult) -> String {
         i.duplicates,
         i.pps,
         rate(i.payload_bits_per_second),
+        rate(i.wire_bits_per_second),
         i.jitter_ms,
     )
 }
