@@ -375,3 +375,74 @@ fn test_frames_carry_the_planned_macs() {
     assert_eq!(eth.destination(), [0xbe, 0x24, 0x99, 0, 0x66, 1]);
     assert_eq!(eth.ether_type(), etherparse::EtherType(0x88b5));
 }
+
+#[test]
+fn wireshark_reads_test_frames_as_ethernet_with_ethertype_88b5() {
+    use linkscope::bench::frame::{Header, Kind};
+    if Command::new("tshark").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("LINKSCOPE_REQUIRE_LAB").is_none(),
+            "LINKSCOPE_REQUIRE_LAB is set but tshark is missing"
+        );
+        eprintln!("skipped: needs tshark");
+        return;
+    }
+    // A classic pcap file (LINKTYPE_ETHERNET) holding a data frame and a report request;
+    // the version 2.4 is two little-endian u16, written here as one u32.
+    let mut file = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        file.extend_from_slice(&v.to_le_bytes());
+    }
+    let header = Header {
+        dst: [0xbe, 0x24, 0x99, 0, 0x66, 1],
+        src: [0xbe, 0x24, 0x99, 0, 0x64, 1],
+        kind: Kind::DATA,
+        stream: 0,
+        test: 7,
+        sequence: 1,
+        sent_ns: 1_700_000_000_000_000_000,
+    };
+    let mut data = vec![0u8; 128];
+    header.emit(&mut data);
+    let request = linkscope::bench::frame::report_request(&header, 0, 0);
+    for frame in [&data, &request] {
+        for v in [1u32, 0, frame.len() as u32, frame.len() as u32] {
+            file.extend_from_slice(&v.to_le_bytes());
+        }
+        file.extend_from_slice(frame);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("frames.pcap");
+    std::fs::write(&path, file).unwrap();
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "eth.src",
+            "-e",
+            "eth.dst",
+            "-e",
+            "eth.type",
+            "-e",
+            "frame.len",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "be:24:99:00:64:01\tbe:24:99:00:66:01\t0x88b5\t128",
+            "be:24:99:00:64:01\tbe:24:99:00:66:01\t0x88b5\t60"
+        ]
+    );
+}
