@@ -8,9 +8,11 @@
 //! The library never sees command-line types: [`cli`] resolves arguments and files into
 //! plain configuration structs and hands them to the modules below.
 
+pub mod capture;
 pub mod cli;
 pub mod net;
 pub mod plan;
+pub mod splice;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -37,6 +39,13 @@ pub enum Error {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// A capture block pcap-file refused to encode (a value outside what pcapng can hold).
+    #[error("{}: cannot encode a pcapng block: {source}", path.display())]
+    Pcapng {
+        path: PathBuf,
+        #[source]
+        source: pcap_file::pcapng::PcapNgWriteError,
     },
 }
 

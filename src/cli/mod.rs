@@ -10,8 +10,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod decode;
+mod extcap;
 mod links;
 mod plan;
+mod splice;
 
 #[derive(Debug, Parser)]
 #[command(name = "linkscope", version, about, long_about = None)]
@@ -28,6 +30,10 @@ enum Command {
     Links(links::Args),
     /// Decode LLDP, STP/RSTP/MSTP/PVST+, LACP and Marker frames of pcap / pcapng files
     Decode(decode::Args),
+    /// Step into running QEMU UDP links and show what crosses them.
+    Splice(splice::Args),
+    /// The links of a mapping as Wireshark interfaces (extcap), and their installation.
+    Extcap(extcap::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -37,6 +43,8 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(args),
         Command::Links(args) => links::run(args),
         Command::Decode(args) => decode::run(args),
+        Command::Splice(args) => splice::run(args),
+        Command::Extcap(args) => extcap::run(args),
     };
     match outcome {
         Ok(code) => code,
