@@ -205,3 +205,70 @@ fn relay_mode_needs_listen_ports() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
 }
+
+#[test]
+fn a_cross_host_link_splices_the_direction_arriving_here() {
+    // A local, non-loopback address: the source this host would use towards a documentation
+    // address (no datagram is sent).
+    let probe = UdpSocket::bind("0.0.0.0:0").unwrap();
+    let Ok(local_ip) = probe
+        .connect("192.0.2.77:9")
+        .and_then(|()| probe.local_addr())
+        .map(|a| a.ip())
+    else {
+        eprintln!(
+            "a_cross_host_link_splices_the_direction_arriving_here: skipped: no route off this host"
+        );
+        return;
+    };
+    let b = tunnel::endpoint(SocketAddr::new(local_ip, 0)).unwrap();
+    let remote = if local_ip.to_string() == "192.0.2.77" {
+        "192.0.2.78:9"
+    } else {
+        "192.0.2.77:9"
+    };
+    let child = linkscope()
+        .args([
+            "splice",
+            "-q",
+            "--a",
+            remote,
+            "--b",
+            &b.local_addr().unwrap().to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    // The report comes before the sockets open; give the splice its start, then stop it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = b.local_addr().unwrap();
+    while !two_sockets_on(addr) {
+        assert!(
+            Instant::now() < deadline,
+            "the splice never opened its steal socket"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&running.0, "TERM");
+    let (status, _, err) = finish(running);
+    assert!(status.success(), "{err}");
+    assert!(err.contains("on another host"), "{err}");
+    assert!(
+        err.contains(&format!("only {remote} > {}", b.local_addr().unwrap())),
+        "{err}"
+    );
+    assert!(err.contains("0 frames"), "{err}");
+}
+
+/// True when two sockets are bound to `addr` (the VM's and the splice's steal socket).
+fn two_sockets_on(addr: SocketAddr) -> bool {
+    let hex = format!(":{:04X} ", addr.port());
+    std::fs::read_to_string("/proc/net/udp")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&hex))
+        .count()
+        >= 2
+}

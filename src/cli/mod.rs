@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod decode;
+mod demo;
 mod extcap;
 mod links;
 mod plan;
@@ -28,10 +29,12 @@ enum Command {
     Plan(plan::Args),
     /// The intercept plan: every link's endpoints (what each end binds, where it sends).
     Links(links::Args),
-    /// Decode LLDP, STP/RSTP/MSTP/PVST+, LACP and Marker frames of pcap / pcapng files
-    Decode(decode::Args),
+    /// A spliced two-VM lab on loopback: no VM, no root; writes demo.pcapng.
+    Demo(demo::Args),
     /// Step into running QEMU UDP links and show what crosses them.
     Splice(splice::Args),
+    /// Decode LLDP, STP/RSTP/MSTP/PVST+, LACP and Marker frames of pcap / pcapng files
+    Decode(decode::Args),
     /// The links of a mapping as Wireshark interfaces (extcap), and their installation.
     Extcap(extcap::Args),
 }
@@ -42,8 +45,9 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Plan(args) => plan::run(args),
         Command::Links(args) => links::run(args),
-        Command::Decode(args) => decode::run(args),
         Command::Splice(args) => splice::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Decode(args) => decode::run(args),
         Command::Extcap(args) => extcap::run(args),
     };
     match outcome {

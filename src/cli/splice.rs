@@ -76,12 +76,12 @@ pub struct Args {
 
 /// The names of a link's two ends, as printed and as capture interface names.
 #[derive(Debug, Clone)]
-struct LinkNames {
-    link: String,
-    a: String,
-    b: String,
+pub(super) struct LinkNames {
+    pub link: String,
+    pub a: String,
+    pub b: String,
     /// More about the link for capture interface descriptions (addresses, MACs, MTU).
-    detail: String,
+    pub detail: String,
 }
 
 impl LinkNames {
@@ -336,7 +336,7 @@ fn report_start(link: &LinkConfig, names: &LinkNames, err: &mut impl Write) -> a
                 writeln!(
                     err,
                     "  only {from} > {to} arrives at this host and is spliced; for the other \
-                     direction run a splice on the host of {to}, or use --mode relay"
+                     direction run a splice on the host of {from}, or use --mode relay"
                 )?;
             }
             _ => {}
@@ -345,12 +345,43 @@ fn report_start(link: &LinkConfig, names: &LinkNames, err: &mut impl Write) -> a
     Ok(())
 }
 
+/// The capture's interfaces (two per link, A then B) and its section comment.
+pub(super) fn capture_layout(names: &[LinkNames], snaplen: u32) -> (Vec<Interface>, String) {
+    let interfaces = names
+        .iter()
+        .flat_map(|n| {
+            [(&n.a, "A", &n.b), (&n.b, "B", &n.a)].map(|(end, label, peer)| Interface {
+                name: end.clone(),
+                description: format!("link {} end {label} (peer {peer}){}", n.link, n.detail),
+                snaplen,
+            })
+        })
+        .collect();
+    let links: Vec<&str> = names.iter().map(|n| n.link.as_str()).collect();
+    (
+        interfaces,
+        format!("linkscope splice of {}", links.join(", ")),
+    )
+}
+
 /// Prints one line per frame on standard output.
-struct Printer {
+pub(super) struct Printer {
     out: io::BufWriter<io::Stdout>,
     names: Vec<LinkNames>,
     limit: Option<u64>,
     seen: u64,
+}
+
+impl Printer {
+    /// Prints frames of the links named by `names`, asking to stop after `limit`.
+    pub(super) fn new(names: Vec<LinkNames>, limit: Option<u64>) -> Printer {
+        Printer {
+            out: io::BufWriter::new(io::stdout()),
+            names,
+            limit,
+            seen: 0,
+        }
+    }
 }
 
 impl Consumer for Printer {
@@ -445,7 +476,11 @@ fn time_of_day(ns: u64) -> String {
     )
 }
 
-fn print_summary(stats: &[LinkStats], names: &[LinkNames], err: &mut impl Write) -> io::Result<()> {
+pub(super) fn print_summary(
+    stats: &[LinkStats],
+    names: &[LinkNames],
+    err: &mut impl Write,
+) -> io::Result<()> {
     for (link, names) in stats.iter().zip(names) {
         for direction in Direction::BOTH {
             let Some(s) = link.direction(direction) else {
@@ -487,36 +522,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let output = parse_output(args.write.as_deref(), &args.ring)?;
     let config = SpliceConfig { links };
     let sink = if let Some(output) = &output {
-        let interfaces: Vec<Interface> = names
-            .iter()
-            .flat_map(|n| {
-                [(&n.a, "A", &n.b), (&n.b, "B", &n.a)].map(|(end, label, peer)| Interface {
-                    name: end.clone(),
-                    description: format!("link {} end {label} (peer {peer}){}", n.link, n.detail),
-                    snaplen: args.snaplen,
-                })
-            })
-            .collect();
-        let comment = format!(
-            "linkscope splice of {}",
-            names
-                .iter()
-                .map(|n| n.link.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let (interfaces, comment) = capture_layout(&names, args.snaplen);
         Some(Sink::Capture(Box::new(Recorder::new(
             Writer::create(output, &comment, &interfaces)?,
             autostop.packets,
             autostop.filesize_kb.map(|kb| kb * 1000),
         ))))
     } else if !args.quiet {
-        Some(Sink::Print(Printer {
-            out: io::BufWriter::new(io::stdout()),
-            names: names.clone(),
-            limit: autostop.packets,
-            seen: 0,
-        }))
+        Some(Sink::Print(Printer::new(names.clone(), autostop.packets)))
     } else if autostop.packets.is_some() {
         Some(Sink::Count(Counter {
             limit: autostop.packets,
@@ -555,7 +568,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn join<C>(handle: std::thread::JoinHandle<(C, crate::Result<()>)>) -> anyhow::Result<C> {
+pub(super) fn join<C>(
+    handle: std::thread::JoinHandle<(C, crate::Result<()>)>,
+) -> anyhow::Result<C> {
     let (consumer, outcome) = handle
         .join()
         .map_err(|_| anyhow::anyhow!("the tap consumer thread panicked"))?;

@@ -48,10 +48,23 @@ impl RecvBatch {
     /// Waits for at least one datagram (up to the socket's read timeout, which surfaces as
     /// `WouldBlock` or `TimedOut`), then takes every queued one that fits. Returns the count.
     pub fn recv(&mut self, socket: &impl AsFd) -> io::Result<usize> {
+        self.receive(socket, true)
+    }
+
+    /// Takes the datagrams already queued, without waiting; none is `WouldBlock`.
+    pub fn try_recv(&mut self, socket: &impl AsFd) -> io::Result<usize> {
+        self.receive(socket, false)
+    }
+
+    fn receive(&mut self, socket: &impl AsFd, wait: bool) -> io::Result<usize> {
         self.len = 0;
-        self.len = self
-            .sys
-            .recv(socket.as_fd(), &mut self.buffer, self.slot, &mut self.meta)?;
+        self.len = self.sys.recv(
+            socket.as_fd(),
+            &mut self.buffer,
+            self.slot,
+            &mut self.meta,
+            wait,
+        )?;
         Ok(self.len)
     }
 
@@ -182,6 +195,21 @@ mod tests {
         let (data, meta) = batch.iter().next().unwrap();
         assert_eq!(data, &[7; 10]);
         assert!(meta.truncated);
+    }
+
+    #[test]
+    fn try_recv_takes_what_is_queued_and_never_waits() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut batch = RecvBatch::new(4, 64);
+        let err = batch.try_recv(&rx).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(b"queued", rx.local_addr().unwrap()).unwrap();
+        while batch.try_recv(&rx).is_err() {
+            std::thread::yield_now();
+        }
+        assert_eq!(batch.iter().next().unwrap().0, b"queued");
     }
 
     #[test]

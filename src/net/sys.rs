@@ -88,15 +88,17 @@ impl RecvMmsg {
     }
 
     /// Receives up to `out.len()` datagrams (at most the capacity) into consecutive slots of
-    /// `slot` bytes of `buffer`, waiting for the first one only (`MSG_WAITFORONE`; the
-    /// socket's read timeout bounds the wait). Returns how many arrived; `out[i]` describes
-    /// slot `i`.
+    /// `slot` bytes of `buffer`. With `wait`, waits for the first one only
+    /// (`MSG_WAITFORONE`; the socket's read timeout bounds the wait); without, takes what is
+    /// queued (`MSG_DONTWAIT`; nothing queued is `WouldBlock`). Returns how many arrived;
+    /// `out[i]` describes slot `i`.
     pub fn recv(
         &mut self,
         fd: BorrowedFd<'_>,
         buffer: &mut [u8],
         slot: usize,
         out: &mut [Received],
+        wait: bool,
     ) -> io::Result<usize> {
         let count = out
             .len()
@@ -131,7 +133,11 @@ impl RecvMmsg {
                 fd.as_raw_fd(),
                 self.headers.as_mut_ptr(),
                 count as libc::c_uint,
-                libc::MSG_WAITFORONE,
+                if wait {
+                    libc::MSG_WAITFORONE
+                } else {
+                    libc::MSG_DONTWAIT
+                },
                 std::ptr::null_mut(),
             )
         };

@@ -11,6 +11,7 @@
 //! (see [`crate::net::tunnel`]); in [`Mode::Relay`] the VMs were told to send to the
 //! splice's own two ports.
 
+pub mod demo;
 pub mod recorder;
 pub mod stats;
 pub mod tap;
@@ -33,6 +34,9 @@ pub use tap::TapRecord;
 
 /// Datagrams per system call.
 pub const BATCH: usize = 64;
+
+/// Batches forwarded at most from a receive queue when stopping.
+const DRAIN_BATCHES: usize = 64;
 
 /// How the splice gets into a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,6 +306,13 @@ fn socket_error(field: &str, addr: SocketAddr, source: io::Error) -> Error {
             field: field.into(),
             message: format!("{addr} is not an address of this host"),
         },
+        io::ErrorKind::InvalidInput => Error::Argument {
+            field: field.into(),
+            message: format!(
+                "{addr} cannot exchange datagrams with its peer (a loopback address with a \
+                 peer on another host?)"
+            ),
+        },
         _ => Error::Io {
             path: format!("udp socket {addr}").into(),
             source,
@@ -375,9 +386,24 @@ fn run(path: Path, mut tap: Option<Sender<TapRecord>>, stop: &AtomicBool) {
     let mut batch = RecvBatch::new(BATCH, MAX_DATAGRAM);
     let mut send = SendBatch::new(BATCH);
     let mut stats = DirectionStats::default();
-    while !stop.load(Ordering::Relaxed) {
-        match batch.recv(&path.receiver) {
+    // Once stopping, forward what is already queued (a bounded number of batches, without
+    // waiting), then return, which closes the socket: what arrives later goes straight to
+    // the VM again.
+    let mut drain_batches = DRAIN_BATCHES;
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        let received = if stopping {
+            if drain_batches == 0 {
+                break;
+            }
+            drain_batches -= 1;
+            batch.try_recv(&path.receiver)
+        } else {
+            batch.recv(&path.receiver)
+        };
+        match received {
             Ok(_) => {}
+            Err(_) if stopping => break,
             Err(e)
                 if matches!(
                     e.kind(),
