@@ -4,3 +4,4 @@
 //! sound.
 
 pub mod sys;
+pub mod tap;
