@@ -50,6 +50,43 @@ fn loopback_pair_pings(image: &Image, netdev: Netdev, ports: [u16; 2]) {
     }
 }
 
+/// Copies a capture into `$LINKSCOPE_RECORD_CAPTURES/name` when that variable is set: how
+/// testdata/captures/vm-ping-*.pcap were recorded.
+fn record(pcap: &std::path::Path, name: &str, ports: [u16; 2]) {
+    if let Some(out) = std::env::var_os("LINKSCOPE_RECORD_CAPTURES") {
+        let dest = std::path::Path::new(&out).join(name);
+        std::fs::copy(pcap, &dest).unwrap();
+        eprintln!("recorded {} (UDP ports {ports:?})", dest.display());
+    }
+}
+
+/// ICMP echo requests and replies each guest sent, from its planned port, in a host-side
+/// capture decoded with `decode`.
+fn check_echoes(pcap: &std::path::Path, decode: &[String], ports: [u16; 2]) {
+    let icmp = capture::tshark_fields(
+        pcap,
+        decode,
+        "icmp",
+        &["udp.srcport", "ip.src", "icmp.type"],
+    )
+    .unwrap();
+    // ip.src holds the outer (127.0.0.1) and the inner address: the guest's is the last.
+    let inner = |field: &str| field.rsplit(',').next().unwrap_or_default().to_string();
+    for (port, src) in ports.iter().zip(scenario::GUEST_IPS) {
+        let port = port.to_string();
+        for (kind, name) in [("8", "echo requests"), ("0", "echo replies")] {
+            let n = icmp
+                .iter()
+                .filter(|r| r[0] == port && inner(&r[1]) == src && r[2] == kind)
+                .count();
+            assert!(
+                n >= PINGS as usize,
+                "{src}: {n} {name} from port {port}: {icmp:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn vms_ping_over_the_planned_udp_socket_tunnel() {
     let test = "vms_ping_over_the_planned_udp_socket_tunnel";
@@ -61,7 +98,7 @@ fn vms_ping_over_the_planned_udp_socket_tunnel() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("vm-ping-udp-socket.pcap");
+    let pcap = dir.path().join("capture.pcap");
     let ports = lab::free_udp_ports::<2>();
     let filter = format!("udp port {} or udp port {}", ports[0], ports[1]);
     let tcpdump = Tcpdump::start(None, "lo", &filter, &pcap).unwrap();
@@ -69,46 +106,65 @@ fn vms_ping_over_the_planned_udp_socket_tunnel() {
     tcpdump.stop().unwrap();
 
     // The host-side capture decodes as the guests' Ethernet frames: ARP, then ICMP echo
-    // both ways, each frame one datagram between the planned ports.
+    // both ways, each frame one datagram from the sender's planned port.
     let decode = ports.map(capture::decode_udp_as_eth);
-    let arp = capture::tshark_fields(&pcap, &decode, "arp", &["arp.opcode", "arp.src.proto_ipv4"])
-        .unwrap();
+    let arp =
+        capture::tshark_fields(&pcap, &decode, "arp.opcode == 1", &["arp.src.proto_ipv4"]).unwrap();
     assert!(
-        arp.iter().any(|r| r == &["1", scenario::GUEST_IPS[0]])
-            || arp.iter().any(|r| r == &["1", scenario::GUEST_IPS[1]]),
+        arp.iter()
+            .any(|r| scenario::GUEST_IPS.contains(&r[0].as_str())),
         "no ARP request from a guest: {arp:?}"
     );
-    let icmp = capture::tshark_fields(
+    record(&pcap, "vm-ping-udp-socket.pcap", ports);
+    check_echoes(&pcap, &decode, ports);
+}
+
+#[test]
+fn a_vm_stp_bridge_sends_bpdus_over_the_tunnel_and_forwards() {
+    let test = "a_vm_stp_bridge_sends_bpdus_over_the_tunnel_and_forwards";
+    let needs = [Need::Qemu, Need::Root, Need::Tcpdump, Need::Tshark];
+    if !prereq::ready(test, &needs) {
+        return;
+    }
+    let Some(image) = image_or_skip(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("capture.pcap");
+    let ports = lab::free_udp_ports::<2>();
+    let filter = format!("udp port {} or udp port {}", ports[0], ports[1]);
+    let tcpdump = Tcpdump::start(None, "lo", &filter, &pcap).unwrap();
+    let args = scenario::loopback_args(Netdev::Socket, ports).unwrap();
+    let mut guests = scenario::ping_guests(None, 56, PINGS);
+    guests[0].role = "bridge".into();
+    let mut vms = scenario::boot(&image, &args, guests, [None, None]).unwrap();
+    let ready = lab::vm::fields(&vms[0].wait_line("LINKSCOPE-READY ").unwrap());
+    let bridge = lab::vm::fields(&vms[0].wait_line("LINKSCOPE-BRIDGE ").unwrap());
+    assert_eq!(bridge["ports"], "eth0:3", "eth0 not forwarding: {bridge:?}");
+    for result in scenario::results(&mut vms).unwrap() {
+        scenario::check_no_loss(&result, PINGS).unwrap();
+    }
+    drop(vms);
+    tcpdump.stop().unwrap();
+
+    // The guest bridge is root (alone) and its config BPDUs cross the tunnel from VM 100's
+    // port, naming eth0's MAC as root and bridge.
+    let decode = ports.map(capture::decode_udp_as_eth);
+    let stp = capture::tshark_fields(
         &pcap,
         &decode,
-        "icmp",
-        &["udp.srcport", "ip.src", "ip.dst", "icmp.type"],
+        "stp",
+        &["udp.srcport", "stp.root.hw", "stp.bridge.hw"],
     )
     .unwrap();
-    for (i, src) in scenario::GUEST_IPS.iter().enumerate() {
-        let port = ports[i].to_string();
-        let requests = icmp
-            .iter()
-            .filter(|r| r[0] == port && r[1] == *src && r[3] == "8")
-            .count();
-        let replies = icmp
-            .iter()
-            .filter(|r| r[0] == port && r[1] == *src && r[3] == "0")
-            .count();
-        assert!(
-            requests >= PINGS as usize,
-            "{src}: {requests} echo requests from port {port}: {icmp:?}"
-        );
-        assert!(
-            replies >= PINGS as usize,
-            "{src}: {replies} echo replies from port {port}: {icmp:?}"
-        );
-    }
-    if let Some(out) = std::env::var_os("LINKSCOPE_RECORD_CAPTURES") {
-        let dest = std::path::Path::new(&out).join("vm-ping-udp-socket.pcap");
-        std::fs::copy(&pcap, &dest).unwrap();
-        eprintln!("recorded {} (ports {ports:?})", dest.display());
-    }
+    let mac = &ready["mac"];
+    let ours = [ports[0].to_string(), mac.clone(), mac.clone()];
+    assert!(
+        stp.iter().any(|r| r[..] == ours[..]),
+        "no BPDU {ours:?}: {stp:?}"
+    );
+    check_echoes(&pcap, &decode, ports);
+    record(&pcap, "vm-ping-through-stp-bridge.pcap", ports);
 }
 
 #[test]

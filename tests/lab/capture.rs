@@ -24,7 +24,7 @@ impl Tcpdump {
             Some(ns) => ns.command("tcpdump"),
             None => Command::new("tcpdump"),
         };
-        cmd.args(["-i", iface, "-U", "-s", "0", "-w"])
+        cmd.args(["-i", iface, "--immediate-mode", "-U", "-s", "0", "-w"])
             .arg(file)
             .arg(filter)
             .stdin(Stdio::null())
