@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod net;
+pub mod plan;
 
 use std::path::PathBuf;
 

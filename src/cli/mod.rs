@@ -9,6 +9,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod links;
+mod plan;
+
 #[derive(Debug, Parser)]
 #[command(name = "linkscope", version, about, long_about = None)]
 struct Cli {
@@ -17,12 +20,20 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Plan UDP links from a mapping.yaml: `qm set` commands, QEMU, libvirt or JSON.
+    Plan(plan::Args),
+    /// The intercept plan: every link's endpoints (what each end binds, where it sends).
+    Links(links::Args),
+}
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = match cli.command {};
+    let outcome = match cli.command {
+        Command::Plan(args) => plan::run(args),
+        Command::Links(args) => links::run(args),
+    };
     match outcome {
         Ok(code) => code,
         Err(err) => report(&err),
