@@ -235,10 +235,10 @@ fn read_until(
     let deadline = Instant::now() + timeout;
     let mut buf = vec![0; 65536];
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        if let Some(n) = tap.recv_timeout(&mut buf, left).unwrap() {
-            if want(&buf[..n]) {
-                return Some(buf[..n].to_vec());
-            }
+        if let Some(n) = tap.recv_timeout(&mut buf, left).unwrap()
+            && want(&buf[..n])
+        {
+            return Some(buf[..n].to_vec());
         }
     }
     None
