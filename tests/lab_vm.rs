@@ -62,7 +62,7 @@ fn record(pcap: &std::path::Path, name: &str, ports: [u16; 2]) {
 
 /// ICMP echo requests and replies each guest sent, from its planned port, in a host-side
 /// capture decoded with `decode`.
-fn check_echoes(pcap: &std::path::Path, decode: &[String], ports: [u16; 2]) {
+fn check_echoes(pcap: &std::path::Path, decode: &[String], ports: [u16; 2], count: u32) {
     let icmp = capture::tshark_fields(
         pcap,
         decode,
@@ -80,7 +80,7 @@ fn check_echoes(pcap: &std::path::Path, decode: &[String], ports: [u16; 2]) {
                 .filter(|r| r[0] == port && inner(&r[1]) == src && r[2] == kind)
                 .count();
             assert!(
-                n >= PINGS as usize,
+                n >= count as usize,
                 "{src}: {n} {name} from port {port}: {icmp:?}"
             );
         }
@@ -116,7 +116,7 @@ fn vms_ping_over_the_planned_udp_socket_tunnel() {
         "no ARP request from a guest: {arp:?}"
     );
     record(&pcap, "vm-ping-udp-socket.pcap", ports);
-    check_echoes(&pcap, &decode, ports);
+    check_echoes(&pcap, &decode, ports, PINGS);
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn a_vm_stp_bridge_sends_bpdus_over_the_tunnel_and_forwards() {
         stp.iter().any(|r| r[..] == ours[..]),
         "no BPDU {ours:?}: {stp:?}"
     );
-    check_echoes(&pcap, &decode, ports);
+    check_echoes(&pcap, &decode, ports, PINGS);
     record(&pcap, "vm-ping-through-stp-bridge.pcap", ports);
 }
 
@@ -182,7 +182,14 @@ fn vms_ping_over_the_planned_dgram_tunnel() {
 #[test]
 fn vms_on_two_hosts_ping_with_fragmented_tunnel_datagrams() {
     let test = "vms_on_two_hosts_ping_with_fragmented_tunnel_datagrams";
-    if !prereq::ready(test, &[Need::Qemu, Need::Root, Need::Iproute]) {
+    let needs = [
+        Need::Qemu,
+        Need::Root,
+        Need::Iproute,
+        Need::Tcpdump,
+        Need::Tshark,
+    ];
+    if !prereq::ready(test, &needs) {
         return;
     }
     let Some(image) = image_or_skip(test) else {
@@ -198,7 +205,12 @@ fn vms_on_two_hosts_ping_with_fragmented_tunnel_datagrams() {
             );
         }
     }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("capture.pcap");
+    let tcpdump = Tcpdump::start(Some(&lab.hosts[0]), "veth0", "ip", &pcap).unwrap();
     let seen = scenario::fragmenting_pair(&image, &lab, 5).unwrap();
+    tcpdump.stop().unwrap();
+    record(&pcap, "vm-ping-fragmented-veth.pcap", lab.ports);
     for result in &seen.results {
         scenario::check_no_loss(result, 5).unwrap();
         assert_eq!(result["size"], "3000");
@@ -221,6 +233,21 @@ fn vms_on_two_hosts_ping_with_fragmented_tunnel_datagrams() {
             seen.snmp_after[host]
         );
     }
+    // On the veth, every large tunnel datagram is in fragments; tshark reassembles them into
+    // the guests' 3000-byte echoes.
+    let decode = lab.ports.map(capture::decode_udp_as_eth);
+    let later = capture::tshark_fields(&pcap, &decode, "ip.frag_offset > 0", &["ip.src"]).unwrap();
+    assert!(
+        later.len() >= 20,
+        "{} non-first fragments on the veth",
+        later.len()
+    );
+    let sizes = capture::tshark_fields(&pcap, &decode, "icmp.type == 8", &["data.len"]).unwrap();
+    assert!(
+        sizes.iter().all(|r| r[0] == "3000"),
+        "echo payloads {sizes:?}"
+    );
+    check_echoes(&pcap, &decode, lab.ports, 5);
 }
 
 const LLDP_MULTICAST: [u8; 6] = [0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e];

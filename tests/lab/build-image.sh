@@ -34,6 +34,11 @@ kver=${vmlinuz##*/vmlinuz-}
 
 root="$work/root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
+# The initramfs has no libc: busybox must be the static one (package busybox-static).
+if ldd /bin/busybox >/dev/null 2>&1; then
+  echo "build-image.sh: /bin/busybox is dynamically linked; install busybox-static" >&2
+  exit 1
+fi
 cp /bin/busybox "$root/bin/busybox"
 modules="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net llc stp bridge"
 for m in $modules; do

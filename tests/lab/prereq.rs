@@ -72,8 +72,13 @@ pub fn required() -> bool {
 }
 
 /// True when every need is met. Otherwise prints why `test` is skipped and returns false, or
-/// panics under `LINKSCOPE_REQUIRE_LAB=1`.
+/// panics under `LINKSCOPE_REQUIRE_LAB=1`. `LINKSCOPE_SKIP_LAB=1` skips every lab test (the
+/// fast suite), unless the lab is required.
 pub fn ready(test: &str, needs: &[Need]) -> bool {
+    if std::env::var("LINKSCOPE_SKIP_LAB").is_ok_and(|v| v == "1") {
+        skip(test, "LINKSCOPE_SKIP_LAB=1");
+        return false;
+    }
     let missing: Vec<String> = needs.iter().filter_map(|n| n.missing()).collect();
     if missing.is_empty() {
         return true;
