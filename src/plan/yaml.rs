@@ -137,9 +137,22 @@ pub(crate) fn parse(file: &Path, text: &str) -> crate::Result<Node> {
             line: known.map(|l| usize::try_from(l.line()).unwrap_or(usize::MAX)),
             column: known.map(|l| usize::try_from(l.column()).unwrap_or(usize::MAX)),
             field: "yaml".into(),
-            message: err.without_snippet().to_string(),
+            message: tidy(&err.without_snippet().to_string()),
         }
     })
+}
+
+/// The parser's message without what we already say (the position) or what only a
+/// programmer could act on (its option names).
+fn tidy(message: &str) -> String {
+    let message = match message.rfind(" at line ") {
+        Some(at) if message[at..].contains(", column ") => &message[..at],
+        _ => message,
+    };
+    match message.find(", set DuplicateKeyPolicy") {
+        Some(at) => format!("{} (each key may appear once)", &message[..at]),
+        None => message.to_owned(),
+    }
 }
 
 #[cfg(test)]
