@@ -111,3 +111,17 @@ pub fn parse_snmp(text: &str) -> BTreeMap<String, u64> {
     }
     counters
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_snmp_headers_with_values() {
+        let text = "Ip: Forwarding DefaultTTL FragOKs FragCreates\nIp: 1 64 12 36\nUdp: InDatagrams\nUdp: 7\n";
+        let snmp = parse_snmp(text);
+        assert_eq!(snmp["Ip:FragOKs"], 12);
+        assert_eq!(snmp["Ip:FragCreates"], 36);
+        assert_eq!(snmp["Udp:InDatagrams"], 7);
+    }
+}

@@ -74,3 +74,39 @@ pub fn parse_qemu_plan(text: &str) -> Result<BTreeMap<u32, Vec<String>>, String>
     }
     Ok(vms)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_each_vms_argument_line() {
+        let text = "# VM 100\n-netdev socket,id=net0 -device virtio-net-pci,netdev=net0\n# VM 102\n-netdev dgram,id=net0\n";
+        let vms = parse_qemu_plan(text).unwrap();
+        assert_eq!(
+            vms[&100],
+            [
+                "-netdev",
+                "socket,id=net0",
+                "-device",
+                "virtio-net-pci,netdev=net0"
+            ]
+        );
+        assert_eq!(vms[&102], ["-netdev", "dgram,id=net0"]);
+        assert!(parse_qemu_plan("qm set 100 --args \"\"\n").is_err());
+        assert!(parse_qemu_plan("# VM 100\n").is_err());
+    }
+
+    #[test]
+    fn writes_explicit_ports_and_addresses() {
+        let yaml = one_link_mapping([100, 102], [4001, 4002], Some(["10.0.0.1", "10.0.0.2"]));
+        assert!(
+            yaml.contains("    100: 10.0.0.1\n    102: 10.0.0.2\n"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.ends_with("  - [100, 1, 102, 1, {port_a: 4001, port_b: 4002}]\n"),
+            "{yaml}"
+        );
+    }
+}

@@ -263,3 +263,37 @@ fn without_option_roms(args: &[String]) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_roms_are_skipped_on_devices_only() {
+        let args: Vec<String> = [
+            "-netdev",
+            "socket,id=n0",
+            "-device",
+            "virtio-net-pci,netdev=n0",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            without_option_roms(&args),
+            [
+                "-netdev",
+                "socket,id=n0",
+                "-device",
+                "virtio-net-pci,netdev=n0,romfile="
+            ]
+        );
+    }
+
+    #[test]
+    fn result_lines_split_into_fields() {
+        let f = fields("LINKSCOPE-RESULT name=vm100 transmitted=10 loss=0");
+        assert_eq!(f["name"], "vm100");
+        assert_eq!(f["loss"], "0");
+        assert_eq!(f.len(), 3);
+    }
+}
