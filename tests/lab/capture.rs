@@ -48,7 +48,10 @@ impl Tcpdump {
             }
         }
         // Keep draining stderr so tcpdump never blocks on it (it prints counts at exit).
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        std::thread::Builder::new()
+            .name("tcpdump-stderr".into())
+            .spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()))
+            .map_err(|e| format!("tcpdump stderr thread: {e}"))?;
         Ok(Tcpdump { child })
     }
 
