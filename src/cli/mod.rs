@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod decode;
 mod demo;
 mod extcap;
@@ -37,6 +38,8 @@ enum Command {
     Decode(decode::Args),
     /// The links of a mapping as Wireshark interfaces (extcap), and their installation.
     Extcap(extcap::Args),
+    /// Throughput, loss, jitter and round trips over a tunnel, standing in for a VM.
+    Bench(bench::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Decode(args) => decode::run(args),
         Command::Extcap(args) => extcap::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match outcome {
         Ok(code) => code,
