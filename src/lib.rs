@@ -9,6 +9,7 @@
 //! plain configuration structs and hands them to the modules below.
 
 pub mod cli;
+pub mod measure;
 pub mod net;
 
 use std::path::PathBuf;
