@@ -9,6 +9,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod compare;
+mod mtu;
+
 #[derive(Debug, Parser)]
 #[command(name = "linkscope", version, about, long_about = None)]
 struct Cli {
@@ -17,12 +20,20 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Compare two captures of one link: one-way loss, duplicates, reordering and delay.
+    Compare(compare::Args),
+    /// Probe the path MTU towards a host, or answer probes with --reflect.
+    Mtu(mtu::Args),
+}
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = match cli.command {};
+    let outcome = match cli.command {
+        Command::Compare(args) => compare::run(args),
+        Command::Mtu(args) => mtu::run(args),
+    };
     match outcome {
         Ok(code) => code,
         Err(err) => report(&err),

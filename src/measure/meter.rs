@@ -238,10 +238,13 @@ impl Meter {
     pub fn expire(&mut self, now_ns: u64) {
         let deadline = now_ns.saturating_sub(self.config.grace_ns);
         let mut lost = Vec::new();
-        self.echo.expire(deadline, |d, flow| lost.push((Exchange::IcmpEcho, d, flow)));
-        self.arp.expire(deadline, |d, flow| lost.push((Exchange::Arp, d, flow)));
-        self.syn
-            .expire(deadline, |d, flow| lost.push((Exchange::TcpHandshake, d, flow)));
+        self.echo
+            .expire(deadline, |d, flow| lost.push((Exchange::IcmpEcho, d, flow)));
+        self.arp
+            .expire(deadline, |d, flow| lost.push((Exchange::Arp, d, flow)));
+        self.syn.expire(deadline, |d, flow| {
+            lost.push((Exchange::TcpHandshake, d, flow))
+        });
         for (exchange, direction, flow) in lost {
             self.directions[direction.index()].unanswered[exchange as usize] += 1;
             self.note_loss(direction, flow, |l| l.unanswered += 1);
@@ -607,7 +610,13 @@ impl DirectionMeter {
         duration_s: f64,
     ) -> report::Direction {
         let any = self.frames > 0;
-        let per_second = |n: f64| if duration_s > 0.0 { n / duration_s } else { 0.0 };
+        let per_second = |n: f64| {
+            if duration_s > 0.0 {
+                n / duration_s
+            } else {
+                0.0
+            }
+        };
         let latency = |q: f64| {
             (!self.added_latency.is_empty())
                 .then(|| self.added_latency.value_at_quantile(q) as f64 / 1000.0)
@@ -897,7 +906,8 @@ mod tests {
             ip.icmpv4_echo_reply(7, seq)
         };
         let mut frame = Vec::new();
-        step.write(&mut frame, &vec![0x5a; payload]).expect("builds");
+        step.write(&mut frame, &vec![0x5a; payload])
+            .expect("builds");
         frame
     }
 
@@ -1047,14 +1057,38 @@ mod tests {
             5 * MS,
             &tcp(false, 7000, Some(1001), true, 0),
         );
-        m.record(Direction::AToB, 6 * MS, &tcp(true, 1001, Some(7001), false, 0));
-        m.record(Direction::AToB, 7 * MS, &tcp(true, 1001, Some(7001), false, 100));
-        m.record(Direction::AToB, 8 * MS, &tcp(true, 1101, Some(7001), false, 100));
+        m.record(
+            Direction::AToB,
+            6 * MS,
+            &tcp(true, 1001, Some(7001), false, 0),
+        );
+        m.record(
+            Direction::AToB,
+            7 * MS,
+            &tcp(true, 1001, Some(7001), false, 100),
+        );
+        m.record(
+            Direction::AToB,
+            8 * MS,
+            &tcp(true, 1101, Some(7001), false, 100),
+        );
         // The first segment again: a retransmission.
-        m.record(Direction::AToB, 9 * MS, &tcp(true, 1001, Some(7001), false, 100));
+        m.record(
+            Direction::AToB,
+            9 * MS,
+            &tcp(true, 1001, Some(7001), false, 100),
+        );
         // A keep-alive probe (one byte just below the next sequence number) is not.
-        m.record(Direction::AToB, 10 * MS, &tcp(true, 1200, Some(7001), false, 1));
-        m.record(Direction::BToA, 10 * MS, &tcp(false, 7001, Some(1201), false, 0));
+        m.record(
+            Direction::AToB,
+            10 * MS,
+            &tcp(true, 1200, Some(7001), false, 1),
+        );
+        m.record(
+            Direction::BToA,
+            10 * MS,
+            &tcp(false, 7001, Some(1201), false, 0),
+        );
         let rtt = m.rtt(Exchange::TcpHandshake);
         assert_eq!(rtt.count, 1);
         // hdrhistogram keeps three significant digits.
