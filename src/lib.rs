@@ -8,6 +8,7 @@
 //! The library never sees command-line types: [`cli`] resolves arguments and files into
 //! plain configuration structs and hands them to the modules below.
 
+pub mod bench;
 pub mod cli;
 pub mod measure;
 pub mod net;
@@ -36,6 +37,22 @@ pub enum Error {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// A socket operation failed.
+    #[error("{op} on {addr}: {source}")]
+    Socket {
+        addr: std::net::SocketAddr,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The receiving end of a benchmark did not answer.
+    #[error(
+        "no report from {peer} within {waited:?}: is `linkscope bench sink` or `reflect` running there?"
+    )]
+    NoReport {
+        peer: std::net::SocketAddr,
+        waited: std::time::Duration,
     },
 }
 

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod compare;
 mod mtu;
 
@@ -21,6 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Throughput, loss, jitter and round trips over a tunnel, standing in for a VM.
+    Bench(bench::Args),
     /// Compare two captures of one link: one-way loss, duplicates, reordering and delay.
     Compare(compare::Args),
     /// Probe the path MTU towards a host, or answer probes with --reflect.
@@ -31,6 +34,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Bench(args) => bench::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Mtu(args) => mtu::run(args),
     };
