@@ -121,9 +121,43 @@ pub struct Host {
     pub ip_reasm_fails: u64,
 }
 
+impl From<super::snmp::FragCounters> for Host {
+    /// The report's names for a difference of two snapshots of the kernel's counters.
+    fn from(delta: super::snmp::FragCounters) -> Host {
+        Host {
+            ip_frag_creates: delta.frag_creates,
+            ip_frag_oks: delta.frag_oks,
+            ip_reasm_reqds: delta.reasm_reqds,
+            ip_reasm_oks: delta.reasm_oks,
+            ip_reasm_fails: delta.reasm_fails,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_takes_the_kernel_counters_by_name() {
+        let delta = super::super::snmp::FragCounters {
+            reasm_reqds: 1,
+            reasm_oks: 2,
+            reasm_fails: 3,
+            frag_oks: 4,
+            frag_creates: 5,
+        };
+        assert_eq!(
+            Host::from(delta),
+            Host {
+                ip_frag_creates: 5,
+                ip_frag_oks: 4,
+                ip_reasm_reqds: 1,
+                ip_reasm_oks: 2,
+                ip_reasm_fails: 3,
+            }
+        );
+    }
 
     #[track_caller]
     fn assert_keys(value: &serde_json::Value, expected: &[&str]) {
