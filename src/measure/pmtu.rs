@@ -144,19 +144,32 @@ impl Prober {
             datagram[..8].copy_from_slice(&PROBE_MAGIC);
             datagram[8..16].copy_from_slice(&self.nonce.to_be_bytes());
             self.probes += 1;
-            match self.socket.send(&datagram) {
-                Ok(_) => {}
-                // Larger than the outgoing interface allows with DF set.
-                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => return Ok(false),
-                // An ICMP error from an earlier probe (port unreachable): no reflector.
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
-                Err(e) => return Err(e),
+            match self.send(&datagram)? {
+                Sent::Yes => {}
+                Sent::TooLarge => return Ok(false),
             }
             if self.acknowledged(payload)? {
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+
+    /// Sends one probe. A connected UDP socket reports ICMP errors caused by earlier
+    /// probes (fragmentation needed, port unreachable) on its next call, so the first
+    /// failure is taken as such a stale report and the send retried once.
+    fn send(&self, datagram: &[u8]) -> std::io::Result<Sent> {
+        let mut stale = true;
+        loop {
+            match self.socket.send(datagram) {
+                Ok(_) => return Ok(Sent::Yes),
+                Err(e) if stale && is_icmp_report(&e) => stale = false,
+                // Larger than the outgoing interface allows with DF set.
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => return Ok(Sent::TooLarge),
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Ok(Sent::Yes),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn acknowledged(&mut self, payload: usize) -> std::io::Result<bool> {
@@ -181,11 +194,22 @@ impl Prober {
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     return Ok(false);
                 }
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Ok(false),
+                // An ICMP report about some probe: keep waiting for this one's answer.
+                Err(e) if is_icmp_report(&e) => {}
                 Err(e) => return Err(e),
             }
         }
     }
+}
+
+enum Sent {
+    Yes,
+    TooLarge,
+}
+
+/// An error a connected UDP socket raises for an ICMP message about an earlier datagram.
+fn is_icmp_report(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EMSGSIZE) || e.kind() == ErrorKind::ConnectionRefused
 }
 
 /// Answers path-MTU probes; see the module documentation.
