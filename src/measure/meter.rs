@@ -20,11 +20,12 @@
 //! in neither figure ([`Meter::pending`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::{
-    ArpOperation, Icmpv4Type, Icmpv6Type, LinkExtSlice, NetSlice, SlicedPacket, TransportSlice,
+    ArpOperation, ArpPacketSlice, EtherType, Ethernet2HeaderSlice, Icmpv4Slice, Icmpv4Type,
+    Icmpv6Slice, Icmpv6Type, IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice, TcpHeaderSlice,
 };
 use hdrhistogram::Histogram;
 
@@ -172,9 +173,9 @@ pub struct Meter {
     arp: Pending<ArpKey>,
     syn: Pending<SynKey>,
     rtt: [RttMeter; 3],
-    tcp: HashMap<TcpFlow, TcpState>,
+    tcp: FastMap<TcpFlow, TcpState>,
     tcp_untracked: u64,
-    lossy: HashMap<(Direction, Flow), FlowLoss>,
+    lossy: FastMap<(Direction, Flow), FlowLoss>,
     lossy_untracked: u64,
     frames: u64,
 }
@@ -189,9 +190,9 @@ impl Meter {
             arp: Pending::new(config.max_pending),
             syn: Pending::new(config.max_pending),
             rtt: [RttMeter::new(), RttMeter::new(), RttMeter::new()],
-            tcp: HashMap::new(),
+            tcp: FastMap::default(),
             tcp_untracked: 0,
-            lossy: HashMap::new(),
+            lossy: FastMap::default(),
             lossy_untracked: 0,
             frames: 0,
         }
@@ -208,18 +209,12 @@ impl Meter {
         if self.frames.is_multiple_of(1024) {
             self.expire(timestamp_ns);
         }
-        let packet = SlicedPacket::from_ethernet(frame).ok();
-        let vlan_tags = packet.as_ref().map_or(0, |p| {
-            p.link_exts
-                .iter()
-                .filter(|e| matches!(e, LinkExtSlice::Vlan(_)))
-                .count() as u32
-        });
+        let (vlan_tags, network) = ethernet(frame);
         let len = frame.len() as u32;
         let fit = self.config.budget.fit(len, vlan_tags);
         self.directions[direction.index()].account(len, vlan_tags, fit);
-        if let Some(packet) = packet {
-            self.inspect(direction, timestamp_ns, &packet);
+        if let Some((ether_type, packet)) = network {
+            self.inspect(direction, timestamp_ns, ether_type, packet);
         }
     }
 
@@ -377,26 +372,49 @@ impl Meter {
         }
     }
 
-    fn inspect(&mut self, direction: Direction, ts: u64, packet: &SlicedPacket<'_>) {
-        let (source, destination) = match &packet.net {
-            Some(NetSlice::Ipv4(ip)) => (
-                IpAddr::V4(ip.header().source_addr()),
-                IpAddr::V4(ip.header().destination_addr()),
-            ),
-            Some(NetSlice::Ipv6(ip)) => (
-                IpAddr::V6(ip.header().source_addr()),
-                IpAddr::V6(ip.header().destination_addr()),
-            ),
-            Some(NetSlice::Arp(arp)) => {
-                if let (Ok(sender), Ok(target)) = (
-                    <[u8; 4]>::try_from(arp.sender_protocol_addr()),
-                    <[u8; 4]>::try_from(arp.target_protocol_addr()),
-                ) {
+    fn inspect(&mut self, direction: Direction, ts: u64, ether_type: EtherType, packet: &[u8]) {
+        let (source, destination, protocol, payload) = match ether_type {
+            EtherType::IPV4 => {
+                let Ok(ip) = Ipv4HeaderSlice::from_slice(packet) else {
+                    return;
+                };
+                // Fragments carry no complete transport header and payload.
+                if ip.more_fragments() || ip.fragments_offset().value() != 0 {
+                    return;
+                }
+                let end = usize::from(ip.total_len()).min(packet.len());
+                let start = ip.slice().len().min(end);
+                (
+                    IpAddr::V4(ip.source_addr()),
+                    IpAddr::V4(ip.destination_addr()),
+                    ip.protocol(),
+                    &packet[start..end],
+                )
+            }
+            EtherType::IPV6 => {
+                let Ok(ip) = Ipv6HeaderSlice::from_slice(packet) else {
+                    return;
+                };
+                let end = (40 + usize::from(ip.payload_length())).min(packet.len());
+                (
+                    IpAddr::V6(ip.source_addr()),
+                    IpAddr::V6(ip.destination_addr()),
+                    ip.next_header(),
+                    &packet[40.min(end)..end],
+                )
+            }
+            EtherType::ARP => {
+                if let Ok(arp) = ArpPacketSlice::from_slice(packet)
+                    && let (Ok(sender), Ok(target)) = (
+                        <[u8; 4]>::try_from(arp.sender_protocol_addr()),
+                        <[u8; 4]>::try_from(arp.target_protocol_addr()),
+                    )
+                {
                     self.arp_packet(direction, ts, arp.operation(), sender, target);
                 }
                 return;
             }
-            None => return,
+            _ => return,
         };
         let echo = |id, seq, request| {
             let key = EchoKey {
@@ -407,37 +425,35 @@ impl Meter {
             };
             (key, request)
         };
-        let exchange = match &packet.transport {
-            Some(TransportSlice::Icmpv4(icmp)) => match icmp.icmp_type() {
-                Icmpv4Type::EchoRequest(h) => Some(echo(h.id, h.seq, true)),
-                Icmpv4Type::EchoReply(h) => Some(echo(h.id, h.seq, false)),
+        let exchange = match protocol {
+            IpNumber::ICMP => match Icmpv4Slice::from_slice(payload).map(|i| i.icmp_type()) {
+                Ok(Icmpv4Type::EchoRequest(h)) => Some(echo(h.id, h.seq, true)),
+                Ok(Icmpv4Type::EchoReply(h)) => Some(echo(h.id, h.seq, false)),
                 _ => None,
             },
-            Some(TransportSlice::Icmpv6(icmp)) => match icmp.icmp_type() {
-                Icmpv6Type::EchoRequest(h) => Some(echo(h.id, h.seq, true)),
-                Icmpv6Type::EchoReply(h) => Some(echo(h.id, h.seq, false)),
+            IpNumber::IPV6_ICMP => match Icmpv6Slice::from_slice(payload).map(|i| i.icmp_type()) {
+                Ok(Icmpv6Type::EchoRequest(h)) => Some(echo(h.id, h.seq, true)),
+                Ok(Icmpv6Type::EchoReply(h)) => Some(echo(h.id, h.seq, false)),
                 _ => None,
             },
-            Some(TransportSlice::Tcp(tcp)) => {
-                let flow = TcpFlow {
-                    source,
-                    destination,
-                    source_port: tcp.source_port(),
-                    destination_port: tcp.destination_port(),
-                };
-                self.tcp_segment(
-                    direction,
-                    ts,
-                    flow,
-                    Segment {
+            IpNumber::TCP => {
+                if let Ok(tcp) = TcpHeaderSlice::from_slice(payload) {
+                    let flow = TcpFlow {
+                        source,
+                        destination,
+                        source_port: tcp.source_port(),
+                        destination_port: tcp.destination_port(),
+                    };
+                    let segment = Segment {
                         seq: tcp.sequence_number(),
                         ack: tcp.acknowledgment_number(),
-                        len: tcp.payload().len() as u32,
+                        len: (payload.len() - tcp.slice().len()) as u32,
                         syn: tcp.syn(),
                         fin: tcp.fin(),
                         has_ack: tcp.ack(),
-                    },
-                );
+                    };
+                    self.tcp_segment(direction, ts, flow, segment);
+                }
                 None
             }
             _ => None,
@@ -550,6 +566,82 @@ impl Meter {
         } else {
             self.lossy_untracked += 1;
         }
+    }
+}
+
+/// The number of VLAN tags (802.1Q, 802.1ad, at most 3) and the network-layer packet with
+/// its EtherType, when the frame has a whole Ethernet header.
+fn ethernet(frame: &[u8]) -> (u32, Option<(EtherType, &[u8])>) {
+    let Ok(header) = Ethernet2HeaderSlice::from_slice(frame) else {
+        return (0, None);
+    };
+    let mut ether_type = header.ether_type();
+    let mut rest = &frame[header.slice().len()..];
+    let mut tags = 0;
+    while matches!(
+        ether_type,
+        EtherType::VLAN_TAGGED_FRAME
+            | EtherType::PROVIDER_BRIDGING
+            | EtherType::VLAN_DOUBLE_TAGGED_FRAME
+    ) && tags < 3
+    {
+        let Some(tag) = rest.get(..4) else {
+            return (tags, None);
+        };
+        ether_type = EtherType(u16::from_be_bytes([tag[2], tag[3]]));
+        rest = &rest[4..];
+        tags += 1;
+    }
+    (tags, Some((ether_type, rest)))
+}
+
+/// Hash maps keyed by addresses and ports, hashed with a multiply-rotate hash (as rustc's
+/// FxHash) rather than SipHash: several times cheaper per frame. The tables are capped, so
+/// crafted collisions can slow the meter down but not grow its memory.
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct WordHasher {
+    hash: u64,
+}
+
+impl WordHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
     }
 }
 
@@ -792,7 +884,7 @@ struct Waiting {
 /// ageing, both capped.
 #[derive(Debug, Clone)]
 struct Pending<K> {
-    map: HashMap<K, Waiting>,
+    map: FastMap<K, Waiting>,
     order: VecDeque<(u64, K)>,
     cap: usize,
     untracked: u64,
@@ -801,7 +893,7 @@ struct Pending<K> {
 impl<K: Request> Pending<K> {
     fn new(cap: usize) -> Pending<K> {
         Pending {
-            map: HashMap::new(),
+            map: FastMap::default(),
             order: VecDeque::new(),
             cap,
             untracked: 0,
@@ -1208,6 +1300,54 @@ mod tests {
         assert_eq!(l.p50.map(f64::round), Some(50.0));
         assert_eq!(l.max.map(f64::round), Some(100.0));
         assert_eq!(r.directions[1].added_latency_us.p50, None);
+    }
+
+    #[test]
+    fn icmpv6_echo_pairs_are_matched_too() {
+        let a: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let b: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        let mut request = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv6(a, b, 64)
+            .icmpv6_echo_request(9, 1)
+            .write(&mut request, &[0; 8])
+            .expect("builds");
+        let mut reply = Vec::new();
+        PacketBuilder::ethernet2(MAC_B, MAC_A)
+            .ipv6(b, a, 64)
+            .icmpv6_echo_reply(9, 1)
+            .write(&mut reply, &[0; 8])
+            .expect("builds");
+        let mut m = meter(None, 65535);
+        m.record(Direction::BToA, 0, &request);
+        m.record(Direction::AToB, 3 * MS, &reply);
+        let rtt = m.rtt(Exchange::IcmpEcho);
+        assert_eq!(rtt.count, 1);
+        assert!(rtt.p50.is_some_and(|ms| (ms - 3.0).abs() < 0.01));
+    }
+
+    #[test]
+    fn double_tagged_frames_are_parsed_and_their_tags_counted() {
+        let inner = echo(true, true, 1, 8);
+        // Insert an 802.1ad and an 802.1Q tag after the MAC addresses.
+        let mut frame = inner[..12].to_vec();
+        frame.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0a]);
+        frame.extend_from_slice(&inner[12..]);
+        assert_eq!(ethernet(&frame).0, 2);
+        let mut m = meter(None, 65535);
+        m.record(Direction::AToB, 0, &frame);
+        m.record(Direction::BToA, MS, &echo(false, false, 1, 8));
+        assert_eq!(m.rtt(Exchange::IcmpEcho).count, 1);
+    }
+
+    #[test]
+    fn ip_fragments_are_not_read_as_transport_headers() {
+        let mut frame = echo(true, true, 1, 8);
+        // Set "more fragments" in the IPv4 header (byte 6 of the header, 14 + 6).
+        frame[20] |= 0x20;
+        let mut m = meter(None, 65535);
+        m.record(Direction::AToB, 0, &frame);
+        assert_eq!(m.pending(), 0);
     }
 
     proptest::proptest! {
