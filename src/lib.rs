@@ -12,6 +12,7 @@ pub mod bench;
 pub mod cli;
 pub mod measure;
 pub mod net;
+pub mod plan;
 
 use std::path::PathBuf;
 

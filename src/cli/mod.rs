@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod links;
+mod plan;
 mod bench;
 mod compare;
 mod mtu;
@@ -22,6 +24,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Plan UDP links from a mapping.yaml: `qm set` commands, QEMU, libvirt or JSON.
+    Plan(plan::Args),
+    /// The intercept plan: every link's endpoints (what each end binds, where it sends).
+    Links(links::Args),
     /// Throughput, loss, jitter and round trips over a tunnel, standing in for a VM.
     Bench(bench::Args),
     /// Compare two captures of one link: one-way loss, duplicates, reordering and delay.
@@ -34,6 +40,8 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Plan(args) => plan::run(args),
+        Command::Links(args) => links::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Mtu(args) => mtu::run(args),
