@@ -47,17 +47,21 @@ impl Drop for Reflector {
     }
 }
 
-fn probe(mut command: Command, host: &str, port: u16) -> Value {
+fn probe(command: Command, host: &str, port: u16) -> Value {
+    let (status, value) = probe_with(command, host, port, &[]);
+    assert_eq!(status, Some(0));
+    value
+}
+
+fn probe_with(mut command: Command, host: &str, port: u16, extra: &[&str]) -> (Option<i32>, Value) {
     let out = command
         .args(["mtu", "--to", host, "--port", &port.to_string(), "--json"])
+        .args(extra)
         .output()
         .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
+    let value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), value)
 }
 
 #[test]
@@ -266,4 +270,33 @@ fn finds_1500_behind_a_router_although_the_local_link_carries_9000() {
     assert_eq!(found["kernel_mtu"], 9000, "{found}");
     assert_eq!(found["path_mtu"], 1500, "{found}");
     assert_eq!(found["largest_host_mtu"], 1458, "{found}");
+
+    // The mapping's cross-host link ends at the probed host: host_mtu 9300 does not fit
+    // (exit status 1), 1458 does.
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (host_mtu, fits, status) in [(9300, false, 1), (1458, true, 0)] {
+        let mapping = dir.path().join(format!("mapping-{host_mtu}.yaml"));
+        std::fs::write(
+            &mapping,
+            format!(
+                "defaults:\n  host_mtu: {host_mtu}\n  udp_ip_by_vm:\n    100: 198.18.1.1\n    \
+                 103: {FAR}\nlinks:\n  - [100, 1, 103, 1]\n"
+            ),
+        )
+        .expect("writes the mapping");
+        let mapping = mapping.to_str().expect("UTF-8 path");
+        let (code, found) = probe_with(
+            lab.command(&lab.near),
+            FAR,
+            reflector.addr.port(),
+            &["--timeout-ms", "100", "--mapping", mapping],
+        );
+        assert_eq!(code, Some(status), "{found}");
+        let links = found["links"].as_array().expect("links checked");
+        assert_eq!(links.len(), 1, "{found}");
+        assert_eq!(links[0]["name"], "100:1-103:1");
+        assert_eq!(links[0]["host_mtu"], host_mtu);
+        assert_eq!(links[0]["fits"], fits);
+        assert_eq!(links[0]["largest_host_mtu"], 1458);
+    }
 }

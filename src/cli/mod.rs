@@ -9,11 +9,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod links;
-mod plan;
 mod bench;
 mod compare;
+mod links;
 mod mtu;
+mod plan;
 
 #[derive(Debug, Parser)]
 #[command(name = "linkscope", version, about, long_about = None)]

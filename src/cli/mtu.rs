@@ -43,6 +43,10 @@ pub struct Args {
     /// VLAN tags the guests put on their frames (each needs 4 bytes).
     #[arg(long, default_value_t = 0, value_name = "N")]
     vlan_tags: u32,
+    /// Check every cross-host link of this mapping.yaml against the path MTU found
+    /// (exit status 1 when one does not fit).
+    #[arg(long, value_name = "FILE", conflicts_with = "reflect")]
+    mapping: Option<std::path::PathBuf>,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -65,17 +69,120 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             field: "--to".into(),
             message: format!("{host}: no address"),
         })?;
+    let links = match &args.mapping {
+        Some(path) => Some(crate::plan::load_links(path)?),
+        None => None,
+    };
     let found = pmtu::probe(&ProbeConfig {
         target,
         timeout: Duration::from_millis(args.timeout_ms),
         attempts: args.attempts,
     })?;
+    let checks = links
+        .as_deref()
+        .map(|links| check_links(links, target, &found, args.vlan_tags));
     if args.json {
-        println!("{}", json(target, &found, args.vlan_tags));
+        let mut value = json(target, &found, args.vlan_tags);
+        if let Some(checks) = &checks {
+            value["links"] = serde_json::to_value(&checks.links)?;
+        }
+        println!("{value}");
     } else {
         print!("{}", human(target, &found, args.vlan_tags));
+        if let Some(checks) = &checks {
+            print!("{}", checks.human());
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    let all_fit = checks.is_none_or(|c| c.links.iter().all(|l| l.fits));
+    Ok(if all_fit {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The guest MTU QEMU's virtio-net gives a guest when the NIC has no host_mtu.
+const DEFAULT_GUEST_MTU: u32 = 1500;
+
+#[derive(Debug, serde::Serialize)]
+struct LinkCheck {
+    name: String,
+    /// null when the mapping sets none (the guest's default 1500 is checked).
+    host_mtu: Option<u32>,
+    largest_host_mtu: u32,
+    fits: bool,
+}
+
+struct Checks {
+    links: Vec<LinkCheck>,
+    /// True when no cross-host link ends at the probed address, so all were checked.
+    unrelated: bool,
+}
+
+impl Checks {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        if self.links.is_empty() {
+            out.push_str("the mapping has no cross-host link\n");
+        } else if self.unrelated {
+            out.push_str(
+                "no cross-host link of the mapping ends at the probed address: \
+                 checking them all against this path\n",
+            );
+        }
+        for l in &self.links {
+            let mtu = match l.host_mtu {
+                Some(m) => format!("host_mtu {m}"),
+                None => format!("no host_mtu (guest default {DEFAULT_GUEST_MTU})"),
+            };
+            if l.fits {
+                out.push_str(&format!(
+                    "{}: {mtu} fits (≤ {})\n",
+                    l.name, l.largest_host_mtu
+                ));
+            } else {
+                out.push_str(&format!(
+                    "{}: {mtu} is too large: its large frames will be fragmented; set host_mtu ≤ {}\n",
+                    l.name, l.largest_host_mtu
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Checks the cross-host links (ends bound on different addresses) that end at the probed
+/// address, or all cross-host links when none does.
+fn check_links(
+    links: &[crate::plan::Link],
+    target: SocketAddr,
+    found: &PathMtu,
+    vlan_tags: u32,
+) -> Checks {
+    let cross: Vec<_> = links
+        .iter()
+        .filter(|l| l.a.local.ip() != l.b.local.ip())
+        .collect();
+    let at_target: Vec<_> = cross
+        .iter()
+        .copied()
+        .filter(|l| l.a.local.ip() == target.ip() || l.b.local.ip() == target.ip())
+        .collect();
+    let unrelated = at_target.is_empty();
+    let chosen = if unrelated { cross } else { at_target };
+    let largest = found.largest_host_mtu(vlan_tags);
+    Checks {
+        links: chosen
+            .into_iter()
+            .map(|l| LinkCheck {
+                name: l.name.clone(),
+                host_mtu: l.host_mtu,
+                largest_host_mtu: largest,
+                fits: l.host_mtu.unwrap_or(DEFAULT_GUEST_MTU) <= largest,
+            })
+            .collect(),
+        unrelated,
+    }
 }
 
 fn reflect(listen: SocketAddr) -> anyhow::Result<ExitCode> {
