@@ -334,6 +334,113 @@ impl Meter {
             .collect()
     }
 
+    /// One status line: per direction the frame and bit rates since `earlier` (taken
+    /// `elapsed_ns` before), the share of frames fragmented so far, the unanswered
+    /// requests and retransmissions so far, and the echo RTT median, e.g.
+    /// `a>b 812 fr/s 9.7 Mbit/s frag 37 % lost 2 | b>a 811 fr/s 9.6 Mbit/s | rtt 0.41 ms`.
+    pub fn status_line(&self, earlier: [Counters; 2], elapsed_ns: u64) -> String {
+        let mut parts: Vec<String> = Direction::BOTH
+            .iter()
+            .map(|&direction| {
+                let d = &self.directions[direction.index()];
+                let (pps, bps) = self
+                    .counters(direction)
+                    .rates_since(&earlier[direction.index()], elapsed_ns);
+                let mut part = format!(
+                    "{} {pps:.0} fr/s {:.1} Mbit/s",
+                    direction.label(),
+                    bps / 1e6
+                );
+                if d.mtu.fragmented_frames > 0 {
+                    part.push_str(&format!(
+                        " frag {:.0} %",
+                        d.mtu.fragmented_frames as f64 * 100.0 / d.frames as f64
+                    ));
+                }
+                let lost: u64 = d.unanswered.iter().sum::<u64>() + d.retransmissions;
+                if lost > 0 {
+                    part.push_str(&format!(" lost {lost}"));
+                }
+                part
+            })
+            .collect();
+        if let Some(p50) = self.rtt(Exchange::IcmpEcho).p50 {
+            parts.push(format!("rtt {p50:.2} ms"));
+        }
+        parts.join(" | ")
+    }
+
+    /// The human summary at the end of a run: one block per direction, the round trips,
+    /// the lossiest flows (at most five) and the advice.
+    pub fn summary(&self, ends: &Ends, duration_s: f64) -> String {
+        let report = self.report(ends, [SpliceCounters::default(); 2], duration_s);
+        let mut out = format!("link {}\n", report.name);
+        for (direction, d) in Direction::BOTH.iter().zip(&report.directions) {
+            let meter = &self.directions[direction.index()];
+            out.push_str(&format!(
+                "  {} > {}: {} frames, {} bytes, {:.0} fr/s, {:.2} Mbit/s",
+                d.from,
+                d.to,
+                d.frames,
+                d.bytes,
+                d.pps,
+                d.bps / 1e6
+            ));
+            if let (Some(min), Some(p50), Some(max)) = (d.sizes.min, d.sizes.p50, d.sizes.max) {
+                out.push_str(&format!(", sizes {min}/{p50}/{max} (min/p50/max)"));
+            }
+            out.push('\n');
+            out.push_str(&format!(
+                "    beyond the splice: {} echo, {} ARP, {} SYN unanswered; {} TCP retransmissions\n",
+                meter.unanswered[Exchange::IcmpEcho as usize],
+                meter.unanswered[Exchange::Arp as usize],
+                meter.unanswered[Exchange::TcpHandshake as usize],
+                meter.retransmissions,
+            ));
+            let mtu = d.mtu;
+            if mtu.exceeds_host_mtu + mtu.fragmented_frames + mtu.unsendable > 0 {
+                out.push_str(&format!(
+                    "    mtu: {} fragmented into {} IP fragments, {} unsendable, {} above host_mtu\n",
+                    mtu.fragmented_frames, mtu.ip_fragments, mtu.unsendable, mtu.exceeds_host_mtu,
+                ));
+            }
+        }
+        for (name, rtt) in [
+            ("icmp echo", report.rtt_ms.icmp_echo),
+            ("arp", report.rtt_ms.arp),
+            ("tcp handshake", report.rtt_ms.tcp_handshake),
+        ] {
+            if let (Some(p50), Some(p90), Some(p99), Some(max)) =
+                (rtt.p50, rtt.p90, rtt.p99, rtt.max)
+            {
+                out.push_str(&format!(
+                    "  rtt {name}: {} pairs, p50 {p50:.3} ms, p90 {p90:.3}, p99 {p99:.3}, max {max:.3}\n",
+                    rtt.count
+                ));
+            }
+        }
+        for (direction, flow, loss) in self.lossy_flows().into_iter().take(5) {
+            let ports = if flow.protocol == FlowProtocol::Tcp {
+                format!(" ports {} > {}", flow.source_port, flow.destination_port)
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "  lossy flow {} {:?} {} > {}{ports}: {} unanswered, {} retransmissions\n",
+                direction.label(),
+                flow.protocol,
+                flow.source,
+                flow.destination,
+                loss.unanswered,
+                loss.retransmissions,
+            ));
+        }
+        for line in &report.advice {
+            out.push_str(&format!("  advice: {line}\n"));
+        }
+        out
+    }
+
     /// The link's part of the JSON report over a run of `duration_s` seconds. The LLDP,
     /// STP and LACP summaries are null: the decoders fill them.
     pub fn report(
@@ -1348,6 +1455,44 @@ mod tests {
         let mut m = meter(None, 65535);
         m.record(Direction::AToB, 0, &frame);
         assert_eq!(m.pending(), 0);
+    }
+
+    #[test]
+    fn status_line_and_summary_show_rates_loss_and_advice() {
+        let mut m = meter(Some(9000), 1500);
+        for seq in 0..4u16 {
+            let t = u64::from(seq) * 250 * MS;
+            m.record(Direction::AToB, t, &echo(true, true, seq, 3000));
+            if seq != 2 {
+                m.record(Direction::BToA, t + MS, &echo(false, false, seq, 3000));
+            }
+        }
+        m.expire(60_000 * MS);
+        let line = m.status_line([Counters::default(); 2], 1_000_000_000);
+        assert_eq!(
+            line,
+            "a>b 4 fr/s 0.1 Mbit/s frag 100 % lost 1 | b>a 3 fr/s 0.1 Mbit/s frag 100 % | rtt 1.00 ms"
+        );
+        let ends = Ends {
+            name: "100:1-102:1".into(),
+            a: "100:1".into(),
+            b: "102:1".into(),
+        };
+        let summary = m.summary(&ends, 1.0);
+        assert!(summary.contains("100:1 > 102:1: 4 frames"), "{summary}");
+        assert!(
+            summary.contains("1 echo, 0 ARP, 0 SYN unanswered"),
+            "{summary}"
+        );
+        assert!(summary.contains("rtt icmp echo: 3 pairs"), "{summary}");
+        assert!(
+            summary.contains("lossy flow a>b IcmpEcho 10.0.0.1 > 10.0.0.2"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("advice: host_mtu 9000 on a 1500-byte path: 100 % of a>b frames were fragmented; set host_mtu ≤ 1458"),
+            "{summary}"
+        );
     }
 
     proptest::proptest! {
