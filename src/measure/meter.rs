@@ -43,27 +43,20 @@ impl Direction {
     /// Both directions, A to B first.
     pub const BOTH: [Direction; 2] = [Direction::AToB, Direction::BToA];
 
-    fn index(self) -> usize {
-        match self {
-            Direction::AToB => 0,
-            Direction::BToA => 1,
-        }
-    }
-
-    /// The other direction.
-    pub fn reverse(self) -> Direction {
-        match self {
-            Direction::AToB => Direction::BToA,
-            Direction::BToA => Direction::AToB,
-        }
-    }
-
     /// "a>b" or "b>a", as in the advice lines.
     pub fn label(self) -> &'static str {
         match self {
             Direction::AToB => "a>b",
             Direction::BToA => "b>a",
         }
+    }
+}
+
+/// The slot of a direction in per-direction arrays.
+fn slot(direction: Direction) -> usize {
+    match direction {
+        Direction::AToB => 0,
+        Direction::BToA => 1,
     }
 }
 
@@ -212,7 +205,7 @@ impl Meter {
         let (vlan_tags, network) = ethernet(frame);
         let len = frame.len() as u32;
         let fit = self.config.budget.fit(len, vlan_tags);
-        self.directions[direction.index()].account(len, vlan_tags, fit);
+        self.directions[slot(direction)].account(len, vlan_tags, fit);
         if let Some((ether_type, packet)) = network {
             self.inspect(direction, timestamp_ns, ether_type, packet);
         }
@@ -221,7 +214,7 @@ impl Meter {
     /// Accounts the splice's own delay for one frame: from its receive timestamp to the
     /// return of the send that forwarded it.
     pub fn record_added_latency(&mut self, direction: Direction, latency_ns: u64) {
-        self.directions[direction.index()]
+        self.directions[slot(direction)]
             .added_latency
             .saturating_record(latency_ns.max(1));
     }
@@ -241,14 +234,14 @@ impl Meter {
             lost.push((Exchange::TcpHandshake, d, flow))
         });
         for (exchange, direction, flow) in lost {
-            self.directions[direction.index()].unanswered[exchange as usize] += 1;
+            self.directions[slot(direction)].unanswered[exchange as usize] += 1;
             self.note_loss(direction, flow, |l| l.unanswered += 1);
         }
     }
 
     /// Frames and bytes so far in `direction`.
     pub fn counters(&self, direction: Direction) -> Counters {
-        let d = &self.directions[direction.index()];
+        let d = &self.directions[slot(direction)];
         Counters {
             frames: d.frames,
             bytes: d.bytes,
@@ -257,12 +250,12 @@ impl Meter {
 
     /// Requests of `exchange` sent in `direction` and never answered (so far).
     pub fn unanswered(&self, direction: Direction, exchange: Exchange) -> u64 {
-        self.directions[direction.index()].unanswered[exchange as usize]
+        self.directions[slot(direction)].unanswered[exchange as usize]
     }
 
     /// TCP retransmissions seen travelling in `direction`.
     pub fn retransmissions(&self, direction: Direction) -> u64 {
-        self.directions[direction.index()].retransmissions
+        self.directions[slot(direction)].retransmissions
     }
 
     /// Requests still waiting for their response, within the grace time.
@@ -285,7 +278,7 @@ impl Meter {
         flows.sort_by(|x, y| {
             (y.2.unanswered + y.2.retransmissions)
                 .cmp(&(x.2.unanswered + x.2.retransmissions))
-                .then((x.0.index(), x.1).cmp(&(y.0.index(), y.1)))
+                .then((slot(x.0), x.1).cmp(&(slot(y.0), y.1)))
         });
         flows
     }
@@ -317,7 +310,7 @@ impl Meter {
         Direction::BOTH
             .iter()
             .flat_map(|&direction| {
-                let d = &self.directions[direction.index()];
+                let d = &self.directions[slot(direction)];
                 advice(
                     &self.config.budget,
                     &Seen {
@@ -342,10 +335,10 @@ impl Meter {
         let mut parts: Vec<String> = Direction::BOTH
             .iter()
             .map(|&direction| {
-                let d = &self.directions[direction.index()];
+                let d = &self.directions[slot(direction)];
                 let (pps, bps) = self
                     .counters(direction)
-                    .rates_since(&earlier[direction.index()], elapsed_ns);
+                    .rates_since(&earlier[slot(direction)], elapsed_ns);
                 let mut part = format!(
                     "{} {pps:.0} fr/s {:.1} Mbit/s",
                     direction.label(),
@@ -376,7 +369,7 @@ impl Meter {
         let report = self.report(ends, [SpliceCounters::default(); 2], duration_s);
         let mut out = format!("link {}\n", report.name);
         for (direction, d) in Direction::BOTH.iter().zip(&report.directions) {
-            let meter = &self.directions[direction.index()];
+            let meter = &self.directions[slot(*direction)];
             out.push_str(&format!(
                 "  {} > {}: {} frames, {} bytes, {:.0} fr/s, {:.2} Mbit/s",
                 d.from,
@@ -456,10 +449,10 @@ impl Meter {
                     Direction::AToB => (&ends.a, &ends.b),
                     Direction::BToA => (&ends.b, &ends.a),
                 };
-                self.directions[direction.index()].report(
+                self.directions[slot(direction)].report(
                     from,
                     to,
-                    splice[direction.index()],
+                    splice[slot(direction)],
                     duration_s,
                 )
             })
@@ -607,7 +600,7 @@ impl Meter {
 
     fn replaced(&mut self, exchange: Exchange, direction: Direction, replaced: Option<Flow>) {
         if let Some(flow) = replaced {
-            self.directions[direction.index()].unanswered[exchange as usize] += 1;
+            self.directions[slot(direction)].unanswered[exchange as usize] += 1;
             self.note_loss(direction, flow, |l| l.unanswered += 1);
         }
     }
@@ -638,7 +631,7 @@ impl Meter {
             let behind = state.highest_end.wrapping_sub(end) as i32;
             let keepalive = s.len == 1 && !s.syn && !s.fin && behind == 0;
             if behind >= 0 && !keepalive {
-                self.directions[direction.index()].retransmissions += 1;
+                self.directions[slot(direction)].retransmissions += 1;
                 let flow = flow.named(FlowProtocol::Tcp);
                 self.note_loss(direction, flow, |l| l.retransmissions += 1);
             } else if behind < 0 {

@@ -66,6 +66,27 @@ impl PathMtu {
     }
 }
 
+/// The path MTU a splice assumes towards a tunnel peer when the user gives none: 65535
+/// for a loopback peer, else the kernel's route MTU read with `IP_MTU` / `IPV6_MTU` on a
+/// UDP socket connected to the peer (no datagram is sent).
+pub fn route_path_mtu(peer: SocketAddr) -> crate::Result<u32> {
+    if peer.ip().is_loopback() {
+        return Ok(super::fragment::LOOPBACK_PATH_MTU);
+    }
+    let io = |source| crate::Error::Io {
+        path: format!("udp:{peer}").into(),
+        source,
+    };
+    let local: SocketAddr = if peer.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(local).map_err(io)?;
+    socket.connect(peer).map_err(io)?;
+    sys::route_mtu(&socket, peer.is_ipv6()).map_err(io)
+}
+
 /// Probes the path MTU towards a reflector; see the module documentation.
 pub fn probe(config: &ProbeConfig) -> crate::Result<PathMtu> {
     let outer = if config.target.is_ipv6() {
@@ -306,6 +327,16 @@ mod tests {
         assert!(found.kernel_mtu >= 65535);
         assert_eq!(found.largest_host_mtu(0), 65493);
         assert!(answered >= 2);
+    }
+
+    #[test]
+    fn route_path_mtu_is_65535_towards_loopback_peers() {
+        // (The non-loopback branch reads IP_MTU like `probe` does; the namespace test of
+        // `linkscope mtu` checks that figure: 9000 on the near link.)
+        for peer in ["127.0.0.1:9", "127.0.0.2:9", "[::1]:9"] {
+            let peer = peer.parse().expect("address");
+            assert_eq!(route_path_mtu(peer).expect("loopback"), 65535);
+        }
     }
 
     #[test]
