@@ -152,18 +152,30 @@ pub(crate) fn parse(file: &Path, text: &str) -> crate::Result<Node> {
     Ok(root)
 }
 
-/// PyYAML reads a plain scalar of digits with a leading zero that is not octal (`08`,
-/// `0189`) as a string, where YAML 1.2 makes it a float; Python's `int()` then reads it as
-/// decimal. Such nodes become strings again so they mean what they mean to the generator.
+/// PyYAML's booleans (YAML 1.1), as written.
+const PYYAML_BOOLEANS: &[&str] = &[
+    "yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on",
+    "On", "ON", "off", "Off", "OFF",
+];
+
+/// Gives back their string meaning to plain scalars PyYAML reads as strings where the parser
+/// does not: digits with a leading zero that are not octal (`08`, `0189`; a float in YAML
+/// 1.2, which Python's `int()` then reads as decimal), and boolean-looking words outside
+/// PyYAML's list (`y`, `n`, `yEs`).
 fn pyyaml_strings(node: &mut Node, text: &str) {
+    let raw = node.span.and_then(|(o, l)| text.get(o..o.checked_add(l)?));
     match &mut node.value {
         Value::Float(_) => {
-            let raw = node.span.and_then(|(o, l)| text.get(o..o.checked_add(l)?));
             if let Some(raw) = raw {
                 let digits = raw.trim_start_matches(['-', '+']);
                 if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
                     node.value = Value::Str(raw.to_owned());
                 }
+            }
+        }
+        Value::Bool(_) => {
+            if let Some(raw) = raw.filter(|r| !PYYAML_BOOLEANS.contains(r)) {
+                node.value = Value::Str(raw.to_owned());
             }
         }
         Value::Seq(items) => items.iter_mut().for_each(|n| pyyaml_strings(n, text)),
@@ -221,8 +233,8 @@ mod tests {
     }
 
     #[test]
-    fn leading_zero_decimals_are_strings_octals_are_numbers() {
-        let node = tree("[08, -09, 010, 0o10, 1.5, 7]").unwrap();
+    fn scalars_mean_what_they_mean_to_pyyaml() {
+        let node = tree("[08, -09, 010, 0o10, 1.5, 7, y, N, yEs, Off, 'yes']").unwrap();
         let Value::Seq(items) = node.value else {
             panic!()
         };
@@ -235,7 +247,12 @@ mod tests {
                 Value::Int(8),
                 Value::Int(8),
                 Value::Float(1.5),
-                Value::Int(7)
+                Value::Int(7),
+                Value::Str("y".into()),
+                Value::Str("N".into()),
+                Value::Str("yEs".into()),
+                Value::Bool(false),
+                Value::Str("yes".into()),
             ]
         );
     }
