@@ -174,3 +174,50 @@ fn ipv6_links_warn_for_the_socket_backend_only() {
         "local.host=fd00::1,local.port=41001,remote.type=inet,remote.host=fd00::2,remote.port=41021"
     ));
 }
+
+/// Without `--qm-showcmd-dir`, `plan` runs `qm showcmd <vmid>` when `qm` is on PATH (a
+/// stand-in script here, printing the case's showcmd text), and assumes no devices when the
+/// command fails or `qm` is absent.
+#[test]
+fn showcmd_comes_from_qm_on_path() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/plan/reuse-lowest-free");
+    let bin = tempfile::tempdir().unwrap();
+    let qm = bin.path().join("qm");
+    std::fs::write(
+        &qm,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = showcmd ] || exit 3\nf='{}/pve/'\"$2\".cmd\n[ -f \"$f\" ] || exit 2\ncat \"$f\"\n",
+            case.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&qm, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |path: &std::ffi::OsStr| {
+        Command::cargo_bin("linkscope")
+            .unwrap()
+            .current_dir(&case)
+            .env("PATH", path)
+            .args(["plan", "mapping.yaml", "--pve-config-dir", "pve"])
+            .output()
+            .unwrap()
+    };
+    let system = std::env::var_os("PATH").unwrap_or_default();
+    let mut with_qm = std::ffi::OsString::from(bin.path());
+    with_qm.push(":");
+    with_qm.push(&system);
+    let out = run(&with_qm);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let expected = std::fs::read_to_string(case.join("expected.qm")).unwrap();
+    assert_eq!(text(&out.stdout), expected);
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = run(empty.path().as_os_str());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("# Reused"), "{stdout}");
+    assert!(
+        stdout.contains("netdev=net5,bus=pci.0,addr=0x2,"),
+        "{stdout}"
+    );
+}
