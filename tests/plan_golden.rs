@@ -5,7 +5,8 @@
 //! state), and the expected results, each derived by hand from the generator's rules:
 //! - `expected.qm` / `.qemu` / `.dgram` / `.libvirt`: stdout of `plan` in that format;
 //! - `expected.links` / `expected.links.json`: stdout of `links` / `links --json`;
-//! - `expected.stderr`: the warnings of `plan` (absent: stderr must be empty);
+//! - `expected.stderr`: the warnings of `plan` (absent: stderr must be empty), or for one
+//!   format `expected.FORMAT.stderr`;
 //! - `expected.refusal`: `plan` refuses: exit 2, nothing on stdout, one line on stderr
 //!   starting with this text.
 //!
@@ -59,7 +60,9 @@ fn check_output(case: &Path, file: &str, args: &[&str]) -> bool {
     );
     assert_eq!(text(&out.stdout), expected, "{name}: stdout of {args:?}");
     if args[0] == "plan" {
-        let warnings = std::fs::read_to_string(case.join("expected.stderr")).unwrap_or_default();
+        let warnings = std::fs::read_to_string(case.join(format!("{file}.stderr")))
+            .or_else(|_| std::fs::read_to_string(case.join("expected.stderr")))
+            .unwrap_or_default();
         assert_eq!(text(&out.stderr), warnings, "{name}: stderr of {args:?}");
     }
     true
