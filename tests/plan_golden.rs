@@ -224,3 +224,40 @@ fn showcmd_comes_from_qm_on_path() {
         "{stdout}"
     );
 }
+
+#[test]
+fn json_plan_holds_every_decision() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/plan/reuse-lowest-free");
+    let out = linkscope(&case, &["plan", "mapping.yaml", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["port_scheme"], "legacy");
+    assert_eq!(plan["port_formula"], "4+VMID+ethIndex");
+    assert_eq!(plan["pci_alloc_strategy"], "lowest_free");
+    assert_eq!(plan["ports"][0]["port"], 41001);
+    assert_eq!(plan["ports"][0]["explicit"], false);
+    let vm100 = &plan["vms"][0];
+    assert_eq!(vm100["vm"], 100);
+    assert_eq!(vm100["start_index"], 5);
+    let nic = &vm100["nics"][0];
+    assert_eq!(nic["net"], 1);
+    assert_eq!(nic["slot"], "0x13");
+    assert_eq!(nic["reused"], true);
+    assert_eq!(nic["link"], "100:1-102:1");
+    assert_eq!(nic["side"], "a");
+    assert_eq!(nic["local"], "127.0.0.1:41001");
+    assert_eq!(vm100["nics"][1]["slot"], "0x3");
+    assert_eq!(vm100["nics"][1]["reused"], false);
+    let qm = std::fs::read_to_string(case.join("expected.qm")).unwrap();
+    let line = qm.lines().find(|l| l.starts_with("qm set 100 ")).unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "qm set 100 --args \"{}\"",
+            vm100["qm_args"].as_str().unwrap()
+        )
+    );
+    let links = linkscope(&case, &["links", "mapping.yaml", "--json"]);
+    let links: serde_json::Value = serde_json::from_slice(&links.stdout).unwrap();
+    assert_eq!(links["links"], plan["links"]);
+}
