@@ -145,7 +145,7 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_text_never_panics(text in "(defaults|links|- |\\[|\\]|\\{|\\}|:|,| |\\n|[0-9a-z_]{1,8}){0,40}") {
+    fn arbitrary_text_never_panics(text in "(defaults|links|eth|- |\\[|\\]|\\{|\\}|:|,| |\\n|[0-9a-zé€_]{1,8}){0,40}") {
         let _ = linkscope::plan::Mapping::parse(Path::new("m.yaml"), &text)
             .and_then(|m| linkscope::plan::plan(&m, &linkscope::plan::PveSource::empty(), 1500));
     }
@@ -154,5 +154,70 @@ proptest! {
     fn arbitrary_showcmd_never_panics(text in "(virtio-net-pci|mac=|netdev=net|addr=0x|,|'| |[0-9a-fA-F:]{1,6}|\\.0x){0,40}") {
         let mut state = linkscope::plan::pve::VmState::default();
         state.read_showcmd(&text);
+    }
+}
+
+/// Any YAML scalar a user might put anywhere.
+fn scalar() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<i64>().prop_map(|v| v.to_string()),
+        (0u32..70000).prop_map(|v| v.to_string()),
+        (0u32..20).prop_map(|v| format!("eth{v}")),
+        Just("~".to_owned()),
+        Just("yes".to_owned()),
+        Just("08".to_owned()),
+        Just("1.5".to_owned()),
+        Just("'aaé1'".to_owned()),
+        Just("99999999999999999999999".to_owned()),
+        Just("bc:24:99".to_owned()),
+        Just("10.0.0.1".to_owned()),
+        Just("[]".to_owned()),
+        Just("{}".to_owned()),
+        "[a-z_:.0-9]{0,10}",
+    ]
+}
+
+const KEYS: &[&str] = &[
+    "model",
+    "host_mtu",
+    "rx_queue_size",
+    "mac_prefix",
+    "udp_port_base",
+    "udp_default_ip",
+    "loopback_if_same_host",
+    "auto_pci_addr",
+    "pci_alloc_strategy",
+    "port_scheme",
+    "port_stride",
+    "port_first_vmid",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mappings_of_arbitrary_scalars_never_panic(
+        defaults in prop::collection::vec((0..KEYS.len(), scalar()), 0..6),
+        links in prop::collection::vec(prop::collection::vec(scalar(), 0..6), 1..5),
+    ) {
+        let mut y = String::from("defaults:\n");
+        let mut seen = HashSet::new();
+        for (key, value) in &defaults {
+            if seen.insert(key) {
+                writeln!(y, "  {}: {value}", KEYS[*key]).unwrap();
+            }
+        }
+        if seen.is_empty() {
+            y.clear();
+        }
+        y.push_str("links:\n");
+        for link in &links {
+            writeln!(y, "  - [{}]", link.join(", ")).unwrap();
+        }
+        let result = linkscope::plan::Mapping::parse(Path::new("m.yaml"), &y)
+            .and_then(|m| linkscope::plan::plan(&m, &linkscope::plan::PveSource::empty(), 1500));
+        if let Err(err) = result {
+            prop_assert!(err.is_input(), "{err}");
+        }
     }
 }
