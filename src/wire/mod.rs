@@ -325,10 +325,10 @@ fn llc(data: &[u8]) -> Result<Payload<'_>, Error> {
     })
 }
 
-/// A decoded control-plane PDU.
+/// A decoded control-plane PDU (LLDP values borrow the frame).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Control {
-    Lldp(lldp::Repr),
+pub enum Control<'a> {
+    Lldp(lldp::Repr<'a>),
     Stp(stp::Repr),
     Lacp(lacp::Repr),
     Marker(marker::Repr),
@@ -355,7 +355,7 @@ impl Protocol {
     }
 }
 
-impl Control {
+impl Control<'_> {
     /// The protocol of this PDU.
     pub fn protocol(&self) -> Protocol {
         match self {
@@ -368,7 +368,7 @@ impl Control {
 }
 
 /// One line of what matters, e.g. `chassis=mac 52:54:00:00:00:01 port=ifname eth1 ttl=120`.
-impl fmt::Display for Control {
+impl fmt::Display for Control<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Control::Lldp(r) => r.fmt(f),
@@ -379,7 +379,7 @@ impl fmt::Display for Control {
     }
 }
 
-impl Frame<'_> {
+impl<'a> Frame<'a> {
     /// The control protocol this frame carries, if any (without decoding it).
     pub fn protocol(&self) -> Option<Protocol> {
         match self.payload {
@@ -392,7 +392,7 @@ impl Frame<'_> {
     }
 
     /// Decodes the control PDU of this frame; `None` when it carries none.
-    pub fn control(&self) -> Option<Result<Control, Error>> {
+    pub fn control(&self) -> Option<Result<Control<'a>, Error>> {
         Some(match self.payload {
             Payload::Lldp(d) => lldp::Repr::parse(d).map(Control::Lldp),
             Payload::Stp(d) => stp::Repr::parse(d).map(Control::Stp),
