@@ -6,7 +6,9 @@
 //! zero-copy view with `new_checked` (after which no accessor panics), field offsets in a
 //! `mod field`, and an owned `Repr` with `parse` and `emit`.
 //!
-//! - [`lldp`]: IEEE 802.1AB LLDPDUs, EtherType 0x88cc.
+//! - [`lldp`]: IEEE 802.1AB LLDPDUs, EtherType 0x88cc whatever the destination (nearest
+//!   bridge 01:80:c2:00:00:0e, non-TPMR 01:80:c2:00:00:03 or customer 01:80:c2:00:00:00),
+//!   as Wireshark does.
 //! - [`stp`]: IEEE 802.1D / 802.1Q BPDUs (STP, RSTP, MSTP) on LLC 42-42-03, and Cisco PVST+
 //!   on SNAP 00-00-0c / 0x010b.
 //! - [`lacp`] and [`marker`]: IEEE 802.1AX slow protocols (EtherType 0x8809, subtypes 1, 2).
