@@ -209,19 +209,30 @@ impl SendMmsg {
         }
     }
 
-    /// Sends the datagrams (at most the capacity) to `destination` in one call. Returns how
-    /// many the kernel took, counted from the first; an error means the first one failed.
+    /// Sends the datagrams (at most the capacity) to `destination` in one call, or, with
+    /// `None`, to the connected socket's peer (which spares the kernel a route lookup per
+    /// datagram). Returns how many the kernel took, counted from the first; an error means
+    /// the first one failed.
     pub fn send(
         &mut self,
         fd: BorrowedFd<'_>,
-        destination: SocketAddr,
+        destination: Option<SocketAddr>,
         datagrams: &[&[u8]],
     ) -> io::Result<usize> {
         let count = datagrams.len().min(self.headers.len());
         if count == 0 {
             return Ok(0);
         }
-        let (mut address, address_len) = sockaddr(destination);
+        let (mut address, address_len) = match destination {
+            Some(addr) => sockaddr(addr),
+            // SAFETY: all-zero bytes are a valid sockaddr_storage; it is not passed on.
+            None => (unsafe { mem::zeroed() }, 0),
+        };
+        let name: *mut libc::c_void = if destination.is_some() {
+            (&mut address as *mut libc::sockaddr_storage).cast()
+        } else {
+            std::ptr::null_mut()
+        };
         for (i, datagram) in datagrams.iter().take(count).enumerate() {
             self.iovecs[i] = libc::iovec {
                 iov_base: datagram.as_ptr() as *mut libc::c_void,
@@ -229,7 +240,7 @@ impl SendMmsg {
             };
             let header = &mut self.headers[i];
             header.msg_len = 0;
-            header.msg_hdr.msg_name = (&mut address as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_name = name;
             header.msg_hdr.msg_namelen = address_len;
             header.msg_hdr.msg_iov = &mut self.iovecs[i];
             header.msg_hdr.msg_iovlen = 1;
@@ -238,7 +249,7 @@ impl SendMmsg {
             header.msg_hdr.msg_flags = 0;
         }
         // SAFETY: the first `count` headers point at `address` (live on our stack, its
-        // length set by `sockaddr`) and at iovecs covering the caller's datagrams, which
+        // length set by `sockaddr`) or at no address (length 0), and at iovecs covering the caller's datagrams, which
         // stay borrowed until the call returns; the kernel only reads through them.
         let sent = unsafe {
             libc::sendmmsg(
