@@ -8,9 +8,14 @@
 //! The library never sees command-line types: [`cli`] resolves arguments and files into
 //! plain configuration structs and hands them to the modules below.
 
+pub mod bench;
+pub mod capture;
 pub mod cli;
+pub mod measure;
 pub mod net;
 pub mod plan;
+pub mod splice;
+pub mod wire;
 
 use std::path::PathBuf;
 
@@ -36,6 +41,29 @@ pub enum Error {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// A capture block pcap-file refused to encode (a value outside what pcapng can hold).
+    #[error("{}: cannot encode a pcapng block: {source}", path.display())]
+    Pcapng {
+        path: PathBuf,
+        #[source]
+        source: pcap_file::pcapng::PcapNgWriteError,
+    },
+    /// A socket operation failed.
+    #[error("{op} on {addr}: {source}")]
+    Socket {
+        addr: std::net::SocketAddr,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The receiving end of a benchmark did not answer.
+    #[error(
+        "no report from {peer} within {waited:?}: is `linkscope bench sink` or `reflect` running there?"
+    )]
+    NoReport {
+        peer: std::net::SocketAddr,
+        waited: std::time::Duration,
     },
 }
 

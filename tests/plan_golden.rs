@@ -133,3 +133,44 @@ fn missing_mapping_file_is_an_error_naming_it() {
     assert!(out.stdout.is_empty());
     assert!(text(&out.stderr).contains("/nonexistent/mapping.yaml"));
 }
+
+#[test]
+fn dgram_needs_the_qemu_format() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/plan/readme");
+    let out = linkscope(&case, &["plan", "mapping.yaml", "--netdev", "dgram"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        text(&out.stderr),
+        "linkscope: --netdev: dgram applies to --format qemu only\n"
+    );
+}
+
+#[test]
+fn ipv6_links_warn_for_the_socket_backend_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mapping.yaml"),
+        "defaults:\n  udp_ip_by_vm: {100: 'fd00::1', 102: 'fd00::2'}\n  host_mtu: 1400\nlinks:\n  - [100, 1, 102, 1]\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("pve")).unwrap();
+    let socket = linkscope(dir.path(), &["plan", "mapping.yaml", "--format", "qemu"]);
+    assert!(text(&socket.stderr).contains("IPv4 addresses only"));
+    assert!(text(&socket.stdout).contains("udp=[fd00::2]:41021,localaddr=[fd00::1]:41001"));
+    let dgram = linkscope(
+        dir.path(),
+        &[
+            "plan",
+            "mapping.yaml",
+            "--format",
+            "qemu",
+            "--netdev",
+            "dgram",
+        ],
+    );
+    assert_eq!(text(&dgram.stderr), "");
+    assert!(text(&dgram.stdout).contains(
+        "local.host=fd00::1,local.port=41001,remote.type=inet,remote.host=fd00::2,remote.port=41021"
+    ));
+}

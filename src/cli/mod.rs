@@ -9,8 +9,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod compare;
+mod decode;
+mod demo;
+mod extcap;
 mod links;
+mod mtu;
 mod plan;
+mod splice;
 
 #[derive(Debug, Parser)]
 #[command(name = "linkscope", version, about, long_about = None)]
@@ -25,6 +32,20 @@ enum Command {
     Plan(plan::Args),
     /// The intercept plan: every link's endpoints (what each end binds, where it sends).
     Links(links::Args),
+    /// A spliced two-VM lab on loopback: no VM, no root; writes demo.pcapng.
+    Demo(demo::Args),
+    /// Step into running QEMU UDP links and show what crosses them.
+    Splice(splice::Args),
+    /// Decode LLDP, STP/RSTP/MSTP/PVST+, LACP and Marker frames of pcap / pcapng files
+    Decode(decode::Args),
+    /// The links of a mapping as Wireshark interfaces (extcap), and their installation.
+    Extcap(extcap::Args),
+    /// Throughput, loss, jitter and round trips over a tunnel, standing in for a VM.
+    Bench(bench::Args),
+    /// Compare two captures of one link: one-way loss, duplicates, reordering and delay.
+    Compare(compare::Args),
+    /// Probe the path MTU towards a host, or answer probes with --reflect.
+    Mtu(mtu::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -33,6 +54,13 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Plan(args) => plan::run(args),
         Command::Links(args) => links::run(args),
+        Command::Splice(args) => splice::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Decode(args) => decode::run(args),
+        Command::Extcap(args) => extcap::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Mtu(args) => mtu::run(args),
     };
     match outcome {
         Ok(code) => code,

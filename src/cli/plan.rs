@@ -44,12 +44,24 @@ pub struct Args {
     /// Netdev syntax for `--format qemu`.
     #[arg(long, value_enum, default_value_t = NetdevArg::Socket)]
     netdev: NetdevArg,
+    /// Route a link through a relay-mode splice: SPEC (link name or end) = IP:PORT_A,PORT_B,
+    /// the ports `linkscope splice --mode relay --listen IP:PORT_A,PORT_B` listens on; end A
+    /// sends to PORT_A, end B to PORT_B (repeatable).
+    #[arg(long, value_name = "SPEC=IP:PORT_A,PORT_B")]
+    splice: Vec<String>,
     /// MTU of the path between hosts, for the warning on cross-host links.
     #[arg(long, value_name = "BYTES", default_value_t = 1500)]
     path_mtu: u32,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.netdev == NetdevArg::Dgram && args.format != Format::Qemu {
+        return Err(crate::Error::Argument {
+            field: "--netdev".into(),
+            message: "dgram applies to --format qemu only".into(),
+        }
+        .into());
+    }
     let showcmd = match args.qm_showcmd_dir {
         Some(dir) => Showcmd::Dir(dir),
         None if qm_on_path() => Showcmd::Qm,
@@ -60,9 +72,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         showcmd,
     };
     let mapping = Mapping::load(&args.mapping)?;
-    let plan = plan::plan(&mapping, &pve, args.path_mtu)?;
+    let mut plan = plan::plan(&mapping, &pve, args.path_mtu)?;
+    for text in &args.splice {
+        let (spec, listen) = text.split_once('=').ok_or_else(|| crate::Error::Argument {
+            field: "--splice".into(),
+            message: format!("{text:?}: expected SPEC=IP:PORT_A,PORT_B"),
+        })?;
+        let (listen_a, listen_b) = crate::splice::parse_listen(listen, "--splice")?;
+        plan::relay::through_splice(&mut plan, spec, listen_a, listen_b)?;
+    }
     for warning in &plan.warnings {
         eprintln!("linkscope: warning: {warning}");
+    }
+    let socket = args.format == Format::Qm
+        || (args.format == Format::Qemu && args.netdev == NetdevArg::Socket);
+    if socket
+        && plan
+            .links
+            .iter()
+            .any(|l| l.a.local.is_ipv6() || l.b.local.is_ipv6())
+    {
+        eprintln!(
+            "linkscope: warning: QEMU's -netdev socket takes IPv4 addresses only; for IPv6 links use --format qemu --netdev dgram"
+        );
     }
     let text = match args.format {
         Format::Qm => plan::qm::render(&plan),

@@ -3,5 +3,8 @@
 //! Every `unsafe` block of the crate lives in [`sys`], each with a comment saying why it is
 //! sound.
 
+pub mod batch;
 pub mod sys;
 pub mod tap;
+pub mod tunnel;
+pub mod udp_table;

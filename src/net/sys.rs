@@ -4,8 +4,326 @@
 //! is sound.
 
 use std::io;
+use std::mem;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
+
+/// Room for the control messages we ask for: one `SCM_TIMESTAMPNS` (a timespec) and one
+/// `SO_RXQ_OVFL` (a u32), each with its header, with margin. Kept as u64 words so the
+/// buffer is aligned for `cmsghdr`.
+const CONTROL_WORDS: usize = 16;
+
+/// Asks the kernel for a nanosecond receive timestamp (`SO_TIMESTAMPNS`) and the socket's
+/// cumulative drop counter (`SO_RXQ_OVFL`) with every datagram.
+pub fn enable_receive_metadata(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)
+}
+
+/// Sets the receive buffer to `bytes` past the `net.core.rmem_max` cap
+/// (`SO_RCVBUFFORCE`, which needs CAP_NET_ADMIN); fails with `PermissionDenied` without it.
+pub fn force_recv_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    let bytes = i32::try_from(bytes).unwrap_or(i32::MAX);
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes)
+}
+
+fn set_int_option(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: the pointer and length describe a live i32 on our stack, the length matches
+    // its size, and the kernel only reads it; the descriptor is open for the borrow.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const i32).cast(),
+            mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// What the kernel said about one received datagram.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes stored in the slot (the datagram's length unless `truncated`).
+    pub len: usize,
+    /// The sender, when it is an IPv4 or IPv6 address.
+    pub source: Option<SocketAddr>,
+    /// Receive time in nanoseconds since the Unix epoch (0 when the kernel gave none).
+    pub timestamp_ns: u64,
+    /// The socket's cumulative count of datagrams dropped for lack of buffer space, as of
+    /// this datagram (the kernel only reports it once it is non-zero).
+    pub kernel_drops: u32,
+    /// The datagram was longer than its slot.
+    pub truncated: bool,
+}
+
+/// Reusable `recvmmsg(2)` state: message headers, I/O vectors, address and control buffers
+/// for up to `capacity` datagrams. The pointers inside are rebuilt on every call, so the
+/// struct may move freely between calls.
+pub struct RecvMmsg {
+    headers: Vec<libc::mmsghdr>,
+    iovecs: Vec<libc::iovec>,
+    addresses: Vec<libc::sockaddr_storage>,
+    controls: Vec<[u64; CONTROL_WORDS]>,
+}
+
+impl RecvMmsg {
+    /// State for batches of up to `capacity` datagrams.
+    pub fn new(capacity: usize) -> Self {
+        RecvMmsg {
+            // SAFETY: mmsghdr, iovec and sockaddr_storage are plain C structs for which
+            // all-zero bytes are a valid value (null pointers, zero lengths).
+            headers: (0..capacity).map(|_| unsafe { mem::zeroed() }).collect(),
+            // SAFETY: as above.
+            iovecs: (0..capacity).map(|_| unsafe { mem::zeroed() }).collect(),
+            // SAFETY: as above.
+            addresses: (0..capacity).map(|_| unsafe { mem::zeroed() }).collect(),
+            controls: vec![[0; CONTROL_WORDS]; capacity],
+        }
+    }
+
+    /// Receives up to `out.len()` datagrams (at most the capacity) into consecutive slots of
+    /// `slot` bytes of `buffer`. With `wait`, waits for the first one only
+    /// (`MSG_WAITFORONE`; the socket's read timeout bounds the wait); without, takes what is
+    /// queued (`MSG_DONTWAIT`; nothing queued is `WouldBlock`). Returns how many arrived;
+    /// `out[i]` describes slot `i`.
+    pub fn recv(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        buffer: &mut [u8],
+        slot: usize,
+        out: &mut [Received],
+        wait: bool,
+    ) -> io::Result<usize> {
+        let count = out
+            .len()
+            .min(self.headers.len())
+            .min(buffer.len() / slot.max(1));
+        if count == 0 {
+            return Ok(0);
+        }
+        for (i, chunk) in buffer.chunks_exact_mut(slot).take(count).enumerate() {
+            self.iovecs[i] = libc::iovec {
+                iov_base: chunk.as_mut_ptr().cast(),
+                iov_len: slot,
+            };
+            let header = &mut self.headers[i];
+            header.msg_len = 0;
+            header.msg_hdr.msg_name =
+                (&mut self.addresses[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_namelen =
+                mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            header.msg_hdr.msg_iov = &mut self.iovecs[i];
+            header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_control = self.controls[i].as_mut_ptr().cast();
+            header.msg_hdr.msg_controllen = mem::size_of::<[u64; CONTROL_WORDS]>();
+            header.msg_hdr.msg_flags = 0;
+        }
+        // SAFETY: the first `count` headers point at live, distinct buffers owned by `self`
+        // and `buffer` (each iovec covers one `slot`-byte chunk inside `buffer`), with
+        // lengths matching their sizes; all stay borrowed mutably until the call returns,
+        // and the kernel writes at most those lengths. A null timeout means "no timeout".
+        let received = unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                self.headers.as_mut_ptr(),
+                count as libc::c_uint,
+                if wait {
+                    libc::MSG_WAITFORONE
+                } else {
+                    libc::MSG_DONTWAIT
+                },
+                std::ptr::null_mut(),
+            )
+        };
+        if received < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let received = received as usize;
+        for (i, meta) in out.iter_mut().take(received).enumerate() {
+            let header = &self.headers[i];
+            let len = header.msg_len as usize;
+            *meta = Received {
+                len: len.min(slot),
+                source: socket_addr(&self.addresses[i], header.msg_hdr.msg_namelen),
+                timestamp_ns: 0,
+                kernel_drops: 0,
+                truncated: header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+            };
+            read_control(&header.msg_hdr, meta);
+        }
+        Ok(received)
+    }
+}
+
+/// Walks the control messages of a received header and fills the timestamp and drop count.
+fn read_control(header: &libc::msghdr, meta: &mut Received) {
+    // SAFETY: `header` was filled by a successful recvmmsg: msg_control points at our
+    // control buffer and msg_controllen says how much of it the kernel wrote, which is what
+    // CMSG_FIRSTHDR / CMSG_NXTHDR require. Each payload is read unaligned with the size the
+    // kernel documents for its type, after checking that cmsg_len covers it.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(header);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            let data = libc::CMSG_DATA(cmsg);
+            let payload = c.cmsg_len as usize - (data as usize - cmsg as usize);
+            if c.cmsg_level == libc::SOL_SOCKET {
+                if c.cmsg_type == libc::SCM_TIMESTAMPNS
+                    && payload >= mem::size_of::<libc::timespec>()
+                {
+                    let ts = std::ptr::read_unaligned(data.cast::<libc::timespec>());
+                    meta.timestamp_ns = (ts.tv_sec as u64)
+                        .saturating_mul(1_000_000_000)
+                        .saturating_add(ts.tv_nsec as u64);
+                } else if c.cmsg_type == libc::SO_RXQ_OVFL && payload >= mem::size_of::<u32>() {
+                    meta.kernel_drops = std::ptr::read_unaligned(data.cast::<u32>());
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(header, cmsg);
+        }
+    }
+}
+
+/// Reusable `sendmmsg(2)` state for up to `capacity` datagrams to one destination.
+pub struct SendMmsg {
+    headers: Vec<libc::mmsghdr>,
+    iovecs: Vec<libc::iovec>,
+}
+
+impl SendMmsg {
+    /// State for batches of up to `capacity` datagrams.
+    pub fn new(capacity: usize) -> Self {
+        SendMmsg {
+            // SAFETY: mmsghdr and iovec are plain C structs for which all-zero bytes are a
+            // valid value.
+            headers: (0..capacity).map(|_| unsafe { mem::zeroed() }).collect(),
+            // SAFETY: as above.
+            iovecs: (0..capacity).map(|_| unsafe { mem::zeroed() }).collect(),
+        }
+    }
+
+    /// Sends the datagrams (at most the capacity) to `destination` in one call. Returns how
+    /// many the kernel took, counted from the first; an error means the first one failed.
+    pub fn send(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        destination: SocketAddr,
+        datagrams: &[&[u8]],
+    ) -> io::Result<usize> {
+        let count = datagrams.len().min(self.headers.len());
+        if count == 0 {
+            return Ok(0);
+        }
+        let (mut address, address_len) = sockaddr(destination);
+        for (i, datagram) in datagrams.iter().take(count).enumerate() {
+            self.iovecs[i] = libc::iovec {
+                iov_base: datagram.as_ptr() as *mut libc::c_void,
+                iov_len: datagram.len(),
+            };
+            let header = &mut self.headers[i];
+            header.msg_len = 0;
+            header.msg_hdr.msg_name = (&mut address as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_namelen = address_len;
+            header.msg_hdr.msg_iov = &mut self.iovecs[i];
+            header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_control = std::ptr::null_mut();
+            header.msg_hdr.msg_controllen = 0;
+            header.msg_hdr.msg_flags = 0;
+        }
+        // SAFETY: the first `count` headers point at `address` (live on our stack, its
+        // length set by `sockaddr`) and at iovecs covering the caller's datagrams, which
+        // stay borrowed until the call returns; the kernel only reads through them.
+        let sent = unsafe {
+            libc::sendmmsg(
+                fd.as_raw_fd(),
+                self.headers.as_mut_ptr(),
+                count as libc::c_uint,
+                0,
+            )
+        };
+        if sent < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(sent as usize)
+        }
+    }
+}
+
+fn socket_addr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match storage.ss_family as i32 {
+        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, the kernel wrote at
+            // least its size, and sockaddr_storage is large and aligned enough for it.
+            let sin =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero bytes are a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    match addr {
+        SocketAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is large and aligned enough to hold a sockaddr_in,
+            // and we hold the only reference to it.
+            let sin = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from(*v4.ip()).to_be(),
+            };
+            (
+                storage,
+                mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_flowinfo = v6.flowinfo();
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: v6.ip().octets(),
+            };
+            sin6.sin6_scope_id = v6.scope_id();
+            (
+                storage,
+                mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
+    }
+}
 
 /// Attaches `tun`, an open `/dev/net/tun`, to the tap interface `name` (created when absent)
 /// with `IFF_TAP | IFF_NO_PI`, and returns the name the kernel gave it. `name` must be shorter
@@ -63,4 +381,80 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> 
         return Err(io::Error::last_os_error());
     }
     Ok(rc > 0)
+}
+
+/// Makes a UDP socket send with Don't Fragment set while ignoring the kernel's cached path
+/// MTU (`IP_PMTUDISC_PROBE` / `IPV6_PMTUDISC_PROBE`): a datagram larger than the outgoing
+/// interface's MTU fails with `EMSGSIZE`, a smaller one leaves whole or not at all.
+pub fn set_pmtudisc_probe(socket: &impl std::os::fd::AsFd, ipv6: bool) -> std::io::Result<()> {
+    let (level, name, value) = if ipv6 {
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_PROBE,
+        )
+    } else {
+        (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        )
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket.as_fd());
+    // SAFETY: `fd` is an open descriptor borrowed for the duration of the call; the option
+    // value points at a live c_int and its exact size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The kernel's path MTU towards the peer of a connected UDP socket (`IP_MTU` /
+/// `IPV6_MTU`): the route's MTU, lowered by any "fragmentation needed" message seen.
+pub fn route_mtu(socket: &impl std::os::fd::AsFd, ipv6: bool) -> std::io::Result<u32> {
+    let (level, name) = if ipv6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU)
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket.as_fd());
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is an open descriptor borrowed for the duration of the call; the kernel
+    // writes at most `len` bytes into `value`, a live c_int, and updates `len`.
+    let rc = unsafe { libc::getsockopt(fd, level, name, (&raw mut value).cast(), &raw mut len) };
+    if rc == 0 {
+        Ok(value as u32)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockaddr_round_trips() {
+        for text in [
+            "127.0.0.1:41001",
+            "[::1]:9",
+            "[fe80::1%2]:65535",
+            "0.0.0.0:0",
+        ] {
+            let addr: SocketAddr = text.parse().unwrap();
+            let (storage, len) = sockaddr(addr);
+            assert_eq!(socket_addr(&storage, len), Some(addr));
+        }
+    }
 }

@@ -22,6 +22,7 @@ pub mod ports;
 pub mod pve;
 pub mod qemu;
 pub mod qm;
+pub mod relay;
 mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,0 +1,221 @@
+//! Side by side on loopback, in one run: `linkscope bench send` into `linkscope bench sink`
+//! versus `iperf3 -u -b 0` at 64, 512 and 1470 bytes (frames/s and Gbit/s received), and the
+//! reflector's round-trip p50 versus a plain UDP ping-pong.
+//!
+//! `cargo bench --bench bench_vs_iperf` measures (5 s per size); under `cargo test
+//! --all-targets` it runs each step for a fraction of a second to prove the harness works.
+//! Prints a Markdown table. Without iperf3 installed its columns are skipped.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const LINKSCOPE: &str = env!("CARGO_BIN_EXE_linkscope");
+const SIZES: [usize; 3] = [64, 512, 1470];
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn receiver(role: &str) -> (Killed, SocketAddr) {
+    let mut child = Command::new(LINKSCOPE)
+        .args(["bench", role, "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run linkscope");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read address");
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("address line");
+    (Killed(child), addr)
+}
+
+fn json(cmd: &mut Command) -> Value {
+    let out = cmd.output().expect("run command");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+/// (frames/s received, payload bit/s received)
+fn ours(size: usize, seconds: f64) -> (f64, f64) {
+    let (_sink, addr) = receiver("sink");
+    let run = json(Command::new(LINKSCOPE).args([
+        "bench",
+        "send",
+        "--to",
+        &addr.to_string(),
+        "--rate",
+        "max",
+        "--size",
+        &size.to_string(),
+        "--duration",
+        &seconds.to_string(),
+        "--interval",
+        "0",
+        "--json",
+    ]));
+    let s = &run["sizes"][0];
+    (
+        s["pps"].as_f64().expect("pps"),
+        s["payload_bits_per_second"].as_f64().expect("bps"),
+    )
+}
+
+fn free_port() -> u16 {
+    // Bind port 0 and release it; iperf3 cannot be told to pick one itself.
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// (frames/s received, payload bit/s received), or None without iperf3.
+fn iperf3(size: usize, seconds: f64) -> Option<(f64, f64)> {
+    Command::new("iperf3").arg("--version").output().ok()?;
+    for _attempt in 0..5 {
+        let port = free_port().to_string();
+        let server = Killed(
+            Command::new("iperf3")
+                .args(["-s", "-1", "-p", &port])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?,
+        );
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().ok()?;
+        while TcpStream::connect(addr).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The probe connection above used up the one-off server: start a fresh one.
+        drop(server);
+        let _server = Killed(
+            Command::new("iperf3")
+                .args(["-s", "-1", "-p", &port])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?,
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let out = Command::new("iperf3")
+            .args(["-c", "127.0.0.1", "-p", &port, "-u", "-b", "0", "-J"])
+            .args(["-l", &size.to_string(), "-t", &seconds.to_string()])
+            .output()
+            .ok()?;
+        let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) else {
+            continue;
+        };
+        let r = &v["end"]["sum_received"];
+        let (Some(bytes), Some(secs)) = (r["bytes"].as_f64(), r["seconds"].as_f64()) else {
+            continue; // port taken meanwhile, or the server was not up: try another port
+        };
+        return Some((bytes / size as f64 / secs, bytes * 8.0 / secs));
+    }
+    None
+}
+
+/// Round-trip p50 (µs) of `linkscope bench send` against `linkscope bench reflect`.
+fn ours_rtt_p50(count: u64) -> f64 {
+    let (_reflector, addr) = receiver("reflect");
+    let run = json(Command::new(LINKSCOPE).args([
+        "bench",
+        "send",
+        "--to",
+        &addr.to_string(),
+        "--rate",
+        "1000",
+        "--size",
+        "64",
+        "--count",
+        &count.to_string(),
+        "--interval",
+        "0",
+        "--drain",
+        "0.05",
+        "--json",
+    ]));
+    run["sizes"][0]["rtt_us"]["p50"].as_f64().expect("rtt p50")
+}
+
+/// Round-trip p50 (µs) of a plain UDP ping-pong between two processes' worth of sockets: an
+/// echo thread and a client sending one 64-byte datagram per ms, each waiting for the echo.
+fn ping_pong_p50(count: u64) -> f64 {
+    let echo = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let echo_addr = echo.local_addr().expect("addr");
+    echo.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    client
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut rtts = Vec::new();
+    let mut buf = [0u8; 64];
+    for i in 0..count {
+        let start = Instant::now();
+        client
+            .send_to(&i.to_be_bytes().repeat(8), echo_addr)
+            .expect("send");
+        if client.recv_from(&mut buf).is_ok() {
+            rtts.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+        std::thread::sleep(Duration::from_millis(1).saturating_sub(start.elapsed()));
+    }
+    drop(client);
+    server.join().expect("echo thread");
+    rtts.sort_by(f64::total_cmp);
+    rtts[rtts.len() / 2]
+}
+
+fn main() {
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let (seconds, pings) = if measuring { (5.0, 3000) } else { (0.3, 100) };
+    println!(
+        "| size B | linkscope frames/s | iperf3 frames/s | ratio | linkscope Gbit/s | iperf3 Gbit/s | ratio |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for size in SIZES {
+        let (pps, bps) = ours(size, seconds);
+        match iperf3(size, seconds) {
+            Some((ipps, ibps)) => println!(
+                "| {size} | {pps:.0} | {ipps:.0} | {:.2} | {:.3} | {:.3} | {:.2} |",
+                pps / ipps,
+                bps / 1e9,
+                ibps / 1e9,
+                bps / ibps
+            ),
+            None => println!("| {size} | {pps:.0} | - | - | {:.3} | - | - |", bps / 1e9),
+        }
+    }
+    let ours = ours_rtt_p50(pings);
+    let plain = ping_pong_p50(pings);
+    println!();
+    println!(
+        "RTT p50 on loopback, 64 B: linkscope reflect {ours:.1} us, plain UDP ping-pong {plain:.1} us ({:+.0} %)",
+        (ours / plain - 1.0) * 100.0
+    );
+}

@@ -1,0 +1,330 @@
+//! The relay harness: how many frames a relay in the middle of a QEMU UDP tunnel delivers,
+//! and how much latency it adds.
+//!
+//! A generator (sendmmsg, as fast as it can) sends frames of 64, 512, 1500 and 9000 bytes to
+//! a sink (recvmmsg) on loopback through (a) the direct path, (b) `linkscope splice` (steal
+//! mode), (c) `linkscope splice -w FILE` (writing pcapng), (d) `vde_plug udp:// udp://`,
+//! (e) `socat -u UDP4-RECV UDP4-SENDTO`, one after the other in one run, and prints the
+//! delivered frames per second, Gbit/s of frame bytes and the ratio to the direct path. Then
+//! a ping-pong at 10 000 exchanges per second measures the round trip direct and through the
+//! splice; the difference is the latency the splice adds (both directions spliced).
+//!
+//! `cargo bench --bench relay` runs it in full (2 s per cell, about a minute);
+//! `cargo test --all-targets` runs it quickly (64-byte frames, 0.2 s per cell) as a smoke
+//! test. `RELAY_SECONDS=N` changes the time per cell. Relays that are not installed are
+//! skipped with a note.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use linkscope::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch, enable_receive_metadata};
+use linkscope::net::tunnel;
+
+const BATCH: usize = 64;
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A path under test: where the generator sends, and what runs in the middle.
+struct Path {
+    /// Where the generator sends.
+    target: SocketAddr,
+    _relay: Option<Running>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Two tunnel ends as QEMU opens them: the generator (A) and the sink (B).
+struct Ends {
+    a: UdpSocket,
+    b: UdpSocket,
+}
+
+impl Ends {
+    fn new() -> Ends {
+        let end = || tunnel::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
+        let b = end();
+        socket2::SockRef::from(&b)
+            .set_recv_buffer_size(8 << 20)
+            .unwrap();
+        enable_receive_metadata(&b).unwrap();
+        b.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let a = end();
+        a.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        Ends { a, b }
+    }
+    fn la(&self) -> SocketAddr {
+        self.a.local_addr().unwrap()
+    }
+    fn lb(&self) -> SocketAddr {
+        self.b.local_addr().unwrap()
+    }
+}
+
+/// A port free right now on loopback (for relays that need one given).
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn frame(len: usize) -> Vec<u8> {
+    let mut f = vec![0x5a; len];
+    f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x0b]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x0a]);
+    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    f
+}
+
+/// Sends probes to `target` until the sink receives one that did not come straight from the
+/// generator: the relay is up. Then empties the sink.
+fn wait_until_relayed(ends: &Ends, target: SocketAddr) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let probe = frame(64);
+    let mut buf = vec![0; MAX_DATAGRAM];
+    while Instant::now() < deadline {
+        ends.a.send_to(&probe, target).unwrap();
+        if let Ok((_, from)) = ends.b.recv_from(&mut buf)
+            && from != ends.la()
+        {
+            ends.b.set_nonblocking(true).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            while ends.b.recv(&mut buf).is_ok() {}
+            ends.b.set_nonblocking(false).unwrap();
+            return true;
+        }
+    }
+    false
+}
+
+fn linkscope(ends: &Ends, extra: &[&str]) -> Running {
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_linkscope"))
+            .args([
+                "splice",
+                "-q",
+                "--a",
+                &ends.la().to_string(),
+                "--b",
+                &ends.lb().to_string(),
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("linkscope"),
+    )
+}
+
+fn installed(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts the relay of `kind` between the ends; `None` when it cannot run here.
+fn path(kind: &str, ends: &Ends) -> Option<Path> {
+    let (target, relay, dir) = match kind {
+        "direct" => (ends.lb(), None, None),
+        "splice" => (ends.lb(), Some(linkscope(ends, &[])), None),
+        "splice -w" => {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("relay.pcapng");
+            let relay = linkscope(ends, &["-w", file.to_str().unwrap()]);
+            (ends.lb(), Some(relay), Some(dir))
+        }
+        "vde_plug" => {
+            if !installed("vde_plug") {
+                return None;
+            }
+            let (p1, p2) = (free_port(), free_port());
+            let relay = Command::new("vde_plug")
+                .arg(format!("udp://{p1}->127.0.0.1:{}", ends.la().port()))
+                .arg(format!("udp://{p2}->127.0.0.1:{}", ends.lb().port()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            (
+                SocketAddr::from(([127, 0, 0, 1], p1)),
+                Some(Running(relay)),
+                None,
+            )
+        }
+        "socat" => {
+            if !installed("socat") {
+                return None;
+            }
+            let p1 = free_port();
+            let relay = Command::new("socat")
+                .args([
+                    "-u",
+                    &format!("UDP4-RECV:{p1},bind=127.0.0.1,rcvbuf=8388608"),
+                ])
+                .arg(format!("UDP4-SENDTO:127.0.0.1:{}", ends.lb().port()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            (
+                SocketAddr::from(([127, 0, 0, 1], p1)),
+                Some(Running(relay)),
+                None,
+            )
+        }
+        _ => unreachable!("a known relay kind"),
+    };
+    let path = Path {
+        target,
+        _relay: relay,
+        _dir: dir,
+    };
+    (kind == "direct" || wait_until_relayed(ends, target)).then_some(path)
+}
+
+/// Frames per second the sink received while the generator sent for `time`.
+fn throughput(ends: &Ends, target: SocketAddr, len: usize, time: Duration) -> f64 {
+    let sending = Arc::new(AtomicBool::new(true));
+    let sink = ends.b.try_clone().unwrap();
+    let flag = sending.clone();
+    let counter = std::thread::spawn(move || {
+        let mut batch = RecvBatch::new(BATCH, MAX_DATAGRAM.min(len + 1));
+        let mut received = 0u64;
+        let mut idle = 0;
+        // Count until the generator stopped and nothing arrived for a moment.
+        while flag.load(Ordering::Relaxed) || idle < 2 {
+            match batch.recv(&sink) {
+                Ok(n) => {
+                    received += n as u64;
+                    idle = 0;
+                }
+                Err(_) => idle += 1,
+            }
+        }
+        received
+    });
+    let data = frame(len);
+    let frames: Vec<&[u8]> = vec![&data; BATCH];
+    let mut send = SendBatch::new(BATCH);
+    let start = Instant::now();
+    while start.elapsed() < time {
+        send.send(&ends.a, target, &frames);
+    }
+    let elapsed = start.elapsed();
+    sending.store(false, Ordering::Relaxed);
+    counter.join().unwrap() as f64 / elapsed.as_secs_f64()
+}
+
+/// Round-trip times (ns) of `count` ping-pongs paced at 10 000 per second: A sends to
+/// `target`, B echoes each frame back to A's address (through the same path).
+fn round_trips(ends: &Ends, target: SocketAddr, back: SocketAddr, count: usize) -> Histogram<u64> {
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
+    let reflector_socket = ends.b.try_clone().unwrap();
+    let running = Arc::new(AtomicBool::new(true));
+    let flag = running.clone();
+    let reflector = std::thread::spawn(move || {
+        let mut buf = vec![0; 2048];
+        while flag.load(Ordering::Relaxed) {
+            if let Ok(n) = reflector_socket.recv(&mut buf) {
+                let _ = reflector_socket.send_to(&buf[..n], back);
+            }
+        }
+    });
+    let data = frame(64);
+    let mut buf = vec![0; 2048];
+    let interval = Duration::from_micros(100);
+    let mut next = Instant::now();
+    for _ in 0..count {
+        while Instant::now() < next {
+            std::hint::spin_loop();
+        }
+        next += interval;
+        let sent = Instant::now();
+        ends.a.send_to(&data, target).unwrap();
+        if ends.a.recv(&mut buf).is_ok() {
+            histogram.record(sent.elapsed().as_nanos() as u64).unwrap();
+        }
+        next = next.max(Instant::now());
+    }
+    running.store(false, Ordering::Relaxed);
+    reflector.join().unwrap();
+    histogram
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs us without it.
+    let full = std::env::args().any(|a| a == "--bench");
+    let seconds: f64 = std::env::var("RELAY_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 2.0 } else { 0.2 });
+    let time = Duration::from_secs_f64(seconds);
+    let sizes: &[usize] = if full { &[64, 512, 1500, 9000] } else { &[64] };
+    let kinds = ["direct", "splice", "splice -w", "vde_plug", "socat"];
+
+    println!(
+        "relay harness: {} s per cell, {} core(s) available",
+        seconds,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!("| frame bytes | path | delivered pps | Gbit/s | ratio to direct |");
+    println!("|---:|---|---:|---:|---:|");
+    for &len in sizes {
+        let mut direct = 0.0;
+        for kind in kinds {
+            let ends = Ends::new();
+            let Some(path) = path(kind, &ends) else {
+                println!("| {len} | {kind} | skipped: not installed or not relaying | | |");
+                continue;
+            };
+            let pps = throughput(&ends, path.target, len, time);
+            if kind == "direct" {
+                direct = pps;
+            }
+            println!(
+                "| {len} | {kind} | {:.0} | {:.2} | {:.2} |",
+                pps,
+                pps * len as f64 * 8.0 / 1e9,
+                if direct > 0.0 { pps / direct } else { 0.0 }
+            );
+        }
+    }
+
+    let count = if full { 20_000 } else { 500 };
+    let ends = Ends::new();
+    let direct = round_trips(&ends, ends.lb(), ends.la(), count);
+    let _splice = path("splice", &ends).expect("the splice relays");
+    let spliced = round_trips(&ends, ends.lb(), ends.la(), count);
+    let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!();
+    println!("ping-pong, 64-byte frames, 10 000 per second, {count} exchanges:");
+    println!("| path | RTT p50 µs | RTT p99 µs | replies |");
+    println!("|---|---:|---:|---:|");
+    for (name, h) in [("direct", &direct), ("splice (both directions)", &spliced)] {
+        println!(
+            "| {name} | {:.1} | {:.1} | {} |",
+            us(h, 0.5),
+            us(h, 0.99),
+            h.len()
+        );
+    }
+    println!(
+        "added by the splice per round trip: p50 {:.1} µs, p99 {:.1} µs",
+        us(&spliced, 0.5) - us(&direct, 0.5),
+        us(&spliced, 0.99) - us(&direct, 0.99)
+    );
+}

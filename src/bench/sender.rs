@@ -1,0 +1,576 @@
+//! The sending end: paces test frames of each size to the receiver over one or more streams,
+//! asks the receiver for its counts in-band (every interval and at the end of each size),
+//! measures round trips from a reflector's echoes and the kernel's fragmentation counters,
+//! and turns it all into one result per size.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver as Channel, RecvTimeoutError, Sender as ChannelSender};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::bench::frame::{self, Frame, Header, Kind, Report};
+use crate::bench::spec::Rate;
+use crate::bench::{now_ns, open_socket, wire_bytes};
+use crate::measure::snmp::{Family, FragCounters};
+use crate::{Error, Result};
+
+/// How long to send each size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    Duration(Duration),
+    /// Frames per size, all streams together.
+    Count(u64),
+}
+
+/// Everything the sender needs.
+#[derive(Debug, Clone)]
+pub struct SendConfig {
+    /// Address to bind (a planned NIC's local address, or port 0).
+    pub local: SocketAddr,
+    /// The receiver (sink or reflector).
+    pub to: SocketAddr,
+    /// Frame sizes, one test each, in order.
+    pub sizes: Vec<usize>,
+    pub rate: Rate,
+    pub limit: Limit,
+    /// Time to send uncounted frames before each size.
+    pub warmup: Duration,
+    /// Parallel flows, each with its own stream id and sending thread.
+    pub streams: u16,
+    /// Interval between in-band progress reports; `None` for none.
+    pub interval: Option<Duration>,
+    pub src_mac: [u8; 6],
+    pub dst_mac: [u8; 6],
+    /// Path MTU for the on-wire figures.
+    pub path_mtu: u32,
+    /// Wait after the last frame of a size before asking for the final counts.
+    pub drain: Duration,
+    /// Give up when the receiver has not answered a report request for this long.
+    pub report_timeout: Duration,
+}
+
+/// Round-trip percentiles, microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rtt {
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Rtt {
+    fn of(h: &Histogram<u64>) -> Option<Rtt> {
+        if h.is_empty() {
+            return None;
+        }
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Some(Rtt {
+            min: us(h.min()),
+            p50: us(h.value_at_quantile(0.5)),
+            p90: us(h.value_at_quantile(0.9)),
+            p99: us(h.value_at_quantile(0.99)),
+            p999: us(h.value_at_quantile(0.999)),
+            max: us(h.max()),
+        })
+    }
+}
+
+/// Fragmentation seen by the kernels during one size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Fragments {
+    /// Fragments the sender's kernel created (FragCreates delta).
+    pub sender_frag_creates: u64,
+    /// Fragments the receiver's kernel had to reassemble (ReasmReqds delta).
+    pub receiver_reasm_reqds: u64,
+}
+
+/// The result of one size: the `--json` contract.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SizeResult {
+    pub size: usize,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub lost_pct: f64,
+    pub out_of_order: u64,
+    pub duplicates: u64,
+    pub pps: f64,
+    /// Tunnel payload bits received per second (comparable with iperf3's figure).
+    pub payload_bits_per_second: f64,
+    /// With the outer Ethernet, IP and UDP headers and fragments' extra headers.
+    pub wire_bits_per_second: f64,
+    pub jitter_ms: f64,
+    pub rtt_us: Option<Rtt>,
+    pub fragments: Fragments,
+}
+
+/// One progress interval of one size (`--json-stream`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntervalResult {
+    pub size: usize,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub lost_pct: f64,
+    pub out_of_order: u64,
+    pub duplicates: u64,
+    pub pps: f64,
+    pub payload_bits_per_second: f64,
+    pub jitter_ms: f64,
+    pub rtt_us: Option<Rtt>,
+}
+
+/// The whole run: the `--json` document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunResult {
+    pub version: u32,
+    pub sizes: Vec<SizeResult>,
+    pub duration_s: f64,
+}
+
+/// What the sender tells its caller while it runs.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Interval(&'a IntervalResult),
+    Size(&'a SizeResult),
+}
+
+/// Round-trip histograms of the current test: total and since the last interval.
+struct RttBook {
+    test: u32,
+    total: Histogram<u64>,
+    interval: Histogram<u64>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 ns to 100 s with 3 significant digits; the bounds are valid constants.
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
+type Reports = (u32, u64, Report);
+
+/// Runs every size of `config` and returns the results; `on_event` sees each interval and
+/// each finished size. Setting `stop` ends the current size early and skips the rest.
+pub fn run(
+    config: &SendConfig,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<RunResult> {
+    let started = Instant::now();
+    let socket = open_socket(config.local)?;
+    let local = config.local;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .map_err(|source| Error::Socket {
+            addr: local,
+            op: "set read timeout",
+            source,
+        })?;
+    let listener_socket = socket.try_clone().map_err(|source| Error::Socket {
+        addr: local,
+        op: "clone socket",
+        source,
+    })?;
+    let book = Arc::new(Mutex::new(RttBook {
+        test: 0,
+        total: histogram(),
+        interval: histogram(),
+    }));
+    let done = Arc::new(AtomicBool::new(false));
+    let (report_tx, report_rx) = crossbeam_channel::unbounded();
+    let listener = {
+        let (book, done) = (Arc::clone(&book), Arc::clone(&done));
+        std::thread::Builder::new()
+            .name("bench-send-rx".into())
+            .spawn(move || listen(&listener_socket, &book, &done, &report_tx))
+            .map_err(|source| Error::Socket {
+                addr: local,
+                op: "spawn receive thread",
+                source,
+            })?
+    };
+    let base = (now_ns() as u32) ^ std::process::id().rotate_left(16);
+    let mut sizes = Vec::new();
+    let mut outcome = Ok(());
+    for (index, &size) in config.sizes.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let test = base.wrapping_add(2 * index as u32);
+        match run_size(
+            config, &socket, size, test, &book, &report_rx, stop, on_event,
+        ) {
+            Ok(result) => {
+                on_event(Event::Size(&result));
+                sizes.push(result);
+            }
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    let _ = listener.join();
+    outcome?;
+    Ok(RunResult {
+        version: 1,
+        sizes,
+        duration_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Receives echoes (round trips) and reports until `done`.
+fn listen(
+    socket: &UdpSocket,
+    book: &Mutex<RttBook>,
+    done: &AtomicBool,
+    reports: &ChannelSender<Reports>,
+) {
+    let mut buf = vec![0u8; 65536];
+    while !done.load(Ordering::Relaxed) {
+        let Ok((len, _)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        let arrived = now_ns();
+        let Ok(frame) = Frame::new_checked(&buf[..len]) else {
+            continue;
+        };
+        let kind = frame.kind();
+        if kind == Kind::ECHO {
+            let mut b = book.lock().unwrap_or_else(PoisonError::into_inner);
+            if b.test == frame.test() {
+                let rtt = arrived.saturating_sub(frame.sent_ns()).max(1);
+                b.total.saturating_record(rtt);
+                b.interval.saturating_record(rtt);
+            }
+        } else if kind == Kind::REPORT
+            && let Ok(report) = Report::parse(frame.body())
+        {
+            let _ = reports.send((frame.test(), frame.sequence(), report));
+        }
+    }
+}
+
+/// Asks for the report `request` of `test` until it arrives or the timeout passes; reports of
+/// other requests that arrive meanwhile are dropped.
+fn ask(
+    config: &SendConfig,
+    socket: &UdpSocket,
+    header: &Header,
+    request: u64,
+    sent: u64,
+    reports: &Channel<Reports>,
+) -> Result<Report> {
+    let bytes = frame::report_request(header, request, sent);
+    let deadline = Instant::now() + config.report_timeout;
+    loop {
+        send_control(socket, &bytes, config.to, config.local)?;
+        let retry = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < retry.min(deadline) {
+            match reports.recv_deadline(retry.min(deadline)) {
+                Ok((t, r, report)) if t == header.test && r == request => return Ok(report),
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::NoReport {
+                peer: config.to,
+                waited: config.report_timeout,
+            });
+        }
+    }
+}
+
+fn send_control(socket: &UdpSocket, bytes: &[u8], to: SocketAddr, local: SocketAddr) -> Result<()> {
+    match socket.send_to(bytes, to) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(()),
+        Err(source) => Err(Error::Socket {
+            addr: local,
+            op: "send",
+            source,
+        }),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_size(
+    config: &SendConfig,
+    socket: &UdpSocket,
+    size: usize,
+    test: u32,
+    book: &Mutex<RttBook>,
+    reports: &Channel<Reports>,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<SizeResult> {
+    let family = Family::of(&config.to);
+    let header = Header {
+        dst: config.dst_mac,
+        src: config.src_mac,
+        kind: Kind::DATA,
+        stream: 0,
+        test,
+        sequence: 0,
+        sent_ns: 0,
+    };
+    if !config.warmup.is_zero() {
+        let warm = Header {
+            test: test.wrapping_add(1),
+            ..header
+        };
+        send_streams(
+            config,
+            socket,
+            &warm,
+            size,
+            Limit::Duration(config.warmup),
+            stop,
+            &mut |_| Ok(()),
+        )?;
+    }
+    // Request 0 opens the test at the receiver (its fragmentation baseline) and proves it
+    // is there before we send anything counted.
+    ask(config, socket, &header, 0, 0, reports)?;
+    {
+        let mut b = book.lock().unwrap_or_else(PoisonError::into_inner);
+        b.test = test;
+        b.total.reset();
+        b.interval.reset();
+    }
+    let frag_start = FragCounters::read(family)?;
+    let mut request = 0;
+    let mut previous = (Instant::now(), Report::default());
+    let start = previous.0;
+    let (elapsed, sent) = send_streams(
+        config,
+        socket,
+        &header,
+        size,
+        config.limit,
+        stop,
+        &mut |sent| {
+            let Some(interval) = config.interval else {
+                return Ok(());
+            };
+            if previous.0.elapsed() < interval {
+                return Ok(());
+            }
+            request += 1;
+            let at = Instant::now();
+            let report = ask(config, socket, &header, request, sent, reports)?;
+            let rtt = {
+                let mut b = book.lock().unwrap_or_else(PoisonError::into_inner);
+                let rtt = Rtt::of(&b.interval);
+                b.interval.reset();
+                rtt
+            };
+            let result = interval_result(size, start, previous, (at, report), rtt);
+            on_event(Event::Interval(&result));
+            previous = (at, report);
+            Ok(())
+        },
+    )?;
+    std::thread::sleep(config.drain);
+    let report = ask(config, socket, &header, request + 1, sent, reports)?;
+    let frag = FragCounters::read(family)? - frag_start;
+    let rtt = Rtt::of(&book.lock().unwrap_or_else(PoisonError::into_inner).total);
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let lost = sent.saturating_sub(report.received);
+    let wire = report.received * wire_bytes(size, config.path_mtu, family == Family::V6);
+    Ok(SizeResult {
+        size,
+        sent,
+        received: report.received,
+        lost,
+        lost_pct: percent(lost, sent),
+        out_of_order: report.out_of_order,
+        duplicates: report.duplicates,
+        pps: report.received as f64 / secs,
+        payload_bits_per_second: report.bytes as f64 * 8.0 / secs,
+        wire_bits_per_second: wire as f64 * 8.0 / secs,
+        jitter_ms: report.jitter_ns / 1e6,
+        rtt_us: rtt,
+        fragments: Fragments {
+            sender_frag_creates: frag.frag_creates,
+            receiver_reasm_reqds: report.fragments.reasm_reqds,
+        },
+    })
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+fn interval_result(
+    size: usize,
+    start: Instant,
+    (t0, r0): (Instant, Report),
+    (t1, r1): (Instant, Report),
+    rtt: Option<Rtt>,
+) -> IntervalResult {
+    let secs = (t1 - t0).as_secs_f64().max(1e-9);
+    let sent = r1.sent.saturating_sub(r0.sent);
+    let received = r1.received.saturating_sub(r0.received);
+    let lost = sent.saturating_sub(received);
+    IntervalResult {
+        size,
+        start_s: (t0 - start).as_secs_f64(),
+        end_s: (t1 - start).as_secs_f64(),
+        sent,
+        received,
+        lost,
+        lost_pct: percent(lost, sent),
+        out_of_order: r1.out_of_order.saturating_sub(r0.out_of_order),
+        duplicates: r1.duplicates.saturating_sub(r0.duplicates),
+        pps: received as f64 / secs,
+        payload_bits_per_second: r1.bytes.saturating_sub(r0.bytes) as f64 * 8.0 / secs,
+        jitter_ms: r1.jitter_ns / 1e6,
+        rtt_us: rtt,
+    }
+}
+
+/// Sends one size over all streams; `tick` runs on the calling thread about every 10 ms
+/// with the frames sent so far. Returns the sending time and the frames sent.
+fn send_streams(
+    config: &SendConfig,
+    socket: &UdpSocket,
+    header: &Header,
+    size: usize,
+    limit: Limit,
+    stop: &AtomicBool,
+    tick: &mut dyn FnMut(u64) -> Result<()>,
+) -> Result<(Duration, u64)> {
+    let streams = u64::from(config.streams.max(1));
+    let rate = config
+        .rate
+        .frames_per_second(size)
+        .map(|r| r / streams as f64);
+    let sent = AtomicU64::new(0);
+    let running = AtomicUsize::new(streams as usize);
+    let start = Instant::now();
+    let deadline = match limit {
+        Limit::Duration(d) => Some(start + d),
+        Limit::Count(_) => None,
+    };
+    let outcome = std::thread::scope(|scope| -> Result<()> {
+        let mut handles = Vec::new();
+        for stream in 0..streams {
+            let count = match limit {
+                Limit::Count(n) => Some(n / streams + u64::from(stream < n % streams)),
+                Limit::Duration(_) => None,
+            };
+            let header = Header {
+                stream: stream as u16,
+                ..*header
+            };
+            let (sent, running) = (&sent, &running);
+            let to = config.to;
+            let handle = std::thread::Builder::new()
+                .name(format!("bench-send-{stream}"))
+                .spawn_scoped(scope, move || {
+                    let r =
+                        send_stream(socket, to, &header, size, rate, count, deadline, sent, stop);
+                    running.fetch_sub(1, Ordering::Relaxed);
+                    r
+                })
+                .map_err(|source| Error::Socket {
+                    addr: config.local,
+                    op: "spawn sending thread",
+                    source,
+                })?;
+            handles.push(handle);
+        }
+        let mut result = Ok(());
+        while running.load(Ordering::Relaxed) > 0 {
+            std::thread::sleep(Duration::from_millis(10));
+            if result.is_ok() {
+                result = tick(sent.load(Ordering::Relaxed));
+            }
+        }
+        for h in handles {
+            if let Ok(Err(source)) = h.join() {
+                result = result.and(Err(Error::Socket {
+                    addr: config.local,
+                    op: "send",
+                    source,
+                }));
+            }
+        }
+        result
+    });
+    outcome?;
+    Ok((start.elapsed(), sent.load(Ordering::Relaxed)))
+}
+
+/// Frames sent per pacing step at most: bounds the burst a late thread sends to catch up.
+const BURST: u64 = 64;
+
+#[allow(clippy::too_many_arguments)]
+fn send_stream(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    header: &Header,
+    size: usize,
+    rate: Option<f64>,
+    count: Option<u64>,
+    deadline: Option<Instant>,
+    sent: &AtomicU64,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; size];
+    header.emit(&mut buf);
+    let mut frame = Frame::new_checked(&mut buf[..]).map_err(std::io::Error::other)?;
+    let start = Instant::now();
+    let mut seq = 0u64;
+    loop {
+        let now = Instant::now();
+        if stop.load(Ordering::Relaxed)
+            || deadline.is_some_and(|d| now >= d)
+            || count.is_some_and(|c| seq >= c)
+        {
+            return Ok(());
+        }
+        let mut due = match rate {
+            Some(r) => ((now - start).as_secs_f64() * r) as u64 + 1,
+            None => seq + BURST,
+        };
+        if let Some(c) = count {
+            due = due.min(c);
+        }
+        if due <= seq {
+            let next = start + Duration::from_secs_f64((seq as f64) / rate.unwrap_or(f64::MAX));
+            std::thread::sleep(
+                next.saturating_duration_since(now)
+                    .min(Duration::from_millis(1)),
+            );
+            continue;
+        }
+        let burst = (due - seq).min(BURST);
+        for _ in 0..burst {
+            frame.set_sequence(seq);
+            frame.set_sent_ns(now_ns());
+            match socket.send_to(frame.bytes(), to) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(e),
+            }
+            seq += 1;
+        }
+        sent.fetch_add(burst, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,280 @@
+//! `linkscope bench`: send, sink, reflect.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Subcommand;
+
+use crate::bench::receiver::{Receiver, ReceiverConfig};
+use crate::bench::sender::{self, Event, IntervalResult, Limit, SendConfig, SizeResult};
+use crate::bench::spec::{self, Rate};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Send test frames to a sink or reflector and print both ends' view.
+    Send(SendArgs),
+    /// Count test frames and report the counts to the sender in-band.
+    Sink(ListenArgs),
+    /// Like sink, and return every test frame to its sender (round-trip times).
+    Reflect(ListenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ListenArgs {
+    /// Address to bind, IP:PORT (port 0: any free port, printed on start).
+    #[arg(long, value_name = "IP:PORT")]
+    listen: SocketAddr,
+}
+
+#[derive(Debug, clap::Args)]
+struct SendArgs {
+    /// Address to bind, IP:PORT [default: any port on the unspecified address].
+    #[arg(long, value_name = "IP:PORT")]
+    local: Option<SocketAddr>,
+    /// The sink or reflector, IP:PORT.
+    #[arg(long, value_name = "IP:PORT")]
+    to: SocketAddr,
+    /// Frames/s (`1000`, `50kpps`), payload bit/s with a unit (`100M`, `2Gbit`) or `max`.
+    #[arg(long, default_value = "1000")]
+    rate: String,
+    /// Frame size(s) in bytes (= tunnel UDP payload): `1470`, `64,512,1470`, `64..9018:512`.
+    #[arg(long, default_value = "1470")]
+    size: String,
+    /// Seconds to send each size [default: 10 unless --count].
+    #[arg(long, value_name = "S", conflicts_with = "count")]
+    duration: Option<f64>,
+    /// Frames to send per size (all streams together).
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Seconds of uncounted frames before each size.
+    #[arg(long, value_name = "S", default_value_t = 0.0)]
+    warmup: f64,
+    /// Parallel flows (one thread and stream id each).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    streams: u16,
+    /// Seconds between interval reports; 0 for none.
+    #[arg(long, value_name = "S", default_value_t = 1.0)]
+    interval: f64,
+    /// Path MTU for the on-wire bit rate (outer headers and fragments).
+    #[arg(long, value_name = "BYTES", default_value_t = 1500)]
+    path_mtu: u32,
+    /// Seconds to wait after the last frame of a size for frames in flight.
+    #[arg(long, value_name = "S", default_value_t = 0.2)]
+    drain: f64,
+    /// Print the whole run as one JSON document.
+    #[arg(long, conflicts_with = "json_stream")]
+    json: bool,
+    /// Print one JSON object per interval and per size, one per line.
+    #[arg(long)]
+    json_stream: bool,
+}
+
+/// Runs `linkscope bench`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))?;
+    }
+    match args.command {
+        BenchCommand::Send(a) => send(a, &stop),
+        BenchCommand::Sink(a) => listen(a, false, &stop),
+        BenchCommand::Reflect(a) => listen(a, true, &stop),
+    }
+}
+
+fn listen(args: ListenArgs, reflect: bool, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
+    let mut receiver = Receiver::bind(&ReceiverConfig {
+        listen: args.listen,
+        reflect,
+    })?;
+    let role = if reflect { "reflect" } else { "sink" };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "linkscope bench {role}: listening on {}",
+        receiver.local_addr()?
+    )?;
+    out.flush()?;
+    drop(out);
+    receiver.run(stop)?;
+    if receiver.foreign() > 0 {
+        eprintln!(
+            "ignored {} datagrams that were not test frames",
+            receiver.foreign()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn seconds(field: &str, value: f64) -> Result<Duration, crate::Error> {
+    Duration::try_from_secs_f64(value).map_err(|_| crate::Error::Argument {
+        field: field.into(),
+        message: format!("{value} is not a duration in seconds"),
+    })
+}
+
+fn send(args: SendArgs, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
+    let limit = match (args.count, args.duration) {
+        (Some(0), _) => {
+            return Err(crate::Error::Argument {
+                field: "--count".into(),
+                message: "must be at least 1".into(),
+            }
+            .into());
+        }
+        (Some(n), _) => Limit::Count(n),
+        (None, d) => Limit::Duration(seconds("--duration", d.unwrap_or(10.0))?),
+    };
+    let local = args.local.unwrap_or_else(|| match args.to {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+    });
+    let interval = seconds("--interval", args.interval)?;
+    let config = SendConfig {
+        local,
+        to: args.to,
+        sizes: spec::parse_sizes(&args.size)?,
+        rate: Rate::parse(&args.rate)?,
+        limit,
+        warmup: seconds("--warmup", args.warmup)?,
+        streams: args.streams,
+        interval: (!interval.is_zero()).then_some(interval),
+        src_mac: [0x02, 0x4c, 0x53, 0, 0, 1],
+        dst_mac: [0x02, 0x4c, 0x53, 0, 0, 2],
+        path_mtu: args.path_mtu,
+        drain: seconds("--drain", args.drain)?,
+        report_timeout: Duration::from_secs(3),
+    };
+    let progress = args.json && std::io::stderr().is_terminal();
+    let mut out = std::io::stdout().lock();
+    let mut failed: Option<std::io::Error> = None;
+    let mut on_event = |event: Event| {
+        let written = match event {
+            Event::Interval(i) if args.json_stream => {
+                writeln!(out, "{}", serde_json::json!({"interval": i}))
+            }
+            Event::Size(s) if args.json_stream => {
+                writeln!(out, "{}", serde_json::json!({"size": s}))
+            }
+            Event::Interval(i) if progress => {
+                eprint!(
+                    "\r{} B  {:6.1} s  {:>10.0} frames/s  lost {:.2} %   ",
+                    i.size, i.end_s, i.pps, i.lost_pct
+                );
+                Ok(())
+            }
+            Event::Interval(i) if !args.json => writeln!(out, "{}", interval_line(i)),
+            Event::Size(_) if progress => {
+                eprintln!();
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = written
+            && failed.is_none()
+        {
+            failed = Some(e);
+            stop.store(true, Ordering::Relaxed);
+        }
+    };
+    let result = sender::run(&config, stop, &mut on_event)?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&result)?)?;
+    } else if !args.json_stream {
+        writeln!(out, "{}", table(&result.sizes, &config))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rate(bits: f64) -> String {
+    if bits >= 1e9 {
+        format!("{:.2} Gbit/s", bits / 1e9)
+    } else {
+        format!("{:.2} Mbit/s", bits / 1e6)
+    }
+}
+
+fn interval_line(i: &IntervalResult) -> String {
+    let rtt = i
+        .rtt_us
+        .map(|r| format!("  rtt p50 {:.1} us p99 {:.1} us", r.p50, r.p99))
+        .unwrap_or_default();
+    format!(
+        "{:>5} B {:6.2}-{:6.2} s  sent {:>9}  received {:>9}  lost {:>7} ({:.2} %)  out-of-order {}  duplicates {}  {:.0} frames/s  {}  jitter {:.3} ms{rtt}",
+        i.size,
+        i.start_s,
+        i.end_s,
+        i.sent,
+        i.received,
+        i.lost,
+        i.lost_pct,
+        i.out_of_order,
+        i.duplicates,
+        i.pps,
+        rate(i.payload_bits_per_second),
+        i.jitter_ms,
+    )
+}
+
+fn table(sizes: &[SizeResult], config: &SendConfig) -> String {
+    let mut t = format!(
+        "{:>6} {:>10} {:>10} {:>8} {:>7} {:>6} {:>5} {:>10} {:>12} {:>12} {:>9} {:>21} {:>11}\n",
+        "size",
+        "sent",
+        "received",
+        "lost",
+        "lost%",
+        "ooo",
+        "dup",
+        "frames/s",
+        "payload",
+        "wire",
+        "jitter",
+        "rtt min/p50/p99 us",
+        "frag tx/rx"
+    );
+    for s in sizes {
+        let rtt = s.rtt_us.map_or_else(
+            || "-".to_string(),
+            |r| format!("{:.0}/{:.0}/{:.0}", r.min, r.p50, r.p99),
+        );
+        t += &format!(
+            "{:>6} {:>10} {:>10} {:>8} {:>7.2} {:>6} {:>5} {:>10.0} {:>12} {:>12} {:>6.3} ms {:>21} {:>11}\n",
+            s.size,
+            s.sent,
+            s.received,
+            s.lost,
+            s.lost_pct,
+            s.out_of_order,
+            s.duplicates,
+            s.pps,
+            rate(s.payload_bits_per_second),
+            rate(s.wire_bits_per_second),
+            s.jitter_ms,
+            rtt,
+            format!(
+                "{}/{}",
+                s.fragments.sender_frag_creates, s.fragments.receiver_reasm_reqds
+            ),
+        );
+    }
+    t += &format!(
+        "payload: tunnel frames (UDP payload) received, comparable with iperf3; wire: with outer Ethernet/IP/UDP headers and fragment headers at path MTU {}",
+        config.path_mtu
+    );
+    t
+}

@@ -1,0 +1,163 @@
+//! `linkscope demo`: a spliced lab on loopback, no VM and no root needed.
+//!
+//! Two emulated QEMU ends (vm100:eth1 and vm102:eth1) exchange ARP, ICMP echo, LLDP and STP
+//! frames over a UDP tunnel. After a second a splice steps in (steal mode), prints and
+//! records what crosses, and steps out a second before the end; then a summary shows what
+//! each end saw, and how much of it came through the splice.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::splice::{LinkNames, Printer, capture_layout, join, print_summary};
+use crate::capture::{Output, Writer};
+use crate::splice::demo::{Identity, Vm, VmCounts};
+use crate::splice::recorder::Recorder;
+use crate::splice::tap::{self, Consumer, Flow, TapRecord};
+use crate::splice::{LinkConfig, Mode, Splice, SpliceConfig};
+
+/// Run a spliced two-VM lab on loopback for a few seconds and write demo.pcapng.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where to write the capture.
+    #[arg(short = 'w', value_name = "FILE", default_value = "demo.pcapng")]
+    write: PathBuf,
+    /// How long the lab runs; the splice is in for all but the first and the last second.
+    #[arg(long, value_name = "SECONDS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    seconds: u64,
+    /// Print nothing per frame.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+/// Records every frame and prints it too.
+struct Tee {
+    recorder: Recorder,
+    printer: Option<Printer>,
+}
+
+impl Consumer for Tee {
+    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+        if let Some(printer) = &mut self.printer {
+            printer.record(record)?;
+        }
+        self.recorder.record(record)
+    }
+
+    fn flush(&mut self) -> crate::Result<()> {
+        if let Some(printer) = &mut self.printer {
+            printer.flush()?;
+        }
+        self.recorder.flush()
+    }
+}
+
+fn identity(vm: u8, pings: bool) -> Identity {
+    Identity {
+        name: format!("vm1{vm:02}"),
+        port: "eth1".into(),
+        mac: [0xbe, 0x24, 0x99, 0x00, 0x64 + vm, 0x01],
+        ip: Ipv4Addr::new(10, 0, 0, 1 + vm),
+        bridge_priority: if pings { 4096 } else { 32768 },
+        pings,
+    }
+}
+
+/// Sleeps until `until` or until `stop` is set; false when stopped early.
+fn wait(until: Instant, stop: &AtomicBool) -> bool {
+    while Instant::now() < until {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+fn report(name: &str, c: &VmCounts) {
+    eprintln!(
+        "{name}: sent {} frames, received {} ({} through the splice): {} ARP, {} ICMP, {} LLDP, \
+         {} STP, {} other",
+        c.sent, c.received, c.spliced, c.arp, c.icmp, c.lldp, c.stp, c.other
+    );
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_flag = stop.clone();
+    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
+        .context("installing the signal handler")?;
+
+    let (a_id, b_id) = (identity(0, true), identity(2, false));
+    let (socket_a, socket_b) = (Vm::bind()?, Vm::bind()?);
+    let (la, lb) = (socket_a.local_addr()?, socket_b.local_addr()?);
+    let names = vec![LinkNames {
+        link: "100:1-102:1".into(),
+        a: "vm100:eth1".into(),
+        b: "vm102:eth1".into(),
+        detail: format!(", emulated on loopback, A binds {la}, B binds {lb}"),
+    }];
+    let (interfaces, comment) = capture_layout(&names, 0);
+    let writer = Writer::create(&Output::File(args.write.clone()), &comment, &interfaces)?;
+
+    let started = Instant::now();
+    let vm_a = Vm::start(socket_a, lb, a_id.clone(), b_id.ip)?;
+    let vm_b = Vm::start(socket_b, la, b_id, a_id.ip)?;
+    eprintln!(
+        "vm100:eth1 ({la}) and vm102:eth1 ({lb}) talk over a UDP tunnel: ARP, ICMP echo, LLDP, STP"
+    );
+
+    let total = Duration::from_secs(args.seconds);
+    let mut stats = Vec::new();
+    let mut recorded = 0;
+    if wait(started + Duration::from_secs(1), &stop) {
+        eprintln!("splice steps in (steal mode; no reconfiguration, no restart)");
+        let (sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);
+        let tee = Tee {
+            recorder: Recorder::new(writer, None, None),
+            printer: (!args.quiet).then(|| Printer::new(names.clone(), None)),
+        };
+        let consumer = tap::spawn(receiver, tee, stop.clone())?;
+        let config = SpliceConfig {
+            links: vec![LinkConfig {
+                name: names[0].link.clone(),
+                a: la,
+                b: lb,
+                mode: Mode::Steal,
+            }],
+        };
+        let splice_stop = Arc::new(AtomicBool::new(false));
+        let splice = Splice::start(&config, Some(sender), splice_stop)?;
+        wait(started + total - Duration::from_secs(1), &stop);
+        stats = splice.stop();
+        eprintln!("splice steps out: the tunnel is direct again");
+        let tee = join(consumer)?;
+        recorded = tee.recorder.frames();
+        tee.recorder.finish(&stats)?;
+        wait(started + total, &stop);
+    } else {
+        writer.finish(&[Default::default(); 2])?;
+    }
+    let counts = Vm::stop_all(vec![vm_a, vm_b]);
+    let (a, b) = (&counts[0], &counts[1]);
+
+    eprintln!();
+    print_summary(&stats, &names, &mut std::io::stderr().lock())?;
+    report("vm100:eth1", a);
+    report("vm102:eth1", b);
+    eprintln!(
+        "pings from vm100: {} sent, {} answered",
+        a.pings_sent, a.pings_answered
+    );
+    eprintln!(
+        "{}: {recorded} frames (open it in Wireshark, or: tshark -r {})",
+        args.write.display(),
+        args.write.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,606 @@
+//! `linkscope splice`: step into running QEMU UDP tunnels, relay every frame unchanged, and
+//! show what crosses them.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::capture::{Interface, Output, Writer};
+use crate::splice::recorder::Recorder;
+use crate::splice::tap::{self, Consumer, Flow, TapRecord};
+use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Splice, SpliceConfig, Survey};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModeArg {
+    /// Share the VMs' bound addresses: no reconfiguration, no restart.
+    Steal,
+    /// Own the ports given by --listen; the VMs must send to them (see `plan --splice`).
+    Relay,
+}
+
+/// Step into running QEMU UDP socket links and show what crosses them.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The mapping.yaml the links are planned from.
+    #[arg(long, value_name = "FILE", requires = "link")]
+    mapping: Option<PathBuf>,
+    /// A link of the mapping: its name (100:1-102:1) or one of its ends (100:1, 100:eth1);
+    /// repeatable, all links go into one capture.
+    #[arg(long, value_name = "SPEC", requires = "mapping")]
+    link: Vec<String>,
+    /// End A's bound address (the address its QEMU netdev binds), IP:PORT.
+    #[arg(
+        long = "a",
+        value_name = "IP:PORT",
+        requires = "end_b",
+        conflicts_with = "mapping"
+    )]
+    end_a: Option<SocketAddr>,
+    /// End B's bound address, IP:PORT.
+    #[arg(long = "b", value_name = "IP:PORT", requires = "end_a")]
+    end_b: Option<SocketAddr>,
+    /// steal (default): share the VMs' addresses; relay: own the --listen ports.
+    #[arg(long, value_enum, default_value = "steal")]
+    mode: ModeArg,
+    /// Relay mode: IP:PORT_A,PORT_B, the ports end A and end B send to (one per link, in
+    /// order).
+    #[arg(long, value_name = "IP:PORT_A,PORT_B")]
+    listen: Vec<String>,
+    /// Write pcapng to FILE, or to standard output with `-w -` (flushed per batch, for
+    /// `| wireshark -k -i -`); without -w, one line per frame is printed.
+    #[arg(short = 'w', value_name = "FILE")]
+    write: Option<PathBuf>,
+    /// Keep at most SNAPLEN bytes of each frame in the capture (0: whole frames).
+    #[arg(short = 's', value_name = "SNAPLEN", default_value_t = 0)]
+    snaplen: u32,
+    /// Ring buffer (with -w FILE): filesize:KB, duration:SECONDS, files:N, as dumpcap.
+    #[arg(short = 'b', value_name = "COND")]
+    ring: Vec<String>,
+    /// Stop after COUNT frames.
+    #[arg(short = 'c', value_name = "COUNT")]
+    count: Option<u64>,
+    /// Stop automatically: duration:SECONDS, packets:N or filesize:KB (repeatable; the
+    /// first reached wins).
+    #[arg(short = 'a', value_name = "COND")]
+    autostop: Vec<String>,
+    /// Print nothing per frame (only the start report and the summary).
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+/// The names of a link's two ends, as printed and as capture interface names.
+#[derive(Debug, Clone)]
+pub(super) struct LinkNames {
+    pub link: String,
+    pub a: String,
+    pub b: String,
+    /// More about the link for capture interface descriptions (addresses, MACs, MTU).
+    pub detail: String,
+}
+
+impl LinkNames {
+    fn ends(&self, direction: Direction) -> (&str, &str) {
+        match direction {
+            Direction::AToB => (&self.a, &self.b),
+            Direction::BToA => (&self.b, &self.a),
+        }
+    }
+}
+
+/// Autostop conditions.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Autostop {
+    duration: Option<Duration>,
+    packets: Option<u64>,
+    filesize_kb: Option<u64>,
+}
+
+/// Splits `KEY:N` with N a whole number of at least 1.
+fn condition<'t>(text: &'t str, field: &str, expected: &str) -> crate::Result<(&'t str, u64)> {
+    let bad = |message: &str| crate::Error::Argument {
+        field: field.into(),
+        message: format!("{text:?}: {message}"),
+    };
+    let (key, value) = text.split_once(':').ok_or_else(|| bad(expected))?;
+    let value: u64 = value
+        .parse()
+        .map_err(|_| bad("the value is not a whole number"))?;
+    if value == 0 {
+        return Err(bad("the value must be at least 1"));
+    }
+    Ok((key, value))
+}
+
+fn min_some<T: Ord>(old: Option<T>, new: T) -> Option<T> {
+    Some(match old {
+        Some(old) => old.min(new),
+        None => new,
+    })
+}
+
+fn parse_autostop(conditions: &[String], count: Option<u64>) -> crate::Result<Autostop> {
+    const EXPECTED: &str = "expected duration:SECONDS, packets:N or filesize:KB";
+    let mut stop = Autostop {
+        packets: count,
+        ..Autostop::default()
+    };
+    for text in conditions {
+        match condition(text, "-a", EXPECTED)? {
+            ("duration", v) => stop.duration = min_some(stop.duration, Duration::from_secs(v)),
+            ("packets", v) => stop.packets = min_some(stop.packets, v),
+            ("filesize", v) => stop.filesize_kb = min_some(stop.filesize_kb, v),
+            _ => {
+                return Err(crate::Error::Argument {
+                    field: "-a".into(),
+                    message: format!("{text:?}: {EXPECTED}"),
+                });
+            }
+        }
+    }
+    Ok(stop)
+}
+
+/// Resolves -w and -b into a capture output.
+fn parse_output(write: Option<&Path>, ring: &[String]) -> crate::Result<Option<Output>> {
+    const EXPECTED: &str = "expected filesize:KB, duration:SECONDS or files:N";
+    let Some(path) = write else {
+        return if ring.is_empty() {
+            Ok(None)
+        } else {
+            Err(crate::Error::Argument {
+                field: "-b".into(),
+                message: "a ring buffer needs -w FILE".into(),
+            })
+        };
+    };
+    if path == Path::new("-") {
+        return if ring.is_empty() {
+            Ok(Some(Output::Stdout))
+        } else {
+            Err(crate::Error::Argument {
+                field: "-b".into(),
+                message: "a ring buffer needs -w FILE, not standard output".into(),
+            })
+        };
+    }
+    if ring.is_empty() {
+        return Ok(Some(Output::File(path.to_owned())));
+    }
+    let (mut filesize_kb, mut duration, mut files) = (None, None, None);
+    for text in ring {
+        match condition(text, "-b", EXPECTED)? {
+            ("filesize", v) => filesize_kb = Some(v),
+            ("duration", v) => duration = Some(Duration::from_secs(v)),
+            ("files", v) => files = Some(u32::try_from(v).unwrap_or(u32::MAX)),
+            _ => {
+                return Err(crate::Error::Argument {
+                    field: "-b".into(),
+                    message: format!("{text:?}: {EXPECTED}"),
+                });
+            }
+        }
+    }
+    Ok(Some(Output::Ring {
+        path: path.to_owned(),
+        filesize_kb,
+        duration,
+        files,
+    }))
+}
+
+fn resolve(args: &Args) -> crate::Result<(Vec<LinkConfig>, Vec<LinkNames>)> {
+    let (links, names): (Vec<_>, Vec<_>) = if let Some(mapping) = &args.mapping {
+        let planned = crate::plan::load_links(mapping)?;
+        let mut chosen: Vec<&crate::plan::Link> = Vec::new();
+        for spec in &args.link {
+            let link = crate::plan::find_link(&planned, spec)?;
+            if chosen.iter().any(|c| c.name == link.name) {
+                return Err(crate::Error::Argument {
+                    field: "--link".into(),
+                    message: format!("{spec}: link {} is already selected", link.name),
+                });
+            }
+            chosen.push(link);
+        }
+        chosen
+            .into_iter()
+            .enumerate()
+            .map(|(i, link)| {
+                let end = |e: &crate::plan::Endpoint| format!("vm{}:eth{}", e.vm, e.eth);
+                let mtu = link
+                    .host_mtu
+                    .map_or(String::new(), |m| format!(", host_mtu {m}"));
+                let names = LinkNames {
+                    link: link.name.clone(),
+                    a: end(&link.a),
+                    b: end(&link.b),
+                    detail: format!(
+                        ", A {} binds {}, B {} binds {}{mtu}",
+                        link.a.mac, link.a.local, link.b.mac, link.b.local
+                    ),
+                };
+                let config = mode(args, i).map(|mode| LinkConfig {
+                    name: link.name.clone(),
+                    a: link.a.local,
+                    b: link.b.local,
+                    mode,
+                });
+                config.map(|c| (c, names))
+            })
+            .collect::<crate::Result<Vec<_>>>()?
+            .into_iter()
+            .unzip()
+    } else {
+        let (Some(a), Some(b)) = (args.end_a, args.end_b) else {
+            return Err(crate::Error::Argument {
+                field: "--a/--b".into(),
+                message: "name the links to splice: --mapping FILE --link SPEC, or --a IP:PORT \
+                          --b IP:PORT"
+                    .into(),
+            });
+        };
+        let name = format!("{a}-{b}");
+        let config = LinkConfig {
+            name: name.clone(),
+            a,
+            b,
+            mode: mode(args, 0)?,
+        };
+        let names = LinkNames {
+            link: name,
+            a: a.to_string(),
+            b: b.to_string(),
+            detail: String::new(),
+        };
+        (vec![config], vec![names])
+    };
+    if args.listen.len() > links.len() {
+        return Err(crate::Error::Argument {
+            field: "--listen".into(),
+            message: format!(
+                "{} --listen for {} link(s): give one per link",
+                args.listen.len(),
+                links.len()
+            ),
+        });
+    }
+    Ok((links, names))
+}
+
+fn mode(args: &Args, link: usize) -> crate::Result<Mode> {
+    match args.mode {
+        ModeArg::Steal if args.listen.is_empty() => Ok(Mode::Steal),
+        ModeArg::Steal => Err(crate::Error::Argument {
+            field: "--listen".into(),
+            message: "only relay mode listens; add --mode relay".into(),
+        }),
+        ModeArg::Relay => {
+            let text = args
+                .listen
+                .get(link)
+                .ok_or_else(|| crate::Error::Argument {
+                    field: "--listen".into(),
+                    message: format!(
+                        "relay mode needs one --listen per link ({} given)",
+                        args.listen.len()
+                    ),
+                })?;
+            let (listen_a, listen_b) = crate::splice::parse_listen(text, "--listen")?;
+            Ok(Mode::Relay { listen_a, listen_b })
+        }
+    }
+}
+
+/// The start report: per end whether it is local and bound, and which directions this host
+/// carries.
+fn report_start(link: &LinkConfig, names: &LinkNames, err: &mut impl Write) -> anyhow::Result<()> {
+    let survey = Survey::of(link)?;
+    match link.mode {
+        Mode::Steal => writeln!(err, "splicing {} (steal mode)", names.link)?,
+        Mode::Relay { listen_a, listen_b } => writeln!(
+            err,
+            "splicing {} (relay mode: end A sends to {listen_a}, end B to {listen_b})",
+            names.link
+        )?,
+    }
+    for (label, name, end) in [("A", &names.a, survey.a), ("B", &names.b, survey.b)] {
+        let place = if end.local {
+            "on this host"
+        } else {
+            "on another host"
+        };
+        let bound = match (end.local, end.bound) {
+            (true, true) => "bound",
+            (true, false) => {
+                "not bound yet (a VM started later binds it too, and the splice still receives first)"
+            }
+            (false, _) => "not visible from here",
+        };
+        if *name == end.addr.to_string() {
+            writeln!(err, "  end {label} {name}: {place}, {bound}")?;
+        } else {
+            writeln!(err, "  end {label} {name} ({}): {place}, {bound}", end.addr)?;
+        }
+    }
+    if link.mode == Mode::Steal {
+        match survey.stealable().as_slice() {
+            [_, _] => writeln!(err, "  both directions are visible from this host")?,
+            [direction] => {
+                let (from, to) = names.ends(*direction);
+                writeln!(
+                    err,
+                    "  only {from} > {to} arrives at this host and is spliced; for the other \
+                     direction run a splice on the host of {from}, or use --mode relay"
+                )?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The capture's interfaces (two per link, A then B) and its section comment.
+pub(super) fn capture_layout(names: &[LinkNames], snaplen: u32) -> (Vec<Interface>, String) {
+    let interfaces = names
+        .iter()
+        .flat_map(|n| {
+            [(&n.a, "A", &n.b), (&n.b, "B", &n.a)].map(|(end, label, peer)| Interface {
+                name: end.clone(),
+                description: format!("link {} end {label} (peer {peer}){}", n.link, n.detail),
+                snaplen,
+            })
+        })
+        .collect();
+    let links: Vec<&str> = names.iter().map(|n| n.link.as_str()).collect();
+    (
+        interfaces,
+        format!("linkscope splice of {}", links.join(", ")),
+    )
+}
+
+/// Prints one line per frame on standard output.
+pub(super) struct Printer {
+    out: io::BufWriter<io::Stdout>,
+    names: Vec<LinkNames>,
+    limit: Option<u64>,
+    seen: u64,
+}
+
+impl Printer {
+    /// Prints frames of the links named by `names`, asking to stop after `limit`.
+    pub(super) fn new(names: Vec<LinkNames>, limit: Option<u64>) -> Printer {
+        Printer {
+            out: io::BufWriter::new(io::stdout()),
+            names,
+            limit,
+            seen: 0,
+        }
+    }
+}
+
+impl Consumer for Printer {
+    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+        let names = &self.names[record.link];
+        let (from, to) = names.ends(record.direction);
+        writeln!(
+            self.out,
+            "{} {} {from} > {to} {} bytes: {}",
+            time_of_day(record.timestamp_ns),
+            names.link,
+            record.data.len(),
+            crate::wire::summary(&record.data)
+        )
+        .map_err(stdout_error)?;
+        self.seen += 1;
+        Ok(limit_flow(self.seen, self.limit))
+    }
+
+    fn flush(&mut self) -> crate::Result<()> {
+        self.out.flush().map_err(stdout_error)
+    }
+}
+
+/// Where the tap's frames go.
+enum Sink {
+    Print(Printer),
+    Count(Counter),
+    Capture(Box<Recorder>),
+}
+
+impl Consumer for Sink {
+    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+        match self {
+            Sink::Print(p) => p.record(record),
+            Sink::Count(c) => c.record(record),
+            Sink::Capture(c) => c.record(record),
+        }
+    }
+
+    fn flush(&mut self) -> crate::Result<()> {
+        match self {
+            Sink::Print(p) => p.flush(),
+            Sink::Count(c) => c.flush(),
+            Sink::Capture(c) => c.flush(),
+        }
+    }
+}
+
+/// Counts frames for `-c` / `-a packets:` when nothing is printed or written.
+struct Counter {
+    limit: Option<u64>,
+    seen: u64,
+}
+
+impl Consumer for Counter {
+    fn record(&mut self, _: &TapRecord) -> crate::Result<Flow> {
+        self.seen += 1;
+        Ok(limit_flow(self.seen, self.limit))
+    }
+
+    fn flush(&mut self) -> crate::Result<()> {
+        Ok(())
+    }
+}
+
+fn limit_flow(seen: u64, limit: Option<u64>) -> Flow {
+    if limit.is_some_and(|l| seen >= l) {
+        Flow::Stop
+    } else {
+        Flow::Continue
+    }
+}
+
+fn stdout_error(source: io::Error) -> crate::Error {
+    crate::Error::Io {
+        path: "standard output".into(),
+        source,
+    }
+}
+
+/// `HH:MM:SS.nnnnnnnnn` (UTC) of a timestamp in nanoseconds since the epoch.
+fn time_of_day(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let day = secs % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:09}",
+        day / 3600,
+        day / 60 % 60,
+        day % 60,
+        ns % 1_000_000_000
+    )
+}
+
+pub(super) fn print_summary(
+    stats: &[LinkStats],
+    names: &[LinkNames],
+    err: &mut impl Write,
+) -> io::Result<()> {
+    for (link, names) in stats.iter().zip(names) {
+        for direction in Direction::BOTH {
+            let Some(s) = link.direction(direction) else {
+                continue;
+            };
+            let (from, to) = names.ends(direction);
+            writeln!(
+                err,
+                "{} {from} > {to}: {} frames, {} bytes forwarded; dropped: {} zero-length, {} \
+                 foreign source, {} truncated, {} unsent, {} by the kernel; tap copies dropped: {}",
+                link.name,
+                s.frames(),
+                s.bytes(),
+                s.zero_length(),
+                s.foreign(),
+                s.truncated(),
+                s.send_failed(),
+                s.kernel_drops(),
+                s.tap_dropped()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_flag = stop.clone();
+    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
+        .context("installing the signal handler")?;
+    let (links, names) = resolve(&args)?;
+    let autostop = parse_autostop(&args.autostop, args.count)?;
+    let mut err = io::stderr().lock();
+    for (link, names) in links.iter().zip(&names) {
+        report_start(link, names, &mut err)?;
+    }
+    drop(err);
+
+    let output = parse_output(args.write.as_deref(), &args.ring)?;
+    let config = SpliceConfig { links };
+    let sink = if let Some(output) = &output {
+        let (interfaces, comment) = capture_layout(&names, args.snaplen);
+        Some(Sink::Capture(Box::new(Recorder::new(
+            Writer::create(output, &comment, &interfaces)?,
+            autostop.packets,
+            autostop.filesize_kb.map(|kb| kb * 1000),
+        ))))
+    } else if !args.quiet {
+        Some(Sink::Print(Printer::new(names.clone(), autostop.packets)))
+    } else if autostop.packets.is_some() {
+        Some(Sink::Count(Counter {
+            limit: autostop.packets,
+            seen: 0,
+        }))
+    } else {
+        None
+    };
+    let (tap_sender, consumer) = match sink {
+        Some(sink) => {
+            let (sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);
+            (
+                Some(sender),
+                Some(tap::spawn(receiver, sink, stop.clone())?),
+            )
+        }
+        None => (None, None),
+    };
+
+    let splice = Splice::start(&config, tap_sender, stop.clone())?;
+    let started = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        if autostop.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = splice.stop();
+    let outcome = match consumer.map(join) {
+        Some(Ok(Sink::Capture(recorder))) => recorder.finish(&stats).map_err(anyhow::Error::from),
+        Some(Err(e)) => Err(e),
+        _ => Ok(()),
+    };
+    print_summary(&stats, &names, &mut io::stderr().lock())?;
+    outcome?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn join<C>(
+    handle: std::thread::JoinHandle<(C, crate::Result<()>)>,
+) -> anyhow::Result<C> {
+    let (consumer, outcome) = handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the tap consumer thread panicked"))?;
+    outcome?;
+    Ok(consumer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn autostop_keeps_the_first_limit_reached() {
+        let conditions = [
+            "duration:5".to_string(),
+            "packets:10".into(),
+            "duration:3".into(),
+        ];
+        let stop = parse_autostop(&conditions, Some(7)).unwrap();
+        assert_eq!(stop.duration, Some(Duration::from_secs(3)));
+        assert_eq!(stop.packets, Some(7));
+        assert!(parse_autostop(&["bytes:1".into()], None).is_err());
+        assert!(parse_autostop(&["packets:0".into()], None).is_err());
+    }
+
+    #[test]
+    fn time_of_day_is_utc_with_nanoseconds() {
+        assert_eq!(
+            time_of_day(86_400_000_000_000 + 3_723_000_000_042),
+            "01:02:03.000000042"
+        );
+    }
+}

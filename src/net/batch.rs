@@ -1,0 +1,226 @@
+//! Batch datagram I/O: many datagrams per system call with `recvmmsg(2)` / `sendmmsg(2)`.
+//!
+//! A [`RecvBatch`] owns fixed slots big enough for any UDP datagram and reports, per
+//! datagram, its sender, the kernel's receive timestamp and the socket's drop counter (ask
+//! for those once with [`enable_receive_metadata`]). A [`SendBatch`] sends slices to one
+//! destination.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+
+pub use super::sys::Received;
+use super::sys::{RecvMmsg, SendMmsg};
+
+/// The largest UDP payload any IP version carries without jumbograms, rounded up: a slot
+/// of this size never truncates.
+pub const MAX_DATAGRAM: usize = 65536;
+
+/// Asks the kernel to attach a nanosecond receive timestamp and the socket's cumulative
+/// drop count to every datagram received on `socket`.
+pub fn enable_receive_metadata(socket: &impl AsFd) -> io::Result<()> {
+    super::sys::enable_receive_metadata(socket.as_fd())
+}
+
+/// Up to `capacity` received datagrams and what the kernel said about each.
+pub struct RecvBatch {
+    buffer: Vec<u8>,
+    slot: usize,
+    meta: Vec<Received>,
+    len: usize,
+    sys: RecvMmsg,
+}
+
+impl RecvBatch {
+    /// Room for `capacity` datagrams of up to `slot` bytes each.
+    pub fn new(capacity: usize, slot: usize) -> Self {
+        let capacity = capacity.max(1);
+        let slot = slot.max(1);
+        RecvBatch {
+            buffer: vec![0; capacity * slot],
+            slot,
+            meta: vec![Received::default(); capacity],
+            len: 0,
+            sys: RecvMmsg::new(capacity),
+        }
+    }
+
+    /// Waits for at least one datagram (up to the socket's read timeout, which surfaces as
+    /// `WouldBlock` or `TimedOut`), then takes every queued one that fits. Returns the count.
+    pub fn recv(&mut self, socket: &impl AsFd) -> io::Result<usize> {
+        self.receive(socket, true)
+    }
+
+    /// Takes the datagrams already queued, without waiting; none is `WouldBlock`.
+    pub fn try_recv(&mut self, socket: &impl AsFd) -> io::Result<usize> {
+        self.receive(socket, false)
+    }
+
+    fn receive(&mut self, socket: &impl AsFd, wait: bool) -> io::Result<usize> {
+        self.len = 0;
+        self.len = self.sys.recv(
+            socket.as_fd(),
+            &mut self.buffer,
+            self.slot,
+            &mut self.meta,
+            wait,
+        )?;
+        Ok(self.len)
+    }
+
+    /// Datagrams of the last [`RecvBatch::recv`], in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Received)> {
+        self.buffer
+            .chunks_exact(self.slot)
+            .zip(&self.meta)
+            .take(self.len)
+            .map(|(chunk, meta)| (&chunk[..meta.len], meta))
+    }
+
+    /// How many datagrams the last receive returned.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the last receive returned nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Sends batches of datagrams to one destination.
+pub struct SendBatch {
+    sys: SendMmsg,
+    capacity: usize,
+}
+
+/// What became of the datagrams handed to [`SendBatch::send`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SendOutcome {
+    /// Datagrams the kernel took.
+    pub sent: usize,
+    /// Datagrams the kernel refused (each refusal skips one datagram and goes on).
+    pub failed: usize,
+    /// Bytes of the refused datagrams.
+    pub failed_bytes: u64,
+    /// The last refusal, if any.
+    pub last_error: Option<io::ErrorKind>,
+}
+
+impl SendBatch {
+    /// Room for `capacity` datagrams per system call.
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        SendBatch {
+            sys: SendMmsg::new(capacity),
+            capacity,
+        }
+    }
+
+    /// Sends every datagram, in order, to `destination`, in as few calls as the kernel
+    /// allows. A datagram the kernel refuses is skipped and counted, so one bad datagram
+    /// never holds up the rest. Interrupted calls are retried.
+    pub fn send(
+        &mut self,
+        socket: &impl AsFd,
+        destination: SocketAddr,
+        datagrams: &[&[u8]],
+    ) -> SendOutcome {
+        let mut outcome = SendOutcome::default();
+        let mut rest = datagrams;
+        while !rest.is_empty() {
+            let chunk = &rest[..rest.len().min(self.capacity)];
+            match self.sys.send(socket.as_fd(), destination, chunk) {
+                Ok(0) => {
+                    outcome.failed += 1;
+                    outcome.failed_bytes += rest[0].len() as u64;
+                    rest = &rest[1..];
+                }
+                Ok(n) => {
+                    outcome.sent += n;
+                    rest = &rest[n..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    outcome.failed += 1;
+                    outcome.failed_bytes += rest[0].len() as u64;
+                    outcome.last_error = Some(e.kind());
+                    rest = &rest[1..];
+                }
+            }
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    #[test]
+    fn batches_carry_datagrams_in_order_with_metadata() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        enable_receive_metadata(&rx).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let frames: Vec<Vec<u8>> = (1..=20u8).map(|n| vec![n; n as usize * 100]).collect();
+        let slices: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        let outcome = SendBatch::new(8).send(&tx, rx.local_addr().unwrap(), &slices);
+        assert_eq!(outcome.sent, 20);
+        let mut batch = RecvBatch::new(64, MAX_DATAGRAM);
+        let mut got = Vec::new();
+        while got.len() < 20 {
+            batch.recv(&rx).unwrap();
+            for (data, meta) in batch.iter() {
+                assert_eq!(meta.source, Some(tx.local_addr().unwrap()));
+                assert!(meta.timestamp_ns > 1_600_000_000_000_000_000);
+                assert_eq!(meta.kernel_drops, 0);
+                assert!(!meta.truncated);
+                got.push(data.to_vec());
+            }
+        }
+        assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn a_short_slot_reports_truncation() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(&[7; 100], rx.local_addr().unwrap()).unwrap();
+        let mut batch = RecvBatch::new(1, 10);
+        assert_eq!(batch.recv(&rx).unwrap(), 1);
+        let (data, meta) = batch.iter().next().unwrap();
+        assert_eq!(data, &[7; 10]);
+        assert!(meta.truncated);
+    }
+
+    #[test]
+    fn try_recv_takes_what_is_queued_and_never_waits() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut batch = RecvBatch::new(4, 64);
+        let err = batch.try_recv(&rx).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(b"queued", rx.local_addr().unwrap()).unwrap();
+        while batch.try_recv(&rx).is_err() {
+            std::thread::yield_now();
+        }
+        assert_eq!(batch.iter().next().unwrap().0, b"queued");
+    }
+
+    #[test]
+    fn a_read_timeout_surfaces_as_would_block() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(10)))
+            .unwrap();
+        let err = RecvBatch::new(4, 64).recv(&rx).unwrap_err();
+        assert!(matches!(
+            err.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ));
+    }
+}

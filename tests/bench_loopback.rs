@@ -1,0 +1,292 @@
+//! `linkscope bench` end to end on loopback: sink, reflector, the impairing relay, and the
+//! `--json` contract.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+use support::impair::{Every, Impairments, Relay};
+
+/// A running `linkscope bench sink|reflect`, killed on drop.
+struct Receiver {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Receiver {
+    fn start(role: &str) -> Receiver {
+        let mut child = Command::cargo_bin("linkscope")
+            .unwrap()
+            .args(["bench", role, "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Receiver { child, addr }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn send_json(to: SocketAddr, extra: &[&str]) -> Value {
+    let out = Command::cargo_bin("linkscope")
+        .unwrap()
+        .args(["bench", "send", "--to", &to.to_string(), "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    k.sort_unstable();
+    k
+}
+
+#[test]
+fn sink_sees_every_frame_at_a_moderate_rate() {
+    let sink = Receiver::start("sink");
+    let run = send_json(
+        sink.addr,
+        &["--size", "64,1470", "--count", "2000", "--rate", "10000"],
+    );
+    assert_eq!(keys(&run), ["duration_s", "sizes", "version"]);
+    assert_eq!(run["version"], 1);
+    let sizes = run["sizes"].as_array().unwrap();
+    assert_eq!(sizes.len(), 2);
+    for (s, size) in sizes.iter().zip([64, 1470]) {
+        assert_eq!(
+            keys(s),
+            [
+                "duplicates",
+                "fragments",
+                "jitter_ms",
+                "lost",
+                "lost_pct",
+                "out_of_order",
+                "payload_bits_per_second",
+                "pps",
+                "received",
+                "rtt_us",
+                "sent",
+                "size",
+                "wire_bits_per_second"
+            ]
+        );
+        assert_eq!(
+            keys(&s["fragments"]),
+            ["receiver_reasm_reqds", "sender_frag_creates"]
+        );
+        assert_eq!(s["size"], size);
+        assert_eq!(s["sent"], 2000);
+        assert_eq!(s["received"], 2000);
+        assert_eq!(s["lost"], 0);
+        assert_eq!(s["lost_pct"], 0.0);
+        assert_eq!(s["out_of_order"], 0);
+        assert_eq!(s["duplicates"], 0);
+        assert!(s["rtt_us"].is_null(), "a sink echoes nothing");
+        let payload = s["payload_bits_per_second"].as_f64().unwrap();
+        let pps = s["pps"].as_f64().unwrap();
+        assert!((payload - pps * size as f64 * 8.0).abs() < 1e-6 * payload);
+        assert!(s["wire_bits_per_second"].as_f64().unwrap() > payload);
+    }
+}
+
+#[test]
+fn reflector_gives_round_trip_percentiles() {
+    let reflector = Receiver::start("reflect");
+    let run = send_json(
+        reflector.addr,
+        &[
+            "--size",
+            "200",
+            "--count",
+            "500",
+            "--rate",
+            "5000",
+            "--streams",
+            "2",
+        ],
+    );
+    let s = &run["sizes"][0];
+    assert_eq!(s["received"], 500);
+    assert_eq!(s["lost"], 0);
+    let rtt = &s["rtt_us"];
+    assert_eq!(keys(rtt), ["max", "min", "p50", "p90", "p99", "p999"]);
+    let order: Vec<f64> = ["min", "p50", "p90", "p99", "p999", "max"]
+        .iter()
+        .map(|k| rtt[k].as_f64().unwrap())
+        .collect();
+    assert!(order[0] > 0.0);
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "{rtt}");
+}
+
+fn is_data_frame(d: &[u8]) -> bool {
+    d.len() >= 16 && d[12..14] == [0x88, 0xb5] && d[15] == 1
+}
+
+#[test]
+fn impairing_relay_counts_come_back_exactly() {
+    let sink = Receiver::start("sink");
+    let every = |phase| Some(Every { every: 10, phase });
+    let relay = Relay::start(
+        sink.addr,
+        Impairments {
+            drop: every(3),
+            duplicate: every(6),
+            reorder: every(8),
+        },
+        is_data_frame,
+    )
+    .unwrap();
+    let run = send_json(
+        relay.addr(),
+        &["--size", "100", "--count", "1000", "--rate", "2000"],
+    );
+    let c = relay.counts();
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(c.selected.load(Relaxed), 1000);
+    assert_eq!(c.dropped.load(Relaxed), 100);
+    assert_eq!(c.duplicated.load(Relaxed), 100);
+    assert_eq!(c.reordered.load(Relaxed), 100);
+    let s = &run["sizes"][0];
+    assert_eq!(s["sent"], 1000);
+    assert_eq!(s["received"], 900);
+    assert_eq!(s["lost"], 100);
+    assert_eq!(s["lost_pct"], 10.0);
+    assert_eq!(s["duplicates"], 100);
+    assert_eq!(s["out_of_order"], 100);
+}
+
+#[test]
+fn json_stream_prints_intervals_then_the_size() {
+    let sink = Receiver::start("sink");
+    let out = Command::cargo_bin("linkscope")
+        .unwrap()
+        .args([
+            "bench",
+            "send",
+            "--to",
+            &sink.addr.to_string(),
+            "--json-stream",
+        ])
+        .args([
+            "--size",
+            "300",
+            "--duration",
+            "1.2",
+            "--interval",
+            "0.3",
+            "--rate",
+            "2000",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (last, intervals) = lines.split_last().unwrap();
+    assert!(!intervals.is_empty());
+    let mut sent = 0;
+    for i in intervals {
+        let i = &i["interval"];
+        assert_eq!(i["size"], 300);
+        assert!(i["end_s"].as_f64() > i["start_s"].as_f64());
+        sent += i["sent"].as_u64().unwrap();
+    }
+    let total = last["size"]["sent"].as_u64().unwrap();
+    assert!(sent <= total && total > 0, "{sent} of {total}");
+    assert_eq!(last["size"]["received"], total);
+}
+
+#[test]
+fn human_output_has_one_row_per_size() {
+    let sink = Receiver::start("sink");
+    let out = Command::cargo_bin("linkscope")
+        .unwrap()
+        .args(["bench", "send", "--to", &sink.addr.to_string()])
+        .args(["--size", "60..160:50", "--count", "100", "--rate", "10000"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|w| w.parse::<u32>().is_ok())
+        })
+        .collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    for (row, size) in rows.iter().zip(["60", "110", "160"]) {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(&cols[..4], [size, "100", "100", "0"], "{row}");
+    }
+}
+
+#[test]
+fn bad_arguments_exit_with_status_2() {
+    for args in [
+        ["--size", "59"],
+        ["--rate", "fast"],
+        ["--size", "100..60:4"],
+        ["--count", "0"],
+    ] {
+        let out = Command::cargo_bin("linkscope")
+            .unwrap()
+            .args(["bench", "send", "--to", "127.0.0.1:9"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty());
+    }
+}
+
+#[test]
+fn silent_receiver_is_an_error() {
+    // A bound socket that never answers.
+    let quiet = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let out = Command::cargo_bin("linkscope")
+        .unwrap()
+        .args([
+            "bench",
+            "send",
+            "--to",
+            &quiet.local_addr().unwrap().to_string(),
+        ])
+        .args(["--count", "10"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no report from"), "{err}");
+}

@@ -1,0 +1,60 @@
+//! `linkscope demo`: the embedded lab runs without root or VMs, the splice steps in and out,
+//! and demo.pcapng holds ARP, ICMP, LLDP and STP on interfaces named after both ends.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_splices_a_live_link_and_writes_demo_pcapng() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
+        .current_dir(dir.path())
+        .args(["demo", "-q", "--seconds", "4"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(out.stdout.is_empty(), "-q prints no frames");
+    assert!(
+        err.contains("splice steps in") && err.contains("splice steps out"),
+        "{err}"
+    );
+    assert!(err.contains("vm100:eth1 > vm102:eth1:"), "{err}");
+    let capture = dir.path().join("demo.pcapng");
+    assert!(capture.is_file(), "{err}");
+
+    let tshark = Command::new("tshark").arg("--version").output();
+    if !tshark.is_ok_and(|o| o.status.success()) {
+        let reason = "the_demo_splices_a_live_link_and_writes_demo_pcapng: tshark part skipped: \
+                      tshark is not installed (Debian package tshark)";
+        assert!(
+            std::env::var("LINKSCOPE_REQUIRE_LAB").as_deref() != Ok("1"),
+            "{reason}, and LINKSCOPE_REQUIRE_LAB=1 requires it"
+        );
+        eprintln!("{reason}");
+        return;
+    }
+    let fields = Command::new("tshark")
+        .arg("-r")
+        .arg(&capture)
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.interface_name",
+            "-e",
+            "frame.protocols",
+        ])
+        .output()
+        .unwrap();
+    assert!(fields.status.success());
+    let text = String::from_utf8(fields.stdout).unwrap();
+    for protocol in ["arp", "icmp", "lldp", "stp"] {
+        for end in ["vm100:eth1", "vm102:eth1"] {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(end) && l.split([':', '\t']).any(|p| p == protocol)),
+                "no {protocol} from {end} in\n{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! `linkscope splice` as a process: start report, per-frame lines, signals, summary, errors.
+
+use std::io::Read;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use linkscope::net::tunnel;
+
+fn end() -> UdpSocket {
+    let s = tunnel::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s
+}
+
+fn linkscope() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
+}
+
+/// Kills the child on drop so a failed test leaves no process behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends `frame` from `a` to `lb` until `b` receives a copy that did not come straight from
+/// `a` (so the splice is in the path). Returns how many copies `b` got meanwhile.
+fn until_spliced(a: &UdpSocket, b: &UdpSocket, frame: &[u8]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0; 2048];
+    let mut copies = 0;
+    // Forget what an earlier splice forwarded.
+    b.set_nonblocking(true).unwrap();
+    while b.recv(&mut buf).is_ok() {}
+    b.set_nonblocking(false).unwrap();
+    while Instant::now() < deadline {
+        a.send_to(frame, b.local_addr().unwrap()).unwrap();
+        if let Ok((_, from)) = b.recv_from(&mut buf) {
+            copies += 1;
+            if from != a.local_addr().unwrap() {
+                return copies;
+            }
+        }
+    }
+    panic!("the splice never stepped in");
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn finish(mut running: Running) -> (std::process::ExitStatus, String, String) {
+    let mut out = String::new();
+    let mut err = String::new();
+    running
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    running
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = running.0.wait().unwrap();
+    (status, out, err)
+}
+
+const ARP: [u8; 42] = {
+    let mut f = [0u8; 42];
+    let mut i = 0;
+    while i < 6 {
+        f[i] = 0xff;
+        i += 1;
+    }
+    f[12] = 0x08;
+    f[13] = 0x06;
+    f
+};
+
+#[test]
+fn prints_frames_and_a_summary_and_stops_on_sigint() {
+    let (a, b) = (end(), end());
+    let child = linkscope()
+        .args(["splice", "--a", &a.local_addr().unwrap().to_string()])
+        .args(["--b", &b.local_addr().unwrap().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    until_spliced(&a, &b, &ARP);
+    a.send_to(&[], b.local_addr().unwrap()).unwrap();
+    // A frame after the empty datagram: once it is through, the empty one was handled.
+    until_spliced(&a, &b, &ARP);
+    signal(&running.0, "INT");
+    let (status, out, err) = finish(running);
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("both directions are visible from this host"),
+        "{err}"
+    );
+    assert!(err.contains("on this host, bound"), "{err}");
+    let line = out.lines().last().expect("a line per frame");
+    assert!(
+        line.contains(&format!(
+            "{} > {}",
+            a.local_addr().unwrap(),
+            b.local_addr().unwrap()
+        )),
+        "{line}"
+    );
+    assert!(line.contains("42 bytes") && line.contains("ARP"), "{line}");
+    assert!(err.contains("1 zero-length"), "{err}");
+}
+
+#[test]
+fn quiet_count_stops_by_itself_and_sigterm_stops_too() {
+    let (a, b) = (end(), end());
+    let child = linkscope()
+        .args([
+            "splice",
+            "-q",
+            "-c",
+            "3",
+            "--a",
+            &a.local_addr().unwrap().to_string(),
+        ])
+        .args(["--b", &b.local_addr().unwrap().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    until_spliced(&a, &b, &ARP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        a.send_to(&ARP, b.local_addr().unwrap()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, out, err) = finish(running);
+    assert!(status.success(), "{err}");
+    assert!(out.is_empty(), "{out}");
+    // -c counts frames seen; the splice forwards until it has stopped.
+    let marker = format!("> {}: ", b.local_addr().unwrap());
+    let after = &err[err.find(&marker).expect("a summary line") + marker.len()..];
+    let frames: u64 = after.split(' ').next().unwrap().parse().unwrap();
+    assert!(frames >= 3, "{err}");
+
+    let child = linkscope()
+        .args(["splice", "-q", "--a", &a.local_addr().unwrap().to_string()])
+        .args(["--b", &b.local_addr().unwrap().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    until_spliced(&a, &b, &ARP);
+    signal(&running.0, "TERM");
+    let (status, _, err) = finish(running);
+    assert!(status.success(), "{err}");
+}
+
+#[test]
+fn an_exclusive_address_is_a_clear_input_error() {
+    let owner = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let out = linkscope()
+        .args(["splice", "-q", "--a", &peer.to_string()])
+        .args(["--b", &owner.local_addr().unwrap().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without SO_REUSEADDR"), "{err}");
+}
+
+#[test]
+fn relay_mode_needs_listen_ports() {
+    let out = linkscope()
+        .args([
+            "splice",
+            "--mode",
+            "relay",
+            "--a",
+            "127.0.0.1:1",
+            "--b",
+            "127.0.0.1:2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
+}
+
+#[test]
+fn a_cross_host_link_splices_the_direction_arriving_here() {
+    // A local, non-loopback address: the source this host would use towards a documentation
+    // address (no datagram is sent).
+    let probe = UdpSocket::bind("0.0.0.0:0").unwrap();
+    let Ok(local_ip) = probe
+        .connect("192.0.2.77:9")
+        .and_then(|()| probe.local_addr())
+        .map(|a| a.ip())
+    else {
+        eprintln!(
+            "a_cross_host_link_splices_the_direction_arriving_here: skipped: no route off this host"
+        );
+        return;
+    };
+    let b = tunnel::endpoint(SocketAddr::new(local_ip, 0)).unwrap();
+    let remote = if local_ip.to_string() == "192.0.2.77" {
+        "192.0.2.78:9"
+    } else {
+        "192.0.2.77:9"
+    };
+    let child = linkscope()
+        .args([
+            "splice",
+            "-q",
+            "--a",
+            remote,
+            "--b",
+            &b.local_addr().unwrap().to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    // The report comes before the sockets open; give the splice its start, then stop it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = b.local_addr().unwrap();
+    while !two_sockets_on(addr) {
+        assert!(
+            Instant::now() < deadline,
+            "the splice never opened its steal socket"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&running.0, "TERM");
+    let (status, _, err) = finish(running);
+    assert!(status.success(), "{err}");
+    assert!(err.contains("on another host"), "{err}");
+    assert!(
+        err.contains(&format!("only {remote} > {}", b.local_addr().unwrap())),
+        "{err}"
+    );
+    assert!(err.contains("0 frames"), "{err}");
+}
+
+/// True when two sockets are bound to `addr` (the VM's and the splice's steal socket).
+fn two_sockets_on(addr: SocketAddr) -> bool {
+    let hex = format!(":{:04X} ", addr.port());
+    std::fs::read_to_string("/proc/net/udp")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&hex))
+        .count()
+        >= 2
+}
