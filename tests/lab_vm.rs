@@ -37,6 +37,17 @@ fn loopback_pair_pings(image: &Image, netdev: Netdev, ports: [u16; 2]) {
             Netdev::Dgram => "dgram,",
         };
         assert!(line.contains(&format!("-netdev {kind}")), "VM {vm}: {line}");
+        // Each VM binds its explicit port from the mapping and sends to the other's.
+        let own = if *vm == scenario::VMS[0] {
+            ports[0]
+        } else {
+            ports[1]
+        };
+        let bind = match netdev {
+            Netdev::Socket => format!("localaddr=127.0.0.1:{own}"),
+            Netdev::Dgram => format!("local.port={own}"),
+        };
+        assert!(line.contains(&bind), "VM {vm} does not bind {own}: {line}");
     }
     let mut vms = scenario::boot(
         image,

@@ -65,8 +65,8 @@ cat >"$root/init" <<'INIT'
 #   ls.mtu=N            MTU of eth0 (and br0)
 #   ls.size=N ls.count=N ls.interval=SECS
 #                       ping payload size (56), count (10), interval (0.2)
-#   ls.wait=N           warm-up pings (one a second) allowed before the counted ones (30)
-#   ls.hold=N           seconds to keep answering after the result before powering off (20)
+#   ls.wait=N           warm-up pings (one a second) allowed before the counted ones (60)
+#   ls.hold=N           seconds to keep answering after the result before powering off (30)
 # Lines for the test harness start with LINKSCOPE-.
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -76,7 +76,7 @@ mount -t devtmpfs dev /dev 2>/dev/null
 for m in $(cat /lib/modules/order); do
   insmod /lib/modules/$m.ko || echo "LINKSCOPE-ERROR insmod $m"
 done
-name=vm role=ping addr= peer= mtu= size=56 count=10 interval=0.2 wait=30 hold=20
+name=vm role=ping addr= peer= mtu= size=56 count=10 interval=0.2 wait=60 hold=30
 for w in $(cat /proc/cmdline); do
   case "$w" in
     ls.name=*) name=${w#*=} ;;
@@ -144,7 +144,7 @@ if [ -n "$peer" ] && [ "$role" != idle ]; then
     [ $warm -ge "$wait" ] && break
     warm=$((warm + 1))
   done
-  out=$(ping -c "$count" -i "$interval" -W 2 -s "$size" "$peer" 2>&1)
+  out=$(ping -c "$count" -i "$interval" -W 5 -s "$size" "$peer" 2>&1)
   line=$(echo "$out" | grep 'packets transmitted')
   tx=$(echo "$line" | sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p')
   rx=$(echo "$line" | sed -n 's/.*, \([0-9]*\) packets received.*/\1/p')

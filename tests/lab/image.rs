@@ -51,10 +51,33 @@ fn build() -> Result<Image, String> {
         // Another process finished first; its image is the same.
         let _ = std::fs::remove_dir_all(&tmp);
     }
+    remove_stale(&dir);
     if image.kernel.exists() && image.initrd.exists() {
         Ok(image)
     } else {
         Err(format!("no image in {} after building", dir.display()))
+    }
+}
+
+/// Removes images built by earlier versions of the script (complete ones only: a
+/// `<hash>.tmp<pid>` may be another process's build in progress).
+fn remove_stale(current: &Path) {
+    let (Some(root), Some(name)) = (current.parent(), current.file_name()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let other = entry.file_name();
+        let is_image = other.len() == 16
+            && other
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit());
+        if is_image && other != name {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
