@@ -222,7 +222,7 @@ fn throughput(ends: &Ends, target: SocketAddr, len: usize, time: Duration) -> f6
     let mut send = SendBatch::new(BATCH);
     let start = Instant::now();
     while start.elapsed() < time {
-        send.send(&ends.a, target, &frames);
+        send.send(&ends.a, Some(target), &frames);
     }
     let elapsed = start.elapsed();
     sending.store(false, Ordering::Relaxed);

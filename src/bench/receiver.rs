@@ -135,7 +135,7 @@ impl Receiver {
                 let to = echoes[at].1;
                 let run = echoes[at..pending].iter().take_while(|e| e.1 == to).count();
                 let frames: Vec<&[u8]> = echoes[at..at + run].iter().map(|e| &e.0[..]).collect();
-                sender.send(&self.socket, to, &frames);
+                sender.send(&self.socket, Some(to), &frames);
                 at += run;
             }
             pending = 0;

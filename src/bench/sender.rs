@@ -595,7 +595,7 @@ fn send_stream(
         // receiver may already have; a refused frame is taken back out (the receiver sees a
         // gap that is not counted as loss).
         sent.fetch_add(burst as u64, Ordering::Relaxed);
-        let outcome = batch.send(socket, to, &slices);
+        let outcome = batch.send(socket, Some(to), &slices);
         sent.fetch_sub(outcome.failed as u64, Ordering::Relaxed);
         seq += burst as u64;
         if outcome.sent > 0 {

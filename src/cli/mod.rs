@@ -10,10 +10,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod compare;
 mod decode;
 mod demo;
 mod extcap;
 mod links;
+mod mtu;
 mod plan;
 mod splice;
 
@@ -40,6 +42,10 @@ enum Command {
     Extcap(extcap::Args),
     /// Throughput, loss, jitter and round trips over a tunnel, standing in for a VM.
     Bench(bench::Args),
+    /// Compare two captures of one link: one-way loss, duplicates, reordering and delay.
+    Compare(compare::Args),
+    /// Probe the path MTU towards a host, or answer probes with --reflect.
+    Mtu(mtu::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -53,6 +59,8 @@ pub fn main() -> ExitCode {
         Command::Decode(args) => decode::run(args),
         Command::Extcap(args) => extcap::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Mtu(args) => mtu::run(args),
     };
     match outcome {
         Ok(code) => code,

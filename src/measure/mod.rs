@@ -1,4 +1,10 @@
-//! Measurements read from the kernel and computed from traffic: fragmentation counters,
-//! histograms, reports.
+//! Measurements: per-frame meters (volume, inferred loss, round-trip times, fragmentation
+//! against host_mtu), the kernel's fragmentation counters, the JSON report, path-MTU
+//! probing and capture comparison.
 
+pub mod compare;
+pub mod fragment;
+pub mod meter;
+pub mod pmtu;
+pub mod report;
 pub mod snmp;

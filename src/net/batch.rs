@@ -117,13 +117,14 @@ impl SendBatch {
         }
     }
 
-    /// Sends every datagram, in order, to `destination`, in as few calls as the kernel
+    /// Sends every datagram, in order, to `destination` (`None`: to the peer of a connected
+    /// socket, the cheaper way), in as few calls as the kernel
     /// allows. A datagram the kernel refuses is skipped and counted, so one bad datagram
     /// never holds up the rest. Interrupted calls are retried.
     pub fn send(
         &mut self,
         socket: &impl AsFd,
-        destination: SocketAddr,
+        destination: Option<SocketAddr>,
         datagrams: &[&[u8]],
     ) -> SendOutcome {
         let mut outcome = SendOutcome::default();
@@ -167,7 +168,7 @@ mod tests {
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let frames: Vec<Vec<u8>> = (1..=20u8).map(|n| vec![n; n as usize * 100]).collect();
         let slices: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
-        let outcome = SendBatch::new(8).send(&tx, rx.local_addr().unwrap(), &slices);
+        let outcome = SendBatch::new(8).send(&tx, Some(rx.local_addr().unwrap()), &slices);
         assert_eq!(outcome.sent, 20);
         let mut batch = RecvBatch::new(64, MAX_DATAGRAM);
         let mut got = Vec::new();
@@ -182,6 +183,19 @@ mod tests {
             }
         }
         assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn a_connected_socket_sends_without_an_address() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.connect(rx.local_addr().unwrap()).unwrap();
+        let outcome = SendBatch::new(4).send(&tx, None, &[b"one", b"two"]);
+        assert_eq!((outcome.sent, outcome.failed), (2, 0));
+        let mut buf = [0; 8];
+        assert_eq!(rx.recv(&mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"one");
     }
 
     #[test]

@@ -5,5 +5,6 @@
 
 pub mod batch;
 pub mod sys;
+pub mod tap;
 pub mod tunnel;
 pub mod udp_table;

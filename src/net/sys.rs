@@ -7,6 +7,7 @@ use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Duration;
 
 /// Room for the control messages we ask for: one `SCM_TIMESTAMPNS` (a timespec) and one
 /// `SO_RXQ_OVFL` (a u32), each with its header, with margin. Kept as u64 words so the
@@ -208,19 +209,30 @@ impl SendMmsg {
         }
     }
 
-    /// Sends the datagrams (at most the capacity) to `destination` in one call. Returns how
-    /// many the kernel took, counted from the first; an error means the first one failed.
+    /// Sends the datagrams (at most the capacity) to `destination` in one call, or, with
+    /// `None`, to the connected socket's peer (which spares the kernel a route lookup per
+    /// datagram). Returns how many the kernel took, counted from the first; an error means
+    /// the first one failed.
     pub fn send(
         &mut self,
         fd: BorrowedFd<'_>,
-        destination: SocketAddr,
+        destination: Option<SocketAddr>,
         datagrams: &[&[u8]],
     ) -> io::Result<usize> {
         let count = datagrams.len().min(self.headers.len());
         if count == 0 {
             return Ok(0);
         }
-        let (mut address, address_len) = sockaddr(destination);
+        let (mut address, address_len) = match destination {
+            Some(addr) => sockaddr(addr),
+            // SAFETY: all-zero bytes are a valid sockaddr_storage; it is not passed on.
+            None => (unsafe { mem::zeroed() }, 0),
+        };
+        let name: *mut libc::c_void = if destination.is_some() {
+            (&mut address as *mut libc::sockaddr_storage).cast()
+        } else {
+            std::ptr::null_mut()
+        };
         for (i, datagram) in datagrams.iter().take(count).enumerate() {
             self.iovecs[i] = libc::iovec {
                 iov_base: datagram.as_ptr() as *mut libc::c_void,
@@ -228,7 +240,7 @@ impl SendMmsg {
             };
             let header = &mut self.headers[i];
             header.msg_len = 0;
-            header.msg_hdr.msg_name = (&mut address as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_name = name;
             header.msg_hdr.msg_namelen = address_len;
             header.msg_hdr.msg_iov = &mut self.iovecs[i];
             header.msg_hdr.msg_iovlen = 1;
@@ -237,7 +249,7 @@ impl SendMmsg {
             header.msg_hdr.msg_flags = 0;
         }
         // SAFETY: the first `count` headers point at `address` (live on our stack, its
-        // length set by `sockaddr`) and at iovecs covering the caller's datagrams, which
+        // length set by `sockaddr`) or at no address (length 0), and at iovecs covering the caller's datagrams, which
         // stay borrowed until the call returns; the kernel only reads through them.
         let sent = unsafe {
             libc::sendmmsg(
@@ -321,6 +333,121 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
             )
         }
+    }
+}
+
+/// Attaches `tun`, an open `/dev/net/tun`, to the tap interface `name` (created when absent)
+/// with `IFF_TAP | IFF_NO_PI`, and returns the name the kernel gave it. `name` must be shorter
+/// than `IFNAMSIZ` bytes and hold no NUL.
+pub fn tun_attach_tap(tun: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<u8>> {
+    if name.len() >= libc::IFNAMSIZ || name.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an interface name is 1 to 15 bytes without NUL",
+        ));
+    }
+    let mut ifr_name = [0 as libc::c_char; libc::IFNAMSIZ];
+    for (d, s) in ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    let mut req = libc::ifreq {
+        ifr_name,
+        ifr_ifru: libc::__c_anonymous_ifr_ifru {
+            ifru_flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
+        },
+    };
+    // SAFETY: TUNSETIFF reads and writes one `struct ifreq`; `req` is a live, exclusively
+    // borrowed `ifreq` for the whole call, its name NUL-terminated (checked length above), and
+    // `tun` is an open descriptor borrowed for the call.
+    let rc = unsafe {
+        libc::ioctl(
+            tun.as_raw_fd(),
+            libc::TUNSETIFF,
+            &mut req as *mut libc::ifreq,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(req
+        .ifr_name
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect())
+}
+
+/// Waits until `fd` is readable or `timeout` has passed; true when readable.
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: poll reads and writes exactly one `pollfd`, `pfd`, which lives for the call; the
+    // descriptor is borrowed, so it stays open meanwhile.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc > 0)
+}
+
+/// Makes a UDP socket send with Don't Fragment set while ignoring the kernel's cached path
+/// MTU (`IP_PMTUDISC_PROBE` / `IPV6_PMTUDISC_PROBE`): a datagram larger than the outgoing
+/// interface's MTU fails with `EMSGSIZE`, a smaller one leaves whole or not at all.
+pub fn set_pmtudisc_probe(socket: &impl std::os::fd::AsFd, ipv6: bool) -> std::io::Result<()> {
+    let (level, name, value) = if ipv6 {
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_PROBE,
+        )
+    } else {
+        (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        )
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket.as_fd());
+    // SAFETY: `fd` is an open descriptor borrowed for the duration of the call; the option
+    // value points at a live c_int and its exact size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The kernel's path MTU towards the peer of a connected UDP socket (`IP_MTU` /
+/// `IPV6_MTU`): the route's MTU, lowered by any "fragmentation needed" message seen.
+pub fn route_mtu(socket: &impl std::os::fd::AsFd, ipv6: bool) -> std::io::Result<u32> {
+    let (level, name) = if ipv6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU)
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket.as_fd());
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is an open descriptor borrowed for the duration of the call; the kernel
+    // writes at most `len` bytes into `value`, a live c_int, and updates `len`.
+    let rc = unsafe { libc::getsockopt(fd, level, name, (&raw mut value).cast(), &raw mut len) };
+    if rc == 0 {
+        Ok(value as u32)
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

@@ -5,8 +5,9 @@
 //!   datagrams from its peer, so it receives what the peer sends to that VM, and nothing
 //!   else. Closing it hands the tunnel back.
 //! - A *relay* socket owns a port the VMs were told to send to.
-//! - A *forward* socket is unconnected, on an ephemeral port of the destination's IP: what
-//!   it sends reaches only the VM's own (unconnected) socket, never a steal socket.
+//! - A *forward* socket sits on an ephemeral port of the destination's IP: what it sends
+//!   reaches only the VM's own socket, never a steal socket (which is connected to the
+//!   other VM's address, not to this port).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -63,8 +64,9 @@ pub fn relay(listen: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
-/// An unconnected socket on an ephemeral port of `destination`'s IP (the wildcard when that
-/// IP is not local), for sending to `destination`.
+/// A socket on an ephemeral port of `destination`'s IP (the wildcard when that IP is not
+/// local), connected to `destination` so sends skip the route lookup. Nobody sends to its
+/// port, so what the VM receives from it never matches a steal socket.
 pub fn forward(destination: SocketAddr) -> io::Result<UdpSocket> {
     let ip = if is_local(destination.ip()) {
         destination.ip()
@@ -73,6 +75,7 @@ pub fn forward(destination: SocketAddr) -> io::Result<UdpSocket> {
     };
     let socket = udp_socket(destination)?;
     socket.bind(&SocketAddr::new(ip, 0).into())?;
+    socket.connect(&destination.into())?;
     Ok(socket.into())
 }
 

@@ -194,7 +194,8 @@ struct Path {
     receiver: UdpSocket,
     sender: UdpSocket,
     source: SocketAddr,
-    destination: SocketAddr,
+    /// Where to send; `None` when `sender` is connected there.
+    destination: Option<SocketAddr>,
     stats: Arc<Mutex<DirectionStats>>,
 }
 
@@ -322,7 +323,10 @@ fn socket_error(field: &str, addr: SocketAddr, source: io::Error) -> Error {
 
 /// Opens the sockets of one link's directions.
 fn open(index: usize, link: &LinkConfig) -> Result<Vec<Path>> {
-    let path = |direction: Direction, receiver, sender, (source, destination)| Path {
+    let path = |direction: Direction,
+                receiver,
+                sender,
+                (source, destination): (SocketAddr, Option<SocketAddr>)| Path {
         link: index,
         direction,
         thread_name: format!("splice-{}-{}", link.name, direction.label()),
@@ -354,7 +358,7 @@ fn open(index: usize, link: &LinkConfig) -> Result<Vec<Path>> {
                 };
                 let receiver = tunnel::steal(to, from).map_err(|e| socket_error(field, to, e))?;
                 let sender = tunnel::forward(to).map_err(|e| socket_error(field, to, e))?;
-                paths.push(path(direction, receiver, sender, (from, to)));
+                paths.push(path(direction, receiver, sender, (from, None)));
             }
             Ok(paths)
         }
@@ -368,8 +372,8 @@ fn open(index: usize, link: &LinkConfig) -> Result<Vec<Path>> {
             let a_sender = clone(&socket_a, listen_a)?;
             let b_sender = clone(&socket_b, listen_b)?;
             Ok(vec![
-                path(Direction::AToB, socket_a, b_sender, (link.a, link.b)),
-                path(Direction::BToA, socket_b, a_sender, (link.b, link.a)),
+                path(Direction::AToB, socket_a, b_sender, (link.a, Some(link.b))),
+                path(Direction::BToA, socket_b, a_sender, (link.b, Some(link.a))),
             ])
         }
     }

@@ -1,0 +1,1500 @@
+//! Passive measurements of one link, fed one tapped frame at a time.
+//!
+//! The splice hands every frame it forwards to [`Meter::record`] as `(direction,
+//! timestamp_ns, bytes)`; the meter never blocks and never allocates per frame, except when
+//! it starts tracking a request, a TCP flow or a lossy flow, all in tables with a fixed cap.
+//!
+//! What it computes, per direction:
+//! - volume: frames, bytes and a frame-size histogram;
+//! - frames against host_mtu and the path MTU ([`fragment`](super::fragment));
+//! - loss inferred beyond the splice: ICMP/ICMPv6 echo requests and ARP requests left
+//!   unanswered for a grace time, TCP segments seen again with a sequence range already
+//!   seen (retransmissions), also per flow;
+//! - round-trip times beyond the splice from request/response pairs seen in both
+//!   directions: ICMP/ICMPv6 echo, ARP, TCP SYN → SYN/ACK;
+//! - the splice's own added delay, when the splice reports it ([`Meter::record_added_latency`]).
+//!
+//! A request counts as unanswered (in the direction it travelled) once it is older than the
+//! grace time; a request repeated before its answer (ARP retries do this) counts the earlier
+//! copy as unanswered. Requests still within the grace time when the run ends are counted
+//! in neither figure ([`Meter::pending`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr};
+
+use etherparse::{
+    ArpOperation, ArpPacketSlice, EtherType, Ethernet2HeaderSlice, Icmpv4Slice, Icmpv4Type,
+    Icmpv6Slice, Icmpv6Type, IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice, TcpHeaderSlice,
+};
+use hdrhistogram::Histogram;
+
+use super::fragment::{Budget, Seen, advice};
+use super::report;
+
+/// The direction a frame travels on a link: from endpoint A to B or back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    AToB,
+    BToA,
+}
+
+impl Direction {
+    /// Both directions, A to B first.
+    pub const BOTH: [Direction; 2] = [Direction::AToB, Direction::BToA];
+
+    /// "a>b" or "b>a", as in the advice lines.
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::AToB => "a>b",
+            Direction::BToA => "b>a",
+        }
+    }
+}
+
+/// The slot of a direction in per-direction arrays.
+fn slot(direction: Direction) -> usize {
+    match direction {
+        Direction::AToB => 0,
+        Direction::BToA => 1,
+    }
+}
+
+/// What a meter needs to know about its link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// host_mtu, path MTU and tunnel family.
+    pub budget: Budget,
+    /// How long a request may wait for its response before it counts as unanswered.
+    pub grace_ns: u64,
+    /// Cap on requests awaiting a response (per kind); more are not tracked.
+    pub max_pending: usize,
+    /// Cap on TCP flows followed for retransmissions, and on flows listed with loss.
+    pub max_flows: usize,
+}
+
+impl Config {
+    /// A configuration with a 3 s grace time and tables of 65536 requests and flows.
+    pub fn new(budget: Budget) -> Config {
+        Config {
+            budget,
+            grace_ns: 3_000_000_000,
+            max_pending: 65_536,
+            max_flows: 65_536,
+        }
+    }
+}
+
+/// The kind of request/response pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Exchange {
+    IcmpEcho,
+    Arp,
+    TcpHandshake,
+}
+
+/// A flow as the loss figures name it. Ports are zero for ICMP and ARP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Flow {
+    pub protocol: FlowProtocol,
+    pub source: IpAddr,
+    pub destination: IpAddr,
+    pub source_port: u16,
+    pub destination_port: u16,
+}
+
+/// The protocol of a [`Flow`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FlowProtocol {
+    IcmpEcho,
+    Arp,
+    Tcp,
+}
+
+/// Loss inferred on one flow, in the direction of the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowLoss {
+    pub unanswered: u64,
+    pub retransmissions: u64,
+}
+
+/// Frames and bytes seen so far in one direction, for rates between two snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    pub frames: u64,
+    pub bytes: u64,
+}
+
+impl Counters {
+    /// Frames per second and bits per second between `earlier` and `self`, `elapsed_ns` apart.
+    pub fn rates_since(&self, earlier: &Counters, elapsed_ns: u64) -> (f64, f64) {
+        if elapsed_ns == 0 {
+            return (0.0, 0.0);
+        }
+        let seconds = elapsed_ns as f64 / 1e9;
+        (
+            (self.frames - earlier.frames) as f64 / seconds,
+            (self.bytes - earlier.bytes) as f64 * 8.0 / seconds,
+        )
+    }
+}
+
+/// Names the report gives a link and its two ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ends {
+    /// The link's name, e.g. "100:1-102:1".
+    pub name: String,
+    /// Endpoint A, e.g. "100:1".
+    pub a: String,
+    /// Endpoint B, e.g. "102:1".
+    pub b: String,
+}
+
+/// What the splice counted itself in one direction (the meter cannot see these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpliceCounters {
+    pub dropped: report::Dropped,
+    pub capture_dropped: u64,
+}
+
+/// Measurements of one link; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct Meter {
+    config: Config,
+    directions: [DirectionMeter; 2],
+    echo: Pending<EchoKey>,
+    arp: Pending<ArpKey>,
+    syn: Pending<SynKey>,
+    rtt: [RttMeter; 3],
+    tcp: FastMap<TcpFlow, TcpState>,
+    tcp_untracked: u64,
+    lossy: FastMap<(Direction, Flow), FlowLoss>,
+    lossy_untracked: u64,
+    frames: u64,
+}
+
+impl Meter {
+    /// A meter with empty tables.
+    pub fn new(config: Config) -> Meter {
+        Meter {
+            config,
+            directions: [DirectionMeter::new(), DirectionMeter::new()],
+            echo: Pending::new(config.max_pending),
+            arp: Pending::new(config.max_pending),
+            syn: Pending::new(config.max_pending),
+            rtt: [RttMeter::new(), RttMeter::new(), RttMeter::new()],
+            tcp: FastMap::default(),
+            tcp_untracked: 0,
+            lossy: FastMap::default(),
+            lossy_untracked: 0,
+            frames: 0,
+        }
+    }
+
+    /// The configuration the meter was made with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Accounts one frame travelling in `direction`, seen at `timestamp_ns`.
+    pub fn record(&mut self, direction: Direction, timestamp_ns: u64, frame: &[u8]) {
+        self.frames += 1;
+        if self.frames.is_multiple_of(1024) {
+            self.expire(timestamp_ns);
+        }
+        let (vlan_tags, network) = ethernet(frame);
+        let len = frame.len() as u32;
+        let fit = self.config.budget.fit(len, vlan_tags);
+        self.directions[slot(direction)].account(len, vlan_tags, fit);
+        if let Some((ether_type, packet)) = network {
+            self.inspect(direction, timestamp_ns, ether_type, packet);
+        }
+    }
+
+    /// Accounts the splice's own delay for one frame: from its receive timestamp to the
+    /// return of the send that forwarded it.
+    pub fn record_added_latency(&mut self, direction: Direction, latency_ns: u64) {
+        self.directions[slot(direction)]
+            .added_latency
+            .saturating_record(latency_ns.max(1));
+    }
+
+    /// Counts requests older than the grace time at `now_ns` as unanswered. [`record`]
+    /// calls this every 1024 frames; call it before reading figures.
+    ///
+    /// [`record`]: Meter::record
+    pub fn expire(&mut self, now_ns: u64) {
+        let deadline = now_ns.saturating_sub(self.config.grace_ns);
+        let mut lost = Vec::new();
+        self.echo
+            .expire(deadline, |d, flow| lost.push((Exchange::IcmpEcho, d, flow)));
+        self.arp
+            .expire(deadline, |d, flow| lost.push((Exchange::Arp, d, flow)));
+        self.syn.expire(deadline, |d, flow| {
+            lost.push((Exchange::TcpHandshake, d, flow))
+        });
+        for (exchange, direction, flow) in lost {
+            self.directions[slot(direction)].unanswered[exchange as usize] += 1;
+            self.note_loss(direction, flow, |l| l.unanswered += 1);
+        }
+    }
+
+    /// Frames and bytes so far in `direction`.
+    pub fn counters(&self, direction: Direction) -> Counters {
+        let d = &self.directions[slot(direction)];
+        Counters {
+            frames: d.frames,
+            bytes: d.bytes,
+        }
+    }
+
+    /// Requests of `exchange` sent in `direction` and never answered (so far).
+    pub fn unanswered(&self, direction: Direction, exchange: Exchange) -> u64 {
+        self.directions[slot(direction)].unanswered[exchange as usize]
+    }
+
+    /// TCP retransmissions seen travelling in `direction`.
+    pub fn retransmissions(&self, direction: Direction) -> u64 {
+        self.directions[slot(direction)].retransmissions
+    }
+
+    /// Requests still waiting for their response, within the grace time.
+    pub fn pending(&self) -> usize {
+        self.echo.map.len() + self.arp.map.len() + self.syn.map.len()
+    }
+
+    /// Requests and flows not followed because a table was full.
+    pub fn untracked(&self) -> u64 {
+        self.echo.untracked
+            + self.arp.untracked
+            + self.syn.untracked
+            + self.tcp_untracked
+            + self.lossy_untracked
+    }
+
+    /// Flows with inferred loss, the lossiest first, each with the direction it travelled.
+    pub fn lossy_flows(&self) -> Vec<(Direction, Flow, FlowLoss)> {
+        let mut flows: Vec<_> = self.lossy.iter().map(|(&(d, f), &l)| (d, f, l)).collect();
+        flows.sort_by(|x, y| {
+            (y.2.unanswered + y.2.retransmissions)
+                .cmp(&(x.2.unanswered + x.2.retransmissions))
+                .then((slot(x.0), x.1).cmp(&(slot(y.0), y.1)))
+        });
+        flows
+    }
+
+    /// The round-trip figures of one kind of exchange, in milliseconds.
+    pub fn rtt(&self, exchange: Exchange) -> report::Rtt {
+        let meter = &self.rtt[exchange as usize];
+        let unanswered = self
+            .directions
+            .iter()
+            .map(|d| d.unanswered[exchange as usize])
+            .sum();
+        let quantile = |q: f64| {
+            (!meter.histogram.is_empty())
+                .then(|| meter.histogram.value_at_quantile(q) as f64 / 1000.0)
+        };
+        report::Rtt {
+            count: meter.histogram.len(),
+            unanswered,
+            p50: quantile(0.5),
+            p90: quantile(0.9),
+            p99: quantile(0.99),
+            max: (!meter.histogram.is_empty()).then_some(meter.max_us as f64 / 1000.0),
+        }
+    }
+
+    /// The advice lines for this link, one per problem and direction.
+    pub fn advice(&self) -> Vec<String> {
+        Direction::BOTH
+            .iter()
+            .flat_map(|&direction| {
+                let d = &self.directions[slot(direction)];
+                advice(
+                    &self.config.budget,
+                    &Seen {
+                        direction: direction.label(),
+                        frames: d.frames,
+                        fragmented_frames: d.mtu.fragmented_frames,
+                        unsendable: d.mtu.unsendable,
+                        exceeds_host_mtu: d.mtu.exceeds_host_mtu,
+                        max_frame: d.max_frame,
+                        max_vlan_tags: d.max_vlan_tags,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// One status line: per direction the frame and bit rates since `earlier` (taken
+    /// `elapsed_ns` before), the share of frames fragmented so far, the unanswered
+    /// requests and retransmissions so far, and the echo RTT median, e.g.
+    /// `a>b 812 fr/s 9.7 Mbit/s frag 37 % lost 2 | b>a 811 fr/s 9.6 Mbit/s | rtt 0.41 ms`.
+    pub fn status_line(&self, earlier: [Counters; 2], elapsed_ns: u64) -> String {
+        let mut parts: Vec<String> = Direction::BOTH
+            .iter()
+            .map(|&direction| {
+                let d = &self.directions[slot(direction)];
+                let (pps, bps) = self
+                    .counters(direction)
+                    .rates_since(&earlier[slot(direction)], elapsed_ns);
+                let mut part = format!(
+                    "{} {pps:.0} fr/s {:.1} Mbit/s",
+                    direction.label(),
+                    bps / 1e6
+                );
+                if d.mtu.fragmented_frames > 0 {
+                    part.push_str(&format!(
+                        " frag {:.0} %",
+                        d.mtu.fragmented_frames as f64 * 100.0 / d.frames as f64
+                    ));
+                }
+                let lost: u64 = d.unanswered.iter().sum::<u64>() + d.retransmissions;
+                if lost > 0 {
+                    part.push_str(&format!(" lost {lost}"));
+                }
+                part
+            })
+            .collect();
+        if let Some(p50) = self.rtt(Exchange::IcmpEcho).p50 {
+            parts.push(format!("rtt {p50:.2} ms"));
+        }
+        parts.join(" | ")
+    }
+
+    /// The human summary at the end of a run: one block per direction, the round trips,
+    /// the lossiest flows (at most five) and the advice.
+    pub fn summary(&self, ends: &Ends, duration_s: f64) -> String {
+        let report = self.report(ends, [SpliceCounters::default(); 2], duration_s);
+        let mut out = format!("link {}\n", report.name);
+        for (direction, d) in Direction::BOTH.iter().zip(&report.directions) {
+            let meter = &self.directions[slot(*direction)];
+            out.push_str(&format!(
+                "  {} > {}: {} frames, {} bytes, {:.0} fr/s, {:.2} Mbit/s",
+                d.from,
+                d.to,
+                d.frames,
+                d.bytes,
+                d.pps,
+                d.bps / 1e6
+            ));
+            if let (Some(min), Some(p50), Some(max)) = (d.sizes.min, d.sizes.p50, d.sizes.max) {
+                out.push_str(&format!(", sizes {min}/{p50}/{max} (min/p50/max)"));
+            }
+            out.push('\n');
+            out.push_str(&format!(
+                "    beyond the splice: {} echo, {} ARP, {} SYN unanswered; {} TCP retransmissions\n",
+                meter.unanswered[Exchange::IcmpEcho as usize],
+                meter.unanswered[Exchange::Arp as usize],
+                meter.unanswered[Exchange::TcpHandshake as usize],
+                meter.retransmissions,
+            ));
+            let mtu = d.mtu;
+            if mtu.exceeds_host_mtu + mtu.fragmented_frames + mtu.unsendable > 0 {
+                out.push_str(&format!(
+                    "    mtu: {} fragmented into {} IP fragments, {} unsendable, {} above host_mtu\n",
+                    mtu.fragmented_frames, mtu.ip_fragments, mtu.unsendable, mtu.exceeds_host_mtu,
+                ));
+            }
+        }
+        for (name, rtt) in [
+            ("icmp echo", report.rtt_ms.icmp_echo),
+            ("arp", report.rtt_ms.arp),
+            ("tcp handshake", report.rtt_ms.tcp_handshake),
+        ] {
+            if let (Some(p50), Some(p90), Some(p99), Some(max)) =
+                (rtt.p50, rtt.p90, rtt.p99, rtt.max)
+            {
+                out.push_str(&format!(
+                    "  rtt {name}: {} pairs, p50 {p50:.3} ms, p90 {p90:.3}, p99 {p99:.3}, max {max:.3}\n",
+                    rtt.count
+                ));
+            }
+        }
+        for (direction, flow, loss) in self.lossy_flows().into_iter().take(5) {
+            let ports = if flow.protocol == FlowProtocol::Tcp {
+                format!(" ports {} > {}", flow.source_port, flow.destination_port)
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "  lossy flow {} {:?} {} > {}{ports}: {} unanswered, {} retransmissions\n",
+                direction.label(),
+                flow.protocol,
+                flow.source,
+                flow.destination,
+                loss.unanswered,
+                loss.retransmissions,
+            ));
+        }
+        for line in &report.advice {
+            out.push_str(&format!("  advice: {line}\n"));
+        }
+        out
+    }
+
+    /// The link's part of the JSON report over a run of `duration_s` seconds. The LLDP,
+    /// STP and LACP summaries are null: the decoders fill them.
+    pub fn report(
+        &self,
+        ends: &Ends,
+        splice: [SpliceCounters; 2],
+        duration_s: f64,
+    ) -> report::Link {
+        let directions = Direction::BOTH
+            .iter()
+            .map(|&direction| {
+                let (from, to) = match direction {
+                    Direction::AToB => (&ends.a, &ends.b),
+                    Direction::BToA => (&ends.b, &ends.a),
+                };
+                self.directions[slot(direction)].report(
+                    from,
+                    to,
+                    splice[slot(direction)],
+                    duration_s,
+                )
+            })
+            .collect();
+        report::Link {
+            name: ends.name.clone(),
+            host_mtu: self.config.budget.host_mtu,
+            path_mtu: self.config.budget.path_mtu,
+            directions,
+            rtt_ms: report::RttSet {
+                icmp_echo: self.rtt(Exchange::IcmpEcho),
+                arp: self.rtt(Exchange::Arp),
+                tcp_handshake: self.rtt(Exchange::TcpHandshake),
+            },
+            tcp_retransmissions: self.directions.iter().map(|d| d.retransmissions).sum(),
+            advice: self.advice(),
+        }
+    }
+
+    fn inspect(&mut self, direction: Direction, ts: u64, ether_type: EtherType, packet: &[u8]) {
+        let (source, destination, protocol, payload) = match ether_type {
+            EtherType::IPV4 => {
+                let Ok(ip) = Ipv4HeaderSlice::from_slice(packet) else {
+                    return;
+                };
+                // Fragments carry no complete transport header and payload.
+                if ip.more_fragments() || ip.fragments_offset().value() != 0 {
+                    return;
+                }
+                let end = usize::from(ip.total_len()).min(packet.len());
+                let start = ip.slice().len().min(end);
+                (
+                    IpAddr::V4(ip.source_addr()),
+                    IpAddr::V4(ip.destination_addr()),
+                    ip.protocol(),
+                    &packet[start..end],
+                )
+            }
+            EtherType::IPV6 => {
+                let Ok(ip) = Ipv6HeaderSlice::from_slice(packet) else {
+                    return;
+                };
+                let end = (40 + usize::from(ip.payload_length())).min(packet.len());
+                (
+                    IpAddr::V6(ip.source_addr()),
+                    IpAddr::V6(ip.destination_addr()),
+                    ip.next_header(),
+                    &packet[40.min(end)..end],
+                )
+            }
+            EtherType::ARP => {
+                if let Ok(arp) = ArpPacketSlice::from_slice(packet)
+                    && let (Ok(sender), Ok(target)) = (
+                        <[u8; 4]>::try_from(arp.sender_protocol_addr()),
+                        <[u8; 4]>::try_from(arp.target_protocol_addr()),
+                    )
+                {
+                    self.arp_packet(direction, ts, arp.operation(), sender, target);
+                }
+                return;
+            }
+            _ => return,
+        };
+        let echo = |id, seq, request| {
+            let key = EchoKey {
+                source,
+                destination,
+                id,
+                seq,
+            };
+            (key, request)
+        };
+        let exchange = match protocol {
+            IpNumber::ICMP => match Icmpv4Slice::from_slice(payload).map(|i| i.icmp_type()) {
+                Ok(Icmpv4Type::EchoRequest(h)) => Some(echo(h.id, h.seq, true)),
+                Ok(Icmpv4Type::EchoReply(h)) => Some(echo(h.id, h.seq, false)),
+                _ => None,
+            },
+            IpNumber::IPV6_ICMP => match Icmpv6Slice::from_slice(payload).map(|i| i.icmp_type()) {
+                Ok(Icmpv6Type::EchoRequest(h)) => Some(echo(h.id, h.seq, true)),
+                Ok(Icmpv6Type::EchoReply(h)) => Some(echo(h.id, h.seq, false)),
+                _ => None,
+            },
+            IpNumber::TCP => {
+                if let Ok(tcp) = TcpHeaderSlice::from_slice(payload) {
+                    let flow = TcpFlow {
+                        source,
+                        destination,
+                        source_port: tcp.source_port(),
+                        destination_port: tcp.destination_port(),
+                    };
+                    let segment = Segment {
+                        seq: tcp.sequence_number(),
+                        ack: tcp.acknowledgment_number(),
+                        len: (payload.len() - tcp.slice().len()) as u32,
+                        syn: tcp.syn(),
+                        fin: tcp.fin(),
+                        has_ack: tcp.ack(),
+                    };
+                    self.tcp_segment(direction, ts, flow, segment);
+                }
+                None
+            }
+            _ => None,
+        };
+        if let Some((key, request)) = exchange {
+            if request {
+                let replaced = self.echo.request(key, ts, direction);
+                self.replaced(Exchange::IcmpEcho, direction, replaced);
+            } else if let Some(rtt) = self.echo.response(&key.reversed(), ts, direction) {
+                self.rtt[Exchange::IcmpEcho as usize].record(rtt);
+            }
+        }
+    }
+
+    fn arp_packet(
+        &mut self,
+        direction: Direction,
+        ts: u64,
+        operation: ArpOperation,
+        sender: [u8; 4],
+        target: [u8; 4],
+    ) {
+        // Probes (sender 0.0.0.0) and announcements (sender = target) expect no reply.
+        if sender == [0; 4] || sender == target {
+            return;
+        }
+        if operation == ArpOperation::REQUEST {
+            let key = ArpKey {
+                requester: Ipv4Addr::from(sender),
+                target: Ipv4Addr::from(target),
+            };
+            let replaced = self.arp.request(key, ts, direction);
+            self.replaced(Exchange::Arp, direction, replaced);
+        } else if operation == ArpOperation::REPLY {
+            let key = ArpKey {
+                requester: Ipv4Addr::from(target),
+                target: Ipv4Addr::from(sender),
+            };
+            if let Some(rtt) = self.arp.response(&key, ts, direction) {
+                self.rtt[Exchange::Arp as usize].record(rtt);
+            }
+        }
+    }
+
+    fn replaced(&mut self, exchange: Exchange, direction: Direction, replaced: Option<Flow>) {
+        if let Some(flow) = replaced {
+            self.directions[slot(direction)].unanswered[exchange as usize] += 1;
+            self.note_loss(direction, flow, |l| l.unanswered += 1);
+        }
+    }
+
+    fn tcp_segment(&mut self, direction: Direction, ts: u64, flow: TcpFlow, s: Segment) {
+        if s.syn && !s.has_ack {
+            let key = SynKey { flow, isn: s.seq };
+            let replaced = self.syn.request(key, ts, direction);
+            self.replaced(Exchange::TcpHandshake, direction, replaced);
+        } else if s.syn {
+            let key = SynKey {
+                flow: flow.reversed(),
+                isn: s.ack.wrapping_sub(1),
+            };
+            if let Some(rtt) = self.syn.response(&key, ts, direction) {
+                self.rtt[Exchange::TcpHandshake as usize].record(rtt);
+            }
+        }
+        let span = s.len + u32::from(s.syn) + u32::from(s.fin);
+        if span == 0 {
+            return;
+        }
+        let end = s.seq.wrapping_add(span);
+        if let Some(state) = self.tcp.get_mut(&flow) {
+            state.last_ns = ts;
+            // `end` at or before the highest end seen: the whole range was seen already.
+            // A one-byte keep-alive probe re-sends the byte just below it: not a loss.
+            let behind = state.highest_end.wrapping_sub(end) as i32;
+            let keepalive = s.len == 1 && !s.syn && !s.fin && behind == 0;
+            if behind >= 0 && !keepalive {
+                self.directions[slot(direction)].retransmissions += 1;
+                let flow = flow.named(FlowProtocol::Tcp);
+                self.note_loss(direction, flow, |l| l.retransmissions += 1);
+            } else if behind < 0 {
+                state.highest_end = end;
+            }
+            return;
+        }
+        if self.tcp.len() >= self.config.max_flows {
+            let idle_before = ts.saturating_sub(TCP_IDLE_NS);
+            self.tcp.retain(|_, state| state.last_ns >= idle_before);
+            if self.tcp.len() >= self.config.max_flows {
+                self.tcp_untracked += 1;
+                return;
+            }
+        }
+        self.tcp.insert(
+            flow,
+            TcpState {
+                highest_end: end,
+                last_ns: ts,
+            },
+        );
+    }
+
+    fn note_loss(&mut self, direction: Direction, flow: Flow, add: impl FnOnce(&mut FlowLoss)) {
+        if let Some(loss) = self.lossy.get_mut(&(direction, flow)) {
+            add(loss);
+        } else if self.lossy.len() < self.config.max_flows {
+            let mut loss = FlowLoss::default();
+            add(&mut loss);
+            self.lossy.insert((direction, flow), loss);
+        } else {
+            self.lossy_untracked += 1;
+        }
+    }
+}
+
+/// The number of VLAN tags (802.1Q, 802.1ad, at most 3) and the network-layer packet with
+/// its EtherType, when the frame has a whole Ethernet header.
+fn ethernet(frame: &[u8]) -> (u32, Option<(EtherType, &[u8])>) {
+    let Ok(header) = Ethernet2HeaderSlice::from_slice(frame) else {
+        return (0, None);
+    };
+    let mut ether_type = header.ether_type();
+    let mut rest = &frame[header.slice().len()..];
+    let mut tags = 0;
+    while matches!(
+        ether_type,
+        EtherType::VLAN_TAGGED_FRAME
+            | EtherType::PROVIDER_BRIDGING
+            | EtherType::VLAN_DOUBLE_TAGGED_FRAME
+    ) && tags < 3
+    {
+        let Some(tag) = rest.get(..4) else {
+            return (tags, None);
+        };
+        ether_type = EtherType(u16::from_be_bytes([tag[2], tag[3]]));
+        rest = &rest[4..];
+        tags += 1;
+    }
+    (tags, Some((ether_type, rest)))
+}
+
+/// Hash maps keyed by addresses and ports, hashed with a multiply-rotate hash (as rustc's
+/// FxHash) rather than SipHash: several times cheaper per frame. The tables are capped, so
+/// crafted collisions can slow the meter down but not grow its memory.
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct WordHasher {
+    hash: u64,
+}
+
+impl WordHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// A TCP flow idle this long may be forgotten when the flow table is full.
+const TCP_IDLE_NS: u64 = 60_000_000_000;
+
+#[derive(Debug, Clone)]
+struct DirectionMeter {
+    frames: u64,
+    bytes: u64,
+    min_frame: u32,
+    max_frame: u32,
+    max_vlan_tags: u32,
+    sizes: Histogram<u64>,
+    mtu: report::Mtu,
+    added_latency: Histogram<u64>,
+    unanswered: [u64; 3],
+    retransmissions: u64,
+}
+
+impl DirectionMeter {
+    fn new() -> DirectionMeter {
+        DirectionMeter {
+            frames: 0,
+            bytes: 0,
+            min_frame: u32::MAX,
+            max_frame: 0,
+            max_vlan_tags: 0,
+            sizes: Histogram::new_with_bounds(1, 1 << 17, 3).expect("valid histogram bounds"),
+            mtu: report::Mtu::default(),
+            added_latency: Histogram::new_with_bounds(1, 60_000_000_000, 3)
+                .expect("valid histogram bounds"),
+            unanswered: [0; 3],
+            retransmissions: 0,
+        }
+    }
+
+    fn account(&mut self, len: u32, vlan_tags: u32, fit: super::fragment::Fit) {
+        self.frames += 1;
+        self.bytes += u64::from(len);
+        self.min_frame = self.min_frame.min(len);
+        self.max_frame = self.max_frame.max(len);
+        self.max_vlan_tags = self.max_vlan_tags.max(vlan_tags);
+        self.sizes.saturating_record(u64::from(len.max(1)));
+        self.mtu.exceeds_host_mtu += u64::from(fit.exceeds_host_mtu);
+        self.mtu.unsendable += u64::from(fit.unsendable);
+        if fit.fragments > 1 {
+            self.mtu.fragmented_frames += 1;
+            self.mtu.ip_fragments += u64::from(fit.fragments);
+        }
+    }
+
+    fn report(
+        &self,
+        from: &str,
+        to: &str,
+        splice: SpliceCounters,
+        duration_s: f64,
+    ) -> report::Direction {
+        let any = self.frames > 0;
+        let per_second = |n: f64| {
+            if duration_s > 0.0 {
+                n / duration_s
+            } else {
+                0.0
+            }
+        };
+        let latency = |q: f64| {
+            (!self.added_latency.is_empty())
+                .then(|| self.added_latency.value_at_quantile(q) as f64 / 1000.0)
+        };
+        report::Direction {
+            from: from.to_string(),
+            to: to.to_string(),
+            frames: self.frames,
+            bytes: self.bytes,
+            pps: per_second(self.frames as f64),
+            bps: per_second(self.bytes as f64 * 8.0),
+            dropped: splice.dropped,
+            capture_dropped: splice.capture_dropped,
+            sizes: report::Sizes {
+                min: any.then_some(u64::from(self.min_frame)),
+                max: any.then_some(u64::from(self.max_frame)),
+                p50: any.then(|| self.sizes.value_at_quantile(0.5)),
+                p99: any.then(|| self.sizes.value_at_quantile(0.99)),
+            },
+            mtu: self.mtu,
+            added_latency_us: report::AddedLatency {
+                p50: latency(0.5),
+                p99: latency(0.99),
+                max: (!self.added_latency.is_empty())
+                    .then(|| self.added_latency.max() as f64 / 1000.0),
+            },
+            lldp: serde_json::Value::Null,
+            stp: serde_json::Value::Null,
+            lacp: serde_json::Value::Null,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RttMeter {
+    histogram: Histogram<u64>,
+    max_us: u64,
+}
+
+impl RttMeter {
+    fn new() -> RttMeter {
+        RttMeter {
+            histogram: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("valid histogram bounds"),
+            max_us: 0,
+        }
+    }
+
+    fn record(&mut self, rtt_ns: u64) {
+        let us = (rtt_ns / 1000).max(1);
+        self.max_us = self.max_us.max(us);
+        self.histogram.saturating_record(us);
+    }
+}
+
+/// A request that expects a response, identified by what the response echoes back.
+trait Request: Copy + Eq + Hash {
+    fn flow(&self) -> Flow;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct EchoKey {
+    source: IpAddr,
+    destination: IpAddr,
+    id: u16,
+    seq: u16,
+}
+
+impl EchoKey {
+    fn reversed(self) -> EchoKey {
+        EchoKey {
+            source: self.destination,
+            destination: self.source,
+            ..self
+        }
+    }
+}
+
+impl Request for EchoKey {
+    fn flow(&self) -> Flow {
+        Flow {
+            protocol: FlowProtocol::IcmpEcho,
+            source: self.source,
+            destination: self.destination,
+            source_port: 0,
+            destination_port: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ArpKey {
+    requester: Ipv4Addr,
+    target: Ipv4Addr,
+}
+
+impl Request for ArpKey {
+    fn flow(&self) -> Flow {
+        Flow {
+            protocol: FlowProtocol::Arp,
+            source: IpAddr::V4(self.requester),
+            destination: IpAddr::V4(self.target),
+            source_port: 0,
+            destination_port: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct TcpFlow {
+    source: IpAddr,
+    destination: IpAddr,
+    source_port: u16,
+    destination_port: u16,
+}
+
+impl TcpFlow {
+    fn reversed(self) -> TcpFlow {
+        TcpFlow {
+            source: self.destination,
+            destination: self.source,
+            source_port: self.destination_port,
+            destination_port: self.source_port,
+        }
+    }
+
+    fn named(self, protocol: FlowProtocol) -> Flow {
+        Flow {
+            protocol,
+            source: self.source,
+            destination: self.destination,
+            source_port: self.source_port,
+            destination_port: self.destination_port,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SynKey {
+    flow: TcpFlow,
+    isn: u32,
+}
+
+impl Request for SynKey {
+    fn flow(&self) -> Flow {
+        self.flow.named(FlowProtocol::Tcp)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TcpState {
+    highest_end: u32,
+    last_ns: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    seq: u32,
+    ack: u32,
+    len: u32,
+    syn: bool,
+    fin: bool,
+    has_ack: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    sent_ns: u64,
+    direction: Direction,
+}
+
+/// Requests awaiting their response: a map for lookups, a queue in arrival order for
+/// ageing, both capped.
+#[derive(Debug, Clone)]
+struct Pending<K> {
+    map: FastMap<K, Waiting>,
+    order: VecDeque<(u64, K)>,
+    cap: usize,
+    untracked: u64,
+}
+
+impl<K: Request> Pending<K> {
+    fn new(cap: usize) -> Pending<K> {
+        Pending {
+            map: FastMap::default(),
+            order: VecDeque::new(),
+            cap,
+            untracked: 0,
+        }
+    }
+
+    /// Starts waiting for `key`'s response; returns the flow of an earlier identical
+    /// request that was still waiting (it now counts as unanswered).
+    fn request(&mut self, key: K, ts: u64, direction: Direction) -> Option<Flow> {
+        let waiting = Waiting {
+            sent_ns: ts,
+            direction,
+        };
+        if let Some(earlier) = self.map.get_mut(&key) {
+            *earlier = waiting;
+            self.order.push_back((ts, key));
+            self.trim();
+            return Some(key.flow());
+        }
+        if self.map.len() >= self.cap {
+            self.untracked += 1;
+            return None;
+        }
+        self.map.insert(key, waiting);
+        self.order.push_back((ts, key));
+        self.trim();
+        None
+    }
+
+    /// The round-trip time when `key` was waiting for a response in the other direction.
+    fn response(&mut self, key: &K, ts: u64, direction: Direction) -> Option<u64> {
+        let waiting = self.map.get(key)?;
+        if waiting.direction == direction {
+            return None;
+        }
+        let rtt = ts.saturating_sub(waiting.sent_ns);
+        self.map.remove(key);
+        Some(rtt)
+    }
+
+    /// Hands every request sent before `deadline` and still waiting to `lost`.
+    fn expire(&mut self, deadline: u64, mut lost: impl FnMut(Direction, Flow)) {
+        while let Some(&(ts, key)) = self.order.front() {
+            if ts >= deadline {
+                break;
+            }
+            self.order.pop_front();
+            if let Some(w) = self.map.get(&key)
+                && w.sent_ns == ts
+            {
+                lost(w.direction, key.flow());
+                self.map.remove(&key);
+            }
+        }
+    }
+
+    /// Keeps the ageing queue within twice the cap: the oldest entries beyond that stop
+    /// being followed (counted as untracked, never as lost).
+    fn trim(&mut self) {
+        while self.order.len() > 2 * self.cap {
+            if let Some((ts, key)) = self.order.pop_front()
+                && self.map.get(&key).is_some_and(|w| w.sent_ns == ts)
+            {
+                self.map.remove(&key);
+                self.untracked += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use etherparse::{ArpHardwareId, ArpPacket, EtherType, PacketBuilder, VlanId};
+
+    use super::*;
+    use crate::measure::fragment::Outer;
+
+    const MAC_A: [u8; 6] = [0xbe, 0x24, 0x99, 0, 0x64, 1];
+    const MAC_B: [u8; 6] = [0xbe, 0x24, 0x99, 0, 0x66, 1];
+    const IP_A: [u8; 4] = [10, 0, 0, 1];
+    const IP_B: [u8; 4] = [10, 0, 0, 2];
+    const MS: u64 = 1_000_000;
+
+    fn meter(host_mtu: Option<u32>, path_mtu: u32) -> Meter {
+        Meter::new(Config::new(Budget {
+            host_mtu,
+            path_mtu,
+            outer: Outer::Ipv4,
+        }))
+    }
+
+    fn echo(request: bool, from_a: bool, seq: u16, payload: usize) -> Vec<u8> {
+        let (sm, dm, si, di) = if from_a {
+            (MAC_A, MAC_B, IP_A, IP_B)
+        } else {
+            (MAC_B, MAC_A, IP_B, IP_A)
+        };
+        let ip = PacketBuilder::ethernet2(sm, dm).ipv4(si, di, 64);
+        let step = if request {
+            ip.icmpv4_echo_request(7, seq)
+        } else {
+            ip.icmpv4_echo_reply(7, seq)
+        };
+        let mut frame = Vec::new();
+        step.write(&mut frame, &vec![0x5a; payload])
+            .expect("builds");
+        frame
+    }
+
+    fn arp(operation: ArpOperation, sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
+        let packet = ArpPacket::new(
+            ArpHardwareId::ETHERNET,
+            EtherType::IPV4,
+            operation,
+            &MAC_A,
+            &sender,
+            &MAC_B,
+            &target,
+        )
+        .expect("valid ARP");
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .arp(packet)
+            .write(&mut frame)
+            .expect("builds");
+        frame
+    }
+
+    fn tcp(from_a: bool, seq: u32, ack: Option<u32>, syn: bool, payload: usize) -> Vec<u8> {
+        let (si, di, sp, dp) = if from_a {
+            (IP_A, IP_B, 40000, 80)
+        } else {
+            (IP_B, IP_A, 80, 40000)
+        };
+        let mut step = PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4(si, di, 64)
+            .tcp(sp, dp, seq, 1000);
+        if syn {
+            step = step.syn();
+        }
+        if let Some(ack) = ack {
+            step = step.ack(ack);
+        }
+        let mut frame = Vec::new();
+        step.write(&mut frame, &vec![1; payload]).expect("builds");
+        frame
+    }
+
+    #[test]
+    fn counts_volume_and_sizes_per_direction() {
+        let mut m = meter(None, 65535);
+        for i in 0..10 {
+            m.record(Direction::AToB, i * MS, &[0u8; 60]);
+        }
+        m.record(Direction::BToA, 0, &[0u8; 1514]);
+        assert_eq!(
+            m.counters(Direction::AToB),
+            Counters {
+                frames: 10,
+                bytes: 600
+            }
+        );
+        let ends = Ends {
+            name: "100:1-102:1".into(),
+            a: "100:1".into(),
+            b: "102:1".into(),
+        };
+        let r = m.report(&ends, [SpliceCounters::default(); 2], 2.0);
+        assert_eq!(r.directions[0].from, "100:1");
+        assert_eq!(r.directions[1].from, "102:1");
+        assert_eq!(r.directions[0].pps, 5.0);
+        assert_eq!(r.directions[0].bps, 2400.0);
+        assert_eq!(r.directions[1].sizes.min, Some(1514));
+        assert_eq!(r.directions[1].sizes.max, Some(1514));
+        assert_eq!(r.directions[0].sizes.p50, Some(60));
+        assert_eq!(r.rtt_ms.icmp_echo.p50, None);
+        let (pps, bps) = m
+            .counters(Direction::AToB)
+            .rates_since(&Counters::default(), 1_000_000_000);
+        assert_eq!((pps, bps), (10.0, 4800.0));
+    }
+
+    #[test]
+    fn echo_pairs_give_rtt_and_lost_requests_count_after_grace() {
+        let mut m = meter(None, 65535);
+        for seq in 0..10u16 {
+            let t = u64::from(seq) * 1000 * MS;
+            m.record(Direction::AToB, t, &echo(true, true, seq, 56));
+            if seq % 3 != 0 {
+                m.record(Direction::BToA, t + 2 * MS, &echo(false, false, seq, 56));
+            }
+        }
+        m.expire(9000 * MS);
+        // seq 0 and 3 are older than 3 s; 6 and 9 are still within the grace time.
+        assert_eq!(m.unanswered(Direction::AToB, Exchange::IcmpEcho), 2);
+        assert_eq!(m.pending(), 2);
+        m.expire(20_000 * MS);
+        assert_eq!(m.unanswered(Direction::AToB, Exchange::IcmpEcho), 4);
+        let rtt = m.rtt(Exchange::IcmpEcho);
+        assert_eq!(rtt.count, 6);
+        assert_eq!(rtt.unanswered, 4);
+        assert_eq!(rtt.p50, Some(2.0));
+        assert_eq!(rtt.max, Some(2.0));
+        let flows = m.lossy_flows();
+        assert_eq!(flows.len(), 1);
+        assert_eq!(flows[0].0, Direction::AToB);
+        assert_eq!(flows[0].1.protocol, FlowProtocol::IcmpEcho);
+        assert_eq!(flows[0].2.unanswered, 4);
+    }
+
+    #[test]
+    fn a_reply_in_the_same_direction_is_no_answer() {
+        let mut m = meter(None, 65535);
+        m.record(Direction::AToB, 0, &echo(true, true, 1, 8));
+        // A reply addressed back to A but travelling a>b cannot answer a request seen a>b.
+        m.record(Direction::AToB, MS, &echo(false, false, 1, 8));
+        assert_eq!(m.rtt(Exchange::IcmpEcho).count, 0);
+    }
+
+    #[test]
+    fn arp_requests_retried_before_an_answer_count_as_unanswered() {
+        let mut m = meter(None, 65535);
+        m.record(Direction::AToB, 0, &arp(ArpOperation::REQUEST, IP_A, IP_B));
+        m.record(
+            Direction::AToB,
+            1000 * MS,
+            &arp(ArpOperation::REQUEST, IP_A, IP_B),
+        );
+        m.record(
+            Direction::BToA,
+            1001 * MS,
+            &arp(ArpOperation::REPLY, IP_B, IP_A),
+        );
+        // Gratuitous ARP and probes expect no reply.
+        m.record(Direction::AToB, 0, &arp(ArpOperation::REQUEST, IP_A, IP_A));
+        m.record(
+            Direction::AToB,
+            0,
+            &arp(ArpOperation::REQUEST, [0; 4], IP_B),
+        );
+        m.expire(60_000 * MS);
+        assert_eq!(m.unanswered(Direction::AToB, Exchange::Arp), 1);
+        let rtt = m.rtt(Exchange::Arp);
+        assert_eq!((rtt.count, rtt.max), (1, Some(1.0)));
+    }
+
+    #[test]
+    fn syn_to_syn_ack_is_the_handshake_rtt_and_resent_data_a_retransmission() {
+        let mut m = meter(None, 65535);
+        m.record(Direction::AToB, 0, &tcp(true, 1000, None, true, 0));
+        m.record(
+            Direction::BToA,
+            5 * MS,
+            &tcp(false, 7000, Some(1001), true, 0),
+        );
+        m.record(
+            Direction::AToB,
+            6 * MS,
+            &tcp(true, 1001, Some(7001), false, 0),
+        );
+        m.record(
+            Direction::AToB,
+            7 * MS,
+            &tcp(true, 1001, Some(7001), false, 100),
+        );
+        m.record(
+            Direction::AToB,
+            8 * MS,
+            &tcp(true, 1101, Some(7001), false, 100),
+        );
+        // The first segment again: a retransmission.
+        m.record(
+            Direction::AToB,
+            9 * MS,
+            &tcp(true, 1001, Some(7001), false, 100),
+        );
+        // A keep-alive probe (one byte just below the next sequence number) is not.
+        m.record(
+            Direction::AToB,
+            10 * MS,
+            &tcp(true, 1200, Some(7001), false, 1),
+        );
+        m.record(
+            Direction::BToA,
+            10 * MS,
+            &tcp(false, 7001, Some(1201), false, 0),
+        );
+        let rtt = m.rtt(Exchange::TcpHandshake);
+        assert_eq!(rtt.count, 1);
+        // hdrhistogram keeps three significant digits.
+        assert!(rtt.p50.is_some_and(|ms| (ms - 5.0).abs() < 0.01), "{rtt:?}");
+        assert_eq!(m.retransmissions(Direction::AToB), 1);
+        assert_eq!(m.retransmissions(Direction::BToA), 0);
+        let flows = m.lossy_flows();
+        assert_eq!(flows[0].1.destination_port, 80);
+        assert_eq!(flows[0].2.retransmissions, 1);
+    }
+
+    #[test]
+    fn keepalive_rule_needs_the_byte_just_below_the_highest_end() {
+        let mut m = meter(None, 65535);
+        m.record(Direction::AToB, 0, &tcp(true, 1, Some(1), false, 100));
+        // One byte re-sent in the middle of a range: a retransmission, not a keep-alive.
+        m.record(Direction::AToB, MS, &tcp(true, 50, Some(1), false, 1));
+        assert_eq!(m.retransmissions(Direction::AToB), 1);
+    }
+
+    #[test]
+    fn frames_are_classified_against_host_mtu_and_path_mtu() {
+        let mut m = meter(Some(1500), 1500);
+        m.record(Direction::AToB, 0, &echo(true, true, 1, 1472 - 42));
+        m.record(Direction::AToB, 0, &echo(true, true, 2, 1473 - 42));
+        m.record(Direction::AToB, 0, &echo(true, true, 3, 3014 - 42));
+        m.record(Direction::AToB, 0, &vec![0u8; 65508]);
+        let mut tagged = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .single_vlan(VlanId::try_new(10).expect("valid id"))
+            .ipv4(IP_A, IP_B, 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut tagged, &[0; 1518 - 46])
+            .expect("builds");
+        assert_eq!(tagged.len(), 1518);
+        m.record(Direction::BToA, 0, &tagged);
+        let ends = Ends {
+            name: "l".into(),
+            a: "a".into(),
+            b: "b".into(),
+        };
+        let r = m.report(&ends, [SpliceCounters::default(); 2], 1.0);
+        assert_eq!(
+            r.directions[0].mtu,
+            report::Mtu {
+                exceeds_host_mtu: 2,
+                fragmented_frames: 2,
+                ip_fragments: 5,
+                unsendable: 1,
+            }
+        );
+        // 1518 bytes with one tag is exactly host_mtu 1500 + 18, but 1546 on the wire.
+        assert_eq!(r.directions[1].mtu.exceeds_host_mtu, 0);
+        assert_eq!(r.directions[1].mtu.fragmented_frames, 1);
+        assert_eq!(r.advice.len(), 4);
+        assert!(r.advice[0].starts_with("host_mtu 1500 on a 1500-byte path: 50 % of a>b"));
+        assert!(r.advice[3].contains("set host_mtu ≤ 1454"));
+    }
+
+    #[test]
+    fn pending_tables_are_capped_and_never_invent_loss() {
+        let mut config = Config::new(Budget {
+            host_mtu: None,
+            path_mtu: 65535,
+            outer: Outer::Ipv4,
+        });
+        config.max_pending = 4;
+        let mut m = Meter::new(config);
+        for seq in 0..10 {
+            m.record(Direction::AToB, 0, &echo(true, true, seq, 8));
+        }
+        assert_eq!(m.pending(), 4);
+        assert_eq!(m.untracked(), 6);
+        for seq in 0..10 {
+            m.record(Direction::BToA, MS, &echo(false, false, seq, 8));
+        }
+        m.expire(u64::MAX);
+        assert_eq!(m.rtt(Exchange::IcmpEcho).count, 4);
+        assert_eq!(m.unanswered(Direction::AToB, Exchange::IcmpEcho), 0);
+    }
+
+    #[test]
+    fn tcp_flow_table_is_capped() {
+        let mut config = Config::new(Budget {
+            host_mtu: None,
+            path_mtu: 65535,
+            outer: Outer::Ipv4,
+        });
+        config.max_flows = 2;
+        let mut m = Meter::new(config);
+        for port in 0..5u16 {
+            let mut frame = Vec::new();
+            PacketBuilder::ethernet2(MAC_A, MAC_B)
+                .ipv4(IP_A, IP_B, 64)
+                .tcp(port, 80, 1, 100)
+                .write(&mut frame, &[0; 10])
+                .expect("builds");
+            m.record(Direction::AToB, 0, &frame);
+        }
+        assert_eq!(m.tcp.len(), 2);
+        assert_eq!(m.untracked(), 3);
+    }
+
+    #[test]
+    fn added_latency_is_reported_in_microseconds() {
+        let mut m = meter(None, 65535);
+        for us in 1..=100u64 {
+            m.record_added_latency(Direction::AToB, us * 1000);
+        }
+        let ends = Ends {
+            name: "l".into(),
+            a: "a".into(),
+            b: "b".into(),
+        };
+        let r = m.report(&ends, [SpliceCounters::default(); 2], 1.0);
+        let l = r.directions[0].added_latency_us;
+        assert_eq!(l.p50.map(f64::round), Some(50.0));
+        assert_eq!(l.max.map(f64::round), Some(100.0));
+        assert_eq!(r.directions[1].added_latency_us.p50, None);
+    }
+
+    #[test]
+    fn icmpv6_echo_pairs_are_matched_too() {
+        let a: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let b: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        let mut request = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv6(a, b, 64)
+            .icmpv6_echo_request(9, 1)
+            .write(&mut request, &[0; 8])
+            .expect("builds");
+        let mut reply = Vec::new();
+        PacketBuilder::ethernet2(MAC_B, MAC_A)
+            .ipv6(b, a, 64)
+            .icmpv6_echo_reply(9, 1)
+            .write(&mut reply, &[0; 8])
+            .expect("builds");
+        let mut m = meter(None, 65535);
+        m.record(Direction::BToA, 0, &request);
+        m.record(Direction::AToB, 3 * MS, &reply);
+        let rtt = m.rtt(Exchange::IcmpEcho);
+        assert_eq!(rtt.count, 1);
+        assert!(rtt.p50.is_some_and(|ms| (ms - 3.0).abs() < 0.01));
+    }
+
+    #[test]
+    fn double_tagged_frames_are_parsed_and_their_tags_counted() {
+        let inner = echo(true, true, 1, 8);
+        // Insert an 802.1ad and an 802.1Q tag after the MAC addresses.
+        let mut frame = inner[..12].to_vec();
+        frame.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0a]);
+        frame.extend_from_slice(&inner[12..]);
+        assert_eq!(ethernet(&frame).0, 2);
+        let mut m = meter(None, 65535);
+        m.record(Direction::AToB, 0, &frame);
+        m.record(Direction::BToA, MS, &echo(false, false, 1, 8));
+        assert_eq!(m.rtt(Exchange::IcmpEcho).count, 1);
+    }
+
+    #[test]
+    fn ip_fragments_are_not_read_as_transport_headers() {
+        let mut frame = echo(true, true, 1, 8);
+        // Set "more fragments" in the IPv4 header (byte 6 of the header, 14 + 6).
+        frame[20] |= 0x20;
+        let mut m = meter(None, 65535);
+        m.record(Direction::AToB, 0, &frame);
+        assert_eq!(m.pending(), 0);
+    }
+
+    #[test]
+    fn status_line_and_summary_show_rates_loss_and_advice() {
+        let mut m = meter(Some(9000), 1500);
+        for seq in 0..4u16 {
+            let t = u64::from(seq) * 250 * MS;
+            m.record(Direction::AToB, t, &echo(true, true, seq, 3000));
+            if seq != 2 {
+                m.record(Direction::BToA, t + MS, &echo(false, false, seq, 3000));
+            }
+        }
+        m.expire(60_000 * MS);
+        let line = m.status_line([Counters::default(); 2], 1_000_000_000);
+        assert_eq!(
+            line,
+            "a>b 4 fr/s 0.1 Mbit/s frag 100 % lost 1 | b>a 3 fr/s 0.1 Mbit/s frag 100 % | rtt 1.00 ms"
+        );
+        let ends = Ends {
+            name: "100:1-102:1".into(),
+            a: "100:1".into(),
+            b: "102:1".into(),
+        };
+        let summary = m.summary(&ends, 1.0);
+        assert!(summary.contains("100:1 > 102:1: 4 frames"), "{summary}");
+        assert!(
+            summary.contains("1 echo, 0 ARP, 0 SYN unanswered"),
+            "{summary}"
+        );
+        assert!(summary.contains("rtt icmp echo: 3 pairs"), "{summary}");
+        assert!(
+            summary.contains("lossy flow a>b IcmpEcho 10.0.0.1 > 10.0.0.2"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("advice: host_mtu 9000 on a 1500-byte path: 100 % of a>b frames were fragmented; set host_mtu ≤ 1458"),
+            "{summary}"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(frame in proptest::collection::vec(proptest::num::u8::ANY, 0..2000), ts in 0u64..u64::MAX) {
+            let mut m = meter(Some(1500), 1500);
+            m.record(Direction::AToB, ts, &frame);
+            m.record(Direction::BToA, ts, &frame);
+            m.expire(ts);
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! `linkscope mtu` against its own reflector: 65535 on loopback, 1500 across a veth whose
+//! far side is behind a router with a 1500-byte link while the near side's own MTU is 9000
+//! (so the kernel's view alone would say 9000), and the kernel's view, labelled as such,
+//! when no reflector answers.
+//!
+//! The namespace test needs root and `ip` (iproute2); it skips with a reason otherwise and
+//! fails with LINKSCOPE_REQUIRE_LAB=1.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use assert_cmd::cargo::cargo_bin;
+use serde_json::Value;
+
+/// A running `linkscope mtu --reflect`, killed on drop.
+struct Reflector {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Reflector {
+    fn start(mut command: Command, listen: &str) -> Reflector {
+        let mut child = command
+            .args(["mtu", "--reflect", "--listen", listen])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starts the reflector");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("reads the address line");
+        let addr = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Reflector { child, addr }
+    }
+}
+
+impl Drop for Reflector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn probe(command: Command, host: &str, port: u16) -> Value {
+    let (status, value) = probe_with(command, host, port, &[]);
+    assert_eq!(status, Some(0));
+    value
+}
+
+fn probe_with(mut command: Command, host: &str, port: u16, extra: &[&str]) -> (Option<i32>, Value) {
+    let out = command
+        .args(["mtu", "--to", host, "--port", &port.to_string(), "--json"])
+        .args(extra)
+        .output()
+        .expect("runs");
+    let value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), value)
+}
+
+#[test]
+fn loopback_carries_65535_confirmed_by_the_reflector() {
+    let reflector = Reflector::start(Command::new(cargo_bin("linkscope")), "127.0.0.1:0");
+    let found = probe(
+        Command::new(cargo_bin("linkscope")),
+        "127.0.0.1",
+        reflector.addr.port(),
+    );
+    assert_eq!(found["path_mtu"], 65535);
+    assert_eq!(found["source"], "reflector");
+    assert_eq!(found["largest_host_mtu"], 65493);
+}
+
+#[test]
+fn without_a_reflector_the_kernel_view_is_labelled_unconfirmed() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
+    let out = Command::new(cargo_bin("linkscope"))
+        .args([
+            "mtu",
+            "--to",
+            "127.0.0.1",
+            "--timeout-ms",
+            "50",
+            "--attempts",
+            "1",
+        ])
+        .args([
+            "--port",
+            &silent.local_addr().expect("bound").port().to_string(),
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("the kernel's route MTU, NOT confirmed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("largest host_mtu without fragmentation: 65493"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bad_host_is_an_input_error() {
+    Command::new(cargo_bin("linkscope"))
+        .args(["mtu", "--to", "no such host.invalid"])
+        .output()
+        .map(|out| assert_eq!(out.status.code(), Some(2)))
+        .expect("runs");
+}
+
+fn prerequisites() -> Result<(), String> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("");
+    if uid != "0" {
+        return Err("needs root for network namespaces".into());
+    }
+    match Command::new("ip").arg("-V").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => Err("needs `ip` from iproute2".into()),
+    }
+}
+
+fn lab_or_skip() -> bool {
+    match prerequisites() {
+        Ok(()) => true,
+        Err(reason) if std::env::var_os("LINKSCOPE_REQUIRE_LAB").is_some() => {
+            panic!("LINKSCOPE_REQUIRE_LAB is set but: {reason}")
+        }
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            false
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("runs ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Hosts `near` (198.18.1.1, veth MTU 9000) and `far` (198.18.2.2) with a router between
+/// them whose link to `far` has MTU 1500. Removed on drop.
+struct Lab {
+    near: String,
+    router: String,
+    far: String,
+}
+
+const FAR: &str = "198.18.2.2";
+
+impl Lab {
+    fn create() -> Lab {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let tag = format!(
+            "lsm{}x{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let lab = Lab {
+            near: format!("{tag}n"),
+            router: format!("{tag}r"),
+            far: format!("{tag}f"),
+        };
+        for ns in [&lab.near, &lab.router, &lab.far] {
+            ip(&["netns", "add", ns]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        let links = [
+            (
+                &lab.near,
+                "198.18.1.1/24",
+                &lab.router,
+                "198.18.1.2/24",
+                "9000",
+            ),
+            (
+                &lab.router,
+                "198.18.2.1/24",
+                &lab.far,
+                "198.18.2.2/24",
+                "1500",
+            ),
+        ];
+        for (i, (left, left_addr, right, right_addr, mtu)) in links.into_iter().enumerate() {
+            let (l, r) = (format!("v{i}l"), format!("v{i}r"));
+            ip(&[
+                "link", "add", &l, "netns", left, "mtu", mtu, "type", "veth", "peer", "name", &r,
+                "netns", right, "mtu", mtu,
+            ]);
+            for (ns, dev, addr) in [(left, &l, left_addr), (right, &r, right_addr)] {
+                ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+                ip(&["-n", ns, "link", "set", dev, "up"]);
+            }
+        }
+        ip(&[
+            "-n",
+            &lab.near,
+            "route",
+            "add",
+            "default",
+            "via",
+            "198.18.1.2",
+        ]);
+        ip(&[
+            "-n",
+            &lab.far,
+            "route",
+            "add",
+            "default",
+            "via",
+            "198.18.2.1",
+        ]);
+        let forwarding = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.router,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ])
+            .status()
+            .expect("runs sysctl");
+        assert!(forwarding.success());
+        lab
+    }
+
+    fn command(&self, ns: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(cargo_bin("linkscope"));
+        c
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in [&self.near, &self.router, &self.far] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+#[test]
+fn finds_1500_behind_a_router_although_the_local_link_carries_9000() {
+    if !lab_or_skip() {
+        return;
+    }
+    let lab = Lab::create();
+    let reflector = Reflector::start(lab.command(&lab.far), &format!("{FAR}:0"));
+    let found = probe(lab.command(&lab.near), FAR, reflector.addr.port());
+    assert_eq!(found["source"], "reflector", "{found}");
+    assert_eq!(found["kernel_mtu"], 9000, "{found}");
+    assert_eq!(found["path_mtu"], 1500, "{found}");
+    assert_eq!(found["largest_host_mtu"], 1458, "{found}");
+
+    // The mapping's cross-host link ends at the probed host: host_mtu 9300 does not fit
+    // (exit status 1), 1458 does.
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (host_mtu, fits, status) in [(9300, false, 1), (1458, true, 0)] {
+        let mapping = dir.path().join(format!("mapping-{host_mtu}.yaml"));
+        std::fs::write(
+            &mapping,
+            format!(
+                "defaults:\n  host_mtu: {host_mtu}\n  udp_ip_by_vm:\n    100: 198.18.1.1\n    \
+                 103: {FAR}\nlinks:\n  - [100, 1, 103, 1]\n"
+            ),
+        )
+        .expect("writes the mapping");
+        let mapping = mapping.to_str().expect("UTF-8 path");
+        let (code, found) = probe_with(
+            lab.command(&lab.near),
+            FAR,
+            reflector.addr.port(),
+            &["--timeout-ms", "100", "--mapping", mapping],
+        );
+        assert_eq!(code, Some(status), "{found}");
+        let links = found["links"].as_array().expect("links checked");
+        assert_eq!(links.len(), 1, "{found}");
+        assert_eq!(links[0]["name"], "100:1-103:1");
+        assert_eq!(links[0]["host_mtu"], host_mtu);
+        assert_eq!(links[0]["fits"], fits);
+        assert_eq!(links[0]["largest_host_mtu"], 1458);
+    }
+}
