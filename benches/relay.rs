@@ -12,7 +12,8 @@
 //! `cargo bench --bench relay` runs it in full (three interleaved rounds of 1 s per path and
 //! size, the median shown; about two minutes); `cargo test --all-targets` runs it quickly
 //! (64-byte frames, one round of 0.2 s) as a smoke test. `RELAY_SECONDS=N` changes the time
-//! per measurement. Relays that are not installed are
+//! per measurement, `RELAY_SIZES=64,1500` and `RELAY_PATHS=direct,splice` choose the cells
+//! (ratios need `direct`). Relays that are not installed are
 //! skipped with a note.
 
 use std::net::{SocketAddr, UdpSocket};
@@ -280,8 +281,20 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(if full { 1.0 } else { 0.2 });
     let time = Duration::from_secs_f64(seconds);
-    let sizes: &[usize] = if full { &[64, 512, 1500, 9000] } else { &[64] };
-    let kinds = ["direct", "splice", "splice -w", "vde_plug", "socat"];
+    let sizes: Vec<usize> = match std::env::var("RELAY_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+        Err(_) if full => vec![64, 512, 1500, 9000],
+        Err(_) => vec![64],
+    };
+    let kinds: Vec<&str> = ["direct", "splice", "splice -w", "vde_plug", "socat"]
+        .into_iter()
+        .filter(|k| {
+            std::env::var("RELAY_PATHS").map_or(true, |list| list.split(',').any(|p| p == *k))
+        })
+        .collect();
 
     let rounds = if full { 3 } else { 1 };
     println!(
@@ -291,7 +304,7 @@ fn main() {
     );
     println!("| frame bytes | path | delivered pps | Gbit/s | ratio to direct |");
     println!("|---:|---|---:|---:|---:|");
-    for &len in sizes {
+    for &len in &sizes {
         // Rounds interleave the paths, so a burst of load elsewhere hits them all alike.
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
         for _ in 0..rounds {
@@ -305,7 +318,7 @@ fn main() {
         let medians: Vec<Option<f64>> = samples.iter_mut().map(|c| median(c)).collect();
         for (kind, pps) in kinds.iter().zip(&medians) {
             match (pps, medians[0]) {
-                (Some(pps), Some(direct)) => println!(
+                (Some(pps), Some(direct)) if kinds[0] == "direct" => println!(
                     "| {len} | {kind} | {pps:.0} | {:.2} | {:.2} |",
                     pps * len as f64 * 8.0 / 1e9,
                     pps / direct
