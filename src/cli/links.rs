@@ -17,7 +17,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let links = plan::load_links(&args.mapping)?;
+    let mapping = plan::Mapping::load(&args.mapping)?;
+    for warning in &mapping.warnings {
+        eprintln!("linkscope: warning: {warning}");
+    }
+    let links = plan::resolve_links(&mapping)?;
     let text = if args.json {
         let mut text = plan::json::links(&links);
         text.push('\n');

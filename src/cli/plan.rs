@@ -55,6 +55,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.netdev == NetdevArg::Dgram && args.format != Format::Qemu {
+        return Err(crate::Error::Argument {
+            field: "--netdev".into(),
+            message: "dgram applies to --format qemu only".into(),
+        }
+        .into());
+    }
     let showcmd = match args.qm_showcmd_dir {
         Some(dir) => Showcmd::Dir(dir),
         None if qm_on_path() => Showcmd::Qm,
@@ -76,6 +83,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     for warning in &plan.warnings {
         eprintln!("linkscope: warning: {warning}");
+    }
+    let socket = args.format == Format::Qm
+        || (args.format == Format::Qemu && args.netdev == NetdevArg::Socket);
+    if socket
+        && plan
+            .links
+            .iter()
+            .any(|l| l.a.local.is_ipv6() || l.b.local.is_ipv6())
+    {
+        eprintln!(
+            "linkscope: warning: QEMU's -netdev socket takes IPv4 addresses only; for IPv6 links use --format qemu --netdev dgram"
+        );
     }
     let text = match args.format {
         Format::Qm => plan::qm::render(&plan),

@@ -579,10 +579,9 @@ impl Loader<'_> {
                 ));
             }
         };
-        let digits = if token.len() > 3 && token[..3].eq_ignore_ascii_case("eth") {
-            &token[3..]
-        } else {
-            token.as_str()
+        let digits = match token.get(..3) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("eth") => &token[3..],
+            _ => token.as_str(),
         };
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(self.error(
@@ -741,6 +740,8 @@ mod tests {
             (line, column, field.as_str()),
             (Some(2), Some(5), "links[0]")
         );
+        let (_, _, field, _) = refusal("links:\n  - [100, aaé1, 102, 1]\n");
+        assert_eq!(field, "links[0].ethA");
         let (line, column, field, message) = refusal("links:\n  - [100, x1, 102, 1]\n");
         assert_eq!(
             (line, column, field.as_str()),

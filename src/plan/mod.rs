@@ -36,8 +36,12 @@ pub use pve::{PveSource, Showcmd};
 
 /// Loads a mapping and resolves its links (no PVE state needed).
 pub fn load_links(mapping: &Path) -> crate::Result<Vec<Link>> {
-    let mapping = Mapping::load(mapping)?;
-    Ok(links::resolve(&mapping)?
+    resolve_links(&Mapping::load(mapping)?)
+}
+
+/// Resolves the links of a loaded mapping: addresses, ports and MACs, in file order.
+pub fn resolve_links(mapping: &Mapping) -> crate::Result<Vec<Link>> {
+    Ok(links::resolve(mapping)?
         .links
         .into_iter()
         .map(|r| r.link)

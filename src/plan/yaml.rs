@@ -17,6 +17,8 @@ pub(crate) struct Node {
     pub value: Value,
     pub line: usize,
     pub column: usize,
+    /// Byte range of the node in the source, when the parser knows it.
+    span: Option<(usize, usize)>,
 }
 
 /// The value of a node, as YAML's core types.
@@ -49,10 +51,16 @@ impl Value {
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<Value>::deserialize(deserializer)?;
+        let span = spanned.referenced.span();
+        let span = span
+            .byte_offset()
+            .zip(span.byte_len())
+            .and_then(|(o, l)| Some((usize::try_from(o).ok()?, usize::try_from(l).ok()?)));
         Ok(Node {
             value: spanned.value,
             line: usize::try_from(spanned.referenced.line()).unwrap_or(usize::MAX),
             column: usize::try_from(spanned.referenced.column()).unwrap_or(usize::MAX),
+            span,
         })
     }
 }
@@ -129,7 +137,7 @@ pub(crate) fn parse(file: &Path, text: &str) -> crate::Result<Node> {
         legacy_octal_numbers: true,
         with_snippet: false,
     };
-    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|err| {
+    let mut root = serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|err| {
         let location = err.location();
         let known = location.filter(|l| l.line() > 0);
         crate::Error::Input {
@@ -137,9 +145,59 @@ pub(crate) fn parse(file: &Path, text: &str) -> crate::Result<Node> {
             line: known.map(|l| usize::try_from(l.line()).unwrap_or(usize::MAX)),
             column: known.map(|l| usize::try_from(l.column()).unwrap_or(usize::MAX)),
             field: "yaml".into(),
-            message: err.without_snippet().to_string(),
+            message: tidy(&err.without_snippet().to_string()),
         }
-    })
+    })?;
+    pyyaml_strings(&mut root, text);
+    Ok(root)
+}
+
+/// PyYAML's booleans (YAML 1.1), as written.
+const PYYAML_BOOLEANS: &[&str] = &[
+    "yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on",
+    "On", "ON", "off", "Off", "OFF",
+];
+
+/// Gives back their string meaning to plain scalars PyYAML reads as strings where the parser
+/// does not: digits with a leading zero that are not octal (`08`, `0189`; a float in YAML
+/// 1.2, which Python's `int()` then reads as decimal), and boolean-looking words outside
+/// PyYAML's list (`y`, `n`, `yEs`).
+fn pyyaml_strings(node: &mut Node, text: &str) {
+    let raw = node.span.and_then(|(o, l)| text.get(o..o.checked_add(l)?));
+    match &mut node.value {
+        Value::Float(_) => {
+            if let Some(raw) = raw {
+                let digits = raw.trim_start_matches(['-', '+']);
+                if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+                    node.value = Value::Str(raw.to_owned());
+                }
+            }
+        }
+        Value::Bool(_) => {
+            if let Some(raw) = raw.filter(|r| !PYYAML_BOOLEANS.contains(r)) {
+                node.value = Value::Str(raw.to_owned());
+            }
+        }
+        Value::Seq(items) => items.iter_mut().for_each(|n| pyyaml_strings(n, text)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+            pyyaml_strings(k, text);
+            pyyaml_strings(v, text);
+        }),
+        _ => {}
+    }
+}
+
+/// The parser's message without what we already say (the position) or what only a
+/// programmer could act on (its option names).
+fn tidy(message: &str) -> String {
+    let message = match message.rfind(" at line ") {
+        Some(at) if message[at..].contains(", column ") => &message[..at],
+        _ => message,
+    };
+    match message.find(", set DuplicateKeyPolicy") {
+        Some(at) => format!("{} (each key may appear once)", &message[..at]),
+        None => message.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +230,31 @@ mod tests {
         };
         assert_eq!(link[1].value, Value::Str("eth1".into()));
         assert_eq!((link[2].line, link[2].column), (5, 17));
+    }
+
+    #[test]
+    fn scalars_mean_what_they_mean_to_pyyaml() {
+        let node = tree("[08, -09, 010, 0o10, 1.5, 7, y, N, yEs, Off, 'yes']").unwrap();
+        let Value::Seq(items) = node.value else {
+            panic!()
+        };
+        let values: Vec<Value> = items.into_iter().map(|n| n.value).collect();
+        assert_eq!(
+            values,
+            [
+                Value::Str("08".into()),
+                Value::Str("-09".into()),
+                Value::Int(8),
+                Value::Int(8),
+                Value::Float(1.5),
+                Value::Int(7),
+                Value::Str("y".into()),
+                Value::Str("N".into()),
+                Value::Str("yEs".into()),
+                Value::Bool(false),
+                Value::Str("yes".into()),
+            ]
+        );
     }
 
     #[test]

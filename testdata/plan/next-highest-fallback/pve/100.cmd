@@ -1,0 +1,1 @@
+/usr/bin/kvm -id 100 -device 'virtio-scsi-pci,id=scsihw0,bus=pci.0,addr=0x3' -netdev 'type=tap,id=net0,ifname=tap100i0' -device 'virtio-net-pci,mac=BC:24:11:00:00:09,netdev=net0,bus=pci.0,addr=0x1c,id=net0'
