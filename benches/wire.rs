@@ -27,16 +27,16 @@ fn lldp_frame() -> Vec<u8> {
         tlvs: vec![
             TlvRepr::ChassisId {
                 subtype: ChassisIdSubtype::MAC_ADDRESS,
-                id: SRC.to_vec(),
+                id: SRC[..].into(),
             },
             TlvRepr::PortId {
                 subtype: PortIdSubtype::INTERFACE_NAME,
-                id: b"eth1".to_vec(),
+                id: b"eth1"[..].into(),
             },
             TlvRepr::Ttl(120),
-            TlvRepr::SystemName(b"leaf1.lab.example".to_vec()),
+            TlvRepr::SystemName(b"leaf1.lab.example"[..].into()),
             TlvRepr::SystemDescription(
-                b"Debian GNU/Linux 12 (bookworm) Linux 6.1.0 x86_64".to_vec(),
+                b"Debian GNU/Linux 12 (bookworm) Linux 6.1.0 x86_64"[..].into(),
             ),
             TlvRepr::Capabilities {
                 available: Capabilities(0x14),
@@ -44,12 +44,12 @@ fn lldp_frame() -> Vec<u8> {
             },
             TlvRepr::ManagementAddress(ManagementAddress {
                 family: 1,
-                address: vec![192, 0, 2, 1],
+                address: vec![192, 0, 2, 1].into(),
                 if_subtype: 2,
                 if_number: 3,
-                oid: vec![],
+                oid: Default::default(),
             }),
-            TlvRepr::PortDescription(b"uplink to spine1 port 7".to_vec()),
+            TlvRepr::PortDescription(b"uplink to spine1 port 7"[..].into()),
             TlvRepr::Org(Org::MacPhy {
                 autoneg: 3,
                 pmd_capability: 0x6c00,
@@ -59,7 +59,7 @@ fn lldp_frame() -> Vec<u8> {
             TlvRepr::Org(Org::PortVlanId(10)),
             TlvRepr::Org(Org::VlanName {
                 vid: 10,
-                name: b"servers".to_vec(),
+                name: b"servers"[..].into(),
             }),
         ],
     };
@@ -182,7 +182,7 @@ fn slow_frames() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn decode(frame: &[u8]) -> wire::Control {
+fn decode(frame: &[u8]) -> wire::Control<'_> {
     wire::classify(frame).unwrap().control().unwrap().unwrap()
 }
 

@@ -7,6 +7,7 @@
 //! link aggregation) and IEEE 802.3 (802.3-2018 clause 79: MAC/PHY configuration, power via
 //! MDI, link aggregation, maximum frame size); other TLVs are kept raw.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -25,6 +26,10 @@ pub mod field {
     /// Longest value a TLV can carry (9-bit length).
     pub const MAX_VALUE: usize = 511;
 }
+
+/// Bytes of a TLV value: borrowed from the frame after [`Repr::parse`], owned after
+/// [`Repr::into_owned`] or when built by hand.
+pub type Bytes<'a> = Cow<'a, [u8]>;
 
 /// A TLV type (clause 8.4.1); unknown values are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -279,18 +284,18 @@ pub const OUI_IEEE_802_3: [u8; 3] = [0x00, 0x12, 0x0f];
 
 /// A management address (clause 8.5.9).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManagementAddress {
+pub struct ManagementAddress<'a> {
     /// IANA address family.
     pub family: u8,
-    pub address: Vec<u8>,
+    pub address: Bytes<'a>,
     /// Interface numbering subtype: 1 unknown, 2 ifIndex, 3 system port number.
     pub if_subtype: u8,
     pub if_number: u32,
     /// Object identifier, BER encoded; may be empty.
-    pub oid: Vec<u8>,
+    pub oid: Bytes<'a>,
 }
 
-impl ManagementAddress {
+impl ManagementAddress<'_> {
     /// Interface numbering subtype name (`unknown`, `ifindex`, `port`), else the number.
     pub fn if_subtype_name(&self) -> String {
         match self.if_subtype {
@@ -309,13 +314,13 @@ impl ManagementAddress {
 
 /// An organisationally specific TLV.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Org {
+pub enum Org<'a> {
     /// 802.1 subtype 1: port VLAN ID.
     PortVlanId(u16),
     /// 802.1 subtype 2: port and protocol VLAN ID.
     ProtocolVlan { flags: u8, ppvid: u16 },
     /// 802.1 subtype 3: VLAN name.
-    VlanName { vid: u16, name: Vec<u8> },
+    VlanName { vid: u16, name: Bytes<'a> },
     /// 802.1 subtype 7: link aggregation.
     Dot1LinkAggregation { status: u8, port_id: u32 },
     /// 802.3 subtype 1: MAC/PHY configuration/status.
@@ -329,7 +334,7 @@ pub enum Org {
         mdi: u8,
         pair: u8,
         class: u8,
-        extension: Vec<u8>,
+        extension: Bytes<'a>,
     },
     /// 802.3 subtype 3: link aggregation (deprecated by 802.1 subtype 7).
     Dot3LinkAggregation { status: u8, port_id: u32 },
@@ -339,11 +344,11 @@ pub enum Org {
     Other {
         oui: [u8; 3],
         subtype: u8,
-        info: Vec<u8>,
+        info: Bytes<'a>,
     },
 }
 
-impl Org {
+impl<'a> Org<'a> {
     fn key(&self) -> ([u8; 3], u8) {
         match self {
             Org::PortVlanId(_) => (OUI_IEEE_802_1, 1),
@@ -366,7 +371,7 @@ impl Org {
         )
     }
 
-    fn parse(value: &[u8]) -> Result<Org, Error> {
+    fn parse(value: &'a [u8]) -> Result<Org<'a>, Error> {
         check_len(value, 4, Layer::Lldp, "organizationally specific TLV")?;
         let oui = [value[0], value[1], value[2]];
         let subtype = value[field::ORG_SUBTYPE];
@@ -408,7 +413,7 @@ impl Org {
                 }
                 Org::VlanName {
                     vid: be16(info, 0),
-                    name: info[3..].to_vec(),
+                    name: Cow::Borrowed(&info[3..]),
                 }
             }
             (OUI_IEEE_802_1, 7) => {
@@ -432,7 +437,7 @@ impl Org {
                     mdi: info[0],
                     pair: info[1],
                     class: info[2],
-                    extension: info[3..].to_vec(),
+                    extension: Cow::Borrowed(&info[3..]),
                 }
             }
             (OUI_IEEE_802_3, 3) => {
@@ -449,7 +454,7 @@ impl Org {
             _ => Org::Other {
                 oui,
                 subtype,
-                info: info.to_vec(),
+                info: Cow::Borrowed(info),
             },
         })
     }
@@ -494,36 +499,123 @@ impl Org {
     }
 }
 
-/// One TLV, owned.
+impl ManagementAddress<'_> {
+    /// A copy that no longer borrows the frame.
+    pub fn into_owned(self) -> ManagementAddress<'static> {
+        ManagementAddress {
+            family: self.family,
+            address: Cow::Owned(self.address.into_owned()),
+            if_subtype: self.if_subtype,
+            if_number: self.if_number,
+            oid: Cow::Owned(self.oid.into_owned()),
+        }
+    }
+}
+
+impl Org<'_> {
+    /// A copy that no longer borrows the frame.
+    pub fn into_owned(self) -> Org<'static> {
+        match self {
+            Org::PortVlanId(v) => Org::PortVlanId(v),
+            Org::ProtocolVlan { flags, ppvid } => Org::ProtocolVlan { flags, ppvid },
+            Org::VlanName { vid, name } => Org::VlanName {
+                vid,
+                name: Cow::Owned(name.into_owned()),
+            },
+            Org::Dot1LinkAggregation { status, port_id } => {
+                Org::Dot1LinkAggregation { status, port_id }
+            }
+            Org::MacPhy {
+                autoneg,
+                pmd_capability,
+                mau_type,
+            } => Org::MacPhy {
+                autoneg,
+                pmd_capability,
+                mau_type,
+            },
+            Org::Power {
+                mdi,
+                pair,
+                class,
+                extension,
+            } => Org::Power {
+                mdi,
+                pair,
+                class,
+                extension: Cow::Owned(extension.into_owned()),
+            },
+            Org::Dot3LinkAggregation { status, port_id } => {
+                Org::Dot3LinkAggregation { status, port_id }
+            }
+            Org::MaxFrameSize(v) => Org::MaxFrameSize(v),
+            Org::Other { oui, subtype, info } => Org::Other {
+                oui,
+                subtype,
+                info: Cow::Owned(info.into_owned()),
+            },
+        }
+    }
+}
+
+/// One TLV: its value borrowed from the frame or owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlvRepr {
+pub enum TlvRepr<'a> {
     ChassisId {
         subtype: ChassisIdSubtype,
-        id: Vec<u8>,
+        id: Bytes<'a>,
     },
     PortId {
         subtype: PortIdSubtype,
-        id: Vec<u8>,
+        id: Bytes<'a>,
     },
     /// Seconds; 0 announces a shutdown.
     Ttl(u16),
-    PortDescription(Vec<u8>),
-    SystemName(Vec<u8>),
-    SystemDescription(Vec<u8>),
+    PortDescription(Bytes<'a>),
+    SystemName(Bytes<'a>),
+    SystemDescription(Bytes<'a>),
     Capabilities {
         available: Capabilities,
         enabled: Capabilities,
     },
-    ManagementAddress(ManagementAddress),
-    Org(Org),
+    ManagementAddress(ManagementAddress<'a>),
+    Org(Org<'a>),
     /// A TLV of a type this decoder does not know (reserved types 9 to 126).
     Unknown {
         tlv_type: TlvType,
-        value: Vec<u8>,
+        value: Bytes<'a>,
     },
 }
 
-impl TlvRepr {
+impl<'a> TlvRepr<'a> {
+    /// A copy that no longer borrows the frame.
+    pub fn into_owned(self) -> TlvRepr<'static> {
+        let own = |b: Bytes<'_>| -> Bytes<'static> { Cow::Owned(b.into_owned()) };
+        match self {
+            TlvRepr::ChassisId { subtype, id } => TlvRepr::ChassisId {
+                subtype,
+                id: own(id),
+            },
+            TlvRepr::PortId { subtype, id } => TlvRepr::PortId {
+                subtype,
+                id: own(id),
+            },
+            TlvRepr::Ttl(t) => TlvRepr::Ttl(t),
+            TlvRepr::PortDescription(v) => TlvRepr::PortDescription(own(v)),
+            TlvRepr::SystemName(v) => TlvRepr::SystemName(own(v)),
+            TlvRepr::SystemDescription(v) => TlvRepr::SystemDescription(own(v)),
+            TlvRepr::Capabilities { available, enabled } => {
+                TlvRepr::Capabilities { available, enabled }
+            }
+            TlvRepr::ManagementAddress(m) => TlvRepr::ManagementAddress(m.into_owned()),
+            TlvRepr::Org(o) => TlvRepr::Org(o.into_owned()),
+            TlvRepr::Unknown { tlv_type, value } => TlvRepr::Unknown {
+                tlv_type,
+                value: own(value),
+            },
+        }
+    }
+
     /// The TLV type.
     pub fn tlv_type(&self) -> TlvType {
         match self {
@@ -541,8 +633,8 @@ impl TlvRepr {
     }
 
     /// Decodes one TLV.
-    pub fn parse<T: AsRef<[u8]>>(tlv: &Tlv<T>) -> Result<TlvRepr, Error> {
-        let v = tlv.value();
+    pub fn parse(tlv: Tlv<&'a [u8]>) -> Result<TlvRepr<'a>, Error> {
+        let v: &'a [u8] = &tlv.buffer[field::VALUE..tlv.total_len()];
         let t = tlv.tlv_type();
         let bad_len = |field: &'static str, expected: &'static str| Error::Length {
             layer: Layer::Lldp,
@@ -557,7 +649,7 @@ impl TlvRepr {
                 }
                 TlvRepr::ChassisId {
                     subtype: ChassisIdSubtype(v[0]),
-                    id: v[1..].to_vec(),
+                    id: Cow::Borrowed(&v[1..]),
                 }
             }
             TlvType::PORT_ID => {
@@ -566,7 +658,7 @@ impl TlvRepr {
                 }
                 TlvRepr::PortId {
                     subtype: PortIdSubtype(v[0]),
-                    id: v[1..].to_vec(),
+                    id: Cow::Borrowed(&v[1..]),
                 }
             }
             TlvType::TTL => {
@@ -575,9 +667,9 @@ impl TlvRepr {
                 }
                 TlvRepr::Ttl(be16(v, 0))
             }
-            TlvType::PORT_DESCRIPTION => TlvRepr::PortDescription(v.to_vec()),
-            TlvType::SYSTEM_NAME => TlvRepr::SystemName(v.to_vec()),
-            TlvType::SYSTEM_DESCRIPTION => TlvRepr::SystemDescription(v.to_vec()),
+            TlvType::PORT_DESCRIPTION => TlvRepr::PortDescription(Cow::Borrowed(v)),
+            TlvType::SYSTEM_NAME => TlvRepr::SystemName(Cow::Borrowed(v)),
+            TlvType::SYSTEM_DESCRIPTION => TlvRepr::SystemDescription(Cow::Borrowed(v)),
             TlvType::SYSTEM_CAPABILITIES => {
                 if v.len() != 4 {
                     return Err(bad_len("System Capabilities", "4"));
@@ -591,7 +683,7 @@ impl TlvRepr {
             TlvType::ORGANIZATIONAL => TlvRepr::Org(Org::parse(v)?),
             _ => TlvRepr::Unknown {
                 tlv_type: t,
-                value: v.to_vec(),
+                value: Cow::Borrowed(v),
             },
         })
     }
@@ -654,7 +746,7 @@ impl TlvRepr {
     }
 }
 
-fn parse_management(v: &[u8]) -> Result<ManagementAddress, Error> {
+fn parse_management(v: &[u8]) -> Result<ManagementAddress<'_>, Error> {
     let field_name = "Management Address";
     check_len(v, 1, Layer::Lldp, field_name)?;
     let addr_len = usize::from(v[0]);
@@ -679,10 +771,10 @@ fn parse_management(v: &[u8]) -> Result<ManagementAddress, Error> {
     }
     Ok(ManagementAddress {
         family: v[1],
-        address: v[2..after_addr].to_vec(),
+        address: Cow::Borrowed(&v[2..after_addr]),
         if_subtype: v[after_addr],
         if_number: be32(v, after_addr + 1),
-        oid: v[after_addr + 6..].to_vec(),
+        oid: Cow::Borrowed(&v[after_addr + 6..]),
     })
 }
 
@@ -708,17 +800,25 @@ impl fmt::Display for Problem {
 
 /// An LLDPDU: its TLVs in order, End excluded (emit appends it).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Repr {
-    pub tlvs: Vec<TlvRepr>,
+pub struct Repr<'a> {
+    pub tlvs: Vec<TlvRepr<'a>>,
 }
 
-impl Repr {
+impl<'a> Repr<'a> {
     /// Decodes an LLDPDU (the Ethernet payload); bytes after End are ignored.
-    pub fn parse(data: &[u8]) -> Result<Repr, Error> {
-        let tlvs = TlvIter::new(data)
-            .map(|tlv| TlvRepr::parse(&tlv?))
-            .collect::<Result<Vec<_>, _>>()?;
+    pub fn parse(data: &'a [u8]) -> Result<Repr<'a>, Error> {
+        let mut tlvs = Vec::with_capacity(TlvIter::new(data).count());
+        for tlv in TlvIter::new(data) {
+            tlvs.push(TlvRepr::parse(tlv?)?);
+        }
         Ok(Repr { tlvs })
+    }
+
+    /// A copy that no longer borrows the frame.
+    pub fn into_owned(self) -> Repr<'static> {
+        Repr {
+            tlvs: self.tlvs.into_iter().map(TlvRepr::into_owned).collect(),
+        }
     }
 
     /// Length of the emitted LLDPDU, End TLV included.
@@ -834,14 +934,14 @@ impl Repr {
         })
     }
 
-    pub fn management_addresses(&self) -> impl Iterator<Item = &ManagementAddress> {
+    pub fn management_addresses(&self) -> impl Iterator<Item = &ManagementAddress<'a>> {
         self.tlvs.iter().filter_map(|t| match t {
             TlvRepr::ManagementAddress(m) => Some(m),
             _ => None,
         })
     }
 
-    pub fn org_tlvs(&self) -> impl Iterator<Item = &Org> {
+    pub fn org_tlvs(&self) -> impl Iterator<Item = &Org<'a>> {
         self.tlvs.iter().filter_map(|t| match t {
             TlvRepr::Org(o) => Some(o),
             _ => None,
@@ -863,7 +963,7 @@ impl Repr {
     }
 }
 
-impl fmt::Display for Repr {
+impl fmt::Display for Repr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut sep = "";
         if let Some((subtype, value)) = self.chassis_id() {
@@ -937,10 +1037,10 @@ mod tests {
         ]
     }
 
-    fn with(extra: Vec<u8>) -> Repr {
+    fn with(extra: Vec<u8>) -> Repr<'static> {
         let mut t = mandatory();
         t.push(extra);
-        Repr::parse(&pdu(&t)).unwrap()
+        Repr::parse(&pdu(&t)).unwrap().into_owned()
     }
 
     #[test]
@@ -979,7 +1079,7 @@ mod tests {
         for (subtype, id, name, value) in cases {
             let mut v = vec![subtype];
             v.extend_from_slice(id);
-            let r = Repr::parse(&pdu(&[tlv(1, &v)])).unwrap();
+            let r = Repr::parse(&pdu(&[tlv(1, &v)])).unwrap().into_owned();
             assert_eq!(r.chassis_id(), Some((name.into(), value.into())));
         }
         let cases: [(u8, &[u8], &str, &str); 8] = [
@@ -1000,7 +1100,7 @@ mod tests {
         for (subtype, id, name, value) in cases {
             let mut v = vec![subtype];
             v.extend_from_slice(id);
-            let r = Repr::parse(&pdu(&[tlv(2, &v)])).unwrap();
+            let r = Repr::parse(&pdu(&[tlv(2, &v)])).unwrap().into_owned();
             assert_eq!(r.port_id(), Some((name.into(), value.into())));
         }
     }
@@ -1031,7 +1131,7 @@ mod tests {
         assert_eq!(m.address_text(), "192.0.2.1");
         assert_eq!(m.if_subtype_name(), "ifindex");
         assert_eq!(m.if_number, 3);
-        assert_eq!(m.oid, [0x2b, 0x06]);
+        assert_eq!(m.oid[..], [0x2b, 0x06]);
         for bad in [
             &v[..13],
             &[1, 1][..],
@@ -1066,7 +1166,7 @@ mod tests {
             org(OUI_IEEE_802_1, 3, &[0, 30, 4, b'v', b'l', b'3', b'0']),
             Org::VlanName {
                 vid: 30,
-                name: b"vl30".to_vec()
+                name: b"vl30"[..].into()
             }
         );
         assert_eq!(
@@ -1090,7 +1190,7 @@ mod tests {
                 mdi: 7,
                 pair: 1,
                 class: 4,
-                extension: vec![0x51, 0, 130]
+                extension: vec![0x51, 0, 130].into()
             }
         );
         assert_eq!(
@@ -1109,7 +1209,7 @@ mod tests {
             Org::Other {
                 oui: [0, 0x12, 0xbb],
                 subtype: 1,
-                info: vec![1, 2]
+                info: vec![1, 2].into()
             }
         );
         assert_eq!(
@@ -1144,7 +1244,7 @@ mod tests {
             r.tlvs[3],
             TlvRepr::Unknown {
                 tlv_type: TlvType(42),
-                value: vec![1, 2, 3]
+                value: vec![1, 2, 3].into()
             }
         );
     }
@@ -1234,7 +1334,7 @@ mod tests {
     #[test]
     fn emit_rejects_oversized_values() {
         let r = Repr {
-            tlvs: vec![TlvRepr::SystemName(vec![b'x'; 512])],
+            tlvs: vec![TlvRepr::SystemName(vec![b'x'; 512].into())],
         };
         let mut out = Vec::new();
         assert_eq!(

@@ -6,7 +6,9 @@
 //! zero-copy view with `new_checked` (after which no accessor panics), field offsets in a
 //! `mod field`, and an owned `Repr` with `parse` and `emit`.
 //!
-//! - [`lldp`]: IEEE 802.1AB LLDPDUs, EtherType 0x88cc.
+//! - [`lldp`]: IEEE 802.1AB LLDPDUs, EtherType 0x88cc whatever the destination (nearest
+//!   bridge 01:80:c2:00:00:0e, non-TPMR 01:80:c2:00:00:03 or customer 01:80:c2:00:00:00),
+//!   as Wireshark does.
 //! - [`stp`]: IEEE 802.1D / 802.1Q BPDUs (STP, RSTP, MSTP) on LLC 42-42-03, and Cisco PVST+
 //!   on SNAP 00-00-0c / 0x010b.
 //! - [`lacp`] and [`marker`]: IEEE 802.1AX slow protocols (EtherType 0x8809, subtypes 1, 2).
@@ -325,10 +327,10 @@ fn llc(data: &[u8]) -> Result<Payload<'_>, Error> {
     })
 }
 
-/// A decoded control-plane PDU.
+/// A decoded control-plane PDU (LLDP values borrow the frame).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Control {
-    Lldp(lldp::Repr),
+pub enum Control<'a> {
+    Lldp(lldp::Repr<'a>),
     Stp(stp::Repr),
     Lacp(lacp::Repr),
     Marker(marker::Repr),
@@ -355,7 +357,7 @@ impl Protocol {
     }
 }
 
-impl Control {
+impl Control<'_> {
     /// The protocol of this PDU.
     pub fn protocol(&self) -> Protocol {
         match self {
@@ -368,7 +370,7 @@ impl Control {
 }
 
 /// One line of what matters, e.g. `chassis=mac 52:54:00:00:00:01 port=ifname eth1 ttl=120`.
-impl fmt::Display for Control {
+impl fmt::Display for Control<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Control::Lldp(r) => r.fmt(f),
@@ -379,7 +381,7 @@ impl fmt::Display for Control {
     }
 }
 
-impl Frame<'_> {
+impl<'a> Frame<'a> {
     /// The control protocol this frame carries, if any (without decoding it).
     pub fn protocol(&self) -> Option<Protocol> {
         match self.payload {
@@ -392,7 +394,7 @@ impl Frame<'_> {
     }
 
     /// Decodes the control PDU of this frame; `None` when it carries none.
-    pub fn control(&self) -> Option<Result<Control, Error>> {
+    pub fn control(&self) -> Option<Result<Control<'a>, Error>> {
         Some(match self.payload {
             Payload::Lldp(d) => lldp::Repr::parse(d).map(Control::Lldp),
             Payload::Stp(d) => stp::Repr::parse(d).map(Control::Stp),

@@ -4,20 +4,24 @@
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+use super::lldp::{Bytes, TlvRepr, TlvType};
 use super::lldp::{Capabilities, ChassisIdSubtype, ManagementAddress, Org, PortIdSubtype};
-use super::lldp::{TlvRepr, TlvType};
 use super::stp::{Body, BridgeId, Config, Flags, Mst, Msti, Version};
 use super::{MacAddr, classify, lacp, lldp, marker, stp, summary};
 
-fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+fn raw(max: usize) -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), 0..=max)
 }
 
-fn org() -> impl Strategy<Value = Org> {
+fn bytes(min: usize, max: usize) -> impl Strategy<Value = Bytes<'static>> {
+    vec(any::<u8>(), min..=max).prop_map(Bytes::Owned)
+}
+
+fn org() -> impl Strategy<Value = Org<'static>> {
     prop_oneof![
         any::<u16>().prop_map(Org::PortVlanId),
         (any::<u8>(), any::<u16>()).prop_map(|(flags, ppvid)| Org::ProtocolVlan { flags, ppvid }),
-        (any::<u16>(), bytes(32)).prop_map(|(vid, name)| Org::VlanName { vid, name }),
+        (any::<u16>(), bytes(0, 32)).prop_map(|(vid, name)| Org::VlanName { vid, name }),
         (any::<u8>(), any::<u32>())
             .prop_map(|(status, port_id)| Org::Dot1LinkAggregation { status, port_id }),
         (any::<u8>(), any::<u16>(), any::<u16>()).prop_map(
@@ -29,7 +33,7 @@ fn org() -> impl Strategy<Value = Org> {
                 }
             }
         ),
-        (any::<u8>(), any::<u8>(), any::<u8>(), bytes(20)).prop_map(
+        (any::<u8>(), any::<u8>(), any::<u8>(), bytes(0, 20)).prop_map(
             |(mdi, pair, class, extension)| Org::Power {
                 mdi,
                 pair,
@@ -40,7 +44,7 @@ fn org() -> impl Strategy<Value = Org> {
         (any::<u8>(), any::<u32>())
             .prop_map(|(status, port_id)| Org::Dot3LinkAggregation { status, port_id }),
         any::<u16>().prop_map(Org::MaxFrameSize),
-        (any::<[u8; 3]>(), any::<u8>(), bytes(200))
+        (any::<[u8; 3]>(), any::<u8>(), bytes(0, 200))
             .prop_filter(
                 "decoded kinds have their own variant",
                 |(oui, subtype, _)| { !Org::is_decoded(*oui, *subtype) }
@@ -49,30 +53,30 @@ fn org() -> impl Strategy<Value = Org> {
     ]
 }
 
-fn tlv() -> impl Strategy<Value = TlvRepr> {
+fn tlv() -> impl Strategy<Value = TlvRepr<'static>> {
     prop_oneof![
-        (any::<u8>(), vec(any::<u8>(), 1..=255)).prop_map(|(s, id)| TlvRepr::ChassisId {
+        (any::<u8>(), bytes(1, 255)).prop_map(|(s, id)| TlvRepr::ChassisId {
             subtype: ChassisIdSubtype(s),
             id
         }),
-        (any::<u8>(), vec(any::<u8>(), 1..=255)).prop_map(|(s, id)| TlvRepr::PortId {
+        (any::<u8>(), bytes(1, 255)).prop_map(|(s, id)| TlvRepr::PortId {
             subtype: PortIdSubtype(s),
             id
         }),
         any::<u16>().prop_map(TlvRepr::Ttl),
-        bytes(255).prop_map(TlvRepr::PortDescription),
-        bytes(255).prop_map(TlvRepr::SystemName),
-        bytes(255).prop_map(TlvRepr::SystemDescription),
+        bytes(0, 255).prop_map(TlvRepr::PortDescription),
+        bytes(0, 255).prop_map(TlvRepr::SystemName),
+        bytes(0, 255).prop_map(TlvRepr::SystemDescription),
         (any::<u16>(), any::<u16>()).prop_map(|(a, e)| TlvRepr::Capabilities {
             available: Capabilities(a),
             enabled: Capabilities(e)
         }),
         (
             any::<u8>(),
-            vec(any::<u8>(), 1..=31),
+            bytes(1, 31),
             any::<u8>(),
             any::<u32>(),
-            bytes(128)
+            bytes(0, 128)
         )
             .prop_map(|(family, address, if_subtype, if_number, oid)| {
                 TlvRepr::ManagementAddress(ManagementAddress {
@@ -84,7 +88,7 @@ fn tlv() -> impl Strategy<Value = TlvRepr> {
                 })
             }),
         org().prop_map(TlvRepr::Org),
-        (9u8..=126, bytes(100)).prop_map(|(t, value)| TlvRepr::Unknown {
+        (9u8..=126, bytes(0, 100)).prop_map(|(t, value)| TlvRepr::Unknown {
             tlv_type: TlvType(t),
             value
         }),
@@ -263,7 +267,7 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_frames_never_panic(frame in bytes(300)) {
+    fn arbitrary_frames_never_panic(frame in raw(300)) {
         let _ = summary(&frame);
         if let Ok(f) = classify(&frame) {
             let _ = f.control();
@@ -272,7 +276,7 @@ proptest! {
 
     #[test]
     fn arbitrary_payloads_behind_valid_headers_never_panic(
-        kind in 0usize..6, tag in any::<bool>(), body in bytes(300)
+        kind in 0usize..6, tag in any::<bool>(), body in raw(300)
     ) {
         let mut frame = vec![1, 0x80, 0xc2, 0, 0, 0, 0x52, 0x54, 0, 0, 0, 1];
         if tag {
