@@ -266,14 +266,14 @@ fn lldpdu(me: &Identity) -> Vec<u8> {
         tlvs: vec![
             lldp::TlvRepr::ChassisId {
                 subtype: lldp::ChassisIdSubtype::MAC_ADDRESS,
-                id: me.mac.to_vec(),
+                id: me.mac[..].into(),
             },
             lldp::TlvRepr::PortId {
                 subtype: lldp::PortIdSubtype::INTERFACE_NAME,
-                id: me.port.as_bytes().to_vec(),
+                id: me.port.as_bytes().into(),
             },
             lldp::TlvRepr::Ttl(120),
-            lldp::TlvRepr::SystemName(me.name.as_bytes().to_vec()),
+            lldp::TlvRepr::SystemName(me.name.as_bytes().into()),
         ],
     };
     let mut f = Vec::with_capacity(64);
