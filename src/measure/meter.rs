@@ -32,25 +32,7 @@ use hdrhistogram::Histogram;
 use super::fragment::{Budget, Seen, advice};
 use super::report;
 
-/// The direction a frame travels on a link: from endpoint A to B or back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    AToB,
-    BToA,
-}
-
-impl Direction {
-    /// Both directions, A to B first.
-    pub const BOTH: [Direction; 2] = [Direction::AToB, Direction::BToA];
-
-    /// "a>b" or "b>a", as in the advice lines.
-    pub fn label(self) -> &'static str {
-        match self {
-            Direction::AToB => "a>b",
-            Direction::BToA => "b>a",
-        }
-    }
-}
+pub use crate::splice::Direction;
 
 /// The slot of a direction in per-direction arrays.
 fn slot(direction: Direction) -> usize {
@@ -331,8 +313,14 @@ impl Meter {
     /// `elapsed_ns` before), the share of frames fragmented so far, the unanswered
     /// requests and retransmissions so far, and the echo RTT median, e.g.
     /// `a>b 812 fr/s 9.7 Mbit/s frag 37 % lost 2 | b>a 811 fr/s 9.6 Mbit/s | rtt 0.41 ms`.
-    pub fn status_line(&self, earlier: [Counters; 2], elapsed_ns: u64) -> String {
-        let mut parts: Vec<String> = Direction::BOTH
+    /// Only `directions` are shown (a splice may see one direction only).
+    pub fn status_line(
+        &self,
+        directions: &[Direction],
+        earlier: [Counters; 2],
+        elapsed_ns: u64,
+    ) -> String {
+        let mut parts: Vec<String> = directions
             .iter()
             .map(|&direction| {
                 let d = &self.directions[slot(direction)];
@@ -364,11 +352,13 @@ impl Meter {
     }
 
     /// The human summary at the end of a run: one block per direction, the round trips,
-    /// the lossiest flows (at most five) and the advice.
-    pub fn summary(&self, ends: &Ends, duration_s: f64) -> String {
+    /// the lossiest flows (at most five) and the advice. Only `directions` get a block (a
+    /// splice may see one direction only).
+    pub fn summary(&self, ends: &Ends, directions: &[Direction], duration_s: f64) -> String {
         let report = self.report(ends, [SpliceCounters::default(); 2], duration_s);
         let mut out = format!("link {}\n", report.name);
-        for (direction, d) in Direction::BOTH.iter().zip(&report.directions) {
+        for direction in directions {
+            let d = &report.directions[slot(*direction)];
             let meter = &self.directions[slot(*direction)];
             out.push_str(&format!(
                 "  {} > {}: {} frames, {} bytes, {:.0} fr/s, {:.2} Mbit/s",
@@ -1461,7 +1451,7 @@ mod tests {
             }
         }
         m.expire(60_000 * MS);
-        let line = m.status_line([Counters::default(); 2], 1_000_000_000);
+        let line = m.status_line(&Direction::BOTH, [Counters::default(); 2], 1_000_000_000);
         assert_eq!(
             line,
             "a>b 4 fr/s 0.1 Mbit/s frag 100 % lost 1 | b>a 3 fr/s 0.1 Mbit/s frag 100 % | rtt 1.00 ms"
@@ -1471,7 +1461,7 @@ mod tests {
             a: "100:1".into(),
             b: "102:1".into(),
         };
-        let summary = m.summary(&ends, 1.0);
+        let summary = m.summary(&ends, &Direction::BOTH, 1.0);
         assert!(summary.contains("100:1 > 102:1: 4 frames"), "{summary}");
         assert!(
             summary.contains("1 echo, 0 ARP, 0 SYN unanswered"),
