@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use etherparse::{Icmpv4Type, PacketBuilder, SlicedPacket, TransportSlice};
 use linkscope::net::tunnel;
+use linkscope::splice::demo::{self, Identity};
 use support::impair::{Every, Impairments, Relay};
 
 const MAC_A: [u8; 6] = [0xbe, 0x24, 0x99, 0, 0x64, 1];
@@ -233,4 +234,77 @@ fn the_report_on_stdout_is_refused_when_stdout_carries_the_capture() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--json"));
     assert!(out.stdout.is_empty());
+}
+
+fn identity(vm: u8, pings: bool) -> Identity {
+    Identity {
+        name: format!("vm1{vm:02}"),
+        port: "eth1".into(),
+        mac: [0xbe, 0x24, 0x99, 0x00, 0x64 + vm, 0x01],
+        ip: Ipv4Addr::new(10, 0, 0, 1 + vm),
+        bridge_priority: if pings { 4096 } else { 32768 },
+        pings,
+    }
+}
+
+#[test]
+fn the_report_holds_round_trips_and_the_control_plane_of_each_direction() {
+    let (socket_a, socket_b) = (demo::Vm::bind().unwrap(), demo::Vm::bind().unwrap());
+    let (la, lb) = (
+        socket_a.local_addr().unwrap(),
+        socket_b.local_addr().unwrap(),
+    );
+    let out = {
+        let splice = Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
+            .args([
+                "splice",
+                "-q",
+                "--a",
+                &la.to_string(),
+                "--b",
+                &lb.to_string(),
+            ])
+            .args(["--host-mtu", "1500", "--json", "-", "-a", "duration:4"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The splice binds before it reports; the VMs start once its start report is out.
+        std::thread::sleep(Duration::from_millis(300));
+        let vms = vec![
+            demo::Vm::start(socket_a, lb, identity(0, true), Ipv4Addr::new(10, 0, 0, 3)).unwrap(),
+            demo::Vm::start(socket_b, la, identity(2, false), Ipv4Addr::new(10, 0, 0, 1)).unwrap(),
+        ];
+        let out = splice.wait_with_output().unwrap();
+        demo::Vm::stop_all(vms);
+        out
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let link = &report["links"][0];
+    assert_eq!(link["host_mtu"], 1500);
+    assert_eq!(link["path_mtu"], 65535);
+    assert!(
+        link["rtt_ms"]["icmp_echo"]["count"].as_u64().unwrap() > 0,
+        "{link:#}"
+    );
+    assert!(
+        link["rtt_ms"]["arp"]["count"].as_u64().unwrap() > 0,
+        "{link:#}"
+    );
+    for (direction, system) in link["directions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["vm100", "vm102"])
+    {
+        assert_eq!(direction["lldp"]["system_name"], system, "{direction:#}");
+        assert!(
+            direction["stp"]["frames"].as_u64().unwrap() > 0,
+            "{direction:#}"
+        );
+        assert!(direction["lacp"].is_null());
+    }
+    assert!(report["host"]["ip_frag_creates"].is_u64());
 }

@@ -15,7 +15,7 @@ use crate::capture::{Interface, Output, Writer};
 use crate::measure::meter::{Counters, Ends, SpliceCounters};
 use crate::measure::report::{self, Report};
 use crate::measure::snmp::{self, FragCounters};
-use crate::splice::meters::{self, Metered, Meters};
+use crate::splice::meters::{self, LinkMeter, Metered, Meters};
 use crate::splice::recorder::Recorder;
 use crate::splice::tap::{self, Consumer, Flow, TapRecord};
 use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Splice, SpliceConfig, Survey};
@@ -662,7 +662,7 @@ impl Measurement {
         let now = now_ns();
         let mut meters = self.meters.lock();
         let mut parts = Vec::new();
-        for (i, meter) in meters.iter_mut().enumerate() {
+        for (i, LinkMeter { meter, .. }) in meters.iter_mut().enumerate() {
             meter.expire(now);
             let line = meter.status_line(
                 &self.directions[i],
@@ -701,7 +701,7 @@ impl Measurement {
         let links = meters
             .iter_mut()
             .enumerate()
-            .map(|(i, meter)| {
+            .map(|(i, LinkMeter { meter, l2 })| {
                 meter.expire(now);
                 let splice = Direction::BOTH.map(|d| {
                     let s = stats
@@ -720,6 +720,12 @@ impl Measurement {
                     }
                 });
                 let mut link = meter.report(&self.ends[i], splice, duration_s);
+                for (direction, out) in Direction::BOTH.iter().zip(&mut link.directions) {
+                    let view = l2.direction(*direction);
+                    out.lldp = serde_json::to_value(view.lldp())?;
+                    out.stp = serde_json::to_value(view.stp())?;
+                    out.lacp = serde_json::to_value(view.lacp())?;
+                }
                 let seen = &self.directions[i];
                 let mut directions = std::mem::take(&mut link.directions).into_iter();
                 link.directions = Direction::BOTH
@@ -729,9 +735,9 @@ impl Measurement {
                         if seen.contains(d) { next } else { None }
                     })
                     .collect();
-                link
+                Ok(link)
             })
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         Ok(Report {
             version: 1,
             duration_s,
@@ -744,7 +750,7 @@ impl Measurement {
     fn summary(&self, err: &mut impl Write) -> io::Result<()> {
         let duration_s = now_ns().saturating_sub(self.started_ns) as f64 / 1e9;
         let meters = self.meters.lock();
-        for (i, meter) in meters.iter().enumerate() {
+        for (i, LinkMeter { meter, .. }) in meters.iter().enumerate() {
             write!(
                 err,
                 "{}",
