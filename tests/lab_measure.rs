@@ -43,12 +43,12 @@ struct Splice {
 
 impl Splice {
     /// Starts a quiet splice of `a`–`b` (in `netns` when given) writing its report to `dir`,
-    /// and waits until its sockets are bound at `b` (`/proc/PID/net/udp` is the splice's
-    /// namespace's table).
+    /// and waits until it has a socket bound at `here`, an end on its host
+    /// (`/proc/PID/net/udp` is the splice's namespace's table).
     fn start(
         netns: Option<&lab::netns::Netns>,
-        a: SocketAddr,
-        b: SocketAddr,
+        [a, b]: [SocketAddr; 2],
+        here: SocketAddr,
         extra: &[&str],
         dir: &Path,
         tag: &str,
@@ -71,7 +71,7 @@ impl Splice {
             json,
             stderr,
         };
-        let port = format!(":{:04X}", b.port());
+        let port = format!(":{:04X}", here.port());
         let table = format!("/proc/{}/net/udp", splice.child.id());
         let bound = |text: String| {
             text.lines().any(|l| {
@@ -84,7 +84,7 @@ impl Splice {
         while !std::fs::read_to_string(&table).is_ok_and(bound) {
             assert!(
                 Instant::now() < deadline,
-                "the splice never bound {b}: {}",
+                "the splice never bound {here}: {}",
                 std::fs::read_to_string(&splice.stderr).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -141,8 +141,8 @@ fn a_splice_on_each_host_counts_the_fragmented_frames_and_advises_host_mtu() {
     let splices = [0, 1].map(|host| {
         Splice::start(
             Some(&lab.hosts[host]),
-            ends[0],
-            ends[1],
+            ends,
+            ends[host],
             &extra,
             dir.path(),
             &format!("host{host}"),
@@ -244,7 +244,7 @@ fn a_splice_between_two_vms_measures_round_trips_within_what_ping_prints() {
     let args = scenario::loopback_args(Netdev::Socket, ports).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ends = ports.map(|p| addr("127.0.0.1", p));
-    let splice = Splice::start(None, ends[0], ends[1], &[], dir.path(), "loopback");
+    let splice = Splice::start(None, ends, ends[1], &[], dir.path(), "loopback");
     let guests = scenario::ping_guests(None, 56, 10);
     let mut vms = scenario::boot(&image, &args, guests, [None, None]).unwrap();
     let results = scenario::results(&mut vms).unwrap();

@@ -273,9 +273,11 @@ impl Meter {
             .iter()
             .map(|d| d.unanswered[exchange as usize])
             .sum();
+        // The histogram answers with the top of a bucket (3 significant digits); the exact
+        // maximum bounds it, so a percentile never reads above the max.
         let quantile = |q: f64| {
             (!meter.histogram.is_empty())
-                .then(|| meter.histogram.value_at_quantile(q) as f64 / 1000.0)
+                .then(|| meter.histogram.value_at_quantile(q).min(meter.max_us) as f64 / 1000.0)
         };
         report::Rtt {
             count: meter.histogram.len(),
@@ -804,6 +806,11 @@ impl DirectionMeter {
         duration_s: f64,
     ) -> report::Direction {
         let any = self.frames > 0;
+        let size_at = |q: f64| {
+            self.sizes
+                .value_at_quantile(q)
+                .clamp(u64::from(self.min_frame), u64::from(self.max_frame))
+        };
         let per_second = |n: f64| {
             if duration_s > 0.0 {
                 n / duration_s
@@ -827,8 +834,9 @@ impl DirectionMeter {
             sizes: report::Sizes {
                 min: any.then_some(u64::from(self.min_frame)),
                 max: any.then_some(u64::from(self.max_frame)),
-                p50: any.then(|| self.sizes.value_at_quantile(0.5)),
-                p99: any.then(|| self.sizes.value_at_quantile(0.99)),
+                // Bucket tops (3 significant digits), bounded by the exact extremes.
+                p50: any.then(|| size_at(0.5)),
+                p99: any.then(|| size_at(0.99)),
             },
             mtu: self.mtu,
             added_latency_us: report::AddedLatency {
@@ -1237,6 +1245,39 @@ mod tests {
         assert_eq!(flows[0].0, Direction::AToB);
         assert_eq!(flows[0].1.protocol, FlowProtocol::IcmpEcho);
         assert_eq!(flows[0].2.unanswered, 4);
+    }
+
+    #[test]
+    fn percentiles_never_read_beyond_the_extremes() {
+        let mut m = meter(None, 1500);
+        for seq in 0..10 {
+            // 3042-byte frames: the histogram's bucket top is above 3042.
+            m.record(
+                Direction::AToB,
+                seq * MS,
+                &echo(true, true, seq as u16, 3000),
+            );
+            m.record(
+                Direction::BToA,
+                seq * MS + 7_174_321,
+                &echo(false, false, seq as u16, 3000),
+            );
+        }
+        let ends = Ends {
+            name: "l".into(),
+            a: "a".into(),
+            b: "b".into(),
+        };
+        let sizes = m
+            .report(&ends, [SpliceCounters::default(); 2], 1.0)
+            .directions[0]
+            .sizes;
+        assert_eq!(
+            (sizes.p50, sizes.p99, sizes.max),
+            (Some(3042), Some(3042), Some(3042))
+        );
+        let rtt = m.rtt(Exchange::IcmpEcho);
+        assert!(rtt.p99 <= rtt.max && rtt.p50 <= rtt.max, "{rtt:?}");
     }
 
     #[test]
