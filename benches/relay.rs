@@ -5,10 +5,11 @@
 //! a sink (recvmmsg) on loopback through (a) the direct path, (b) `linkscope splice` (steal
 //! mode, measurements off: `--no-measure`), (c) `linkscope splice` with all its
 //! measurements on (the default: meters, layer-2 view, status line every second), (d)
-//! `linkscope splice -w FILE` (writing pcapng, measurements on), (e) `vde_plug udp://
-//! udp://`, (f) `socat -u UDP4-RECV UDP4-SENDTO`, one after the other in one run, and prints
-//! the delivered frames per second, Gbit/s of frame bytes and the ratio to the direct path,
-//! and the ratio of the measured splice to the plain one. Frames are IPv4/UDP, so the meter
+//! `linkscope splice -w FILE --no-measure` and (e) `linkscope splice -w FILE` (writing
+//! pcapng, measurements off / on), (f) `vde_plug udp:// udp://`, (g) `socat -u UDP4-RECV
+//! UDP4-SENDTO`, one after the other in one run, and prints the delivered frames per second,
+//! Gbit/s of frame bytes and the ratio to the direct path, and the ratios of measured to
+//! unmeasured splices. Frames are IPv4/UDP, so the meter
 //! parses them down to the transport header as it would real traffic. Then
 //! a ping-pong at 10 000 exchanges per second measures the round trip direct and through the
 //! splice; the difference is the latency the splice adds (both directions spliced).
@@ -151,10 +152,14 @@ fn path(kind: &str, ends: &Ends) -> Option<Path> {
         "direct" => (ends.lb(), None, None),
         "splice" => (ends.lb(), Some(linkscope(ends, &["--no-measure"])), None),
         "splice +measure" => (ends.lb(), Some(linkscope(ends, &[])), None),
-        "splice -w" => {
+        "splice -w" | "splice -w --no-measure" => {
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("relay.pcapng");
-            let relay = linkscope(ends, &["-w", file.to_str().unwrap()]);
+            let mut args = vec!["-w", file.to_str().unwrap()];
+            if kind.ends_with("--no-measure") {
+                args.push("--no-measure");
+            }
+            let relay = linkscope(ends, &args);
             (ends.lb(), Some(relay), Some(dir))
         }
         "vde_plug" => {
@@ -301,6 +306,7 @@ fn main() {
         "direct",
         "splice",
         "splice +measure",
+        "splice -w --no-measure",
         "splice -w",
         "vde_plug",
         "socat",
@@ -344,14 +350,17 @@ fn main() {
             let at = kinds.iter().position(|k| *k == kind)?;
             medians[at]
         };
-        if let (Some(plain), Some(measured)) = (of("splice"), of("splice +measure")) {
-            overhead.push((len, measured / plain));
+        for (plain, measured) in [
+            ("splice", "splice +measure"),
+            ("splice -w --no-measure", "splice -w"),
+        ] {
+            if let (Some(p), Some(m)) = (of(plain), of(measured)) {
+                overhead.push((len, measured, plain, m / p));
+            }
         }
     }
-    for (len, ratio) in overhead {
-        println!(
-            "{len}-byte frames: the splice with all measurements on delivers {ratio:.2}x the pps of the plain splice"
-        );
+    for (len, measured, plain, ratio) in overhead {
+        println!("{len}-byte frames: `{measured}` delivers {ratio:.2}x the pps of `{plain}`");
     }
 
     let count = if full { 20_000 } else { 500 };

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::Direction;
 
@@ -81,13 +82,38 @@ pub fn spawn<C: Consumer + 'static>(
         })
 }
 
+/// How long the consumer sleeps when it has emptied the channel while frames are flowing.
+const POLL: Duration = Duration::from_millis(1);
+
+/// Empty polls (about 100 ms without frames) before the consumer blocks on the channel.
+const IDLE_POLLS: u32 = 100;
+
+/// Takes frames until every sender is gone. While frames flow, the consumer sleeps between
+/// drains instead of waiting on the channel: a waiting receiver must be woken by the sender,
+/// a system call on the forwarding thread for nearly every batch; a sleeping one costs the
+/// forwarding threads nothing. After [`IDLE_POLLS`] empty polls it blocks until the next frame.
 fn consume<C: Consumer>(
     records: &Receiver<TapRecord>,
     consumer: &mut C,
     stop: &AtomicBool,
 ) -> crate::Result<()> {
     let mut stopped = false;
-    while let Ok(first) = records.recv() {
+    let mut idle = 0;
+    loop {
+        let first = match records.try_recv() {
+            Ok(record) => record,
+            Err(TryRecvError::Disconnected) => return Ok(()),
+            Err(TryRecvError::Empty) if idle < IDLE_POLLS => {
+                idle += 1;
+                std::thread::sleep(POLL);
+                continue;
+            }
+            Err(TryRecvError::Empty) => match records.recv() {
+                Ok(record) => record,
+                Err(_) => return Ok(()),
+            },
+        };
+        idle = 0;
         let mut next = Some(first);
         while let Some(record) = next {
             if !stopped && consumer.record(&record)? == Flow::Stop {
@@ -98,7 +124,6 @@ fn consume<C: Consumer>(
         }
         consumer.flush()?;
     }
-    Ok(())
 }
 
 #[cfg(test)]
