@@ -1,6 +1,8 @@
 //! `linkscope splice`: step into running QEMU UDP tunnels, relay every frame unchanged, and
 //! show what crosses them.
 
+mod watch;
+
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,8 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::capture::{Interface, Output, Writer};
+use crate::measure::l2::Expect;
 use crate::splice::recorder::Recorder;
 use crate::splice::tap::{self, Consumer, Flow, TapRecord};
+use crate::splice::watch::{Views, Watched};
 use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Splice, SpliceConfig, Survey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,6 +76,14 @@ pub struct Args {
     /// Print nothing per frame (only the start report and the summary).
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Exit 0 as soon as these control protocols have crossed every link, else exit 1 after
+    /// --timeout naming what never came: lldp, stp, lacp, each optionally :a>b or :b>a
+    /// (default: both directions); comma-separated, repeatable.
+    #[arg(long, value_name = "PROTO[:DIR],...")]
+    expect: Vec<String>,
+    /// With --expect: how long to wait, in seconds [default: 60].
+    #[arg(long, value_name = "SECONDS", requires = "expect")]
+    timeout: Option<f64>,
 }
 
 /// The names of a link's two ends, as printed and as capture interface names.
@@ -513,6 +525,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("installing the signal handler")?;
     let (links, names) = resolve(&args)?;
     let autostop = parse_autostop(&args.autostop, args.count)?;
+    let expect = if args.expect.is_empty() {
+        None
+    } else {
+        Some(Expect::parse(&args.expect, "--expect")?)
+    };
+    let expect_timeout = watch::timeout(args.timeout)?;
     let mut err = io::stderr().lock();
     for (link, names) in links.iter().zip(&names) {
         report_start(link, names, &mut err)?;
@@ -538,34 +556,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let (tap_sender, consumer) = match sink {
-        Some(sink) => {
-            let (sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);
-            (
-                Some(sender),
-                Some(tap::spawn(receiver, sink, stop.clone())?),
-            )
-        }
-        None => (None, None),
-    };
+    let views = Views::new(config.links.len());
+    let watched = Watched::new(
+        views.clone(),
+        expect.clone(),
+        watch::printer(names.clone()),
+        sink,
+    );
+    let (tap_sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);
+    let consumer = tap::spawn(receiver, watched, stop.clone())?;
 
-    let splice = Splice::start(&config, tap_sender, stop.clone())?;
+    let splice = Splice::start(&config, Some(tap_sender), stop.clone())?;
     let started = Instant::now();
     while !stop.load(Ordering::SeqCst) {
-        if autostop.duration.is_some_and(|d| started.elapsed() >= d) {
+        if autostop.duration.is_some_and(|d| started.elapsed() >= d)
+            || (expect.is_some() && started.elapsed() >= expect_timeout)
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let stats = splice.stop();
-    let outcome = match consumer.map(join) {
-        Some(Ok(Sink::Capture(recorder))) => recorder.finish(&stats).map_err(anyhow::Error::from),
-        Some(Err(e)) => Err(e),
-        _ => Ok(()),
+    let waited = started.elapsed();
+    let outcome = match join(consumer).map(Watched::into_inner) {
+        Ok(Some(Sink::Capture(recorder))) => recorder.finish(&stats).map_err(anyhow::Error::from),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
     };
-    print_summary(&stats, &names, &mut io::stderr().lock())?;
+    let mut err = io::stderr().lock();
+    print_summary(&stats, &names, &mut err)?;
+    let views = views.lock();
+    watch::print_summary(&views, &stats, &names, &mut err)?;
+    let passed = match &expect {
+        Some(expect) => watch::verdict(expect, &views, &names, waited, &mut err)?,
+        None => true,
+    };
     outcome?;
-    Ok(ExitCode::SUCCESS)
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 pub(super) fn join<C>(

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod recorder;
 pub mod stats;
 pub mod tap;
+pub mod watch;
 
 use std::fmt;
 use std::io;
