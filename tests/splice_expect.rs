@@ -195,9 +195,24 @@ fn splice_with(extra: &[&str], a_to_b: Vec<Vec<u8>>, b_to_a: Vec<Vec<u8>>) -> (E
 #[test]
 fn passes_as_soon_as_every_protocol_crossed_both_ways() {
     let (status, err) = splice_with(
-        &["--expect", "lldp,stp", "--expect", "lacp", "--timeout", "600"],
-        vec![lldp_frame(MAC_A, "vm100"), stp_frame(MAC_A, 4096), lacp_frame(MAC_A)],
-        vec![lldp_frame(MAC_B, "vm102"), stp_frame(MAC_B, 32768), lacp_frame(MAC_B)],
+        &[
+            "--expect",
+            "lldp,stp",
+            "--expect",
+            "lacp",
+            "--timeout",
+            "600",
+        ],
+        vec![
+            lldp_frame(MAC_A, "vm100"),
+            stp_frame(MAC_A, 4096),
+            lacp_frame(MAC_A),
+        ],
+        vec![
+            lldp_frame(MAC_B, "vm102"),
+            stp_frame(MAC_B, 32768),
+            lacp_frame(MAC_B),
+        ],
     );
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(
@@ -244,7 +259,10 @@ fn fails_after_the_timeout_naming_what_never_came() {
     assert!(verdict.contains("stp b>a ("), "{verdict}");
     assert!(verdict.contains("lacp a>b ("), "{verdict}");
     assert!(!verdict.contains("lldp"), "{verdict}");
-    assert!(err.contains("STP config v0 root=4096.0.52:54:00:00:64:01"), "{err}");
+    assert!(
+        err.contains("STP config v0 root=4096.0.52:54:00:00:64:01"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -294,9 +312,14 @@ fn real_lldpd_and_kernel_bridge_frames_pass() {
     );
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(
-        err.contains("LLDP chassis=mac 52:54:00:00:0a:01 port=mac 52:54:00:00:0a:01 name=leaf1 ttl=120"),
+        err.contains(
+            "LLDP chassis=mac 52:54:00:00:0a:01 port=mac 52:54:00:00:0a:01 name=leaf1 ttl=120"
+        ),
         "{err}"
     );
     assert!(err.contains("root=4096.0.52:54:00:00:01:00"), "{err}");
-    assert!(err.contains("expect: passed: lldp a>b, stp a>b seen on"), "{err}");
+    assert!(
+        err.contains("expect: passed: lldp a>b, stp a>b seen on"),
+        "{err}"
+    );
 }
