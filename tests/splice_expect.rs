@@ -1,7 +1,12 @@
 //! `linkscope splice --expect`: emulated QEMU ends on loopback send LLDP, STP and LACP (built
 //! with the wire Reprs, or replayed from the real captures in testdata/captures/) across a
 //! splice, which exits 0 once everything expected came, or 1 after the timeout naming what
-//! never came; bad specifications exit 2.
+//! never came; bad specifications exit 2. The lab test feeds the splice what a real lldpd
+//! and a kernel STP bridge send out of a tap.
+
+// This binary uses the lab's namespaces, taps and daemons, not its VMs.
+#[allow(dead_code)]
+mod lab;
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -13,6 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use lab::daemons::{self, Lldpd};
+use lab::netns::Netns;
+use lab::prereq::{self, Need};
 use linkscope::net::tunnel;
 use linkscope::wire::lldp::{self, ChassisIdSubtype, PortIdSubtype, TlvRepr};
 use linkscope::wire::{MacAddr, lacp, savefile, stp};
@@ -318,6 +326,73 @@ fn real_lldpd_and_kernel_bridge_frames_pass() {
         "{err}"
     );
     assert!(err.contains("root=4096.0.52:54:00:00:01:00"), "{err}");
+    assert!(
+        err.contains("expect: passed: lldp a>b, stp a>b seen on"),
+        "{err}"
+    );
+}
+
+/// lldpd (one LLDPDU a second) and a kernel bridge running 802.1D STP on a tap in a fresh
+/// namespace; what leaves the tap is sent from end A across the splice.
+#[test]
+fn lldpd_and_a_kernel_bridge_on_a_tap_pass() {
+    let test = "lldpd_and_a_kernel_bridge_on_a_tap_pass";
+    if !prereq::ready(test, &[Need::Root, Need::Tun, Need::Iproute, Need::Lldpd]) {
+        return;
+    }
+    let ns = Netns::new().unwrap();
+    let tap = daemons::tap_in(&ns).unwrap();
+    daemons::stp_bridge(&ns, "br0", &[tap.name()]).unwrap();
+    let _lldpd = Lldpd::start(&ns, tap.name(), Some(1)).unwrap();
+    let (a, b) = (end(), end());
+    let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let child = linkscope()
+        .args(["splice", "-q", "--a", &a_addr.to_string()])
+        .args(["--b", &b_addr.to_string()])
+        .args(["--expect", "lldp:a>b,stp:a>b", "--timeout", "600"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut buf = [0; 2048];
+    b.set_nonblocking(true).unwrap();
+    let status = loop {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the splice never exited");
+        if let Some(len) = tap
+            .recv_timeout(&mut buf, Duration::from_millis(50))
+            .unwrap()
+        {
+            a.send_to(&buf[..len], b_addr).unwrap();
+        }
+        while b.recv(&mut buf).is_ok() {}
+    };
+    let mut err = String::new();
+    running
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    let mac = ns
+        .ip(["-br", "link", "show", "dev", tap.name()])
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    assert!(err.contains("LLDP chassis=mac "), "{err}");
+    assert!(err.contains(&format!("port=mac {mac}")), "{mac}: {err}");
+    assert!(
+        err.contains(&format!("STP config v0 root=32768.0.{mac} cost=0")),
+        "{mac}: {err}"
+    );
     assert!(
         err.contains("expect: passed: lldp a>b, stp a>b seen on"),
         "{err}"
