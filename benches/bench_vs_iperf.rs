@@ -1,13 +1,15 @@
 //! Side by side on loopback, in one run: `linkscope bench send` into `linkscope bench sink`
 //! versus `iperf3 -u -b 0` at 64, 512 and 1470 bytes (frames/s and Gbit/s received), and the
-//! reflector's round-trip p50 versus a plain UDP ping-pong.
+//! reflector's round-trip p50 versus a plain UDP ping-pong (echo in a second process, as our
+//! reflector is, and echo thread in-process).
 //!
-//! `cargo bench --bench bench_vs_iperf` measures (5 s per size); under `cargo test
+//! `cargo bench --bench bench_vs_iperf` measures (5 s per size, at full speed: `--rate max`
+//! and `-b 0`); under `cargo test
 //! --all-targets` it runs each step for a fraction of a second to prove the harness works.
 //! Prints a Markdown table. Without iperf3 installed its columns are skipped.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -87,12 +89,13 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// (frames/s received, payload bit/s received), or None without iperf3.
-fn iperf3(size: usize, seconds: f64) -> Option<(f64, f64)> {
+/// (frames/s received, payload bit/s received), or None without iperf3. `limit` is the
+/// client's length option: `-t SECONDS` (whole seconds only) or `-k PACKETS`.
+fn iperf3(size: usize, limit: [&str; 2]) -> Option<(f64, f64)> {
     Command::new("iperf3").arg("--version").output().ok()?;
     for _attempt in 0..5 {
         let port = free_port().to_string();
-        let server = Killed(
+        let mut server = Killed(
             Command::new("iperf3")
                 .args(["-s", "-1", "-p", &port])
                 .stdout(Stdio::null())
@@ -100,25 +103,14 @@ fn iperf3(size: usize, seconds: f64) -> Option<(f64, f64)> {
                 .spawn()
                 .ok()?,
         );
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().ok()?;
-        while TcpStream::connect(addr).is_err() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(300));
+        if server.0.try_wait().ok()?.is_some() {
+            continue; // the port was taken after we released it: try another
         }
-        // The probe connection above used up the one-off server: start a fresh one.
-        drop(server);
-        let _server = Killed(
-            Command::new("iperf3")
-                .args(["-s", "-1", "-p", &port])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()?,
-        );
-        std::thread::sleep(Duration::from_millis(200));
         let out = Command::new("iperf3")
             .args(["-c", "127.0.0.1", "-p", &port, "-u", "-b", "0", "-J"])
-            .args(["-l", &size.to_string(), "-t", &seconds.to_string()])
+            .args(["-l", &size.to_string()])
+            .args(limit)
             .output()
             .ok()?;
         let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) else {
@@ -126,7 +118,7 @@ fn iperf3(size: usize, seconds: f64) -> Option<(f64, f64)> {
         };
         let r = &v["end"]["sum_received"];
         let (Some(bytes), Some(secs)) = (r["bytes"].as_f64(), r["seconds"].as_f64()) else {
-            continue; // port taken meanwhile, or the server was not up: try another port
+            continue;
         };
         return Some((bytes / size as f64 / secs, bytes * 8.0 / secs));
     }
@@ -156,19 +148,20 @@ fn ours_rtt_p50(count: u64) -> f64 {
     run["sizes"][0]["rtt_us"]["p50"].as_f64().expect("rtt p50")
 }
 
-/// Round-trip p50 (µs) of a plain UDP ping-pong between two processes' worth of sockets: an
-/// echo thread and a client sending one 64-byte datagram per ms, each waiting for the echo.
-fn ping_pong_p50(count: u64) -> f64 {
-    let echo = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let echo_addr = echo.local_addr().expect("addr");
-    echo.set_read_timeout(Some(Duration::from_millis(500)))
+/// The echo side of the ping-pong: answers every datagram until none came for 500 ms.
+fn echo(socket: &UdpSocket) {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
         .expect("timeout");
-    let server = std::thread::spawn(move || {
-        let mut buf = [0u8; 64];
-        while let Ok((n, from)) = echo.recv_from(&mut buf) {
-            let _ = echo.send_to(&buf[..n], from);
-        }
-    });
+    let mut buf = [0u8; 2048];
+    while let Ok((n, from)) = socket.recv_from(&mut buf) {
+        let _ = socket.send_to(&buf[..n], from);
+    }
+}
+
+/// Round-trip p50 (µs) of a plain UDP ping-pong: a client sends one 64-byte datagram per ms
+/// and waits for it to come back from `echo_addr`.
+fn ping_pong_p50(echo_addr: SocketAddr, count: u64) -> f64 {
     let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
     client
         .set_read_timeout(Some(Duration::from_millis(500)))
@@ -185,22 +178,59 @@ fn ping_pong_p50(count: u64) -> f64 {
         }
         std::thread::sleep(Duration::from_millis(1).saturating_sub(start.elapsed()));
     }
-    drop(client);
-    server.join().expect("echo thread");
     rtts.sort_by(f64::total_cmp);
     rtts[rtts.len() / 2]
 }
 
+/// Ping-pong against an echo thread of this process.
+fn ping_pong_thread_p50(count: u64) -> f64 {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    let server = std::thread::spawn(move || echo(&socket));
+    let p50 = ping_pong_p50(addr, count);
+    server.join().expect("echo thread");
+    p50
+}
+
+/// Ping-pong against an echo in a second process (this program re-run with `--echo`), as
+/// our sender and reflector are two processes.
+fn ping_pong_process_p50(count: u64) -> f64 {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .arg("--echo")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run echo process");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read echo address");
+    let addr = line.trim().parse().expect("echo address");
+    let p50 = ping_pong_p50(addr, count);
+    let _ = child.wait();
+    p50
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--echo") {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        println!("{}", socket.local_addr().expect("addr"));
+        echo(&socket);
+        return;
+    }
     let measuring = std::env::args().any(|a| a == "--bench");
     let (seconds, pings) = if measuring { (5.0, 3000) } else { (0.3, 100) };
+    let iperf_limit = if measuring {
+        ["-t", "5"]
+    } else {
+        ["-k", "2000"]
+    };
     println!(
         "| size B | linkscope frames/s | iperf3 frames/s | ratio | linkscope Gbit/s | iperf3 Gbit/s | ratio |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for size in SIZES {
         let (pps, bps) = ours(size, seconds);
-        match iperf3(size, seconds) {
+        match iperf3(size, iperf_limit) {
             Some((ipps, ibps)) => println!(
                 "| {size} | {pps:.0} | {ipps:.0} | {:.2} | {:.3} | {:.3} | {:.2} |",
                 pps / ipps,
@@ -212,10 +242,12 @@ fn main() {
         }
     }
     let ours = ours_rtt_p50(pings);
-    let plain = ping_pong_p50(pings);
+    let thread = ping_pong_thread_p50(pings);
+    let process = ping_pong_process_p50(pings);
     println!();
     println!(
-        "RTT p50 on loopback, 64 B: linkscope reflect {ours:.1} us, plain UDP ping-pong {plain:.1} us ({:+.0} %)",
-        (ours / plain - 1.0) * 100.0
+        "RTT p50 on loopback, 64 B: linkscope reflect {ours:.1} us; plain UDP ping-pong: echo in a second process {process:.1} us ({:+.0} %), echo thread in-process {thread:.1} us ({:+.0} %)",
+        (ours / process - 1.0) * 100.0,
+        (ours / thread - 1.0) * 100.0
     );
 }

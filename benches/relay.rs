@@ -3,15 +3,21 @@
 //!
 //! A generator (sendmmsg, as fast as it can) sends frames of 64, 512, 1500 and 9000 bytes to
 //! a sink (recvmmsg) on loopback through (a) the direct path, (b) `linkscope splice` (steal
-//! mode), (c) `linkscope splice -w FILE` (writing pcapng), (d) `vde_plug udp:// udp://`,
-//! (e) `socat -u UDP4-RECV UDP4-SENDTO`, one after the other in one run, and prints the
-//! delivered frames per second, Gbit/s of frame bytes and the ratio to the direct path. Then
+//! mode, measurements off: `--no-measure`), (c) `linkscope splice` with all its
+//! measurements on (the default: meters, layer-2 view, status line every second), (d)
+//! `linkscope splice -w FILE` (writing pcapng, measurements on), (e) `vde_plug udp://
+//! udp://`, (f) `socat -u UDP4-RECV UDP4-SENDTO`, one after the other in one run, and prints
+//! the delivered frames per second, Gbit/s of frame bytes and the ratio to the direct path,
+//! and the ratio of the measured splice to the plain one. Frames are IPv4/UDP, so the meter
+//! parses them down to the transport header as it would real traffic. Then
 //! a ping-pong at 10 000 exchanges per second measures the round trip direct and through the
 //! splice; the difference is the latency the splice adds (both directions spliced).
 //!
-//! `cargo bench --bench relay` runs it in full (2 s per cell, about a minute);
-//! `cargo test --all-targets` runs it quickly (64-byte frames, 0.2 s per cell) as a smoke
-//! test. `RELAY_SECONDS=N` changes the time per cell. Relays that are not installed are
+//! `cargo bench --bench relay` runs it in full (three interleaved rounds of 1 s per path and
+//! size, the median shown; about two minutes); `cargo test --all-targets` runs it quickly
+//! (64-byte frames, one round of 0.2 s) as a smoke test. `RELAY_SECONDS=N` changes the time
+//! per measurement, `RELAY_SIZES=64,1500` and `RELAY_PATHS=direct,splice` choose the cells
+//! (ratios need `direct`). Relays that are not installed are
 //! skipped with a note.
 
 use std::net::{SocketAddr, UdpSocket};
@@ -80,11 +86,14 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// An IPv4/UDP frame of `len` bytes (at least 42).
 fn frame(len: usize) -> Vec<u8> {
-    let mut f = vec![0x5a; len];
-    f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x0b]);
-    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x0a]);
-    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    let mut f = Vec::with_capacity(len);
+    etherparse::PacketBuilder::ethernet2([0x02, 0, 0, 0, 0, 0x0a], [0x02, 0, 0, 0, 0, 0x0b])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(40000, 9)
+        .write(&mut f, &vec![0x5a; len.max(42) - 42])
+        .expect("a frame");
     f
 }
 
@@ -140,7 +149,8 @@ fn installed(tool: &str) -> bool {
 fn path(kind: &str, ends: &Ends) -> Option<Path> {
     let (target, relay, dir) = match kind {
         "direct" => (ends.lb(), None, None),
-        "splice" => (ends.lb(), Some(linkscope(ends, &[])), None),
+        "splice" => (ends.lb(), Some(linkscope(ends, &["--no-measure"])), None),
+        "splice +measure" => (ends.lb(), Some(linkscope(ends, &[])), None),
         "splice -w" => {
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("relay.pcapng");
@@ -265,43 +275,83 @@ fn round_trips(ends: &Ends, target: SocketAddr, back: SocketAddr, count: usize) 
     histogram
 }
 
+/// The median of the samples, if any.
+fn median(samples: &mut [f64]) -> Option<f64> {
+    samples.sort_by(f64::total_cmp);
+    samples.get(samples.len() / 2).copied()
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs us without it.
     let full = std::env::args().any(|a| a == "--bench");
     let seconds: f64 = std::env::var("RELAY_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if full { 2.0 } else { 0.2 });
+        .unwrap_or(if full { 1.0 } else { 0.2 });
     let time = Duration::from_secs_f64(seconds);
-    let sizes: &[usize] = if full { &[64, 512, 1500, 9000] } else { &[64] };
-    let kinds = ["direct", "splice", "splice -w", "vde_plug", "socat"];
+    let sizes: Vec<usize> = match std::env::var("RELAY_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+        Err(_) if full => vec![64, 512, 1500, 9000],
+        Err(_) => vec![64],
+    };
+    let kinds: Vec<&str> = [
+        "direct",
+        "splice",
+        "splice +measure",
+        "splice -w",
+        "vde_plug",
+        "socat",
+    ]
+    .into_iter()
+    .filter(|k| std::env::var("RELAY_PATHS").map_or(true, |list| list.split(',').any(|p| p == *k)))
+    .collect();
 
+    let rounds = if full { 3 } else { 1 };
     println!(
-        "relay harness: {} s per cell, {} core(s) available",
-        seconds,
+        "relay harness: {seconds} s per measurement, {rounds} round(s) per cell (the median is \
+         shown), {} core(s) available",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!("| frame bytes | path | delivered pps | Gbit/s | ratio to direct |");
     println!("|---:|---|---:|---:|---:|");
-    for &len in sizes {
-        let mut direct = 0.0;
-        for kind in kinds {
-            let ends = Ends::new();
-            let Some(path) = path(kind, &ends) else {
-                println!("| {len} | {kind} | skipped: not installed or not relaying | | |");
-                continue;
-            };
-            let pps = throughput(&ends, path.target, len, time);
-            if kind == "direct" {
-                direct = pps;
+    let mut overhead = Vec::new();
+    for &len in &sizes {
+        // Rounds interleave the paths, so a burst of load elsewhere hits them all alike.
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+        for _ in 0..rounds {
+            for (kind, cell) in kinds.iter().zip(&mut samples) {
+                let ends = Ends::new();
+                if let Some(path) = path(kind, &ends) {
+                    cell.push(throughput(&ends, path.target, len, time));
+                }
             }
-            println!(
-                "| {len} | {kind} | {:.0} | {:.2} | {:.2} |",
-                pps,
-                pps * len as f64 * 8.0 / 1e9,
-                if direct > 0.0 { pps / direct } else { 0.0 }
-            );
         }
+        let medians: Vec<Option<f64>> = samples.iter_mut().map(|c| median(c)).collect();
+        for (kind, pps) in kinds.iter().zip(&medians) {
+            match (pps, medians[0]) {
+                (Some(pps), Some(direct)) if kinds[0] == "direct" => println!(
+                    "| {len} | {kind} | {pps:.0} | {:.2} | {:.2} |",
+                    pps * len as f64 * 8.0 / 1e9,
+                    pps / direct
+                ),
+                _ => println!("| {len} | {kind} | skipped: not installed or not relaying | | |"),
+            }
+        }
+        let of = |kind: &str| {
+            let at = kinds.iter().position(|k| *k == kind)?;
+            medians[at]
+        };
+        if let (Some(plain), Some(measured)) = (of("splice"), of("splice +measure")) {
+            overhead.push((len, measured / plain));
+        }
+    }
+    for (len, ratio) in overhead {
+        println!(
+            "{len}-byte frames: the splice with all measurements on delivers {ratio:.2}x the pps of the plain splice"
+        );
     }
 
     let count = if full { 20_000 } else { 500 };

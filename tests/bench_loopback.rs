@@ -19,9 +19,14 @@ struct Receiver {
 
 impl Receiver {
     fn start(role: &str) -> Receiver {
+        Receiver::start_with(&[role, "--listen", "127.0.0.1:0"])
+    }
+
+    fn start_with(args: &[&str]) -> Receiver {
         let mut child = Command::cargo_bin("linkscope")
             .unwrap()
-            .args(["bench", role, "--listen", "127.0.0.1:0"])
+            .arg("bench")
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -289,4 +294,155 @@ fn silent_receiver_is_an_error() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no report from"), "{err}");
+}
+
+/// A UDP port that was free a moment ago (the mapping needs explicit ports).
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn stands_in_for_both_nics_of_a_planned_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("mapping.yaml");
+    let (pa, pb) = (free_port(), free_port());
+    std::fs::write(
+        &mapping,
+        format!("links:\n  - [100, 1, 102, 1, {{port_a: {pa}, port_b: {pb}}}]\n"),
+    )
+    .unwrap();
+    let m = mapping.to_str().unwrap();
+    let sink = Receiver::start_with(&["reflect", "--mapping", m, "--as", "102:eth1"]);
+    assert_eq!(sink.addr, SocketAddr::from(([127, 0, 0, 1], pb)));
+    let out = Command::cargo_bin("linkscope")
+        .unwrap()
+        .args(["bench", "send", "--mapping", m, "--as", "100:1", "--json"])
+        .args(["--size", "128", "--count", "300", "--rate", "3000"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["sizes"][0]["received"], 300);
+    assert!(run["sizes"][0]["rtt_us"]["p50"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn test_frames_carry_the_planned_macs() {
+    // The reflector swaps the MACs; a plain socket in the peer's place sees the sender's.
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("mapping.yaml");
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let pb = peer.local_addr().unwrap().port();
+    let pa = free_port();
+    std::fs::write(
+        &mapping,
+        format!("links:\n  - [100, 1, 102, 1, {{port_a: {pa}, port_b: {pb}}}]\n"),
+    )
+    .unwrap();
+    let mut sender = Command::cargo_bin("linkscope")
+        .unwrap()
+        .args([
+            "bench",
+            "send",
+            "--mapping",
+            mapping.to_str().unwrap(),
+            "--as",
+            "100:1",
+        ])
+        .args(["--count", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (len, from) = peer.recv_from(&mut buf).unwrap();
+    let _ = sender.kill();
+    let _ = sender.wait();
+    assert_eq!(from, SocketAddr::from(([127, 0, 0, 1], pa)));
+    assert!(len >= 60);
+    let eth = etherparse::Ethernet2HeaderSlice::from_slice(&buf[..len]).unwrap();
+    assert_eq!(eth.source(), [0xbe, 0x24, 0x99, 0, 0x64, 1]);
+    assert_eq!(eth.destination(), [0xbe, 0x24, 0x99, 0, 0x66, 1]);
+    assert_eq!(eth.ether_type(), etherparse::EtherType(0x88b5));
+}
+
+#[test]
+fn wireshark_reads_test_frames_as_ethernet_with_ethertype_88b5() {
+    use linkscope::bench::frame::{Header, Kind};
+    if Command::new("tshark").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("LINKSCOPE_REQUIRE_LAB").is_none(),
+            "LINKSCOPE_REQUIRE_LAB is set but tshark is missing"
+        );
+        eprintln!("skipped: needs tshark");
+        return;
+    }
+    // A classic pcap file (LINKTYPE_ETHERNET) holding a data frame and a report request;
+    // the version 2.4 is two little-endian u16, written here as one u32.
+    let mut file = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        file.extend_from_slice(&v.to_le_bytes());
+    }
+    let header = Header {
+        dst: [0xbe, 0x24, 0x99, 0, 0x66, 1],
+        src: [0xbe, 0x24, 0x99, 0, 0x64, 1],
+        kind: Kind::DATA,
+        stream: 0,
+        test: 7,
+        sequence: 1,
+        sent_ns: 1_700_000_000_000_000_000,
+    };
+    let mut data = vec![0u8; 128];
+    header.emit(&mut data);
+    let request = linkscope::bench::frame::report_request(&header, 0, 0);
+    for frame in [&data, &request] {
+        for v in [1u32, 0, frame.len() as u32, frame.len() as u32] {
+            file.extend_from_slice(&v.to_le_bytes());
+        }
+        file.extend_from_slice(frame);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("frames.pcap");
+    std::fs::write(&path, file).unwrap();
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "eth.src",
+            "-e",
+            "eth.dst",
+            "-e",
+            "eth.type",
+            "-e",
+            "frame.len",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "be:24:99:00:64:01\tbe:24:99:00:66:01\t0x88b5\t128",
+            "be:24:99:00:64:01\tbe:24:99:00:66:01\t0x88b5\t60"
+        ]
+    );
 }

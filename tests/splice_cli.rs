@@ -272,3 +272,41 @@ fn two_sockets_on(addr: SocketAddr) -> bool {
         .count()
         >= 2
 }
+
+#[test]
+fn relay_mode_forwards_between_its_two_ports() {
+    let (a, b) = (end(), end());
+    // Two ports free right now (bound on port 0, read back, released for the splice).
+    let ports: Vec<u16> = (0..2)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect::<Vec<_>>()
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect();
+    let listen = format!("127.0.0.1:{},{}", ports[0], ports[1]);
+    let child = linkscope()
+        .args(["splice", "-q", "--mode", "relay", "--listen", &listen])
+        .args(["--a", &a.local_addr().unwrap().to_string()])
+        .args(["--b", &b.local_addr().unwrap().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    let port_a: SocketAddr = format!("127.0.0.1:{}", ports[0]).parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0; 128];
+    // A sends to the splice's first port; B receives from the splice's second port.
+    loop {
+        assert!(Instant::now() < deadline, "the relay never forwarded");
+        a.send_to(&ARP, port_a).unwrap();
+        if let Ok((n, from)) = b.recv_from(&mut buf) {
+            assert_eq!((&buf[..n], from.port()), (&ARP[..], ports[1]));
+            break;
+        }
+    }
+    signal(&running.0, "INT");
+    let (status, _, err) = finish(running);
+    assert!(status.success(), "{err}");
+    assert!(err.contains("relay mode"), "{err}");
+}

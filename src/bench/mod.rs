@@ -37,8 +37,11 @@ pub(crate) fn open_socket(addr: SocketAddr) -> Result<UdpSocket> {
         Some(socket2::Protocol::UDP),
     )
     .map_err(err("create socket"))?;
-    // Best effort: the kernel caps both at net.core.{r,w}mem_max without failing.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    // Best effort: past net.core.rmem_max when we may (root), else capped by it silently.
+    if crate::net::sys::force_recv_buffer(std::os::fd::AsFd::as_fd(&socket), SOCKET_BUFFER).is_err()
+    {
+        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    }
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
     socket.bind(&addr.into()).map_err(err("bind"))?;
     Ok(socket.into())

@@ -11,6 +11,7 @@ use crate::bench::frame::{self, Frame, Kind, Report};
 use crate::bench::stats::TestStats;
 use crate::bench::{now_ns, open_socket};
 use crate::measure::snmp::{Family, FragCounters};
+use crate::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch, enable_receive_metadata};
 use crate::{Error, Result};
 
 /// How a receiver is set up.
@@ -24,6 +25,9 @@ pub struct ReceiverConfig {
 
 /// Tests remembered at once; older ones are forgotten (a sender asks about the current one).
 const TESTS_KEPT: usize = 16;
+
+/// Datagrams per receive and send system call.
+const BATCH: usize = 64;
 
 struct TestState {
     id: u32,
@@ -77,10 +81,15 @@ impl Receiver {
     /// Serves until `stop` is set.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
         let addr = self.local_addr()?;
-        let mut buf = vec![0u8; 65536];
+        let socket_err = |op: &'static str| move |source| Error::Socket { addr, op, source };
+        enable_receive_metadata(&self.socket).map_err(socket_err("enable receive timestamps"))?;
+        let mut batch = RecvBatch::new(BATCH, MAX_DATAGRAM);
+        let mut sender = SendBatch::new(BATCH);
+        let mut echoes: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
+        let mut pending = 0;
         while !stop.load(Ordering::Relaxed) {
-            let (len, from) = match self.socket.recv_from(&mut buf) {
-                Ok(r) => r,
+            match batch.recv(&self.socket) {
+                Ok(_) => {}
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -92,46 +101,69 @@ impl Receiver {
                 {
                     continue;
                 }
-                Err(source) => {
-                    return Err(Error::Socket {
-                        addr,
-                        op: "receive",
-                        source,
-                    });
+                Err(e) => return Err(socket_err("receive")(e)),
+            }
+            for (bytes, meta) in batch.iter() {
+                let Some(from) = meta.source else {
+                    self.foreign += 1;
+                    continue;
+                };
+                let arrived = if meta.timestamp_ns == 0 {
+                    now_ns()
+                } else {
+                    meta.timestamp_ns
+                };
+                if let Some(echo) = self.handle(bytes, from, arrived)? {
+                    if pending == echoes.len() {
+                        echoes.push((Vec::new(), from));
+                    }
+                    let slot = &mut echoes[pending];
+                    slot.0.clear();
+                    slot.0.extend_from_slice(echo);
+                    slot.1 = from;
+                    let mut f = Frame::new_checked(&mut slot.0[..])
+                        .expect("a copy of a checked frame is a frame");
+                    f.set_kind(Kind::ECHO);
+                    f.set_reflected_ns(arrived);
+                    f.swap_macs();
+                    pending += 1;
                 }
-            };
-            let arrived = now_ns();
-            self.handle(&mut buf[..len], from, arrived, addr)?;
+            }
+            // Echoes go back in runs of one destination (normally all of them).
+            let mut at = 0;
+            while at < pending {
+                let to = echoes[at].1;
+                let run = echoes[at..pending].iter().take_while(|e| e.1 == to).count();
+                let frames: Vec<&[u8]> = echoes[at..at + run].iter().map(|e| &e.0[..]).collect();
+                sender.send(&self.socket, Some(to), &frames);
+                at += run;
+            }
+            pending = 0;
         }
         Ok(())
     }
 
-    fn handle(
+    /// Accounts one datagram; returns the echo to send for a data frame on a reflector.
+    fn handle<'a>(
         &mut self,
-        bytes: &mut [u8],
+        bytes: &'a [u8],
         from: SocketAddr,
         arrived: u64,
-        addr: SocketAddr,
-    ) -> Result<()> {
-        let Ok(mut frame) = Frame::new_checked(&mut *bytes) else {
+    ) -> Result<Option<&'a [u8]>> {
+        let Ok(frame) = Frame::new_checked(bytes) else {
             self.foreign += 1;
-            return Ok(());
+            return Ok(None);
         };
         let kind = frame.kind();
         if kind == Kind::DATA {
             let (stream, seq, sent) = (frame.stream(), frame.sequence(), frame.sent_ns());
-            let len = frame.bytes().len();
             let family = self.family;
             self.test(frame.test(), family)
                 .stats
-                .record(stream, seq, len, sent, arrived);
-            if self.reflect {
-                frame.set_kind(Kind::ECHO);
-                frame.set_reflected_ns(arrived);
-                frame.swap_macs();
-                self.send(frame.bytes(), from, addr)?;
-            }
-        } else if kind == Kind::REPORT_REQUEST {
+                .record(stream, seq, bytes.len(), sent, arrived);
+            return Ok(self.reflect.then_some(bytes));
+        }
+        if kind == Kind::REPORT_REQUEST {
             let family = self.family;
             let state = self.test(frame.test(), family);
             let totals = state.stats.totals();
@@ -151,31 +183,12 @@ impl Receiver {
                 fragments,
             };
             let reply = frame::report(&frame, &report);
-            self.send(&reply, from, addr)?;
+            // A lost reply is the sender's to retry.
+            let _ = self.socket.send_to(&reply, from);
         } else {
             self.foreign += 1;
         }
-        Ok(())
-    }
-
-    fn send(&self, bytes: &[u8], to: SocketAddr, addr: SocketAddr) -> Result<()> {
-        match self.socket.send_to(bytes, to) {
-            Ok(_) => Ok(()),
-            // The sender went away or its buffer is full: a lost reply, not our failure.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::WouldBlock
-                ) =>
-            {
-                Ok(())
-            }
-            Err(source) => Err(Error::Socket {
-                addr,
-                op: "send",
-                source,
-            }),
-        }
+        Ok(None)
     }
 
     /// The state of test `id`, created (with a snapshot of the fragmentation counters) on

@@ -16,6 +16,7 @@ use crate::bench::frame::{self, Frame, Header, Kind, Report};
 use crate::bench::spec::Rate;
 use crate::bench::{now_ns, open_socket, wire_bytes};
 use crate::measure::snmp::{Family, FragCounters};
+use crate::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch, enable_receive_metadata};
 use crate::{Error, Result};
 
 /// How long to send each size.
@@ -124,6 +125,7 @@ pub struct IntervalResult {
     pub duplicates: u64,
     pub pps: f64,
     pub payload_bits_per_second: f64,
+    pub wire_bits_per_second: f64,
     pub jitter_ms: f64,
     pub rtt_us: Option<Rtt>,
 }
@@ -174,6 +176,11 @@ pub fn run(
             op: "set read timeout",
             source,
         })?;
+    enable_receive_metadata(&socket).map_err(|source| Error::Socket {
+        addr: local,
+        op: "enable receive timestamps",
+        source,
+    })?;
     let listener_socket = socket.try_clone().map_err(|source| Error::Socket {
         addr: local,
         op: "clone socket",
@@ -228,34 +235,41 @@ pub fn run(
     })
 }
 
-/// Receives echoes (round trips) and reports until `done`.
+/// Receives echoes (round trips, from the kernel's receive timestamps) and reports until
+/// `done`.
 fn listen(
     socket: &UdpSocket,
     book: &Mutex<RttBook>,
     done: &AtomicBool,
     reports: &ChannelSender<Reports>,
 ) {
-    let mut buf = vec![0u8; 65536];
+    let mut batch = RecvBatch::new(BURST, MAX_DATAGRAM);
     while !done.load(Ordering::Relaxed) {
-        let Ok((len, _)) = socket.recv_from(&mut buf) else {
+        if batch.recv(socket).is_err() {
             continue;
-        };
-        let arrived = now_ns();
-        let Ok(frame) = Frame::new_checked(&buf[..len]) else {
-            continue;
-        };
-        let kind = frame.kind();
-        if kind == Kind::ECHO {
-            let mut b = book.lock().unwrap_or_else(PoisonError::into_inner);
-            if b.test == frame.test() {
-                let rtt = arrived.saturating_sub(frame.sent_ns()).max(1);
-                b.total.saturating_record(rtt);
-                b.interval.saturating_record(rtt);
+        }
+        for (bytes, meta) in batch.iter() {
+            let arrived = if meta.timestamp_ns == 0 {
+                now_ns()
+            } else {
+                meta.timestamp_ns
+            };
+            let Ok(frame) = Frame::new_checked(bytes) else {
+                continue;
+            };
+            let kind = frame.kind();
+            if kind == Kind::ECHO {
+                let mut b = book.lock().unwrap_or_else(PoisonError::into_inner);
+                if b.test == frame.test() {
+                    let rtt = arrived.saturating_sub(frame.sent_ns()).max(1);
+                    b.total.saturating_record(rtt);
+                    b.interval.saturating_record(rtt);
+                }
+            } else if kind == Kind::REPORT
+                && let Ok(report) = Report::parse(frame.body())
+            {
+                let _ = reports.send((frame.test(), frame.sequence(), report));
             }
-        } else if kind == Kind::REPORT
-            && let Ok(report) = Report::parse(frame.body())
-        {
-            let _ = reports.send((frame.test(), frame.sequence(), report));
         }
     }
 }
@@ -349,6 +363,7 @@ fn run_size(
         b.interval.reset();
     }
     let frag_start = FragCounters::read(family)?;
+    let wire = wire_bytes(size, config.path_mtu, family == Family::V6);
     let mut request = 0;
     let mut previous = (Instant::now(), Report::default());
     let start = previous.0;
@@ -375,7 +390,7 @@ fn run_size(
                 b.interval.reset();
                 rtt
             };
-            let result = interval_result(size, start, previous, (at, report), rtt);
+            let result = interval_result(size, wire, start, previous, (at, report), rtt);
             on_event(Event::Interval(&result));
             previous = (at, report);
             Ok(())
@@ -387,7 +402,7 @@ fn run_size(
     let rtt = Rtt::of(&book.lock().unwrap_or_else(PoisonError::into_inner).total);
     let secs = elapsed.as_secs_f64().max(1e-9);
     let lost = sent.saturating_sub(report.received);
-    let wire = report.received * wire_bytes(size, config.path_mtu, family == Family::V6);
+    let wire = report.received * wire;
     Ok(SizeResult {
         size,
         sent,
@@ -418,6 +433,7 @@ fn percent(part: u64, whole: u64) -> f64 {
 
 fn interval_result(
     size: usize,
+    wire_bytes: u64,
     start: Instant,
     (t0, r0): (Instant, Report),
     (t1, r1): (Instant, Report),
@@ -439,6 +455,7 @@ fn interval_result(
         duplicates: r1.duplicates.saturating_sub(r0.duplicates),
         pps: received as f64 / secs,
         payload_bits_per_second: r1.bytes.saturating_sub(r0.bytes) as f64 * 8.0 / secs,
+        wire_bits_per_second: (received * wire_bytes) as f64 * 8.0 / secs,
         jitter_ms: r1.jitter_ns / 1e6,
         rtt_us: rtt,
     }
@@ -517,8 +534,12 @@ fn send_streams(
     Ok((start.elapsed(), sent.load(Ordering::Relaxed)))
 }
 
-/// Frames sent per pacing step at most: bounds the burst a late thread sends to catch up.
-const BURST: u64 = 64;
+/// Frames per `sendmmsg` call and at most per pacing step (bounds the burst a late thread
+/// sends to catch up).
+const BURST: usize = 64;
+
+/// Whole bursts refused in a row before the sender gives up (about a second of retries).
+const REFUSED_BURSTS: u32 = 10_000;
 
 #[allow(clippy::too_many_arguments)]
 fn send_stream(
@@ -532,11 +553,14 @@ fn send_stream(
     sent: &AtomicU64,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
-    let mut buf = vec![0u8; size];
-    header.emit(&mut buf);
-    let mut frame = Frame::new_checked(&mut buf[..]).map_err(std::io::Error::other)?;
+    let mut frames = vec![vec![0u8; size]; BURST];
+    for f in &mut frames {
+        header.emit(f);
+    }
+    let mut batch = SendBatch::new(BURST);
     let start = Instant::now();
     let mut seq = 0u64;
+    let mut refused = 0;
     loop {
         let now = Instant::now();
         if stop.load(Ordering::Relaxed)
@@ -547,7 +571,7 @@ fn send_stream(
         }
         let mut due = match rate {
             Some(r) => ((now - start).as_secs_f64() * r) as u64 + 1,
-            None => seq + BURST,
+            None => seq + BURST as u64,
         };
         if let Some(c) = count {
             due = due.min(c);
@@ -560,17 +584,30 @@ fn send_stream(
             );
             continue;
         }
-        let burst = (due - seq).min(BURST);
-        for _ in 0..burst {
-            frame.set_sequence(seq);
+        let burst = (due - seq).min(BURST as u64) as usize;
+        for (i, buf) in frames[..burst].iter_mut().enumerate() {
+            let mut frame = Frame::new_checked(&mut buf[..]).map_err(std::io::Error::other)?;
+            frame.set_sequence(seq + i as u64);
             frame.set_sent_ns(now_ns());
-            match socket.send_to(frame.bytes(), to) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-                Err(e) => return Err(e),
-            }
-            seq += 1;
         }
-        sent.fetch_add(burst, Ordering::Relaxed);
+        let slices: Vec<&[u8]> = frames[..burst].iter().map(Vec::as_slice).collect();
+        // Counted before sending, so a report request never carries fewer frames than the
+        // receiver may already have; a refused frame is taken back out (the receiver sees a
+        // gap that is not counted as loss).
+        sent.fetch_add(burst as u64, Ordering::Relaxed);
+        let outcome = batch.send(socket, Some(to), &slices);
+        sent.fetch_sub(outcome.failed as u64, Ordering::Relaxed);
+        seq += burst as u64;
+        if outcome.sent > 0 {
+            refused = 0;
+            continue;
+        }
+        match outcome.last_error {
+            Some(kind) if refused >= REFUSED_BURSTS => return Err(kind.into()),
+            _ => {
+                refused += 1;
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
     }
 }

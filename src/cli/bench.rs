@@ -2,6 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +13,7 @@ use clap::Subcommand;
 use crate::bench::receiver::{Receiver, ReceiverConfig};
 use crate::bench::sender::{self, Event, IntervalResult, Limit, SendConfig, SizeResult};
 use crate::bench::spec::{self, Rate};
+use crate::plan::{self, Endpoint, Side};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,18 +34,81 @@ enum BenchCommand {
 #[derive(Debug, clap::Args)]
 struct ListenArgs {
     /// Address to bind, IP:PORT (port 0: any free port, printed on start).
-    #[arg(long, value_name = "IP:PORT")]
-    listen: SocketAddr,
+    #[arg(
+        long,
+        value_name = "IP:PORT",
+        required_unless_present = "mapping",
+        conflicts_with = "mapping"
+    )]
+    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    planned: Planned,
+}
+
+/// Stand in for one NIC of a planned link instead of giving addresses.
+#[derive(Debug, clap::Args)]
+struct Planned {
+    /// The mapping.yaml that plans the link.
+    #[arg(long, value_name = "FILE", requires = "end")]
+    mapping: Option<PathBuf>,
+    /// The NIC to stand in for, VM:ETH (`100:1`, `100:eth1`): bind its address, send to its peer.
+    #[arg(long = "as", id = "end", value_name = "VM:ETH", requires = "mapping")]
+    end: Option<String>,
+}
+
+impl Planned {
+    /// (this NIC, its peer) when a mapping is given.
+    fn resolve(&self) -> anyhow::Result<Option<(Endpoint, Endpoint)>> {
+        let (Some(mapping), Some(end)) = (&self.mapping, &self.end) else {
+            return Ok(None);
+        };
+        let links = plan::load_links(mapping)?;
+        let (link, side) = plan::find_end(&links, end)?;
+        let peer = match side {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        };
+        Ok(Some((link.end(side).clone(), link.end(peer).clone())))
+    }
+}
+
+fn missing_address(field: &str) -> crate::Error {
+    crate::Error::Argument {
+        field: field.into(),
+        message: format!("give {field} IP:PORT or --mapping FILE --as VM:ETH"),
+    }
+}
+
+fn mac(text: &str) -> Result<[u8; 6], crate::Error> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        *byte = parts
+            .next()
+            .and_then(|p| u8::from_str_radix(p, 16).ok())
+            .ok_or_else(|| crate::Error::Argument {
+                field: "--as".into(),
+                message: format!("planned MAC `{text}` is not six hex bytes"),
+            })?;
+    }
+    Ok(mac)
 }
 
 #[derive(Debug, clap::Args)]
 struct SendArgs {
     /// Address to bind, IP:PORT [default: any port on the unspecified address].
-    #[arg(long, value_name = "IP:PORT")]
+    #[arg(long, value_name = "IP:PORT", conflicts_with = "mapping")]
     local: Option<SocketAddr>,
     /// The sink or reflector, IP:PORT.
-    #[arg(long, value_name = "IP:PORT")]
-    to: SocketAddr,
+    #[arg(
+        long,
+        value_name = "IP:PORT",
+        required_unless_present = "mapping",
+        conflicts_with = "mapping"
+    )]
+    to: Option<SocketAddr>,
+    #[command(flatten)]
+    planned: Planned,
     /// Frames/s (`1000`, `50kpps`), payload bit/s with a unit (`100M`, `2Gbit`) or `max`.
     #[arg(long, default_value = "1000")]
     rate: String,
@@ -94,10 +159,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn listen(args: ListenArgs, reflect: bool, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
-    let mut receiver = Receiver::bind(&ReceiverConfig {
-        listen: args.listen,
-        reflect,
-    })?;
+    let listen = match (args.planned.resolve()?, args.listen) {
+        (Some((me, _)), _) => me.local,
+        (None, Some(listen)) => listen,
+        (None, None) => return Err(missing_address("--listen").into()),
+    };
+    let mut receiver = Receiver::bind(&ReceiverConfig { listen, reflect })?;
     let role = if reflect { "reflect" } else { "sink" };
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -136,22 +203,35 @@ fn send(args: SendArgs, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
         (Some(n), _) => Limit::Count(n),
         (None, d) => Limit::Duration(seconds("--duration", d.unwrap_or(10.0))?),
     };
-    let local = args.local.unwrap_or_else(|| match args.to {
-        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-        SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
-    });
+    let mut src_mac = [0x02, 0x4c, 0x53, 0, 0, 1];
+    let mut dst_mac = [0x02, 0x4c, 0x53, 0, 0, 2];
+    let (local, to) = match (args.planned.resolve()?, args.to) {
+        (Some((me, peer)), _) => {
+            src_mac = mac(&me.mac)?;
+            dst_mac = mac(&peer.mac)?;
+            (me.local, me.remote)
+        }
+        (None, Some(to)) => {
+            let any = match to {
+                SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+                SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+            };
+            (args.local.unwrap_or(any), to)
+        }
+        (None, None) => return Err(missing_address("--to").into()),
+    };
     let interval = seconds("--interval", args.interval)?;
     let config = SendConfig {
         local,
-        to: args.to,
+        to,
         sizes: spec::parse_sizes(&args.size)?,
         rate: Rate::parse(&args.rate)?,
         limit,
         warmup: seconds("--warmup", args.warmup)?,
         streams: args.streams,
         interval: (!interval.is_zero()).then_some(interval),
-        src_mac: [0x02, 0x4c, 0x53, 0, 0, 1],
-        dst_mac: [0x02, 0x4c, 0x53, 0, 0, 2],
+        src_mac,
+        dst_mac,
         path_mtu: args.path_mtu,
         drain: seconds("--drain", args.drain)?,
         report_timeout: Duration::from_secs(3),
@@ -214,7 +294,7 @@ fn interval_line(i: &IntervalResult) -> String {
         .map(|r| format!("  rtt p50 {:.1} us p99 {:.1} us", r.p50, r.p99))
         .unwrap_or_default();
     format!(
-        "{:>5} B {:6.2}-{:6.2} s  sent {:>9}  received {:>9}  lost {:>7} ({:.2} %)  out-of-order {}  duplicates {}  {:.0} frames/s  {}  jitter {:.3} ms{rtt}",
+        "{:>5} B {:6.2}-{:6.2} s  sent {:>9}  received {:>9}  lost {:>7} ({:.2} %)  out-of-order {}  duplicates {}  {:.0} frames/s  payload {}  wire {}  jitter {:.3} ms{rtt}",
         i.size,
         i.start_s,
         i.end_s,
@@ -226,6 +306,7 @@ fn interval_line(i: &IntervalResult) -> String {
         i.duplicates,
         i.pps,
         rate(i.payload_bits_per_second),
+        rate(i.wire_bits_per_second),
         i.jitter_ms,
     )
 }
@@ -277,4 +358,25 @@ fn table(sizes: &[SizeResult], config: &SendConfig) -> String {
         config.path_mtu
     );
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Args as _;
+
+    #[test]
+    fn arguments_are_consistent() {
+        Args::augment_args(clap::Command::new("bench")).debug_assert();
+    }
+
+    #[test]
+    fn planned_macs_parse() {
+        assert_eq!(
+            mac("be:24:99:00:64:01").unwrap(),
+            [0xbe, 0x24, 0x99, 0, 0x64, 1]
+        );
+        assert!(mac("be:24:99").unwrap_err().is_input());
+        assert!(mac("zz:24:99:00:64:01").unwrap_err().is_input());
+    }
 }

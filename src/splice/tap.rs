@@ -22,8 +22,20 @@ pub struct TapRecord {
     pub direction: Direction,
     /// Kernel receive time, nanoseconds since the Unix epoch.
     pub timestamp_ns: u64,
+    /// When the send that forwarded the frame returned (one clock reading per batch),
+    /// nanoseconds since the Unix epoch; `None` when the kernel gave no receive timestamp,
+    /// so the splice's own delay is unknown.
+    pub sent_ns: Option<u64>,
     /// The whole frame.
     pub data: Vec<u8>,
+}
+
+impl TapRecord {
+    /// The splice's own delay for this frame: receive timestamp to send return.
+    pub fn added_latency_ns(&self) -> Option<u64> {
+        self.sent_ns
+            .map(|sent| sent.saturating_sub(self.timestamp_ns))
+    }
 }
 
 /// A bounded tap channel.
@@ -119,6 +131,7 @@ mod tests {
             link: 0,
             direction: Direction::AToB,
             timestamp_ns: 1,
+            sent_ns: None,
             data: vec![0; len],
         }
     }

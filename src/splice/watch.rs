@@ -135,6 +135,7 @@ mod tests {
             link,
             direction,
             timestamp_ns: 7,
+            sent_ns: None,
             data,
         }
     }
