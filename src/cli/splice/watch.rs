@@ -2,7 +2,7 @@
 //! a direction shows (LLDP neighbour, STP view, LACP state), the summary lines, and the
 //! `--expect` verdict.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
 use crate::measure::l2::{Expect, PROTOCOLS, View};
@@ -11,8 +11,14 @@ use crate::splice::{Direction, LinkStats};
 
 use super::{LinkNames, time_of_day};
 
-/// Prints each change as `TIME LINK FROM > TO PROTO ...` on standard error.
+/// Prints each change as `TIME LINK FROM > TO PROTO ...` on standard error (on a terminal,
+/// over the refreshing status line, which the next status rewrites).
 pub(super) fn printer(names: Vec<LinkNames>) -> OnChange {
+    let clear = if io::stderr().is_terminal() {
+        "\r\x1b[K"
+    } else {
+        ""
+    };
     Box::new(move |c: &Change<'_>| {
         let Some(n) = names.get(c.link) else {
             return;
@@ -22,7 +28,7 @@ pub(super) fn printer(names: Vec<LinkNames>) -> OnChange {
             // A closed standard error must not stop the relay.
             let _ = writeln!(
                 io::stderr(),
-                "{} {} {from} > {to} {text}",
+                "{clear}{} {} {from} > {to} {text}",
                 time_of_day(c.timestamp_ns),
                 n.link
             );
