@@ -1,6 +1,8 @@
 //! `linkscope splice`: step into running QEMU UDP tunnels, relay every frame unchanged, and
 //! show what crosses them.
 
+mod watch;
+
 use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,12 +14,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::capture::{Interface, Output, Writer};
+use crate::measure::l2::Expect;
 use crate::measure::meter::{Counters, Ends, SpliceCounters};
 use crate::measure::report::{self, Report};
 use crate::measure::snmp::{self, FragCounters};
 use crate::splice::meters::{self, LinkMeter, Metered, Meters};
 use crate::splice::recorder::Recorder;
 use crate::splice::tap::{self, Consumer, Flow, TapRecord};
+use crate::splice::watch::{Views, Watched};
 use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Splice, SpliceConfig, Survey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,6 +100,14 @@ pub struct Args {
     /// Measure nothing: no status lines, no summary of the measurements, no report.
     #[arg(long, conflicts_with_all = ["json", "host_mtu", "path_mtu"])]
     no_measure: bool,
+    /// Exit 0 as soon as these control protocols have crossed every link, else exit 1 after
+    /// --timeout naming what never came: lldp, stp, lacp, each optionally :a>b or :b>a
+    /// (default: both directions); comma-separated, repeatable.
+    #[arg(long, value_name = "PROTO[:DIR],...")]
+    expect: Vec<String>,
+    /// With --expect: how long to wait, in seconds [default: 60].
+    #[arg(long, value_name = "SECONDS", requires = "expect")]
+    timeout: Option<f64>,
 }
 
 /// The names of a link's two ends, as printed and as capture interface names.
@@ -768,6 +780,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("installing the signal handler")?;
     let (links, names, host_mtus) = resolve(&args)?;
     let autostop = parse_autostop(&args.autostop, args.count)?;
+    let expect = if args.expect.is_empty() {
+        None
+    } else {
+        Some(Expect::parse(&args.expect, "--expect")?)
+    };
+    let expect_timeout = watch::timeout(args.timeout)?;
     if !(args.stats_interval.is_finite() && args.stats_interval >= 0.0) {
         return Err(crate::Error::Argument {
             field: "--stats-interval".into(),
@@ -813,28 +831,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let consumer = match (&measurement, sink) {
-        (Some(m), sink) => Some(Metered::new(m.meters.clone(), sink)),
-        (None, Some(sink)) => Some(Metered::new(Meters::new(&[]), Some(sink))),
-        (None, None) => None,
-    };
-    let (tap_sender, consumer) = match consumer {
-        Some(consumer) => {
-            let (sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);
-            (
-                Some(sender),
-                Some(tap::spawn(receiver, consumer, stop.clone())?),
-            )
-        }
-        None => (None, None),
-    };
+    let views = Views::new(config.links.len());
+    let watched = Watched::new(
+        views.clone(),
+        expect.clone(),
+        watch::printer(names.clone()),
+        sink,
+    );
+    let meters = measurement
+        .as_ref()
+        .map_or_else(|| Meters::new(&[]), |m| m.meters.clone());
+    let (tap_sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);
+    let consumer = tap::spawn(receiver, Metered::new(meters, Some(watched)), stop.clone())?;
 
-    let splice = Splice::start(&config, tap_sender, stop.clone())?;
+    let splice = Splice::start(&config, Some(tap_sender), stop.clone())?;
     let started = Instant::now();
     let interval = Duration::from_secs_f64(args.stats_interval);
     let mut next_status = started + interval;
     while !stop.load(Ordering::SeqCst) {
-        if autostop.duration.is_some_and(|d| started.elapsed() >= d) {
+        if autostop.duration.is_some_and(|d| started.elapsed() >= d)
+            || (expect.is_some() && started.elapsed() >= expect_timeout)
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -852,12 +869,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let stats = splice.stop();
-    let outcome = match consumer.map(join).map(|c| c.map(Metered::into_inner)) {
-        Some(Ok(Some(Sink::Capture(recorder)))) => {
-            recorder.finish(&stats).map_err(anyhow::Error::from)
-        }
-        Some(Err(e)) => Err(e),
-        _ => Ok(()),
+    let waited = started.elapsed();
+    let sink = join(consumer).map(|c| c.into_inner().and_then(Watched::into_inner));
+    let outcome = match sink {
+        Ok(Some(Sink::Capture(recorder))) => recorder.finish(&stats).map_err(anyhow::Error::from),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
     };
     let mut err = io::stderr().lock();
     if let Some(m) = &measurement {
@@ -870,8 +887,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             json.write(&m.report(&stats)?, args.json_stream)?;
         }
     }
+    let views = views.lock();
+    watch::print_summary(&views, &stats, &names, &mut err)?;
+    let passed = match &expect {
+        Some(expect) => watch::verdict(expect, &views, &names, waited, &mut err)?,
+        None => true,
+    };
     outcome?;
-    Ok(ExitCode::SUCCESS)
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 pub(super) fn join<C>(

@@ -175,7 +175,8 @@ impl StpView {
     }
 }
 
-/// `config v0 root=4096.0.52:54:00:00:01:00 cost=0 bridge=... port=0x8001 role=... tc`.
+/// `config v0 root=4096.0.52:54:00:00:01:00 cost=0 bridge=... port=0x8001 tc tcn=1`; RST and
+/// MST BPDUs add `role=...`.
 impl fmt::Display for StpView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} v{}", self.bpdu_type, self.version)?;
@@ -191,11 +192,13 @@ impl fmt::Display for StpView {
         ) {
             write!(
                 f,
-                " root={} cost={cost} bridge={} port={port:#06x} role={}",
-                root.0,
-                bridge.0,
-                flags.0.port_role().name()
+                " root={} cost={cost} bridge={} port={port:#06x}",
+                root.0, bridge.0
             )?;
+            // 802.1D configuration BPDUs leave the role bits unused.
+            if self.bpdu_type != "config" {
+                write!(f, " role={}", flags.0.port_role().name())?;
+            }
             let named = [
                 (flags.0.tc(), "tc"),
                 (flags.0.proposal(), "proposal"),
@@ -633,7 +636,7 @@ mod tests {
         assert_eq!(
             view.direction(b).describe(Protocol::Stp).unwrap(),
             "STP config v0 root=4096.0.52:54:00:00:01:00 cost=4 bridge=32768.0.52:54:00:00:01:01 \
-             port=0x8001 role=unknown tc tcn=2"
+             port=0x8001 tc tcn=2"
         );
         let rst = stp_frame(
             match config(0, 0x3c) {

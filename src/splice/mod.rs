@@ -16,6 +16,7 @@ pub mod meters;
 pub mod recorder;
 pub mod stats;
 pub mod tap;
+pub mod watch;
 
 use std::fmt;
 use std::io;
