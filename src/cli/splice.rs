@@ -18,7 +18,7 @@ use crate::measure::l2::Expect;
 use crate::measure::meter::{Counters, Ends, SpliceCounters};
 use crate::measure::report::{self, Report};
 use crate::measure::snmp::{self, FragCounters};
-use crate::splice::meters::{self, LinkMeter, Metered, Meters};
+use crate::splice::meters::{self, Metered, Meters};
 use crate::splice::recorder::Recorder;
 use crate::splice::tap::{self, Consumer, Flow, TapRecord};
 use crate::splice::watch::{Views, Watched};
@@ -674,7 +674,7 @@ impl Measurement {
         let now = now_ns();
         let mut meters = self.meters.lock();
         let mut parts = Vec::new();
-        for (i, LinkMeter { meter, .. }) in meters.iter_mut().enumerate() {
+        for (i, meter) in meters.iter_mut().enumerate() {
             meter.expire(now);
             let line = meter.status_line(
                 &self.directions[i],
@@ -704,16 +704,18 @@ impl Measurement {
         Ok(())
     }
 
-    /// The report as of now, with the splice's own counters when given.
-    fn report(&self, stats: &[LinkStats]) -> anyhow::Result<Report> {
+    /// The report as of now, with the splice's own counters and the control-plane views.
+    fn report(&self, stats: &[LinkStats], views: &Views) -> anyhow::Result<Report> {
         let now = now_ns();
         let duration_s = now.saturating_sub(self.started_ns) as f64 / 1e9;
         let snmp_now = FragCounters::read(self.family)?;
         let mut meters = self.meters.lock();
+        let views = views.lock();
         let links = meters
             .iter_mut()
+            .zip(views.iter())
             .enumerate()
-            .map(|(i, LinkMeter { meter, l2 })| {
+            .map(|(i, (meter, l2))| {
                 meter.expire(now);
                 let splice = Direction::BOTH.map(|d| {
                     let s = stats
@@ -762,7 +764,7 @@ impl Measurement {
     fn summary(&self, err: &mut impl Write) -> io::Result<()> {
         let duration_s = now_ns().saturating_sub(self.started_ns) as f64 / 1e9;
         let meters = self.meters.lock();
-        for (i, LinkMeter { meter, .. }) in meters.iter().enumerate() {
+        for (i, meter) in meters.iter().enumerate() {
             write!(
                 err,
                 "{}",
@@ -864,7 +866,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if let Some(json) = &mut json
                 && args.json_stream
             {
-                json.write(&m.report(&splice.stats())?, true)?;
+                json.write(&m.report(&splice.stats(), &views)?, true)?;
             }
         }
     }
@@ -884,7 +886,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(m) = &measurement {
         m.summary(&mut err)?;
         if let Some(json) = &mut json {
-            json.write(&m.report(&stats)?, args.json_stream)?;
+            json.write(&m.report(&stats, &views)?, args.json_stream)?;
         }
     }
     let views = views.lock();

@@ -1,4 +1,4 @@
-//! The splice's measurements: per link a [`Meter`] and a layer-2 [`View`], fed on the tap's consumer thread (never
+//! The splice's measurements: per link a [`Meter`], fed on the tap's consumer thread (never
 //! on a forwarding thread), next to whatever else consumes the tap (the pcapng recorder, the
 //! frame printer).
 //!
@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::measure::fragment::{Budget, Outer};
-use crate::measure::l2::View;
 use crate::measure::meter::{Config, Meter};
 use crate::measure::pmtu;
 use crate::net::tunnel;
@@ -52,19 +51,10 @@ pub fn budget(
     })
 }
 
-/// What is measured of one link.
-#[derive(Debug, Clone)]
-pub struct LinkMeter {
-    /// Volume, loss, latency, fragmentation.
-    pub meter: Meter,
-    /// LLDP, STP and LACP per direction.
-    pub l2: View,
-}
-
 /// The meters of a splice, one per link in configuration order, shared between the tap's
 /// consumer and their readers.
 #[derive(Debug, Clone)]
-pub struct Meters(Arc<Mutex<Vec<LinkMeter>>>);
+pub struct Meters(Arc<Mutex<Vec<Meter>>>);
 
 impl Meters {
     /// One meter per budget, in link order, each with the default [`Config`].
@@ -72,30 +62,25 @@ impl Meters {
         Meters(Arc::new(Mutex::new(
             budgets
                 .iter()
-                .map(|&b| LinkMeter {
-                    meter: Meter::new(Config::new(b)),
-                    l2: View::new(),
-                })
+                .map(|&b| Meter::new(Config::new(b)))
                 .collect(),
         )))
     }
 
     /// The meters, locked; hold the guard briefly (the consumer waits for it).
-    pub fn lock(&self) -> MutexGuard<'_, Vec<LinkMeter>> {
+    pub fn lock(&self) -> MutexGuard<'_, Vec<Meter>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn record(&self, record: &TapRecord) {
         let mut meters = self.lock();
-        let Some(link) = meters.get_mut(record.link) else {
+        let Some(meter) = meters.get_mut(record.link) else {
             return;
         };
-        let (direction, timestamp_ns) = (record.direction, record.timestamp_ns);
-        link.meter.record(direction, timestamp_ns, &record.data);
+        meter.record(record.direction, record.timestamp_ns, &record.data);
         if let Some(latency) = record.added_latency_ns() {
-            link.meter.record_added_latency(direction, latency);
+            meter.record_added_latency(record.direction, latency);
         }
-        link.l2.record(direction, timestamp_ns, &record.data);
     }
 }
 
@@ -199,16 +184,14 @@ mod tests {
             assert_eq!(metered.record(&record).unwrap(), Flow::Continue);
         }
         metered.flush().unwrap();
-        let counters = meters.lock()[0].meter.counters(Direction::BToA);
+        let counters = meters.lock()[0].counters(Direction::BToA);
         assert_eq!((counters.frames, counters.bytes), (2, 3060));
         let ends = crate::measure::meter::Ends {
             name: "l".into(),
             a: "a".into(),
             b: "b".into(),
         };
-        let report = meters.lock()[0]
-            .meter
-            .report(&ends, Default::default(), 1.0);
+        let report = meters.lock()[0].report(&ends, Default::default(), 1.0);
         assert_eq!(report.directions[1].mtu.fragmented_frames, 1);
         assert_eq!(report.directions[1].added_latency_us.max, Some(0.5));
         assert_eq!(metered.into_inner().map(|c| c.0), Some(2));
