@@ -10,7 +10,6 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::capture::Interface;
 use crate::plan::Link;
 
 /// Prefix of every extcap interface value, so ours never collide with another extcap's.
@@ -72,25 +71,6 @@ pub fn find<'a>(links: &'a [Link], value: &str) -> crate::Result<&'a Link> {
                     .join(", ")
             ),
         })
-}
-
-/// The capture interfaces of a link, end A then end B, named and described as the splice
-/// names them.
-pub fn capture_interfaces(link: &Link, snaplen: u32) -> [Interface; 2] {
-    let name = |vm: u32, eth: u32| format!("vm{vm}:eth{eth}");
-    let (a, b) = (name(link.a.vm, link.a.eth), name(link.b.vm, link.b.eth));
-    let mtu = link
-        .host_mtu
-        .map_or(String::new(), |m| format!(", host_mtu {m}"));
-    let detail = format!(
-        ", A {} binds {}, B {} binds {}{mtu}",
-        link.a.mac, link.a.local, link.b.mac, link.b.local
-    );
-    [(&a, "A", &b), (&b, "B", &a)].map(|(end, label, peer)| Interface {
-        name: end.clone(),
-        description: format!("link {} end {label} (peer {peer}){detail}", link.name),
-        snaplen,
-    })
 }
 
 /// Wireshark's version (major, minor) from the first line of `tshark --version` or
@@ -210,21 +190,6 @@ mod tests {
         let err = find(&links, "100:1-102:1").unwrap_err();
         assert!(err.is_input());
         assert!(err.to_string().contains("linkscope-100:1-102:1"), "{err}");
-    }
-
-    #[test]
-    fn capture_interfaces_name_both_ends() {
-        let [a, b] = capture_interfaces(&link(), 128);
-        assert_eq!(
-            (a.name.as_str(), b.name.as_str()),
-            ("vm100:eth1", "vm102:eth1")
-        );
-        assert_eq!(
-            a.description,
-            "link 100:1-102:1 end A (peer vm102:eth1), A be:24:99:00:64:01 binds \
-             127.0.0.1:41001, B be:24:99:00:66:01 binds 127.0.0.1:41021, host_mtu 9000"
-        );
-        assert_eq!(b.snaplen, 128);
     }
 
     #[test]

@@ -17,6 +17,8 @@ use crate::capture::{Output, Writer, extcap};
 use crate::splice::recorder::Recorder;
 use crate::splice::{LinkConfig, Mode, Splice, SpliceConfig, tap};
 
+use super::splice::{LinkNames, capture_layout};
+
 /// The links of a mapping as Wireshark capture interfaces (extcap).
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -144,7 +146,7 @@ fn capture(link: &crate::plan::Link, fifo: &Path, snaplen: u32) -> anyhow::Resul
     let handler_flag = stop.clone();
     ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
         .context("installing the signal handler")?;
-    let interfaces = extcap::capture_interfaces(link, snaplen);
+    let (interfaces, _) = capture_layout(&[LinkNames::planned(link)], snaplen);
     let comment = format!("linkscope extcap capture of {}", link.name);
     let writer = Writer::create(&Output::File(fifo.to_owned()), &comment, &interfaces)?;
     let (sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);

@@ -121,6 +121,24 @@ pub(super) struct LinkNames {
 }
 
 impl LinkNames {
+    /// The names of a planned link's ends (`vm100:eth1`) and the details of its capture
+    /// interface descriptions (MACs, bound addresses, host_mtu).
+    pub(super) fn planned(link: &crate::plan::Link) -> LinkNames {
+        let end = |e: &crate::plan::Endpoint| format!("vm{}:eth{}", e.vm, e.eth);
+        let mtu = link
+            .host_mtu
+            .map_or(String::new(), |m| format!(", host_mtu {m}"));
+        LinkNames {
+            link: link.name.clone(),
+            a: end(&link.a),
+            b: end(&link.b),
+            detail: format!(
+                ", A {} binds {}, B {} binds {}{mtu}",
+                link.a.mac, link.a.local, link.b.mac, link.b.local
+            ),
+        }
+    }
+
     fn ends(&self, direction: Direction) -> (&str, &str) {
         match direction {
             Direction::AToB => (&self.a, &self.b),
@@ -251,19 +269,7 @@ fn resolve(args: &Args) -> crate::Result<Resolved> {
             .into_iter()
             .enumerate()
             .map(|(i, link)| {
-                let end = |e: &crate::plan::Endpoint| format!("vm{}:eth{}", e.vm, e.eth);
-                let mtu = link
-                    .host_mtu
-                    .map_or(String::new(), |m| format!(", host_mtu {m}"));
-                let names = LinkNames {
-                    link: link.name.clone(),
-                    a: end(&link.a),
-                    b: end(&link.b),
-                    detail: format!(
-                        ", A {} binds {}, B {} binds {}{mtu}",
-                        link.a.mac, link.a.local, link.b.mac, link.b.local
-                    ),
-                };
+                let names = LinkNames::planned(link);
                 let config = mode(args, i).map(|mode| LinkConfig {
                     name: link.name.clone(),
                     a: link.a.local,
@@ -916,6 +922,48 @@ pub(super) fn join<C>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn planned_link_ends_become_named_described_interfaces() {
+        let end = |vm, mac: &str, local: &str, remote: &str| crate::plan::Endpoint {
+            vm,
+            eth: 1,
+            mac: mac.into(),
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+        };
+        let link = crate::plan::Link {
+            name: "100:1-102:1".into(),
+            host_mtu: Some(9000),
+            a: end(
+                100,
+                "be:24:99:00:64:01",
+                "127.0.0.1:41001",
+                "127.0.0.1:41021",
+            ),
+            b: end(
+                102,
+                "be:24:99:00:66:01",
+                "127.0.0.1:41021",
+                "127.0.0.1:41001",
+            ),
+        };
+        let (interfaces, comment) = capture_layout(&[LinkNames::planned(&link)], 128);
+        let names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["vm100:eth1", "vm102:eth1"]);
+        assert_eq!(
+            interfaces[0].description,
+            "link 100:1-102:1 end A (peer vm102:eth1), A be:24:99:00:64:01 binds \
+             127.0.0.1:41001, B be:24:99:00:66:01 binds 127.0.0.1:41021, host_mtu 9000"
+        );
+        assert!(
+            interfaces[1]
+                .description
+                .starts_with("link 100:1-102:1 end B (peer vm100:eth1)")
+        );
+        assert_eq!(interfaces[1].snaplen, 128);
+        assert_eq!(comment, "linkscope splice of 100:1-102:1");
+    }
 
     #[test]
     fn autostop_keeps_the_first_limit_reached() {
