@@ -192,60 +192,16 @@ fn assert_still_pinging(vms: &[Vm], moment: &str) {
     for vm in vms {
         assert!(
             vm.line("LINKSCOPE-PING ").is_some() && vm.line("LINKSCOPE-RESULT ").is_none(),
-            "{moment}: a VM was not in its counted pings; raise STEAL_PINGS"
+            "{moment}: a VM was not in its counted pings; give the test more pings"
         );
     }
 }
 
-/// Pings each way across the steal test: 20 s at five a second, long enough for both
-/// splices to step in and out while the pings run.
-const STEAL_PINGS: u32 = 100;
-
-#[test]
-fn a_steal_splice_steps_into_and_out_of_pinging_vms() {
-    let test = "a_steal_splice_steps_into_and_out_of_pinging_vms";
-    if !prereq::ready(test, &[Need::Qemu, Need::Tshark]) {
-        return;
-    }
-    let Some(image) = super::image_or_skip(test) else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let ports = crate::lab::free_udp_ports::<2>();
-    let mapping = dir.path().join("mapping.yaml");
-    std::fs::write(&mapping, plan::one_link_mapping(VMS, ports, None)).unwrap();
-    let args = scenario::loopback_args(Netdev::Socket, ports).unwrap();
-    let mut vms = scenario::boot(
-        &image,
-        &args,
-        scenario::ping_guests(None, 56, STEAL_PINGS),
-        [None, None],
-    )
-    .unwrap();
-    for vm in &mut vms {
-        vm.wait_line("LINKSCOPE-PING ").unwrap();
-    }
-    let splice_args = |write: &str| -> Vec<String> {
-        vec![
-            "--mapping".into(),
-            mapping.display().to_string(),
-            "--link".into(),
-            "100:1".into(),
-            "-w".into(),
-            write.into(),
-        ]
-    };
-
-    // Into a file: in while both VMs ping, out on SIGINT.
-    let file = dir.path().join("steal.pcapng");
-    let splice = Splice::start(&splice_args(&file.display().to_string()));
-    wait_for_echoes(&file, 5);
-    let stderr = splice.stop("INT");
-    assert_still_pinging(&vms, "SIGINT to the file splice");
-    check_summary(&stderr);
-
-    // Live: `-w - | tshark -l -i -` decodes the echoes while the splice runs; SIGTERM.
-    let mut splice = Splice::start(&splice_args("-"));
+/// Runs `linkscope splice ARGS -w - | tshark -l -i -` until tshark has decoded at least `n`
+/// echo requests and replies from each VM, then stops the splice with SIGTERM. Returns the
+/// ICMP rows tshark printed (fields [`ICMP_FIELDS`]) and the splice's standard error.
+fn live_into_tshark(args: &[String], n: usize) -> (Vec<Vec<String>>, String) {
+    let mut splice = Splice::start(args);
     let mut tshark = Command::new("tshark");
     tshark.args(["-l", "-n", "-i", "-", "-T", "fields", "-E", "separator=/t"]);
     for field in ICMP_FIELDS {
@@ -271,7 +227,7 @@ fn a_steal_splice_steps_into_and_out_of_pinging_vms() {
     });
     let mut live = Vec::new();
     let deadline = Instant::now() + FRAMES_DEADLINE;
-    while !at_least(check_icmp_rows(&live), 5) {
+    while !at_least(check_icmp_rows(&live), n) {
         let left = deadline.saturating_duration_since(Instant::now());
         match rows.recv_timeout(left) {
             Ok(row) => live.push(row),
@@ -279,29 +235,105 @@ fn a_steal_splice_steps_into_and_out_of_pinging_vms() {
         }
     }
     let stderr = splice.stop("TERM");
-    assert_still_pinging(&vms, "SIGTERM to the live splice");
-    check_summary(&stderr);
     // The splice closed the pipe: tshark reads its end and exits.
     let status = tshark.wait().unwrap();
     reader.join().unwrap();
     assert!(status.success(), "tshark: {status}");
     live.extend(rows.try_iter());
     check_icmp_rows(&live);
+    (live, stderr)
+}
 
-    // Four moments (each splice in and out) cost each VM's pings at most one packet.
+/// Two VMs wired by `netdev` ping each other `pings` times; while they do, a steal-mode
+/// splice writing a file steps in and, on SIGINT, out; with `live`, then a second one
+/// writing `-w - | tshark -l -i -` steps in and, on SIGTERM, out. Each VM may lose at most
+/// one ping across all these moments; tshark and capinfos check the file.
+fn steal_in_and_out(test: &str, netdev: Netdev, pings: u32, live: bool) {
+    if !prereq::ready(test, &[Need::Qemu, Need::Tshark]) {
+        return;
+    }
+    let Some(image) = super::image_or_skip(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ports = crate::lab::free_udp_ports::<2>();
+    let mapping = dir.path().join("mapping.yaml");
+    std::fs::write(&mapping, plan::one_link_mapping(VMS, ports, None)).unwrap();
+    let args = scenario::loopback_args(netdev, ports).unwrap();
+    let mut vms = scenario::boot(
+        &image,
+        &args,
+        scenario::ping_guests(None, 56, pings),
+        [None, None],
+    )
+    .unwrap();
+    for vm in &mut vms {
+        vm.wait_line("LINKSCOPE-PING ").unwrap();
+    }
+    let splice_args = |write: &str| -> Vec<String> {
+        vec![
+            "--mapping".into(),
+            mapping.display().to_string(),
+            "--link".into(),
+            "100:1".into(),
+            "-w".into(),
+            write.into(),
+        ]
+    };
+
+    // Into a file: in while both VMs ping, out on SIGINT.
+    let file = dir.path().join("steal.pcapng");
+    let splice = Splice::start(&splice_args(&file.display().to_string()));
+    wait_for_echoes(&file, 5);
+    let stderr = splice.stop("INT");
+    assert_still_pinging(&vms, "SIGINT to the file splice");
+    check_summary(&stderr);
+
+    if live {
+        let (rows, stderr) = live_into_tshark(&splice_args("-"), 5);
+        assert_still_pinging(&vms, "SIGTERM to the live splice");
+        check_summary(&stderr);
+        eprintln!("{test}: live: tshark decoded {} ICMP frames", rows.len());
+    }
+
     for result in scenario::results(&mut vms).unwrap() {
+        eprintln!("{test}: {result:?}");
         let count = |key: &str| -> u32 { result[key].parse().unwrap() };
-        assert_eq!(count("transmitted"), STEAL_PINGS, "{result:?}");
+        assert_eq!(count("transmitted"), pings, "{result:?}");
         assert!(
-            count("received") + 1 >= STEAL_PINGS,
+            count("received") + 1 >= pings,
             "more than one ping lost: {result:?}"
         );
     }
     drop(vms);
 
     let counts = icmp_in(&file);
+    eprintln!("{test}: file: echo requests/replies per end {counts:?}");
     assert!(at_least(counts, 5), "{counts:?}");
     check_capinfos(&file);
+}
+
+/// 100 pings at five a second (20 s) leave time for two splices to step in and out.
+#[test]
+fn a_steal_splice_steps_into_and_out_of_pinging_vms() {
+    steal_in_and_out(
+        "a_steal_splice_steps_into_and_out_of_pinging_vms",
+        Netdev::Socket,
+        100,
+        true,
+    );
+}
+
+/// QEMU's `-netdev dgram` binds the same way as `-netdev socket,udp=` (SO_REUSEADDR, never
+/// connected): the splice steals from it too.
+#[test]
+fn a_steal_splice_steps_into_and_out_of_a_dgram_tunnel() {
+    steal_in_and_out(
+        "a_steal_splice_steps_into_and_out_of_a_dgram_tunnel",
+        Netdev::Dgram,
+        50,
+        false,
+    );
 }
 
 const RELAY_PINGS: u32 = 10;
