@@ -156,17 +156,19 @@ fn icmp_in(file: &Path) -> [[usize; 2]; 2] {
 }
 
 /// Waits until `file`, a capture the splice is still writing, holds at least `n` echo
-/// requests and replies from each VM.
+/// requests and replies from each VM (tshark fails until the splice has created it).
 fn wait_for_echoes(file: &Path, n: usize) {
     let deadline = Instant::now() + FRAMES_DEADLINE;
     loop {
-        let counts = icmp_in(file);
-        if at_least(counts, n) {
+        let seen = capture::tshark_fields(file, &[], "icmp", &ICMP_FIELDS)
+            .map(|rows| check_icmp_rows(&rows));
+        if seen.as_ref().is_ok_and(|&counts| at_least(counts, n)) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "after {FRAMES_DEADLINE:?}, {} holds only {counts:?} echo requests/replies",
+            "after {FRAMES_DEADLINE:?}, {} holds fewer than {n} echo requests/replies from each \
+             VM: {seen:?}",
             file.display()
         );
         std::thread::sleep(Duration::from_millis(500));
