@@ -3,9 +3,14 @@
 //!
 //! A generator (sendmmsg, as fast as it can) sends frames of 64, 512, 1500 and 9000 bytes to
 //! a sink (recvmmsg) on loopback through (a) the direct path, (b) `linkscope splice` (steal
-//! mode), (c) `linkscope splice -w FILE` (writing pcapng), (d) `vde_plug udp:// udp://`,
-//! (e) `socat -u UDP4-RECV UDP4-SENDTO`, one after the other in one run, and prints the
-//! delivered frames per second, Gbit/s of frame bytes and the ratio to the direct path. Then
+//! mode, measurements off: `--no-measure`), (c) `linkscope splice` with all its
+//! measurements on (the default: meters, layer-2 view, status line every second), (d)
+//! `linkscope splice -w FILE --no-measure` and (e) `linkscope splice -w FILE` (writing
+//! pcapng, measurements off / on), (f) `vde_plug udp:// udp://`, (g) `socat -u UDP4-RECV
+//! UDP4-SENDTO`, one after the other in one run, and prints the delivered frames per second,
+//! Gbit/s of frame bytes and the ratio to the direct path, and the ratios of measured to
+//! unmeasured splices. Frames are IPv4/UDP, so the meter
+//! parses them down to the transport header as it would real traffic. Then
 //! a ping-pong at 10 000 exchanges per second measures the round trip direct and through the
 //! splice; the difference is the latency the splice adds (both directions spliced).
 //!
@@ -82,11 +87,14 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// An IPv4/UDP frame of `len` bytes (at least 42).
 fn frame(len: usize) -> Vec<u8> {
-    let mut f = vec![0x5a; len];
-    f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x0b]);
-    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x0a]);
-    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    let mut f = Vec::with_capacity(len);
+    etherparse::PacketBuilder::ethernet2([0x02, 0, 0, 0, 0, 0x0a], [0x02, 0, 0, 0, 0, 0x0b])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(40000, 9)
+        .write(&mut f, &vec![0x5a; len.max(42) - 42])
+        .expect("a frame");
     f
 }
 
@@ -142,11 +150,16 @@ fn installed(tool: &str) -> bool {
 fn path(kind: &str, ends: &Ends) -> Option<Path> {
     let (target, relay, dir) = match kind {
         "direct" => (ends.lb(), None, None),
-        "splice" => (ends.lb(), Some(linkscope(ends, &[])), None),
-        "splice -w" => {
+        "splice" => (ends.lb(), Some(linkscope(ends, &["--no-measure"])), None),
+        "splice +measure" => (ends.lb(), Some(linkscope(ends, &[])), None),
+        "splice -w" | "splice -w --no-measure" => {
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("relay.pcapng");
-            let relay = linkscope(ends, &["-w", file.to_str().unwrap()]);
+            let mut args = vec!["-w", file.to_str().unwrap()];
+            if kind.ends_with("--no-measure") {
+                args.push("--no-measure");
+            }
+            let relay = linkscope(ends, &args);
             (ends.lb(), Some(relay), Some(dir))
         }
         "vde_plug" => {
@@ -289,12 +302,18 @@ fn main() {
         Err(_) if full => vec![64, 512, 1500, 9000],
         Err(_) => vec![64],
     };
-    let kinds: Vec<&str> = ["direct", "splice", "splice -w", "vde_plug", "socat"]
-        .into_iter()
-        .filter(|k| {
-            std::env::var("RELAY_PATHS").map_or(true, |list| list.split(',').any(|p| p == *k))
-        })
-        .collect();
+    let kinds: Vec<&str> = [
+        "direct",
+        "splice",
+        "splice +measure",
+        "splice -w --no-measure",
+        "splice -w",
+        "vde_plug",
+        "socat",
+    ]
+    .into_iter()
+    .filter(|k| std::env::var("RELAY_PATHS").map_or(true, |list| list.split(',').any(|p| p == *k)))
+    .collect();
 
     let rounds = if full { 3 } else { 1 };
     println!(
@@ -304,6 +323,7 @@ fn main() {
     );
     println!("| frame bytes | path | delivered pps | Gbit/s | ratio to direct |");
     println!("|---:|---|---:|---:|---:|");
+    let mut overhead = Vec::new();
     for &len in &sizes {
         // Rounds interleave the paths, so a burst of load elsewhere hits them all alike.
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
@@ -326,6 +346,21 @@ fn main() {
                 _ => println!("| {len} | {kind} | skipped: not installed or not relaying | | |"),
             }
         }
+        let of = |kind: &str| {
+            let at = kinds.iter().position(|k| *k == kind)?;
+            medians[at]
+        };
+        for (plain, measured) in [
+            ("splice", "splice +measure"),
+            ("splice -w --no-measure", "splice -w"),
+        ] {
+            if let (Some(p), Some(m)) = (of(plain), of(measured)) {
+                overhead.push((len, measured, plain, m / p));
+            }
+        }
+    }
+    for (len, measured, plain, ratio) in overhead {
+        println!("{len}-byte frames: `{measured}` delivers {ratio:.2}x the pps of `{plain}`");
     }
 
     let count = if full { 20_000 } else { 500 };

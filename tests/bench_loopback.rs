@@ -446,3 +446,28 @@ fn wireshark_reads_test_frames_as_ethernet_with_ethertype_88b5() {
         ]
     );
 }
+
+#[test]
+fn receiver_going_away_mid_run_ends_the_run_with_an_error() {
+    let mut sink = Receiver::start("sink");
+    let mut sender = Command::cargo_bin("linkscope")
+        .unwrap()
+        .args(["bench", "send", "--to", &sink.addr.to_string()])
+        .args(["--duration", "600", "--interval", "0.2", "--rate", "1000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first interval line proves the run is under way; then the sink goes.
+    let mut stdout = BufReader::new(sender.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("sent"), "{line:?}");
+    let _ = sink.child.kill();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut sender.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(sender.wait().unwrap().code(), Some(1));
+    assert!(err.contains("no report from"), "{err}");
+}

@@ -268,3 +268,51 @@ fn a_file_that_is_no_capture_is_an_input_error() {
         .assert()
         .code(2);
 }
+
+/// Wireshark's own writer (editcap rewrites a file through wiretap) must not change what
+/// compare finds: interface names and direction flags survive, and so do the counts.
+#[test]
+fn captures_rewritten_by_editcap_compare_the_same() {
+    match std::process::Command::new("editcap").arg("-h").output() {
+        Ok(o) if o.status.success() => {}
+        _ if std::env::var_os("LINKSCOPE_REQUIRE_LAB").is_some() => {
+            panic!("LINKSCOPE_REQUIRE_LAB is set but editcap (Debian package tshark) is missing")
+        }
+        _ => {
+            eprintln!("skipped: needs editcap (Debian package tshark)");
+            return;
+        }
+    }
+    let base = now();
+    let ms = Duration::from_millis;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..30u32 {
+        let t = base + ms(u64::from(i));
+        let f = frame(i, true);
+        a.push((t, 0, Some(2), f.clone()));
+        if i % 7 != 3 {
+            b.push((t + ms(2), 1, Some(1), f));
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (pa, pb) = (dir.path().join("a.pcapng"), dir.path().join("b.pcapng"));
+    write_pcapng(&pa, &a);
+    write_pcapng(&pb, &b);
+    let (ea, eb) = (dir.path().join("ea.pcapng"), dir.path().join("eb.pcapng"));
+    for (from, to) in [(&pa, &ea), (&pb, &eb)] {
+        let status = std::process::Command::new("editcap")
+            .args(["-F", "pcapng"])
+            .arg(from)
+            .arg(to)
+            .status()
+            .expect("runs editcap");
+        assert!(status.success());
+    }
+    let ours = compare_json(&pa, &pb);
+    let theirs = compare_json(&ea, &eb);
+    assert_eq!(ours["directions"], theirs["directions"]);
+    let d = &theirs["directions"][0];
+    assert_eq!(d["direction"], "from vm100:eth1");
+    assert_eq!(d["lost"], 4);
+    assert_eq!(theirs["directions_a"], "flags");
+}

@@ -479,6 +479,8 @@ fn send_streams(
         .map(|r| r / streams as f64);
     let sent = AtomicU64::new(0);
     let running = AtomicUsize::new(streams as usize);
+    // Set when an interval report fails: the size is over, the senders stop early.
+    let failed = AtomicBool::new(false);
     let start = Instant::now();
     let deadline = match limit {
         Limit::Duration(d) => Some(start + d),
@@ -495,13 +497,14 @@ fn send_streams(
                 stream: stream as u16,
                 ..*header
             };
-            let (sent, running) = (&sent, &running);
+            let (sent, running, stops) = (&sent, &running, [stop, &failed]);
             let to = config.to;
             let handle = std::thread::Builder::new()
                 .name(format!("bench-send-{stream}"))
                 .spawn_scoped(scope, move || {
-                    let r =
-                        send_stream(socket, to, &header, size, rate, count, deadline, sent, stop);
+                    let r = send_stream(
+                        socket, to, &header, size, rate, count, deadline, sent, stops,
+                    );
                     running.fetch_sub(1, Ordering::Relaxed);
                     r
                 })
@@ -517,6 +520,7 @@ fn send_streams(
             std::thread::sleep(Duration::from_millis(10));
             if result.is_ok() {
                 result = tick(sent.load(Ordering::Relaxed));
+                failed.store(result.is_err(), Ordering::Relaxed);
             }
         }
         for h in handles {
@@ -551,7 +555,7 @@ fn send_stream(
     count: Option<u64>,
     deadline: Option<Instant>,
     sent: &AtomicU64,
-    stop: &AtomicBool,
+    stops: [&AtomicBool; 2],
 ) -> std::io::Result<()> {
     let mut frames = vec![vec![0u8; size]; BURST];
     for f in &mut frames {
@@ -563,7 +567,7 @@ fn send_stream(
     let mut refused = 0;
     loop {
         let now = Instant::now();
-        if stop.load(Ordering::Relaxed)
+        if stops.iter().any(|s| s.load(Ordering::Relaxed))
             || deadline.is_some_and(|d| now >= d)
             || count.is_some_and(|c| seq >= c)
         {

@@ -18,15 +18,16 @@ pub struct StreamStats {
     jitter_ns: f64,
 }
 
-/// Sequence numbers further ahead than this are not tracked (a corrupt or foreign frame must
-/// not make us allocate gigabytes): 2^32 frames, 512 MiB of bitmap at the very most.
-const MAX_SEQUENCE: u64 = 1 << 32;
+/// Sequence numbers this far beyond the highest one seen are not tracked: a corrupt or
+/// foreign frame must not make us allocate a huge bitmap in one step (2^24 frames is 2 MiB
+/// of bitmap; a real sender never loses that many frames in a row and then recovers).
+const MAX_JUMP: u64 = 1 << 24;
 
 impl StreamStats {
     /// Accounts one data frame of `len` bytes with sequence `seq`, sent at `sent_ns` by the
     /// sender's clock and received at `arrived_ns` by ours.
     pub fn record(&mut self, seq: u64, len: usize, sent_ns: u64, arrived_ns: u64) {
-        if seq >= MAX_SEQUENCE {
+        if seq > self.highest.unwrap_or(0).saturating_add(MAX_JUMP) {
             return;
         }
         let (word, bit) = ((seq / 64) as usize, seq % 64);
@@ -175,7 +176,11 @@ mod tests {
     fn ignores_absurd_sequence_numbers() {
         let mut s = StreamStats::default();
         s.record(u64::MAX, 60, 0, 0);
+        s.record((1 << 24) + 1, 60, 0, 0);
         assert_eq!(s.received(), 0);
+        s.record(1 << 24, 60, 0, 0);
+        assert_eq!(s.received(), 1);
+        assert!(s.seen.len() <= (1 << 24) / 64 * 2);
     }
 
     #[test]

@@ -130,9 +130,10 @@ struct SendArgs {
     /// Seconds between interval reports; 0 for none.
     #[arg(long, value_name = "S", default_value_t = 1.0)]
     interval: f64,
-    /// Path MTU for the on-wire bit rate (outer headers and fragments).
-    #[arg(long, value_name = "BYTES", default_value_t = 1500)]
-    path_mtu: u32,
+    /// Path MTU for the on-wire bit rate (outer headers and fragments) [default: the
+    /// kernel's route MTU towards the receiver; 65535 on loopback].
+    #[arg(long, value_name = "BYTES")]
+    path_mtu: Option<u32>,
     /// Seconds to wait after the last frame of a size for frames in flight.
     #[arg(long, value_name = "S", default_value_t = 0.2)]
     drain: f64,
@@ -232,7 +233,10 @@ fn send(args: SendArgs, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
         interval: (!interval.is_zero()).then_some(interval),
         src_mac,
         dst_mac,
-        path_mtu: args.path_mtu,
+        path_mtu: match args.path_mtu {
+            Some(mtu) => mtu,
+            None => crate::measure::pmtu::route_path_mtu(to)?,
+        },
         drain: seconds("--drain", args.drain)?,
         report_timeout: Duration::from_secs(3),
     };

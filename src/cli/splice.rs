@@ -1,7 +1,9 @@
 //! `linkscope splice`: step into running QEMU UDP tunnels, relay every frame unchanged, and
 //! show what crosses them.
 
-use std::io::{self, Write};
+mod watch;
+
+use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,8 +14,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::capture::{Interface, Output, Writer};
+use crate::measure::l2::Expect;
+use crate::measure::meter::{Counters, Ends, SpliceCounters};
+use crate::measure::report::{self, Report};
+use crate::measure::snmp::{self, FragCounters};
+use crate::splice::meters::{self, LinkMeter, Metered, Meters};
 use crate::splice::recorder::Recorder;
 use crate::splice::tap::{self, Consumer, Flow, TapRecord};
+use crate::splice::watch::{Views, Watched};
 use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Splice, SpliceConfig, Survey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,9 +77,37 @@ pub struct Args {
     /// first reached wins).
     #[arg(short = 'a', value_name = "COND")]
     autostop: Vec<String>,
-    /// Print nothing per frame (only the start report and the summary).
+    /// Print nothing per frame (only the start report, the status lines and the summary).
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// The links' host_mtu for the fragmentation figures (default: each link's host_mtu in
+    /// the mapping; none without a mapping).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(68..))]
+    host_mtu: Option<u32>,
+    /// The path MTU between the tunnel's hosts (default: the kernel's route MTU towards the
+    /// peer, 65535 on loopback).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(68..))]
+    path_mtu: Option<u32>,
+    /// Seconds between status lines on standard error (0: none).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    stats_interval: f64,
+    /// Write the JSON report at the end to FILE, or to standard output with `--json -`.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// With --json: also write one JSON report per stats interval, one object a line.
+    #[arg(long, requires = "json")]
+    json_stream: bool,
+    /// Measure nothing: no status lines, no summary of the measurements, no report.
+    #[arg(long, conflicts_with_all = ["json", "host_mtu", "path_mtu"])]
+    no_measure: bool,
+    /// Exit 0 as soon as these control protocols have crossed every link, else exit 1 after
+    /// --timeout naming what never came: lldp, stp, lacp, each optionally :a>b or :b>a
+    /// (default: both directions); comma-separated, repeatable.
+    #[arg(long, value_name = "PROTO[:DIR],...")]
+    expect: Vec<String>,
+    /// With --expect: how long to wait, in seconds [default: 60].
+    #[arg(long, value_name = "SECONDS", requires = "expect")]
+    timeout: Option<f64>,
 }
 
 /// The names of a link's two ends, as printed and as capture interface names.
@@ -194,8 +230,11 @@ fn parse_output(write: Option<&Path>, ring: &[String]) -> crate::Result<Option<O
     }))
 }
 
-fn resolve(args: &Args) -> crate::Result<(Vec<LinkConfig>, Vec<LinkNames>)> {
-    let (links, names): (Vec<_>, Vec<_>) = if let Some(mapping) = &args.mapping {
+/// The links to splice, their names, and their host_mtu from the mapping.
+type Resolved = (Vec<LinkConfig>, Vec<LinkNames>, Vec<Option<u32>>);
+
+fn resolve(args: &Args) -> crate::Result<Resolved> {
+    let (links, names, host_mtus): Resolved = if let Some(mapping) = &args.mapping {
         let planned = crate::plan::load_links(mapping)?;
         let mut chosen: Vec<&crate::plan::Link> = Vec::new();
         for spec in &args.link {
@@ -231,11 +270,16 @@ fn resolve(args: &Args) -> crate::Result<(Vec<LinkConfig>, Vec<LinkNames>)> {
                     b: link.b.local,
                     mode,
                 });
-                config.map(|c| (c, names))
+                config.map(|c| (c, names, link.host_mtu))
             })
             .collect::<crate::Result<Vec<_>>>()?
             .into_iter()
-            .unzip()
+            .fold(Resolved::default(), |mut all, (c, n, m)| {
+                all.0.push(c);
+                all.1.push(n);
+                all.2.push(m);
+                all
+            })
     } else {
         let (Some(a), Some(b)) = (args.end_a, args.end_b) else {
             return Err(crate::Error::Argument {
@@ -258,7 +302,7 @@ fn resolve(args: &Args) -> crate::Result<(Vec<LinkConfig>, Vec<LinkNames>)> {
             b: b.to_string(),
             detail: String::new(),
         };
-        (vec![config], vec![names])
+        (vec![config], vec![names], vec![None])
     };
     if args.listen.len() > links.len() {
         return Err(crate::Error::Argument {
@@ -270,7 +314,7 @@ fn resolve(args: &Args) -> crate::Result<(Vec<LinkConfig>, Vec<LinkNames>)> {
             ),
         });
     }
-    Ok((links, names))
+    Ok((links, names, host_mtus))
 }
 
 fn mode(args: &Args, link: usize) -> crate::Result<Mode> {
@@ -506,20 +550,269 @@ pub(super) fn print_summary(
     Ok(())
 }
 
+/// Where the JSON report goes.
+enum JsonOut {
+    Stdout,
+    File(io::BufWriter<std::fs::File>, PathBuf),
+}
+
+impl JsonOut {
+    fn open(path: &Path, capture_on_stdout: bool) -> anyhow::Result<JsonOut> {
+        if path == Path::new("-") {
+            if capture_on_stdout {
+                return Err(crate::Error::Argument {
+                    field: "--json".into(),
+                    message: "standard output carries the capture (-w -); write the report to \
+                              a file"
+                        .into(),
+                }
+                .into());
+            }
+            return Ok(JsonOut::Stdout);
+        }
+        let file = std::fs::File::create(path).map_err(|source| crate::Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(JsonOut::File(io::BufWriter::new(file), path.to_owned()))
+    }
+
+    /// Writes `report` as one line (`stream`) or pretty-printed, and flushes it.
+    fn write(&mut self, report: &Report, stream: bool) -> anyhow::Result<()> {
+        let text = if stream {
+            serde_json::to_string(report)?
+        } else {
+            serde_json::to_string_pretty(report)?
+        };
+        match self {
+            JsonOut::Stdout => {
+                let mut out = io::stdout().lock();
+                writeln!(out, "{text}")
+                    .and_then(|()| out.flush())
+                    .map_err(stdout_error)?;
+            }
+            JsonOut::File(out, path) => {
+                writeln!(out, "{text}")
+                    .and_then(|()| out.flush())
+                    .map_err(|source| crate::Error::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The splice's measurements as the CLI shows them: the meters, the names of the links'
+/// ends, the directions each link carries here, and the kernel's counters at the start.
+struct Measurement {
+    meters: Meters,
+    ends: Vec<Ends>,
+    directions: Vec<Vec<Direction>>,
+    family: snmp::Family,
+    snmp_start: FragCounters,
+    started_ns: u64,
+    /// Counters at the last status line, per link, for the current rates.
+    last: Vec<[Counters; 2]>,
+    last_ns: u64,
+    terminal: bool,
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Measurement {
+    fn new(
+        args: &Args,
+        links: &[LinkConfig],
+        names: &[LinkNames],
+        host_mtus: &[Option<u32>],
+    ) -> anyhow::Result<Measurement> {
+        let budgets = links
+            .iter()
+            .zip(host_mtus)
+            .map(|(link, mtu)| meters::budget(link, args.host_mtu.or(*mtu), args.path_mtu))
+            .collect::<crate::Result<Vec<_>>>()?;
+        let directions = links
+            .iter()
+            .map(|link| match link.mode {
+                Mode::Steal => Survey::of(link).map(|s| s.stealable()),
+                Mode::Relay { .. } => Ok(Direction::BOTH.to_vec()),
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
+        let family = links
+            .first()
+            .map_or(snmp::Family::V4, |l| snmp::Family::of(&meters::peer(l)));
+        let now = now_ns();
+        Ok(Measurement {
+            meters: Meters::new(&budgets),
+            ends: names
+                .iter()
+                .map(|n| Ends {
+                    name: n.link.clone(),
+                    a: n.a.clone(),
+                    b: n.b.clone(),
+                })
+                .collect(),
+            directions,
+            family,
+            snmp_start: FragCounters::read(family)?,
+            started_ns: now,
+            last: vec![[Counters::default(); 2]; links.len()],
+            last_ns: now,
+            terminal: io::stderr().is_terminal(),
+        })
+    }
+
+    /// Counts overdue requests as unanswered and prints one status line (a refreshing one
+    /// on a terminal).
+    fn status(&mut self) -> io::Result<()> {
+        let now = now_ns();
+        let mut meters = self.meters.lock();
+        let mut parts = Vec::new();
+        for (i, LinkMeter { meter, .. }) in meters.iter_mut().enumerate() {
+            meter.expire(now);
+            let line = meter.status_line(
+                &self.directions[i],
+                self.last[i],
+                now - self.last_ns.min(now),
+            );
+            parts.push(format!("{}: {line}", self.ends[i].name));
+            self.last[i] = Direction::BOTH.map(|d| meter.counters(d));
+        }
+        drop(meters);
+        self.last_ns = now;
+        let line = parts.join("  ");
+        let mut err = io::stderr().lock();
+        if self.terminal {
+            write!(err, "\r{line}\x1b[K")?;
+        } else {
+            writeln!(err, "{line}")?;
+        }
+        err.flush()
+    }
+
+    /// Ends a refreshing status line before other output.
+    fn end_status(&self) -> io::Result<()> {
+        if self.terminal {
+            writeln!(io::stderr())?;
+        }
+        Ok(())
+    }
+
+    /// The report as of now, with the splice's own counters when given.
+    fn report(&self, stats: &[LinkStats]) -> anyhow::Result<Report> {
+        let now = now_ns();
+        let duration_s = now.saturating_sub(self.started_ns) as f64 / 1e9;
+        let snmp_now = FragCounters::read(self.family)?;
+        let mut meters = self.meters.lock();
+        let links = meters
+            .iter_mut()
+            .enumerate()
+            .map(|(i, LinkMeter { meter, l2 })| {
+                meter.expire(now);
+                let splice = Direction::BOTH.map(|d| {
+                    let s = stats
+                        .get(i)
+                        .and_then(|l| l.direction(d))
+                        .copied()
+                        .unwrap_or_default();
+                    SpliceCounters {
+                        dropped: report::Dropped {
+                            kernel_rx_overflow: s.kernel_drops(),
+                            send_error: s.send_failed(),
+                            foreign_source: s.foreign(),
+                            zero_length: s.zero_length(),
+                        },
+                        capture_dropped: s.tap_dropped(),
+                    }
+                });
+                let mut link = meter.report(&self.ends[i], splice, duration_s);
+                for (direction, out) in Direction::BOTH.iter().zip(&mut link.directions) {
+                    let view = l2.direction(*direction);
+                    out.lldp = serde_json::to_value(view.lldp())?;
+                    out.stp = serde_json::to_value(view.stp())?;
+                    out.lacp = serde_json::to_value(view.lacp())?;
+                }
+                let seen = &self.directions[i];
+                let mut directions = std::mem::take(&mut link.directions).into_iter();
+                link.directions = Direction::BOTH
+                    .iter()
+                    .filter_map(|d| {
+                        let next = directions.next();
+                        if seen.contains(d) { next } else { None }
+                    })
+                    .collect();
+                Ok(link)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Report {
+            version: 1,
+            duration_s,
+            links,
+            host: report::Host::from(snmp_now - self.snmp_start),
+        })
+    }
+
+    /// The human summary of every link.
+    fn summary(&self, err: &mut impl Write) -> io::Result<()> {
+        let duration_s = now_ns().saturating_sub(self.started_ns) as f64 / 1e9;
+        let meters = self.meters.lock();
+        for (i, LinkMeter { meter, .. }) in meters.iter().enumerate() {
+            write!(
+                err,
+                "{}",
+                meter.summary(&self.ends[i], &self.directions[i], duration_s)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     let handler_flag = stop.clone();
     ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
         .context("installing the signal handler")?;
-    let (links, names) = resolve(&args)?;
+    let (links, names, host_mtus) = resolve(&args)?;
     let autostop = parse_autostop(&args.autostop, args.count)?;
+    let expect = if args.expect.is_empty() {
+        None
+    } else {
+        Some(Expect::parse(&args.expect, "--expect")?)
+    };
+    let expect_timeout = watch::timeout(args.timeout)?;
+    if !(args.stats_interval.is_finite() && args.stats_interval >= 0.0) {
+        return Err(crate::Error::Argument {
+            field: "--stats-interval".into(),
+            message: format!(
+                "{}: expected a number of seconds, 0 or more",
+                args.stats_interval
+            ),
+        }
+        .into());
+    }
+    let output = parse_output(args.write.as_deref(), &args.ring)?;
+    let mut json = args
+        .json
+        .as_deref()
+        .map(|path| JsonOut::open(path, matches!(output, Some(Output::Stdout))))
+        .transpose()?;
     let mut err = io::stderr().lock();
     for (link, names) in links.iter().zip(&names) {
         report_start(link, names, &mut err)?;
     }
     drop(err);
+    let mut measurement = if args.no_measure {
+        None
+    } else {
+        Some(Measurement::new(&args, &links, &names, &host_mtus)?)
+    };
 
-    let output = parse_output(args.write.as_deref(), &args.ring)?;
     let config = SpliceConfig { links };
     let sink = if let Some(output) = &output {
         let (interfaces, comment) = capture_layout(&names, args.snaplen);
@@ -538,34 +831,74 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let (tap_sender, consumer) = match sink {
-        Some(sink) => {
-            let (sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);
-            (
-                Some(sender),
-                Some(tap::spawn(receiver, sink, stop.clone())?),
-            )
-        }
-        None => (None, None),
-    };
+    let views = Views::new(config.links.len());
+    let watched = Watched::new(
+        views.clone(),
+        expect.clone(),
+        watch::printer(names.clone()),
+        sink,
+    );
+    let meters = measurement
+        .as_ref()
+        .map_or_else(|| Meters::new(&[]), |m| m.meters.clone());
+    let (tap_sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);
+    let consumer = tap::spawn(receiver, Metered::new(meters, Some(watched)), stop.clone())?;
 
-    let splice = Splice::start(&config, tap_sender, stop.clone())?;
+    let splice = Splice::start(&config, Some(tap_sender), stop.clone())?;
     let started = Instant::now();
+    let interval = Duration::from_secs_f64(args.stats_interval);
+    let mut next_status = started + interval;
     while !stop.load(Ordering::SeqCst) {
-        if autostop.duration.is_some_and(|d| started.elapsed() >= d) {
+        if autostop.duration.is_some_and(|d| started.elapsed() >= d)
+            || (expect.is_some() && started.elapsed() >= expect_timeout)
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
+        if let Some(m) = &mut measurement
+            && !interval.is_zero()
+            && Instant::now() >= next_status
+        {
+            next_status += interval;
+            m.status()?;
+            if let Some(json) = &mut json
+                && args.json_stream
+            {
+                json.write(&m.report(&splice.stats())?, true)?;
+            }
+        }
     }
     let stats = splice.stop();
-    let outcome = match consumer.map(join) {
-        Some(Ok(Sink::Capture(recorder))) => recorder.finish(&stats).map_err(anyhow::Error::from),
-        Some(Err(e)) => Err(e),
-        _ => Ok(()),
+    let waited = started.elapsed();
+    let sink = join(consumer).map(|c| c.into_inner().and_then(Watched::into_inner));
+    let outcome = match sink {
+        Ok(Some(Sink::Capture(recorder))) => recorder.finish(&stats).map_err(anyhow::Error::from),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
     };
-    print_summary(&stats, &names, &mut io::stderr().lock())?;
+    let mut err = io::stderr().lock();
+    if let Some(m) = &measurement {
+        m.end_status()?;
+    }
+    print_summary(&stats, &names, &mut err)?;
+    if let Some(m) = &measurement {
+        m.summary(&mut err)?;
+        if let Some(json) = &mut json {
+            json.write(&m.report(&stats)?, args.json_stream)?;
+        }
+    }
+    let views = views.lock();
+    watch::print_summary(&views, &stats, &names, &mut err)?;
+    let passed = match &expect {
+        Some(expect) => watch::verdict(expect, &views, &names, waited, &mut err)?,
+        None => true,
+    };
     outcome?;
-    Ok(ExitCode::SUCCESS)
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 pub(super) fn join<C>(

@@ -537,4 +537,27 @@ mod tests {
         let d = &compare(&a, &b).directions[0];
         assert_eq!((d.lost, d.outside_overlap, d.matched), (0, 4, 6));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_files_never_panic(
+            pcapng in proptest::bool::ANY,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+        ) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("x");
+            // A valid header, then anything.
+            let mut bytes = Vec::new();
+            if pcapng {
+                let mut w = pcap_file::pcapng::PcapNgWriter::new(&mut bytes).expect("header");
+                let idb = pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock::new(DataLink::ETHERNET, 0);
+                w.write_pcapng_block(idb).expect("interface");
+            } else {
+                pcap_file::pcap::PcapWriter::new(&mut bytes).expect("header");
+            }
+            bytes.extend(body);
+            std::fs::write(&path, bytes).expect("writes");
+            let _ = read_capture(&path);
+        }
+    }
 }

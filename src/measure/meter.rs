@@ -32,25 +32,7 @@ use hdrhistogram::Histogram;
 use super::fragment::{Budget, Seen, advice};
 use super::report;
 
-/// The direction a frame travels on a link: from endpoint A to B or back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    AToB,
-    BToA,
-}
-
-impl Direction {
-    /// Both directions, A to B first.
-    pub const BOTH: [Direction; 2] = [Direction::AToB, Direction::BToA];
-
-    /// "a>b" or "b>a", as in the advice lines.
-    pub fn label(self) -> &'static str {
-        match self {
-            Direction::AToB => "a>b",
-            Direction::BToA => "b>a",
-        }
-    }
-}
+pub use crate::splice::Direction;
 
 /// The slot of a direction in per-direction arrays.
 fn slot(direction: Direction) -> usize {
@@ -291,9 +273,11 @@ impl Meter {
             .iter()
             .map(|d| d.unanswered[exchange as usize])
             .sum();
+        // The histogram answers with the top of a bucket (3 significant digits); the exact
+        // maximum bounds it, so a percentile never reads above the max.
         let quantile = |q: f64| {
             (!meter.histogram.is_empty())
-                .then(|| meter.histogram.value_at_quantile(q) as f64 / 1000.0)
+                .then(|| meter.histogram.value_at_quantile(q).min(meter.max_us) as f64 / 1000.0)
         };
         report::Rtt {
             count: meter.histogram.len(),
@@ -331,8 +315,14 @@ impl Meter {
     /// `elapsed_ns` before), the share of frames fragmented so far, the unanswered
     /// requests and retransmissions so far, and the echo RTT median, e.g.
     /// `a>b 812 fr/s 9.7 Mbit/s frag 37 % lost 2 | b>a 811 fr/s 9.6 Mbit/s | rtt 0.41 ms`.
-    pub fn status_line(&self, earlier: [Counters; 2], elapsed_ns: u64) -> String {
-        let mut parts: Vec<String> = Direction::BOTH
+    /// Only `directions` are shown (a splice may see one direction only).
+    pub fn status_line(
+        &self,
+        directions: &[Direction],
+        earlier: [Counters; 2],
+        elapsed_ns: u64,
+    ) -> String {
+        let mut parts: Vec<String> = directions
             .iter()
             .map(|&direction| {
                 let d = &self.directions[slot(direction)];
@@ -364,11 +354,13 @@ impl Meter {
     }
 
     /// The human summary at the end of a run: one block per direction, the round trips,
-    /// the lossiest flows (at most five) and the advice.
-    pub fn summary(&self, ends: &Ends, duration_s: f64) -> String {
+    /// the lossiest flows (at most five) and the advice. Only `directions` get a block (a
+    /// splice may see one direction only).
+    pub fn summary(&self, ends: &Ends, directions: &[Direction], duration_s: f64) -> String {
         let report = self.report(ends, [SpliceCounters::default(); 2], duration_s);
         let mut out = format!("link {}\n", report.name);
-        for (direction, d) in Direction::BOTH.iter().zip(&report.directions) {
+        for direction in directions {
+            let d = &report.directions[slot(*direction)];
             let meter = &self.directions[slot(*direction)];
             out.push_str(&format!(
                 "  {} > {}: {} frames, {} bytes, {:.0} fr/s, {:.2} Mbit/s",
@@ -560,8 +552,12 @@ impl Meter {
         };
         if let Some((key, request)) = exchange {
             if request {
-                let replaced = self.echo.request(key, ts, direction);
-                self.replaced(Exchange::IcmpEcho, direction, replaced);
+                if let Some(rtt) = self.echo.answered_early(&key, ts, direction) {
+                    self.rtt[Exchange::IcmpEcho as usize].record(rtt);
+                } else {
+                    let replaced = self.echo.request(key, ts, direction);
+                    self.replaced(Exchange::IcmpEcho, direction, replaced);
+                }
             } else if let Some(rtt) = self.echo.response(&key.reversed(), ts, direction) {
                 self.rtt[Exchange::IcmpEcho as usize].record(rtt);
             }
@@ -585,8 +581,12 @@ impl Meter {
                 requester: Ipv4Addr::from(sender),
                 target: Ipv4Addr::from(target),
             };
-            let replaced = self.arp.request(key, ts, direction);
-            self.replaced(Exchange::Arp, direction, replaced);
+            if let Some(rtt) = self.arp.answered_early(&key, ts, direction) {
+                self.rtt[Exchange::Arp as usize].record(rtt);
+            } else {
+                let replaced = self.arp.request(key, ts, direction);
+                self.replaced(Exchange::Arp, direction, replaced);
+            }
         } else if operation == ArpOperation::REPLY {
             let key = ArpKey {
                 requester: Ipv4Addr::from(target),
@@ -608,8 +608,12 @@ impl Meter {
     fn tcp_segment(&mut self, direction: Direction, ts: u64, flow: TcpFlow, s: Segment) {
         if s.syn && !s.has_ack {
             let key = SynKey { flow, isn: s.seq };
-            let replaced = self.syn.request(key, ts, direction);
-            self.replaced(Exchange::TcpHandshake, direction, replaced);
+            if let Some(rtt) = self.syn.answered_early(&key, ts, direction) {
+                self.rtt[Exchange::TcpHandshake as usize].record(rtt);
+            } else {
+                let replaced = self.syn.request(key, ts, direction);
+                self.replaced(Exchange::TcpHandshake, direction, replaced);
+            }
         } else if s.syn {
             let key = SynKey {
                 flow: flow.reversed(),
@@ -802,6 +806,11 @@ impl DirectionMeter {
         duration_s: f64,
     ) -> report::Direction {
         let any = self.frames > 0;
+        let size_at = |q: f64| {
+            self.sizes
+                .value_at_quantile(q)
+                .clamp(u64::from(self.min_frame), u64::from(self.max_frame))
+        };
         let per_second = |n: f64| {
             if duration_s > 0.0 {
                 n / duration_s
@@ -825,8 +834,9 @@ impl DirectionMeter {
             sizes: report::Sizes {
                 min: any.then_some(u64::from(self.min_frame)),
                 max: any.then_some(u64::from(self.max_frame)),
-                p50: any.then(|| self.sizes.value_at_quantile(0.5)),
-                p99: any.then(|| self.sizes.value_at_quantile(0.99)),
+                // Bucket tops (3 significant digits), bounded by the exact extremes.
+                p50: any.then(|| size_at(0.5)),
+                p99: any.then(|| size_at(0.99)),
             },
             mtu: self.mtu,
             added_latency_us: report::AddedLatency {
@@ -985,6 +995,10 @@ struct Waiting {
 #[derive(Debug, Clone)]
 struct Pending<K> {
     map: FastMap<K, Waiting>,
+    /// Responses seen before their request, by the request's key. The splice's forwarding
+    /// threads hand frames to the tap independently, so a fast response can reach the meter
+    /// before its request; both carry their kernel receive times, so the pair still counts.
+    early: FastMap<K, Waiting>,
     order: VecDeque<(u64, K)>,
     cap: usize,
     untracked: u64,
@@ -994,6 +1008,7 @@ impl<K: Request> Pending<K> {
     fn new(cap: usize) -> Pending<K> {
         Pending {
             map: FastMap::default(),
+            early: FastMap::default(),
             order: VecDeque::new(),
             cap,
             untracked: 0,
@@ -1023,9 +1038,34 @@ impl<K: Request> Pending<K> {
         None
     }
 
+    /// The round-trip time when the response to `key`, travelling the other way, was seen
+    /// already (before its request); the pair is then complete.
+    fn answered_early(&mut self, key: &K, ts: u64, direction: Direction) -> Option<u64> {
+        let response = self.early.get(key)?;
+        if response.direction == direction || response.sent_ns < ts {
+            return None;
+        }
+        let rtt = response.sent_ns - ts;
+        self.early.remove(key);
+        Some(rtt)
+    }
+
     /// The round-trip time when `key` was waiting for a response in the other direction.
+    /// A response with no waiting request is kept (within the cap) for
+    /// [`Pending::answered_early`].
     fn response(&mut self, key: &K, ts: u64, direction: Direction) -> Option<u64> {
-        let waiting = self.map.get(key)?;
+        let Some(waiting) = self.map.get(key) else {
+            if self.early.len() < self.cap {
+                self.early.insert(
+                    *key,
+                    Waiting {
+                        sent_ns: ts,
+                        direction,
+                    },
+                );
+            }
+            return None;
+        };
         if waiting.direction == direction {
             return None;
         }
@@ -1036,6 +1076,9 @@ impl<K: Request> Pending<K> {
 
     /// Hands every request sent before `deadline` and still waiting to `lost`.
     fn expire(&mut self, deadline: u64, mut lost: impl FnMut(Direction, Flow)) {
+        if !self.early.is_empty() {
+            self.early.retain(|_, w| w.sent_ns >= deadline);
+        }
         while let Some(&(ts, key)) = self.order.front() {
             if ts >= deadline {
                 break;
@@ -1202,6 +1245,58 @@ mod tests {
         assert_eq!(flows[0].0, Direction::AToB);
         assert_eq!(flows[0].1.protocol, FlowProtocol::IcmpEcho);
         assert_eq!(flows[0].2.unanswered, 4);
+    }
+
+    #[test]
+    fn percentiles_never_read_beyond_the_extremes() {
+        let mut m = meter(None, 1500);
+        for seq in 0..10 {
+            // 3042-byte frames: the histogram's bucket top is above 3042.
+            m.record(
+                Direction::AToB,
+                seq * MS,
+                &echo(true, true, seq as u16, 3000),
+            );
+            m.record(
+                Direction::BToA,
+                seq * MS + 7_174_321,
+                &echo(false, false, seq as u16, 3000),
+            );
+        }
+        let ends = Ends {
+            name: "l".into(),
+            a: "a".into(),
+            b: "b".into(),
+        };
+        let sizes = m
+            .report(&ends, [SpliceCounters::default(); 2], 1.0)
+            .directions[0]
+            .sizes;
+        assert_eq!(
+            (sizes.p50, sizes.p99, sizes.max),
+            (Some(3042), Some(3042), Some(3042))
+        );
+        let rtt = m.rtt(Exchange::IcmpEcho);
+        assert!(rtt.p99 <= rtt.max && rtt.p50 <= rtt.max, "{rtt:?}");
+    }
+
+    #[test]
+    fn a_reply_handed_over_before_its_request_still_pairs() {
+        let mut m = meter(None, 65535);
+        // The splice's two directions reach the meter independently: the reply (received
+        // 2 ms after the request) can come first.
+        m.record(Direction::BToA, 2 * MS, &echo(false, false, 7, 56));
+        m.record(Direction::AToB, 0, &echo(true, true, 7, 56));
+        m.expire(60_000 * MS);
+        let rtt = m.rtt(Exchange::IcmpEcho);
+        assert_eq!((rtt.count, rtt.unanswered, rtt.p50), (1, 0, Some(2.0)));
+        // An unsolicited reply is forgotten after the grace time, not paired later.
+        m.record(Direction::BToA, 61_000 * MS, &echo(false, false, 8, 56));
+        m.expire(70_000 * MS);
+        m.record(Direction::AToB, 71_000 * MS, &echo(true, true, 8, 56));
+        m.expire(80_000 * MS);
+        assert_eq!(m.rtt(Exchange::IcmpEcho).count, 1);
+        assert_eq!(m.unanswered(Direction::AToB, Exchange::IcmpEcho), 1);
     }
 
     #[test]
@@ -1461,7 +1556,7 @@ mod tests {
             }
         }
         m.expire(60_000 * MS);
-        let line = m.status_line([Counters::default(); 2], 1_000_000_000);
+        let line = m.status_line(&Direction::BOTH, [Counters::default(); 2], 1_000_000_000);
         assert_eq!(
             line,
             "a>b 4 fr/s 0.1 Mbit/s frag 100 % lost 1 | b>a 3 fr/s 0.1 Mbit/s frag 100 % | rtt 1.00 ms"
@@ -1471,7 +1566,7 @@ mod tests {
             a: "100:1".into(),
             b: "102:1".into(),
         };
-        let summary = m.summary(&ends, 1.0);
+        let summary = m.summary(&ends, &Direction::BOTH, 1.0);
         assert!(summary.contains("100:1 > 102:1: 4 frames"), "{summary}");
         assert!(
             summary.contains("1 echo, 0 ARP, 0 SYN unanswered"),

@@ -169,8 +169,10 @@ impl Prober {
                 Sent::Yes => {}
                 Sent::TooLarge => return Ok(false),
             }
-            if self.acknowledged(payload)? {
-                return Ok(true);
+            match self.answer(payload)? {
+                Answer::Acknowledged => return Ok(true),
+                Answer::TooLarge => return Ok(false),
+                Answer::Silence => {}
             }
         }
         Ok(false)
@@ -193,12 +195,15 @@ impl Prober {
         }
     }
 
-    fn acknowledged(&mut self, payload: usize) -> std::io::Result<bool> {
+    /// Waits for the acknowledgement of the probe just sent. An ICMP "fragmentation
+    /// needed" arriving meanwhile (EMSGSIZE) is taken as the verdict on this probe: a hop
+    /// answers within one round trip, and the previous probe's wait outlasted that.
+    fn answer(&mut self, payload: usize) -> std::io::Result<Answer> {
         let deadline = Instant::now() + self.config.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Ok(false);
+                return Ok(Answer::Silence);
             }
             self.socket.set_read_timeout(Some(left))?;
             match self.socket.recv(&mut self.buffer) {
@@ -209,14 +214,15 @@ impl Prober {
                         && ack[8..16] == self.nonce.to_be_bytes()
                         && ack[16..20] == (payload as u32).to_be_bytes()
                     {
-                        return Ok(true);
+                        return Ok(Answer::Acknowledged);
                     }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Ok(false);
+                    return Ok(Answer::Silence);
                 }
-                // An ICMP report about some probe: keep waiting for this one's answer.
-                Err(e) if is_icmp_report(&e) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => return Ok(Answer::TooLarge),
+                // Port unreachable: nothing listens there (now).
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Ok(Answer::Silence),
                 Err(e) => return Err(e),
             }
         }
@@ -226,6 +232,12 @@ impl Prober {
 enum Sent {
     Yes,
     TooLarge,
+}
+
+enum Answer {
+    Acknowledged,
+    TooLarge,
+    Silence,
 }
 
 /// An error a connected UDP socket raises for an ICMP message about an earlier datagram.

@@ -12,9 +12,11 @@
 //! splice's own two ports.
 
 pub mod demo;
+pub mod meters;
 pub mod recorder;
 pub mod stats;
 pub mod tap;
+pub mod watch;
 
 use std::fmt;
 use std::io;
@@ -448,15 +450,16 @@ fn run(path: Path, mut tap: Option<Sender<TapRecord>>, stop: &AtomicBool) {
                 stats.unsent(outcome.failed as u64, outcome.failed_bytes);
             }
             if let Some(sender) = &tap {
+                // One clock reading per batch: the return of the send, for the splice's
+                // own added delay.
+                let sent_ns = now_ns();
                 for (data, timestamp_ns) in &frames {
+                    let kernel_time = *timestamp_ns != 0;
                     let record = TapRecord {
                         link: path.link,
                         direction: path.direction,
-                        timestamp_ns: if *timestamp_ns == 0 {
-                            now_ns()
-                        } else {
-                            *timestamp_ns
-                        },
+                        timestamp_ns: if kernel_time { *timestamp_ns } else { sent_ns },
+                        sent_ns: kernel_time.then_some(sent_ns),
                         data: data.to_vec(),
                     };
                     match sender.try_send(record) {

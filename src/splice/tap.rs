@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::Direction;
 
@@ -22,8 +23,20 @@ pub struct TapRecord {
     pub direction: Direction,
     /// Kernel receive time, nanoseconds since the Unix epoch.
     pub timestamp_ns: u64,
+    /// When the send that forwarded the frame returned (one clock reading per batch),
+    /// nanoseconds since the Unix epoch; `None` when the kernel gave no receive timestamp,
+    /// so the splice's own delay is unknown.
+    pub sent_ns: Option<u64>,
     /// The whole frame.
     pub data: Vec<u8>,
+}
+
+impl TapRecord {
+    /// The splice's own delay for this frame: receive timestamp to send return.
+    pub fn added_latency_ns(&self) -> Option<u64> {
+        self.sent_ns
+            .map(|sent| sent.saturating_sub(self.timestamp_ns))
+    }
 }
 
 /// A bounded tap channel.
@@ -69,13 +82,38 @@ pub fn spawn<C: Consumer + 'static>(
         })
 }
 
+/// How long the consumer sleeps when it has emptied the channel while frames are flowing.
+const POLL: Duration = Duration::from_millis(1);
+
+/// Empty polls (about 100 ms without frames) before the consumer blocks on the channel.
+const IDLE_POLLS: u32 = 100;
+
+/// Takes frames until every sender is gone. While frames flow, the consumer sleeps between
+/// drains instead of waiting on the channel: a waiting receiver must be woken by the sender,
+/// a system call on the forwarding thread for nearly every batch; a sleeping one costs the
+/// forwarding threads nothing. After [`IDLE_POLLS`] empty polls it blocks until the next frame.
 fn consume<C: Consumer>(
     records: &Receiver<TapRecord>,
     consumer: &mut C,
     stop: &AtomicBool,
 ) -> crate::Result<()> {
     let mut stopped = false;
-    while let Ok(first) = records.recv() {
+    let mut idle = 0;
+    loop {
+        let first = match records.try_recv() {
+            Ok(record) => record,
+            Err(TryRecvError::Disconnected) => return Ok(()),
+            Err(TryRecvError::Empty) if idle < IDLE_POLLS => {
+                idle += 1;
+                std::thread::sleep(POLL);
+                continue;
+            }
+            Err(TryRecvError::Empty) => match records.recv() {
+                Ok(record) => record,
+                Err(_) => return Ok(()),
+            },
+        };
+        idle = 0;
         let mut next = Some(first);
         while let Some(record) = next {
             if !stopped && consumer.record(&record)? == Flow::Stop {
@@ -86,7 +124,6 @@ fn consume<C: Consumer>(
         }
         consumer.flush()?;
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -119,6 +156,7 @@ mod tests {
             link: 0,
             direction: Direction::AToB,
             timestamp_ns: 1,
+            sent_ns: None,
             data: vec![0; len],
         }
     }

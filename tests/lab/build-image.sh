@@ -151,7 +151,9 @@ if [ -n "$peer" ] && [ "$role" != idle ]; then
   tx=$(echo "$line" | sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p')
   rx=$(echo "$line" | sed -n 's/.*, \([0-9]*\) packets received.*/\1/p')
   loss=$(echo "$line" | sed -n 's/.*, \([0-9]*\)% packet loss.*/\1/p')
-  echo "LINKSCOPE-RESULT name=$name role=$role peer=$peer size=$size transmitted=${tx:-0} received=${rx:-0} loss=${loss:-100} warmup=$warm"
+  # busybox: "round-trip min/avg/max = 0.318/0.475/0.644 ms"
+  rtt=$(echo "$out" | sed -n 's/.*min\/avg\/max = \([0-9.]*\/[0-9.]*\/[0-9.]*\) ms.*/\1/p')
+  echo "LINKSCOPE-RESULT name=$name role=$role peer=$peer size=$size transmitted=${tx:-0} received=${rx:-0} loss=${loss:-100} warmup=$warm rtt=${rtt:-none}"
 else
   echo "LINKSCOPE-RESULT name=$name role=$role"
 fi

@@ -5,8 +5,9 @@
 //! prerequisite skips the test with a printed reason, or fails it under
 //! `LINKSCOPE_REQUIRE_LAB=1`. Everything made here (VMs, namespaces, taps, daemons, capture
 //! processes) is owned by a value that tears it down on drop, so a failing test leaves
-//! nothing behind. All VM tests live in one test binary (tests/lab_vm.rs) so that the slot
-//! limit in [`vm`] (two VMs at once) holds for the whole suite.
+//! nothing behind. The slot limit in [`vm`] (two VMs at once) holds per process; cargo runs
+//! test binaries one after another, so VM tests live in tests/lab_vm.rs and
+//! tests/lab_measure.rs only.
 
 pub mod capture;
 pub mod daemons;

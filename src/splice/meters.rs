@@ -1,0 +1,216 @@
+//! The splice's measurements: per link a [`Meter`] and a layer-2 [`View`], fed on the tap's consumer thread (never
+//! on a forwarding thread), next to whatever else consumes the tap (the pcapng recorder, the
+//! frame printer).
+//!
+//! The meters sit behind a mutex shared with whoever reads them between frames (the status
+//! line every stats interval, the report at the end); the consumer takes the lock once per
+//! frame, uncontended but for those reads.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::measure::fragment::{Budget, Outer};
+use crate::measure::l2::View;
+use crate::measure::meter::{Config, Meter};
+use crate::measure::pmtu;
+use crate::net::tunnel;
+
+use super::LinkConfig;
+use super::tap::{Consumer, Flow, TapRecord};
+
+/// The tunnel peer whose path the frames of `link` cross: an end whose address is not on
+/// this host (a cross-host link), else end A (both ends here: loopback or local addresses).
+pub fn peer(link: &LinkConfig) -> SocketAddr {
+    if tunnel::is_local(link.a.ip()) && !tunnel::is_local(link.b.ip()) {
+        link.b
+    } else {
+        link.a
+    }
+}
+
+/// The fragmentation budget of `link`: `host_mtu` as given (from the mapping or
+/// `--host-mtu`), `path_mtu` as given or else the kernel's route MTU towards the peer
+/// ([`pmtu::route_path_mtu`]; 65535 on loopback), the outer family from the peer's address.
+pub fn budget(
+    link: &LinkConfig,
+    host_mtu: Option<u32>,
+    path_mtu: Option<u32>,
+) -> crate::Result<Budget> {
+    let peer = peer(link);
+    let path_mtu = match path_mtu {
+        Some(mtu) => mtu,
+        None => pmtu::route_path_mtu(peer)?,
+    };
+    Ok(Budget {
+        host_mtu,
+        path_mtu,
+        outer: if peer.is_ipv6() {
+            Outer::Ipv6
+        } else {
+            Outer::Ipv4
+        },
+    })
+}
+
+/// What is measured of one link.
+#[derive(Debug, Clone)]
+pub struct LinkMeter {
+    /// Volume, loss, latency, fragmentation.
+    pub meter: Meter,
+    /// LLDP, STP and LACP per direction.
+    pub l2: View,
+}
+
+/// The meters of a splice, one per link in configuration order, shared between the tap's
+/// consumer and their readers.
+#[derive(Debug, Clone)]
+pub struct Meters(Arc<Mutex<Vec<LinkMeter>>>);
+
+impl Meters {
+    /// One meter per budget, in link order, each with the default [`Config`].
+    pub fn new(budgets: &[Budget]) -> Meters {
+        Meters(Arc::new(Mutex::new(
+            budgets
+                .iter()
+                .map(|&b| LinkMeter {
+                    meter: Meter::new(Config::new(b)),
+                    l2: View::new(),
+                })
+                .collect(),
+        )))
+    }
+
+    /// The meters, locked; hold the guard briefly (the consumer waits for it).
+    pub fn lock(&self) -> MutexGuard<'_, Vec<LinkMeter>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record(&self, record: &TapRecord) {
+        let mut meters = self.lock();
+        let Some(link) = meters.get_mut(record.link) else {
+            return;
+        };
+        let (direction, timestamp_ns) = (record.direction, record.timestamp_ns);
+        link.meter.record(direction, timestamp_ns, &record.data);
+        if let Some(latency) = record.added_latency_ns() {
+            link.meter.record_added_latency(direction, latency);
+        }
+        link.l2.record(direction, timestamp_ns, &record.data);
+    }
+}
+
+/// A tap consumer that meters every frame, then hands it to `inner` when there is one.
+pub struct Metered<C> {
+    meters: Meters,
+    inner: Option<C>,
+}
+
+impl<C: Consumer> Metered<C> {
+    /// Meters frames into `meters` and passes them on to `inner`.
+    pub fn new(meters: Meters, inner: Option<C>) -> Metered<C> {
+        Metered { meters, inner }
+    }
+
+    /// The consumer the frames were passed on to.
+    pub fn into_inner(self) -> Option<C> {
+        self.inner
+    }
+}
+
+impl<C: Consumer> Consumer for Metered<C> {
+    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+        self.meters.record(record);
+        match &mut self.inner {
+            Some(inner) => inner.record(record),
+            None => Ok(Flow::Continue),
+        }
+    }
+
+    fn flush(&mut self) -> crate::Result<()> {
+        match &mut self.inner {
+            Some(inner) => inner.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::splice::{Direction, Mode};
+
+    struct Count(u64);
+
+    impl Consumer for Count {
+        fn record(&mut self, _: &TapRecord) -> crate::Result<Flow> {
+            self.0 += 1;
+            Ok(Flow::Continue)
+        }
+        fn flush(&mut self) -> crate::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn link(a: &str, b: &str) -> LinkConfig {
+        LinkConfig {
+            name: "l".into(),
+            a: a.parse().unwrap(),
+            b: b.parse().unwrap(),
+            mode: Mode::Steal,
+        }
+    }
+
+    #[test]
+    fn the_peer_is_the_end_on_another_host() {
+        let remote = link("127.0.0.1:5", "192.0.2.1:6");
+        assert_eq!(peer(&remote), remote.b);
+        let here = link("127.0.0.1:5", "127.0.0.1:6");
+        assert_eq!(peer(&here), here.a);
+    }
+
+    #[test]
+    fn budget_takes_given_mtus_and_the_family_of_the_peer() {
+        let b = budget(&link("[::1]:5", "[::1]:6"), Some(9000), Some(1500)).unwrap();
+        assert_eq!(
+            (b.host_mtu, b.path_mtu, b.outer),
+            (Some(9000), 1500, Outer::Ipv6)
+        );
+        let b = budget(&link("127.0.0.1:5", "127.0.0.1:6"), None, None).unwrap();
+        assert_eq!((b.path_mtu, b.outer), (65535, Outer::Ipv4));
+    }
+
+    #[test]
+    fn every_frame_is_metered_and_passed_on() {
+        let budget = Budget {
+            host_mtu: Some(1500),
+            path_mtu: 1500,
+            outer: Outer::Ipv4,
+        };
+        let meters = Meters::new(&[budget]);
+        let mut metered = Metered::new(meters.clone(), Some(Count(0)));
+        for (len, sent) in [(60, Some(1_500)), (3000, None)] {
+            let record = TapRecord {
+                link: 0,
+                direction: Direction::BToA,
+                timestamp_ns: 1_000,
+                sent_ns: sent,
+                data: vec![0; len],
+            };
+            assert_eq!(metered.record(&record).unwrap(), Flow::Continue);
+        }
+        metered.flush().unwrap();
+        let counters = meters.lock()[0].meter.counters(Direction::BToA);
+        assert_eq!((counters.frames, counters.bytes), (2, 3060));
+        let ends = crate::measure::meter::Ends {
+            name: "l".into(),
+            a: "a".into(),
+            b: "b".into(),
+        };
+        let report = meters.lock()[0]
+            .meter
+            .report(&ends, Default::default(), 1.0);
+        assert_eq!(report.directions[1].mtu.fragmented_frames, 1);
+        assert_eq!(report.directions[1].added_latency_us.max, Some(0.5));
+        assert_eq!(metered.into_inner().map(|c| c.0), Some(2));
+    }
+}
