@@ -67,7 +67,8 @@ cat >"$root/init" <<'INIT'
 #                       ping payload size (56), count (10), interval (0.2)
 #   ls.wait=N           warm-up pings (one a second) allowed before the counted ones (60)
 #   ls.hold=N           seconds to keep answering after the result before powering off (30)
-# Lines for the test harness start with LINKSCOPE-.
+# Lines for the test harness start with LINKSCOPE-; LINKSCOPE-PING marks the start of the
+# counted pings.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -144,6 +145,7 @@ if [ -n "$peer" ] && [ "$role" != idle ]; then
     [ $warm -ge "$wait" ] && break
     warm=$((warm + 1))
   done
+  echo "LINKSCOPE-PING name=$name peer=$peer count=$count interval=$interval warmup=$warm"
   out=$(ping -c "$count" -i "$interval" -W 5 -s "$size" "$peer" 2>&1)
   line=$(echo "$out" | grep 'packets transmitted')
   tx=$(echo "$line" | sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p')

@@ -228,6 +228,12 @@ impl Vm {
         }
     }
 
+    /// The first console line so far starting with `prefix`, without waiting.
+    pub fn line(&self, prefix: &str) -> Option<String> {
+        let lines = self.console.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().find(|l| l.starts_with(prefix)).cloned()
+    }
+
     /// Waits for the `LINKSCOPE-RESULT` line and returns its key=value fields.
     pub fn result(&mut self) -> Result<HashMap<String, String>, String> {
         self.wait_line("LINKSCOPE-RESULT ")
