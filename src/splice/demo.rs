@@ -135,7 +135,10 @@ fn run(
     // Offset from whole seconds, so nothing is sent just as the demo's phases change.
     let mut next_ping = Instant::now() + Duration::from_millis(100);
     let mut next_hello = Instant::now() + Duration::from_millis(500);
+    let mut next_probe = Instant::now();
     let mut sequence: u16 = 0;
+    // The peer's MAC once ARP has resolved it, as a real stack's neighbour table holds it.
+    let mut neighbour: Option<[u8; 6]> = None;
     let send = |frame: &[u8], counts: &mut VmCounts| {
         if socket.send_to(frame, peer).is_ok() {
             counts.sent += 1;
@@ -145,10 +148,21 @@ fn run(
         let now = Instant::now();
         if me.pings && now >= next_ping {
             next_ping = now + Duration::from_millis(200);
-            sequence = sequence.wrapping_add(1);
-            send(&arp(me, peer_ip, None), &mut counts);
-            send(&echo(me, BROADCAST, peer_ip, sequence, false), &mut counts);
-            counts.pings_sent += 1;
+            match neighbour {
+                // Resolve the peer first (broadcast), and ping only once it has answered.
+                None => send(&arp(me, peer_ip, BROADCAST, None), &mut counts),
+                Some(mac) => {
+                    // Confirm the neighbour now and then with a unicast request, as Linux
+                    // probes a stale entry.
+                    if now >= next_probe {
+                        next_probe = now + Duration::from_secs(1);
+                        send(&arp(me, peer_ip, mac, None), &mut counts);
+                    }
+                    sequence = sequence.wrapping_add(1);
+                    send(&echo(me, mac, peer_ip, sequence, false), &mut counts);
+                    counts.pings_sent += 1;
+                }
+            }
         }
         if now >= next_hello {
             next_hello = now + Duration::from_secs(1);
@@ -162,15 +176,21 @@ fn run(
         if from != peer {
             counts.spliced += 1;
         }
-        if let Some(reply) = answer(&buf[..n], me, &mut counts) {
+        if let Some(reply) = answer(&buf[..n], me, &mut neighbour, &mut counts) {
             send(&reply, &mut counts);
         }
     }
     counts
 }
 
-/// Classifies a received frame, and builds the answer to an ARP or echo request for us.
-fn answer(frame: &[u8], me: &Identity, counts: &mut VmCounts) -> Option<Vec<u8>> {
+/// Classifies a received frame, learns the sender's MAC from ARP addressed to us into
+/// `neighbour`, and builds the answer to an ARP or echo request for us.
+fn answer(
+    frame: &[u8],
+    me: &Identity,
+    neighbour: &mut Option<[u8; 6]>,
+    counts: &mut VmCounts,
+) -> Option<Vec<u8>> {
     if frame.len() < 14 {
         counts.other += 1;
         return None;
@@ -191,7 +211,11 @@ fn answer(frame: &[u8], me: &Identity, counts: &mut VmCounts) -> Option<Vec<u8>>
             let target = Ipv4Addr::new(frame[38], frame[39], frame[40], frame[41]);
             let sender_ip = Ipv4Addr::new(frame[28], frame[29], frame[30], frame[31]);
             let sender_mac: [u8; 6] = frame[22..28].try_into().ok()?;
-            (op == 1 && target == me.ip).then(|| arp(me, sender_ip, Some(sender_mac)))
+            if target != me.ip {
+                return None;
+            }
+            *neighbour = Some(sender_mac);
+            (op == 1).then(|| arp(me, sender_ip, sender_mac, Some(sender_mac)))
         }
         _ => {
             let Ok(packet) = SlicedPacket::from_ethernet(frame) else {
@@ -223,11 +247,17 @@ fn answer(frame: &[u8], me: &Identity, counts: &mut VmCounts) -> Option<Vec<u8>>
     }
 }
 
-/// An ARP request for `target` (broadcast), or with `reply_to` a reply to that MAC.
-fn arp(me: &Identity, target: Ipv4Addr, reply_to: Option<[u8; 6]>) -> Vec<u8> {
-    let (destination, op, target_mac) = match reply_to {
-        Some(mac) => (mac, 2u16, mac),
-        None => (BROADCAST, 1u16, [0; 6]),
+/// An ARP request for `target` sent to `destination` (broadcast, or the known MAC when
+/// confirming a neighbour), or with `reply_to` a reply to that MAC.
+fn arp(
+    me: &Identity,
+    target: Ipv4Addr,
+    destination: [u8; 6],
+    reply_to: Option<[u8; 6]>,
+) -> Vec<u8> {
+    let (op, target_mac) = match reply_to {
+        Some(mac) => (2u16, mac),
+        None => (1u16, [0; 6]),
     };
     let mut f = Vec::with_capacity(42);
     f.extend_from_slice(&destination);
@@ -349,7 +379,8 @@ mod tests {
             "{}",
             crate::wire::summary(&bpdu(&me))
         );
-        assert!(crate::wire::summary(&arp(&me, Ipv4Addr::new(10, 0, 0, 2), None)).contains("ARP"));
+        let request = arp(&me, Ipv4Addr::new(10, 0, 0, 2), BROADCAST, None);
+        assert!(crate::wire::summary(&request).contains("ARP"));
         let ping = echo(&me, BROADCAST, Ipv4Addr::new(10, 0, 0, 2), 1, false);
         assert!(
             crate::wire::summary(&ping).contains("ICMP"),
@@ -367,14 +398,34 @@ mod tests {
             ..identity(false)
         };
         let mut counts = VmCounts::default();
-        let reply = answer(&arp(&a, b.ip, None), &b, &mut counts).expect("an ARP reply");
+        let (mut a_knows, mut b_knows) = (None, None);
+        let reply = answer(
+            &arp(&a, b.ip, BROADCAST, None),
+            &b,
+            &mut b_knows,
+            &mut counts,
+        )
+        .expect("an ARP reply");
         assert_eq!(&reply[..6], &a.mac);
-        let reply =
-            answer(&echo(&a, b.mac, b.ip, 7, false), &b, &mut counts).expect("an echo reply");
-        answer(&reply, &a, &mut counts);
-        assert_eq!((counts.arp, counts.icmp, counts.pings_answered), (1, 2, 1));
-        assert!(answer(&lldpdu(&a), &b, &mut counts).is_none());
-        assert!(answer(&bpdu(&a), &b, &mut counts).is_none());
+        assert_eq!(
+            b_knows,
+            Some(a.mac),
+            "a request for us teaches the sender's MAC"
+        );
+        assert!(answer(&reply, &a, &mut a_knows, &mut counts).is_none());
+        assert_eq!(a_knows, Some(b.mac), "the reply teaches the peer's MAC");
+        let reply = answer(
+            &echo(&a, b.mac, b.ip, 7, false),
+            &b,
+            &mut b_knows,
+            &mut counts,
+        )
+        .expect("an echo reply");
+        assert_eq!(&reply[..6], &a.mac, "echo replies are unicast");
+        answer(&reply, &a, &mut a_knows, &mut counts);
+        assert_eq!((counts.arp, counts.icmp, counts.pings_answered), (2, 2, 1));
+        assert!(answer(&lldpdu(&a), &b, &mut b_knows, &mut counts).is_none());
+        assert!(answer(&bpdu(&a), &b, &mut b_knows, &mut counts).is_none());
         assert_eq!((counts.lldp, counts.stp), (1, 1));
     }
 }
