@@ -19,6 +19,21 @@ fn the_demo_splices_a_live_link_and_writes_demo_pcapng() {
         "{err}"
     );
     assert!(err.contains("vm100:eth1 > vm102:eth1:"), "{err}");
+    // What the splice measured and saw of the control plane, per direction.
+    assert!(err.contains("rtt icmp echo: "), "{err}");
+    assert!(err.contains("0 echo, 0 ARP, 0 SYN unanswered"), "{err}");
+    for (from, to, vm) in [
+        ("vm100:eth1", "vm102:eth1", "vm100"),
+        ("vm102:eth1", "vm100:eth1", "vm102"),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("{from} > {to}: LLDP"))
+                    && l.contains(&format!("name={vm}"))
+                    && l.contains("STP config")),
+            "no control-plane summary for {from} > {to} in\n{err}"
+        );
+    }
     let capture = dir.path().join("demo.pcapng");
     assert!(capture.is_file(), "{err}");
 

@@ -1,9 +1,10 @@
 //! `linkscope demo`: a spliced lab on loopback, no VM and no root needed.
 //!
 //! Two emulated QEMU ends (vm100:eth1 and vm102:eth1) exchange ARP, ICMP echo, LLDP and STP
-//! frames over a UDP tunnel. After a second a splice steps in (steal mode), prints and
-//! records what crosses, and steps out a second before the end; then a summary shows what
-//! each end saw, and how much of it came through the splice.
+//! frames over a UDP tunnel. After a second a splice steps in (steal mode), prints, measures
+//! and records what crosses, and steps out a second before the end; then a summary shows
+//! what the splice measured (volume, round trips, fragmentation against host_mtu), the
+//! control plane it saw, what each end saw, and how much of it came through the splice.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -14,12 +15,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::splice::{LinkNames, Printer, capture_layout, join, print_summary};
+use super::splice::{LinkNames, Printer, capture_layout, join, print_summary, watch};
 use crate::capture::{Output, Writer};
+use crate::measure::meter::Ends;
 use crate::splice::demo::{Identity, Vm, VmCounts};
+use crate::splice::meters::{self, Metered, Meters};
 use crate::splice::recorder::Recorder;
 use crate::splice::tap::{self, Consumer, Flow, TapRecord};
-use crate::splice::{LinkConfig, Mode, Splice, SpliceConfig};
+use crate::splice::watch::{Views, Watched};
+use crate::splice::{Direction, LinkConfig, Mode, Splice, SpliceConfig};
+
+/// The host_mtu a planned link has by default (mapping.yaml's default).
+const DEMO_HOST_MTU: u32 = 9300;
 
 /// Run a spliced two-VM lab on loopback for a few seconds and write demo.pcapng.
 #[derive(Debug, clap::Args)]
@@ -113,8 +120,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
 
     let total = Duration::from_secs(args.seconds);
+    let link = LinkConfig {
+        name: names[0].link.clone(),
+        a: la,
+        b: lb,
+        mode: Mode::Steal,
+    };
+    let meters = Meters::new(&[meters::budget(&link, Some(DEMO_HOST_MTU), None)?]);
+    let views = Views::new(1);
     let mut stats = Vec::new();
     let mut recorded = 0;
+    let mut spliced_for = Duration::ZERO;
     if wait(started + Duration::from_secs(1), &stop) {
         eprintln!("splice steps in (steal mode; no reconfiguration, no restart)");
         let (sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);
@@ -122,21 +138,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             recorder: Recorder::new(writer, None, None),
             printer: (!args.quiet).then(|| Printer::new(names.clone(), None)),
         };
-        let consumer = tap::spawn(receiver, tee, stop.clone())?;
-        let config = SpliceConfig {
-            links: vec![LinkConfig {
-                name: names[0].link.clone(),
-                a: la,
-                b: lb,
-                mode: Mode::Steal,
-            }],
-        };
+        let watched = Watched::new(
+            views.clone(),
+            None,
+            watch::printer(names.clone()),
+            Some(tee),
+        );
+        let consumer = tap::spawn(
+            receiver,
+            Metered::new(meters.clone(), Some(watched)),
+            stop.clone(),
+        )?;
+        let config = SpliceConfig { links: vec![link] };
         let splice_stop = Arc::new(AtomicBool::new(false));
         let splice = Splice::start(&config, Some(sender), splice_stop)?;
+        let stepped_in = Instant::now();
         wait(started + total - Duration::from_secs(1), &stop);
         stats = splice.stop();
+        spliced_for = stepped_in.elapsed();
         eprintln!("splice steps out: the tunnel is direct again");
-        let tee = join(consumer)?;
+        let tee = join(consumer)?
+            .into_inner()
+            .and_then(Watched::into_inner)
+            .context("the demo's capture consumer is gone")?;
         recorded = tee.recorder.frames();
         tee.recorder.finish(&stats)?;
         wait(started + total, &stop);
@@ -147,7 +171,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (a, b) = (&counts[0], &counts[1]);
 
     eprintln!();
-    print_summary(&stats, &names, &mut std::io::stderr().lock())?;
+    let mut err = std::io::stderr().lock();
+    print_summary(&stats, &names, &mut err)?;
+    let ends = Ends {
+        name: names[0].link.clone(),
+        a: names[0].a.clone(),
+        b: names[0].b.clone(),
+    };
+    eprint!(
+        "{}",
+        meters.lock()[0].summary(&ends, &Direction::BOTH, spliced_for.as_secs_f64())
+    );
+    watch::print_summary(&views.lock(), &stats, &names, &mut err)?;
+    drop(err);
     report("vm100:eth1", a);
     report("vm102:eth1", b);
     eprintln!(

@@ -1,7 +1,7 @@
 //! `linkscope splice`: step into running QEMU UDP tunnels, relay every frame unchanged, and
 //! show what crosses them.
 
-mod watch;
+pub(super) mod watch;
 
 use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;

@@ -13,7 +13,7 @@ use super::{LinkNames, time_of_day};
 
 /// Prints each change as `TIME LINK FROM > TO PROTO ...` on standard error (on a terminal,
 /// over the refreshing status line, which the next status rewrites).
-pub(super) fn printer(names: Vec<LinkNames>) -> OnChange {
+pub(in crate::cli) fn printer(names: Vec<LinkNames>) -> OnChange {
     let clear = if io::stderr().is_terminal() {
         "\r\x1b[K"
     } else {
@@ -38,7 +38,7 @@ pub(super) fn printer(names: Vec<LinkNames>) -> OnChange {
 
 /// One line per direction this host carries that showed any control frame: the newest
 /// state of each protocol.
-pub(super) fn print_summary(
+pub(in crate::cli) fn print_summary(
     views: &[View],
     stats: &[LinkStats],
     names: &[LinkNames],
