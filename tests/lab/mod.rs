@@ -6,7 +6,11 @@
 //! `LINKSCOPE_REQUIRE_LAB=1`. Everything made here (VMs, namespaces, taps, daemons, capture
 //! processes) is owned by a value that tears it down on drop, so a failing test leaves
 //! nothing behind. All VM tests live in one test binary (tests/lab_vm.rs) so that the slot
-//! limit in [`vm`] (two VMs at once) holds for the whole suite.
+//! limit in [`vm`] (two VMs at once) holds for the whole suite; other test binaries use its
+//! namespaces, captures and prerequisites.
+
+// Shared by several test binaries, each using a part of it.
+#![allow(dead_code)]
 
 pub mod capture;
 pub mod daemons;
