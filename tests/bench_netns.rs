@@ -5,14 +5,15 @@
 //! LINKSCOPE_REQUIRE_LAB=1. The namespaces are the lab's (tests/lab/netns.rs).
 
 mod lab;
+mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::net::SocketAddr;
 
 use assert_cmd::cargo::cargo_bin;
 use lab::netns::{self, Netns};
 use lab::prereq::{self, Need};
 use serde_json::Value;
+use support::process::{Listener, json_output};
 
 const ADDR_A: &str = "10.77.0.1";
 const ADDR_B: &str = "10.77.0.2";
@@ -40,46 +41,24 @@ impl Namespaces {
     }
 }
 
-struct Sink(Child, String);
-
-impl Sink {
-    fn start(ns: &Namespaces) -> Sink {
-        let mut child =
-            ns.b.command(cargo_bin("linkscope"))
-                .args(["bench", "sink", "--listen", &format!("{ADDR_B}:0")])
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(addr.starts_with(ADDR_B), "{line:?}");
-        Sink(child, addr)
-    }
+/// `linkscope bench sink` in namespace `b`, killed on drop.
+fn sink(ns: &Namespaces) -> Listener {
+    let sink = Listener::start(ns.b.command(cargo_bin("linkscope")).args([
+        "bench",
+        "sink",
+        "--listen",
+        &format!("{ADDR_B}:0"),
+    ]));
+    assert_eq!(sink.addr.ip().to_string(), ADDR_B);
+    sink
 }
 
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn send(ns: &Namespaces, to: &str, args: &[&str]) -> Value {
-    let out =
+fn send(ns: &Namespaces, to: SocketAddr, args: &[&str]) -> Value {
+    json_output(
         ns.a.command(cargo_bin("linkscope"))
-            .args(["bench", "send", "--to", to, "--json"])
-            .args(args)
-            .output()
-            .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+            .args(["bench", "send", "--to", &to.to_string(), "--json"])
+            .args(args),
+    )
 }
 
 #[test]
@@ -91,10 +70,10 @@ fn no_loss_between_namespaces_at_a_moderate_rate() {
         return;
     }
     let ns = Namespaces::create(1500);
-    let sink = Sink::start(&ns);
+    let sink = sink(&ns);
     let run = send(
         &ns,
-        &sink.1,
+        sink.addr,
         &["--size", "1470", "--count", "3000", "--rate", "10000"],
     );
     let s = &run["sizes"][0];
@@ -116,11 +95,11 @@ fn sweep_shows_fragmentation_above_1472_bytes() {
         return;
     }
     let ns = Namespaces::create(1500);
-    let sink = Sink::start(&ns);
+    let sink = sink(&ns);
     let count = 200u64;
     let run = send(
         &ns,
-        &sink.1,
+        sink.addr,
         &[
             "--size",
             "1400..1600:72",

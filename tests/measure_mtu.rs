@@ -7,47 +7,19 @@
 //! fails with LINKSCOPE_REQUIRE_LAB=1. The namespaces are the lab's (tests/lab/netns.rs).
 
 mod lab;
+mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use assert_cmd::cargo::cargo_bin;
 use lab::netns::{self, Netns};
 use lab::prereq::{self, Need};
 use serde_json::Value;
+use support::process::Listener;
 
 /// A running `linkscope mtu --reflect`, killed on drop.
-struct Reflector {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Reflector {
-    fn start(mut command: Command, listen: &str) -> Reflector {
-        let mut child = command
-            .args(["mtu", "--reflect", "--listen", listen])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starts the reflector");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("reads the address line");
-        let addr = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Reflector { child, addr }
-    }
-}
-
-impl Drop for Reflector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn reflector(mut command: Command, listen: &str) -> Listener {
+    Listener::start(command.args(["mtu", "--reflect", "--listen", listen]))
 }
 
 fn probe(command: Command, host: &str, port: u16) -> Value {
@@ -69,7 +41,7 @@ fn probe_with(mut command: Command, host: &str, port: u16, extra: &[&str]) -> (O
 
 #[test]
 fn loopback_carries_65535_confirmed_by_the_reflector() {
-    let reflector = Reflector::start(Command::new(cargo_bin("linkscope")), "127.0.0.1:0");
+    let reflector = reflector(Command::new(cargo_bin("linkscope")), "127.0.0.1:0");
     let found = probe(
         Command::new(cargo_bin("linkscope")),
         "127.0.0.1",
@@ -180,7 +152,7 @@ fn finds_1500_behind_a_router_although_the_local_link_carries_9000() {
         return;
     }
     let lab = Lab::create();
-    let reflector = Reflector::start(lab.far.command(cargo_bin("linkscope")), &format!("{FAR}:0"));
+    let reflector = reflector(lab.far.command(cargo_bin("linkscope")), &format!("{FAR}:0"));
     let found = probe(
         lab.near.command(cargo_bin("linkscope")),
         FAR,
