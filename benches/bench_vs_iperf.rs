@@ -27,16 +27,22 @@ impl Drop for Killed {
     }
 }
 
-fn receiver(role: &str) -> (Killed, SocketAddr) {
-    let mut child = Command::new(LINKSCOPE)
-        .args(["bench", role, "--listen", "127.0.0.1:0"])
+/// Spawns `command` and reads the first line of its stdout (where it announces its address).
+fn spawn_announcing(command: &mut Command) -> (Child, String) {
+    let mut child = command
         .stdout(Stdio::piped())
         .spawn()
-        .expect("run linkscope");
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("read address");
+    (child, line)
+}
+
+fn receiver(role: &str) -> (Killed, SocketAddr) {
+    let (child, line) =
+        spawn_announcing(Command::new(LINKSCOPE).args(["bench", role, "--listen", "127.0.0.1:0"]));
     let addr = line
         .trim()
         .rsplit(' ')
@@ -195,15 +201,8 @@ fn ping_pong_thread_p50(count: u64) -> f64 {
 /// Ping-pong against an echo in a second process (this program re-run with `--echo`), as
 /// our sender and reflector are two processes.
 fn ping_pong_process_p50(count: u64) -> f64 {
-    let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .arg("--echo")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run echo process");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read echo address");
+    let (mut child, line) =
+        spawn_announcing(Command::new(std::env::current_exe().expect("own path")).arg("--echo"));
     let addr = line.trim().parse().expect("echo address");
     let p50 = ping_pong_p50(addr, count);
     let _ = child.wait();
