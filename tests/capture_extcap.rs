@@ -3,6 +3,7 @@
 //! stopped by SIGTERM (Wireshark's way) leaving a complete pcapng and the link handed back.
 
 mod capture_support;
+mod support;
 
 use std::io::Read;
 use std::net::UdpSocket;
@@ -12,11 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use capture_support::{frame, have, run};
+use capture_support::frame;
 use linkscope::net::tunnel;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::blocks::interface_statistics::InterfaceStatisticsOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
+use support::process::run;
+use support::wireshark::have;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 

@@ -6,14 +6,16 @@
 //! parent pipes that into `tshark -l -i -`.
 
 mod capture_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use capture_support::{frame, have, interface};
+use capture_support::{frame, interface};
 use linkscope::capture::{InterfaceStats, Output, Packet, Writer};
+use support::wireshark::have;
 
 /// Environment variable that makes this binary the writing child, and in which mode.
 const CHILD: &str = "LINKSCOPE_CAPTURE_LIVE_CHILD";

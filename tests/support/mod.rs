@@ -3,3 +3,4 @@
 
 pub mod impair;
 pub mod process;
+pub mod wireshark;

@@ -1,8 +1,24 @@
-//! Commands the tests run: a server that announces its address, a command's JSON output.
+//! Commands the tests run: a command's output, a server that announces its address, a
+//! command's JSON output.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+
+/// Runs a command and returns its standard output, failing the test on a non-zero exit.
+pub fn run(command: &mut Command) -> String {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("spawn");
+    assert!(
+        status.success(),
+        "{command:?} failed: {status}\n{}",
+        String::from_utf8_lossy(&stderr)
+    );
+    String::from_utf8(stdout).expect("utf-8 output")
+}
 
 /// A running server (e.g. `linkscope bench sink`, `linkscope mtu --reflect`) whose first line
 /// on stdout ends with the address it listens on; killed on drop.
