@@ -11,6 +11,7 @@ use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 use support::impair::{Every, Impairments, Relay};
 use support::process::{Listener, json_output};
+use support::wireshark::{have, tshark_fields};
 
 /// A running `linkscope bench sink|reflect` on 127.0.0.1, killed on drop.
 fn receiver(role: &str) -> Listener {
@@ -342,12 +343,10 @@ fn test_frames_carry_the_planned_macs() {
 #[test]
 fn wireshark_reads_test_frames_as_ethernet_with_ethertype_88b5() {
     use linkscope::bench::frame::{Header, Kind};
-    if Command::new("tshark").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("LINKSCOPE_REQUIRE_LAB").is_none(),
-            "LINKSCOPE_REQUIRE_LAB is set but tshark is missing"
-        );
-        eprintln!("skipped: needs tshark");
+    if !have(
+        "tshark",
+        "wireshark_reads_test_frames_as_ethernet_with_ethertype_88b5",
+    ) {
         return;
     }
     // A classic pcap file (LINKTYPE_ETHERNET) holding a data frame and a report request;
@@ -377,35 +376,12 @@ fn wireshark_reads_test_frames_as_ethernet_with_ethertype_88b5() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("frames.pcap");
     std::fs::write(&path, file).unwrap();
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(&path)
-        .args([
-            "-T",
-            "fields",
-            "-e",
-            "eth.src",
-            "-e",
-            "eth.dst",
-            "-e",
-            "eth.type",
-            "-e",
-            "frame.len",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
+    let rows = tshark_fields(&path, &[], &["eth.src", "eth.dst", "eth.type", "frame.len"]);
     assert_eq!(
-        lines,
+        rows,
         [
-            "be:24:99:00:64:01\tbe:24:99:00:66:01\t0x88b5\t128",
-            "be:24:99:00:64:01\tbe:24:99:00:66:01\t0x88b5\t60"
+            ["be:24:99:00:64:01", "be:24:99:00:66:01", "0x88b5", "128"],
+            ["be:24:99:00:64:01", "be:24:99:00:66:01", "0x88b5", "60"]
         ]
     );
 }
