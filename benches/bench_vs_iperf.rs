@@ -62,24 +62,31 @@ fn json(cmd: &mut Command) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
+/// `linkscope bench send --to ADDR --json EXTRA…`: the run's JSON document.
+fn send(to: SocketAddr, extra: &[&str]) -> Value {
+    json(
+        Command::new(LINKSCOPE)
+            .args(["bench", "send", "--to", &to.to_string(), "--json"])
+            .args(extra),
+    )
+}
+
 /// (frames/s received, payload bit/s received)
 fn ours(size: usize, seconds: f64) -> (f64, f64) {
     let (_sink, addr) = receiver("sink");
-    let run = json(Command::new(LINKSCOPE).args([
-        "bench",
-        "send",
-        "--to",
-        &addr.to_string(),
-        "--rate",
-        "max",
-        "--size",
-        &size.to_string(),
-        "--duration",
-        &seconds.to_string(),
-        "--interval",
-        "0",
-        "--json",
-    ]));
+    let run = send(
+        addr,
+        &[
+            "--rate",
+            "max",
+            "--size",
+            &size.to_string(),
+            "--duration",
+            &seconds.to_string(),
+            "--interval",
+            "0",
+        ],
+    );
     let s = &run["sizes"][0];
     (
         s["pps"].as_f64().expect("pps"),
@@ -134,23 +141,21 @@ fn iperf3(size: usize, limit: [&str; 2]) -> Option<(f64, f64)> {
 /// Round-trip p50 (µs) of `linkscope bench send` against `linkscope bench reflect`.
 fn ours_rtt_p50(count: u64) -> f64 {
     let (_reflector, addr) = receiver("reflect");
-    let run = json(Command::new(LINKSCOPE).args([
-        "bench",
-        "send",
-        "--to",
-        &addr.to_string(),
-        "--rate",
-        "1000",
-        "--size",
-        "64",
-        "--count",
-        &count.to_string(),
-        "--interval",
-        "0",
-        "--drain",
-        "0.05",
-        "--json",
-    ]));
+    let run = send(
+        addr,
+        &[
+            "--rate",
+            "1000",
+            "--size",
+            "64",
+            "--count",
+            &count.to_string(),
+            "--interval",
+            "0",
+            "--drain",
+            "0.05",
+        ],
+    );
     run["sizes"][0]["rtt_us"]["p50"].as_f64().expect("rtt p50")
 }
 
