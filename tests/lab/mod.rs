@@ -1,3 +1,6 @@
+// Shared by several test binaries (the lab suite, the namespace tests), each using a part of it.
+#![allow(dead_code)]
+
 //! The lab: real QEMU VMs, network namespaces as hosts, taps, lldpd, kernel bridges and
 //! tshark, driven from integration tests.
 //!
@@ -6,11 +9,7 @@
 //! `LINKSCOPE_REQUIRE_LAB=1`. Everything made here (VMs, namespaces, taps, daemons, capture
 //! processes) is owned by a value that tears it down on drop, so a failing test leaves
 //! nothing behind. All VM tests live in one test binary (tests/lab_vm.rs) so that the slot
-//! limit in [`vm`] (two VMs at once) holds for the whole suite; other test binaries use its
-//! namespaces, captures and prerequisites.
-
-// Shared by several test binaries, each using a part of it.
-#![allow(dead_code)]
+//! limit in [`vm`] (two VMs at once) holds for the whole suite.
 
 pub mod capture;
 pub mod daemons;
