@@ -1,9 +1,10 @@
-//! Commands the tests run: a command's output, a server that announces its address, a
-//! command's JSON output.
+//! Commands the tests run: a command's output, waiting for a child's exit, a server that
+//! announces its address, a command's JSON output.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// Runs a command and returns its standard output, failing the test on a non-zero exit.
 pub fn run(command: &mut Command) -> String {
@@ -18,6 +19,18 @@ pub fn run(command: &mut Command) -> String {
         String::from_utf8_lossy(&stderr)
     );
     String::from_utf8(stdout).expect("utf-8 output")
+}
+
+/// Waits for `child` to exit; fails the test with `failure` if it has not within `deadline`.
+pub fn wait_exit(child: &mut Child, deadline: Duration, failure: &str) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(start.elapsed() < deadline, "{failure}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A running server (e.g. `linkscope bench sink`, `linkscope mtu --reflect`) whose first line
