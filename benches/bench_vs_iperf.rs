@@ -27,16 +27,22 @@ impl Drop for Killed {
     }
 }
 
-fn receiver(role: &str) -> (Killed, SocketAddr) {
-    let mut child = Command::new(LINKSCOPE)
-        .args(["bench", role, "--listen", "127.0.0.1:0"])
+/// Spawns `command` and reads the first line of its stdout (where it announces its address).
+fn spawn_announcing(command: &mut Command) -> (Child, String) {
+    let mut child = command
         .stdout(Stdio::piped())
         .spawn()
-        .expect("run linkscope");
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("read address");
+    (child, line)
+}
+
+fn receiver(role: &str) -> (Killed, SocketAddr) {
+    let (child, line) =
+        spawn_announcing(Command::new(LINKSCOPE).args(["bench", role, "--listen", "127.0.0.1:0"]));
     let addr = line
         .trim()
         .rsplit(' ')
@@ -56,24 +62,31 @@ fn json(cmd: &mut Command) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
+/// `linkscope bench send --to ADDR --json EXTRA…`: the run's JSON document.
+fn send(to: SocketAddr, extra: &[&str]) -> Value {
+    json(
+        Command::new(LINKSCOPE)
+            .args(["bench", "send", "--to", &to.to_string(), "--json"])
+            .args(extra),
+    )
+}
+
 /// (frames/s received, payload bit/s received)
 fn ours(size: usize, seconds: f64) -> (f64, f64) {
     let (_sink, addr) = receiver("sink");
-    let run = json(Command::new(LINKSCOPE).args([
-        "bench",
-        "send",
-        "--to",
-        &addr.to_string(),
-        "--rate",
-        "max",
-        "--size",
-        &size.to_string(),
-        "--duration",
-        &seconds.to_string(),
-        "--interval",
-        "0",
-        "--json",
-    ]));
+    let run = send(
+        addr,
+        &[
+            "--rate",
+            "max",
+            "--size",
+            &size.to_string(),
+            "--duration",
+            &seconds.to_string(),
+            "--interval",
+            "0",
+        ],
+    );
     let s = &run["sizes"][0];
     (
         s["pps"].as_f64().expect("pps"),
@@ -128,23 +141,21 @@ fn iperf3(size: usize, limit: [&str; 2]) -> Option<(f64, f64)> {
 /// Round-trip p50 (µs) of `linkscope bench send` against `linkscope bench reflect`.
 fn ours_rtt_p50(count: u64) -> f64 {
     let (_reflector, addr) = receiver("reflect");
-    let run = json(Command::new(LINKSCOPE).args([
-        "bench",
-        "send",
-        "--to",
-        &addr.to_string(),
-        "--rate",
-        "1000",
-        "--size",
-        "64",
-        "--count",
-        &count.to_string(),
-        "--interval",
-        "0",
-        "--drain",
-        "0.05",
-        "--json",
-    ]));
+    let run = send(
+        addr,
+        &[
+            "--rate",
+            "1000",
+            "--size",
+            "64",
+            "--count",
+            &count.to_string(),
+            "--interval",
+            "0",
+            "--drain",
+            "0.05",
+        ],
+    );
     run["sizes"][0]["rtt_us"]["p50"].as_f64().expect("rtt p50")
 }
 
@@ -195,15 +206,8 @@ fn ping_pong_thread_p50(count: u64) -> f64 {
 /// Ping-pong against an echo in a second process (this program re-run with `--echo`), as
 /// our sender and reflector are two processes.
 fn ping_pong_process_p50(count: u64) -> f64 {
-    let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .arg("--echo")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run echo process");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read echo address");
+    let (mut child, line) =
+        spawn_announcing(Command::new(std::env::current_exe().expect("own path")).arg("--echo"));
     let addr = line.trim().parse().expect("echo address");
     let p50 = ping_pong_p50(addr, count);
     let _ = child.wait();

@@ -36,6 +36,17 @@ const BATCH: usize = 64;
 /// A child process killed when dropped.
 struct Running(Child);
 
+impl Running {
+    /// Spawns `command` with its stdout and stderr discarded.
+    fn quiet(command: &mut Command) -> std::io::Result<Running> {
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(Running)
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -120,7 +131,7 @@ fn wait_until_relayed(ends: &Ends, target: SocketAddr) -> bool {
 }
 
 fn linkscope(ends: &Ends, extra: &[&str]) -> Running {
-    Running(
+    Running::quiet(
         Command::new(env!("CARGO_BIN_EXE_linkscope"))
             .args([
                 "splice",
@@ -130,12 +141,9 @@ fn linkscope(ends: &Ends, extra: &[&str]) -> Running {
                 "--b",
                 &ends.lb().to_string(),
             ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("linkscope"),
+            .args(extra),
     )
+    .expect("linkscope")
 }
 
 fn installed(tool: &str) -> bool {
@@ -167,39 +175,29 @@ fn path(kind: &str, ends: &Ends) -> Option<Path> {
                 return None;
             }
             let (p1, p2) = (free_port(), free_port());
-            let relay = Command::new("vde_plug")
-                .arg(format!("udp://{p1}->127.0.0.1:{}", ends.la().port()))
-                .arg(format!("udp://{p2}->127.0.0.1:{}", ends.lb().port()))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()?;
-            (
-                SocketAddr::from(([127, 0, 0, 1], p1)),
-                Some(Running(relay)),
-                None,
+            let relay = Running::quiet(
+                Command::new("vde_plug")
+                    .arg(format!("udp://{p1}->127.0.0.1:{}", ends.la().port()))
+                    .arg(format!("udp://{p2}->127.0.0.1:{}", ends.lb().port())),
             )
+            .ok()?;
+            (SocketAddr::from(([127, 0, 0, 1], p1)), Some(relay), None)
         }
         "socat" => {
             if !installed("socat") {
                 return None;
             }
             let p1 = free_port();
-            let relay = Command::new("socat")
-                .args([
-                    "-u",
-                    &format!("UDP4-RECV:{p1},bind=127.0.0.1,rcvbuf=8388608"),
-                ])
-                .arg(format!("UDP4-SENDTO:127.0.0.1:{}", ends.lb().port()))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()?;
-            (
-                SocketAddr::from(([127, 0, 0, 1], p1)),
-                Some(Running(relay)),
-                None,
+            let relay = Running::quiet(
+                Command::new("socat")
+                    .args([
+                        "-u",
+                        &format!("UDP4-RECV:{p1},bind=127.0.0.1,rcvbuf=8388608"),
+                    ])
+                    .arg(format!("UDP4-SENDTO:127.0.0.1:{}", ends.lb().port())),
             )
+            .ok()?;
+            (SocketAddr::from(([127, 0, 0, 1], p1)), Some(relay), None)
         }
         _ => unreachable!("a known relay kind"),
     };

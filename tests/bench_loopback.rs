@@ -5,65 +5,35 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 use support::impair::{Every, Impairments, Relay};
+use support::process::{Listener, json_output};
+use support::wireshark::{have, tshark_fields};
 
-/// A running `linkscope bench sink|reflect`, killed on drop.
-struct Receiver {
-    child: Child,
-    addr: SocketAddr,
+/// A running `linkscope bench sink|reflect` on 127.0.0.1, killed on drop.
+fn receiver(role: &str) -> Listener {
+    receiver_with(&[role, "--listen", "127.0.0.1:0"])
 }
 
-impl Receiver {
-    fn start(role: &str) -> Receiver {
-        Receiver::start_with(&[role, "--listen", "127.0.0.1:0"])
-    }
-
-    fn start_with(args: &[&str]) -> Receiver {
-        let mut child = Command::cargo_bin("linkscope")
+fn receiver_with(args: &[&str]) -> Listener {
+    Listener::start(
+        Command::cargo_bin("linkscope")
             .unwrap()
             .arg("bench")
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Receiver { child, addr }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .args(args),
+    )
 }
 
 fn send_json(to: SocketAddr, extra: &[&str]) -> Value {
-    let out = Command::cargo_bin("linkscope")
-        .unwrap()
-        .args(["bench", "send", "--to", &to.to_string(), "--json"])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_output(
+        Command::cargo_bin("linkscope")
+            .unwrap()
+            .args(["bench", "send", "--to", &to.to_string(), "--json"])
+            .args(extra),
+    )
 }
 
 fn keys(v: &Value) -> Vec<&str> {
@@ -74,7 +44,7 @@ fn keys(v: &Value) -> Vec<&str> {
 
 #[test]
 fn sink_sees_every_frame_at_a_moderate_rate() {
-    let sink = Receiver::start("sink");
+    let sink = receiver("sink");
     let run = send_json(
         sink.addr,
         &["--size", "64,1470", "--count", "2000", "--rate", "10000"],
@@ -123,7 +93,7 @@ fn sink_sees_every_frame_at_a_moderate_rate() {
 
 #[test]
 fn reflector_gives_round_trip_percentiles() {
-    let reflector = Receiver::start("reflect");
+    let reflector = receiver("reflect");
     let run = send_json(
         reflector.addr,
         &[
@@ -156,7 +126,7 @@ fn is_data_frame(d: &[u8]) -> bool {
 
 #[test]
 fn impairing_relay_counts_come_back_exactly() {
-    let sink = Receiver::start("sink");
+    let sink = receiver("sink");
     let every = |phase| Some(Every { every: 10, phase });
     let relay = Relay::start(
         sink.addr,
@@ -189,7 +159,7 @@ fn impairing_relay_counts_come_back_exactly() {
 
 #[test]
 fn json_stream_prints_intervals_then_the_size() {
-    let sink = Receiver::start("sink");
+    let sink = receiver("sink");
     let out = Command::cargo_bin("linkscope")
         .unwrap()
         .args([
@@ -233,7 +203,7 @@ fn json_stream_prints_intervals_then_the_size() {
 
 #[test]
 fn human_output_has_one_row_per_size() {
-    let sink = Receiver::start("sink");
+    let sink = receiver("sink");
     let out = Command::cargo_bin("linkscope")
         .unwrap()
         .args(["bench", "send", "--to", &sink.addr.to_string()])
@@ -316,20 +286,14 @@ fn stands_in_for_both_nics_of_a_planned_link() {
     )
     .unwrap();
     let m = mapping.to_str().unwrap();
-    let sink = Receiver::start_with(&["reflect", "--mapping", m, "--as", "102:eth1"]);
+    let sink = receiver_with(&["reflect", "--mapping", m, "--as", "102:eth1"]);
     assert_eq!(sink.addr, SocketAddr::from(([127, 0, 0, 1], pb)));
-    let out = Command::cargo_bin("linkscope")
-        .unwrap()
-        .args(["bench", "send", "--mapping", m, "--as", "100:1", "--json"])
-        .args(["--size", "128", "--count", "300", "--rate", "3000"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let run = json_output(
+        Command::cargo_bin("linkscope")
+            .unwrap()
+            .args(["bench", "send", "--mapping", m, "--as", "100:1", "--json"])
+            .args(["--size", "128", "--count", "300", "--rate", "3000"]),
     );
-    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(run["sizes"][0]["received"], 300);
     assert!(run["sizes"][0]["rtt_us"]["p50"].as_f64().unwrap() > 0.0);
 }
@@ -379,12 +343,10 @@ fn test_frames_carry_the_planned_macs() {
 #[test]
 fn wireshark_reads_test_frames_as_ethernet_with_ethertype_88b5() {
     use linkscope::bench::frame::{Header, Kind};
-    if Command::new("tshark").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("LINKSCOPE_REQUIRE_LAB").is_none(),
-            "LINKSCOPE_REQUIRE_LAB is set but tshark is missing"
-        );
-        eprintln!("skipped: needs tshark");
+    if !have(
+        "tshark",
+        "wireshark_reads_test_frames_as_ethernet_with_ethertype_88b5",
+    ) {
         return;
     }
     // A classic pcap file (LINKTYPE_ETHERNET) holding a data frame and a report request;
@@ -414,42 +376,19 @@ fn wireshark_reads_test_frames_as_ethernet_with_ethertype_88b5() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("frames.pcap");
     std::fs::write(&path, file).unwrap();
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(&path)
-        .args([
-            "-T",
-            "fields",
-            "-e",
-            "eth.src",
-            "-e",
-            "eth.dst",
-            "-e",
-            "eth.type",
-            "-e",
-            "frame.len",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
+    let rows = tshark_fields(&path, &[], &["eth.src", "eth.dst", "eth.type", "frame.len"]);
     assert_eq!(
-        lines,
+        rows,
         [
-            "be:24:99:00:64:01\tbe:24:99:00:66:01\t0x88b5\t128",
-            "be:24:99:00:64:01\tbe:24:99:00:66:01\t0x88b5\t60"
+            ["be:24:99:00:64:01", "be:24:99:00:66:01", "0x88b5", "128"],
+            ["be:24:99:00:64:01", "be:24:99:00:66:01", "0x88b5", "60"]
         ]
     );
 }
 
 #[test]
 fn receiver_going_away_mid_run_ends_the_run_with_an_error() {
-    let mut sink = Receiver::start("sink");
+    let mut sink = receiver("sink");
     let mut sender = Command::cargo_bin("linkscope")
         .unwrap()
         .args(["bench", "send", "--to", &sink.addr.to_string()])

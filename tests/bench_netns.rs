@@ -2,172 +2,78 @@
 //! loss at a moderate rate, and a size sweep that shows which sizes the kernels fragment.
 //!
 //! Needs root and `ip` (iproute2); skips with a reason otherwise, fails with
-//! LINKSCOPE_REQUIRE_LAB=1. The namespace fixture here is minimal and local; the lab's
-//! tests/lab/netns.rs offers the same (it landed after this was written).
+//! LINKSCOPE_REQUIRE_LAB=1. The namespaces are the lab's (tests/lab/netns.rs).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+mod lab;
+mod support;
+
+use std::net::SocketAddr;
 
 use assert_cmd::cargo::cargo_bin;
+use lab::netns::{self, Netns};
+use lab::prereq::{self, Need};
 use serde_json::Value;
-
-fn prerequisites() -> Result<(), String> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("");
-    if uid != "0" {
-        return Err("needs root for network namespaces".into());
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(o) if o.status.success() => Ok(()),
-        _ => Err("needs `ip` from iproute2".into()),
-    }
-}
-
-/// Follows the lab's conventions (tests/lab/prereq.rs): LINKSCOPE_SKIP_LAB=1 skips,
-/// LINKSCOPE_REQUIRE_LAB=1 turns a missing prerequisite into a failure.
-fn lab_or_skip() -> bool {
-    let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
-    let missing = if flag("LINKSCOPE_SKIP_LAB") && !flag("LINKSCOPE_REQUIRE_LAB") {
-        Err("LINKSCOPE_SKIP_LAB=1".to_string())
-    } else {
-        prerequisites()
-    };
-    match missing {
-        Ok(()) => true,
-        Err(reason) => {
-            assert!(
-                !flag("LINKSCOPE_REQUIRE_LAB"),
-                "lab prerequisite missing (LINKSCOPE_REQUIRE_LAB=1): {reason}"
-            );
-            eprintln!("SKIP: {reason}");
-            false
-        }
-    }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Two namespaces `a` (10.77.0.1) and `b` (10.77.0.2) joined by a veth pair; removed on drop.
-struct Namespaces {
-    a: String,
-    b: String,
-}
+use support::process::{Listener, json_output};
 
 const ADDR_A: &str = "10.77.0.1";
 const ADDR_B: &str = "10.77.0.2";
 
+/// Two namespaces `a` (10.77.0.1) and `b` (10.77.0.2) joined by a veth pair; removed on drop.
+struct Namespaces {
+    a: Netns,
+    b: Netns,
+}
+
 impl Namespaces {
     fn create(mtu: u32) -> Namespaces {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tag = format!("lsb{}x{n}", std::process::id());
-        let ns = Namespaces {
-            a: format!("{tag}a"),
-            b: format!("{tag}b"),
-        };
-        ip(&["netns", "add", &ns.a]);
-        ip(&["netns", "add", &ns.b]);
-        let mtu = mtu.to_string();
-        ip(&[
-            "link", "add", "veth0", "netns", &ns.a, "mtu", &mtu, "type", "veth", "peer", "name",
-            "veth0", "netns", &ns.b, "mtu", &mtu,
-        ]);
-        for (name, addr) in [(&ns.a, ADDR_A), (&ns.b, ADDR_B)] {
-            ip(&[
-                "-n",
-                name,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                "veth0",
-            ]);
-            ip(&["-n", name, "link", "set", "veth0", "up"]);
-            ip(&["-n", name, "link", "set", "lo", "up"]);
-        }
-        ns
-    }
-
-    fn command(&self, ns: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).arg(cargo_bin("linkscope"));
-        c
+        let a = Netns::new().expect("namespace a");
+        let b = Netns::new().expect("namespace b");
+        netns::veth(
+            &a,
+            &format!("{ADDR_A}/24"),
+            &b,
+            &format!("{ADDR_B}/24"),
+            "veth0",
+            mtu,
+        )
+        .expect("veth between a and b");
+        Namespaces { a, b }
     }
 }
 
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
+/// `linkscope bench sink` in namespace `b`, killed on drop.
+fn sink(ns: &Namespaces) -> Listener {
+    let sink = Listener::start(ns.b.command(cargo_bin("linkscope")).args([
+        "bench",
+        "sink",
+        "--listen",
+        &format!("{ADDR_B}:0"),
+    ]));
+    assert_eq!(sink.addr.ip().to_string(), ADDR_B);
+    sink
 }
 
-struct Sink(Child, String);
-
-impl Sink {
-    fn start(ns: &Namespaces) -> Sink {
-        let mut child = ns
-            .command(&ns.b)
-            .args(["bench", "sink", "--listen", &format!("{ADDR_B}:0")])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(addr.starts_with(ADDR_B), "{line:?}");
-        Sink(child, addr)
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn send(ns: &Namespaces, to: &str, args: &[&str]) -> Value {
-    let out = ns
-        .command(&ns.a)
-        .args(["bench", "send", "--to", to, "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+fn send(ns: &Namespaces, to: SocketAddr, args: &[&str]) -> Value {
+    json_output(
+        ns.a.command(cargo_bin("linkscope"))
+            .args(["bench", "send", "--to", &to.to_string(), "--json"])
+            .args(args),
+    )
 }
 
 #[test]
 fn no_loss_between_namespaces_at_a_moderate_rate() {
-    if !lab_or_skip() {
+    if !prereq::ready(
+        "no_loss_between_namespaces_at_a_moderate_rate",
+        &[Need::Root, Need::Iproute],
+    ) {
         return;
     }
     let ns = Namespaces::create(1500);
-    let sink = Sink::start(&ns);
+    let sink = sink(&ns);
     let run = send(
         &ns,
-        &sink.1,
+        sink.addr,
         &["--size", "1470", "--count", "3000", "--rate", "10000"],
     );
     let s = &run["sizes"][0];
@@ -182,15 +88,18 @@ fn no_loss_between_namespaces_at_a_moderate_rate() {
 
 #[test]
 fn sweep_shows_fragmentation_above_1472_bytes() {
-    if !lab_or_skip() {
+    if !prereq::ready(
+        "sweep_shows_fragmentation_above_1472_bytes",
+        &[Need::Root, Need::Iproute],
+    ) {
         return;
     }
     let ns = Namespaces::create(1500);
-    let sink = Sink::start(&ns);
+    let sink = sink(&ns);
     let count = 200u64;
     let run = send(
         &ns,
-        &sink.1,
+        sink.addr,
         &[
             "--size",
             "1400..1600:72",

@@ -3,15 +3,18 @@
 //! ring buffer rotation and naming.
 
 mod capture_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use capture_support::{blocks, frame, have, interface, run, sequence_of, tshark_fields};
+use capture_support::{blocks, frame, interface, sequence_of};
 use linkscope::capture::{InterfaceStats, Output, Packet, Writer};
 use pcap_file::pcapng::Block;
 use pcap_file::pcapng::blocks::interface_statistics::InterfaceStatisticsOption;
+use support::process::run;
+use support::wireshark::{have, tshark_fields};
 
 const T0: u64 = 1_700_000_000_123_456_789;
 
@@ -73,6 +76,7 @@ fn tshark_reads_interfaces_directions_nanoseconds_and_snaplen() {
     }
     let rows = tshark_fields(
         &path,
+        &[],
         &[
             "frame.interface_id",
             "frame.interface_name",

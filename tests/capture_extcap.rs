@@ -3,6 +3,7 @@
 //! stopped by SIGTERM (Wireshark's way) leaving a complete pcapng and the link handed back.
 
 mod capture_support;
+mod support;
 
 use std::io::Read;
 use std::net::UdpSocket;
@@ -12,11 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use capture_support::{frame, have, run};
+use capture_support::frame;
 use linkscope::net::tunnel;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::blocks::interface_statistics::InterfaceStatisticsOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
+use support::process::{run, wait_exit};
+use support::wireshark::have;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -165,14 +168,7 @@ fn capture_to_a_fifo_stops_on_sigterm_with_a_complete_capture() {
         .status()
         .unwrap();
     assert!(status.success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = running.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < DEADLINE, "extcap ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut running.0, DEADLINE, "extcap ignored SIGTERM");
     let mut stderr = String::new();
     running
         .0
@@ -281,14 +277,7 @@ fn tshark_lists_and_captures_the_installed_interfaces() {
             }
         })
     };
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = running.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < DEADLINE, "tshark captured nothing");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut running.0, DEADLINE, "tshark captured nothing");
     stop.store(true, Ordering::SeqCst);
     sender.join().unwrap();
     let mut out = String::new();

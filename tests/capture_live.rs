@@ -6,14 +6,17 @@
 //! parent pipes that into `tshark -l -i -`.
 
 mod capture_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use capture_support::{frame, have, interface};
+use capture_support::{frame, interface};
 use linkscope::capture::{InterfaceStats, Output, Packet, Writer};
+use support::process::wait_exit;
+use support::wireshark::have;
 
 /// Environment variable that makes this binary the writing child, and in which mode.
 const CHILD: &str = "LINKSCOPE_CAPTURE_LIVE_CHILD";
@@ -177,17 +180,11 @@ impl Drop for Pipeline {
 }
 
 fn wait(process: &mut Child, what: &str) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = process.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{what} did not exit within {DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_exit(
+        process,
+        DEADLINE,
+        &format!("{what} did not exit within {DEADLINE:?}"),
+    )
 }
 
 fn expected_line(n: u32) -> String {

@@ -3,8 +3,9 @@
 //! README-l2.md there), and RSTP / MSTP / PVST+ / LACP / Marker frames built here and
 //! written to a pcap. Skips when tshark is missing, fails then under LINKSCOPE_REQUIRE_LAB=1.
 
+mod support;
+
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use assert_cmd::cargo::cargo_bin_cmd;
@@ -12,42 +13,11 @@ use linkscope::wire::stp::{Body, BridgeId, Config, Flags, Mst, Msti, Version};
 use linkscope::wire::{MacAddr, lacp, marker, stp};
 use pcap_file::pcap::{PcapPacket, PcapWriter};
 use serde_json::Value;
-
-fn tshark_available() -> bool {
-    let ok = Command::new("tshark")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("LINKSCOPE_REQUIRE_LAB").as_deref() != Ok("1"),
-            "tshark is required (LINKSCOPE_REQUIRE_LAB=1) but not found"
-        );
-        eprintln!("skipped: tshark not found (apt-get install tshark)");
-    }
-    ok
-}
+use support::wireshark::{have, tshark_fields};
 
 /// tshark's fields, one row per frame, one column per field, all occurrences joined by ','.
 fn tshark(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r")
-        .arg(file)
-        .args(["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().expect("run tshark");
-    assert!(
-        out.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect()
+    tshark_fields(file, &["-E", "occurrence=a", "-E", "aggregator=,"], fields)
 }
 
 fn ours(file: &Path) -> Vec<Value> {
@@ -92,7 +62,7 @@ fn captures() -> &'static Path {
 
 #[test]
 fn lldpd_capture_matches_tshark() {
-    if !tshark_available() {
+    if !have("tshark", "lldpd_capture_matches_tshark") {
         return;
     }
     let file = captures().join("lldpd.pcap");
@@ -333,7 +303,7 @@ const STP_FIELDS: [&str; 29] = [
 
 #[test]
 fn kernel_bridge_capture_matches_tshark() {
-    if !tshark_available() {
+    if !have("tshark", "kernel_bridge_capture_matches_tshark") {
         return;
     }
     let file = captures().join("bridge.pcapng");
@@ -429,7 +399,7 @@ fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
 
 #[test]
 fn built_bpdus_match_tshark() {
-    if !tshark_available() {
+    if !have("tshark", "built_bpdus_match_tshark") {
         return;
     }
     let mut region = [0; 32];
@@ -553,7 +523,7 @@ fn lacp_info(port: u16, state: u8) -> lacp::Info {
 
 #[test]
 fn built_lacp_and_marker_match_tshark() {
-    if !tshark_available() {
+    if !have("tshark", "built_lacp_and_marker_match_tshark") {
         return;
     }
     let slow = [0x01, 0x80, 0xc2, 0x00, 0x00, 0x02];

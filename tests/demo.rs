@@ -1,7 +1,12 @@
 //! `linkscope demo`: the embedded lab runs without root or VMs, the splice steps in and out,
 //! and demo.pcapng holds ARP, ICMP, LLDP and STP on interfaces named after both ends.
 
+mod support;
+
 use std::process::Command;
+
+use support::process::run;
+use support::wireshark::have;
 
 #[test]
 fn the_demo_splices_a_live_link_and_writes_demo_pcapng() {
@@ -37,32 +42,20 @@ fn the_demo_splices_a_live_link_and_writes_demo_pcapng() {
     let capture = dir.path().join("demo.pcapng");
     assert!(capture.is_file(), "{err}");
 
-    let tshark = Command::new("tshark").arg("--version").output();
-    if !tshark.is_ok_and(|o| o.status.success()) {
-        let reason = "the_demo_splices_a_live_link_and_writes_demo_pcapng: tshark part skipped: \
-                      tshark is not installed (Debian package tshark)";
-        assert!(
-            std::env::var("LINKSCOPE_REQUIRE_LAB").as_deref() != Ok("1"),
-            "{reason}, and LINKSCOPE_REQUIRE_LAB=1 requires it"
-        );
-        eprintln!("{reason}");
+    if !have(
+        "tshark",
+        "the_demo_splices_a_live_link_and_writes_demo_pcapng: tshark part",
+    ) {
         return;
     }
-    let fields = Command::new("tshark")
-        .arg("-r")
-        .arg(&capture)
-        .args([
-            "-T",
-            "fields",
-            "-e",
-            "frame.interface_name",
-            "-e",
-            "frame.protocols",
-        ])
-        .output()
-        .unwrap();
-    assert!(fields.status.success());
-    let text = String::from_utf8(fields.stdout).unwrap();
+    let text = run(Command::new("tshark").arg("-r").arg(&capture).args([
+        "-T",
+        "fields",
+        "-e",
+        "frame.interface_name",
+        "-e",
+        "frame.protocols",
+    ]));
     for protocol in ["arp", "icmp", "lldp", "stp"] {
         for end in ["vm100:eth1", "vm102:eth1"] {
             assert!(

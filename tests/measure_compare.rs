@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use assert_cmd::Command;
+use assert_cmd::cargo::cargo_bin;
 use etherparse::PacketBuilder;
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
@@ -18,6 +19,7 @@ use pcap_file::pcapng::blocks::interface_description::{
 };
 use serde_json::Value;
 use support::impair::{Every, Impairments, Relay};
+use support::process::json_output;
 
 const MAC_A: [u8; 6] = [0xbe, 0x24, 0x99, 0, 0x64, 1];
 const MAC_B: [u8; 6] = [0xbe, 0x24, 0x99, 0, 0x66, 1];
@@ -75,19 +77,12 @@ fn write_pcapng(path: &Path, frames: &[Captured]) {
 }
 
 fn compare_json(a: &Path, b: &Path) -> Value {
-    let out = Command::cargo_bin("linkscope")
-        .expect("binary")
-        .args(["compare", "--json"])
-        .arg(a)
-        .arg(b)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
+    json_output(
+        std::process::Command::new(cargo_bin("linkscope"))
+            .args(["compare", "--json"])
+            .arg(a)
+            .arg(b),
+    )
 }
 
 #[test]

@@ -4,137 +4,16 @@
 //! itself measured, and count the ARP requests for an absent host as unanswered.
 //!
 //! Needs root, `ip`, `tcpdump` and `busybox`; skips with a reason otherwise and fails with
-//! LINKSCOPE_REQUIRE_LAB=1.
+//! LINKSCOPE_REQUIRE_LAB=1. The namespaces and tcpdump are the lab's (tests/lab/).
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+mod lab;
 
+use lab::capture::Tcpdump;
+use lab::netns::{self, Netns};
+use lab::prereq::{self, Need};
 use linkscope::measure::fragment::{Budget, Outer};
 use linkscope::measure::meter::{Config, Direction, Exchange, Meter};
 use pcap_file::pcap::PcapReader;
-
-fn prerequisites() -> Result<(), String> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("");
-    if uid != "0" {
-        return Err("needs root for network namespaces".into());
-    }
-    for (tool, arg) in [
-        ("ip", "-V"),
-        ("tcpdump", "--version"),
-        ("busybox", "--help"),
-    ] {
-        match Command::new(tool).arg(arg).output() {
-            Ok(o) if o.status.success() => {}
-            _ => return Err(format!("needs `{tool}`")),
-        }
-    }
-    Ok(())
-}
-
-fn lab_or_skip() -> bool {
-    match prerequisites() {
-        Ok(()) => true,
-        Err(reason) if std::env::var_os("LINKSCOPE_REQUIRE_LAB").is_some() => {
-            panic!("LINKSCOPE_REQUIRE_LAB is set but: {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("runs ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Namespaces `near` (10.9.0.1) and `far` (10.9.0.2) on a veth pair; removed on drop.
-struct Pair {
-    near: String,
-    far: String,
-}
-
-impl Pair {
-    fn create() -> Pair {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let tag = format!(
-            "lsr{}x{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let pair = Pair {
-            near: format!("{tag}n"),
-            far: format!("{tag}f"),
-        };
-        for ns in [&pair.near, &pair.far] {
-            ip(&["netns", "add", ns]);
-        }
-        ip(&[
-            "link", "add", "v0", "netns", &pair.near, "type", "veth", "peer", "name", "v0",
-            "netns", &pair.far,
-        ]);
-        for (ns, addr) in [(&pair.near, "10.9.0.1/24"), (&pair.far, "10.9.0.2/24")] {
-            ip(&["-n", ns, "addr", "add", addr, "dev", "v0"]);
-            ip(&["-n", ns, "link", "set", "v0", "up"]);
-        }
-        pair
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for ns in [&self.near, &self.far] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
-
-/// tcpdump writing `v0` of a namespace to a file; stopped (and flushed) on `finish`.
-struct Tcpdump(Child);
-
-impl Tcpdump {
-    fn start(ns: &str, file: &Path) -> Tcpdump {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "tcpdump", "-i", "v0", "-U", "-n", "-w"])
-            .arg(file)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts tcpdump");
-        // tcpdump says "listening on v0" once it captures.
-        let mut line = String::new();
-        BufReader::new(child.stderr.take().expect("stderr"))
-            .read_line(&mut line)
-            .expect("reads tcpdump's first line");
-        assert!(line.contains("listening"), "{line}");
-        Tcpdump(child)
-    }
-
-    fn finish(mut self) {
-        let pid = self.0.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Tcpdump {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// (min, max) round trip in ms from busybox ping's summary line.
 fn ping_range(output: &str) -> (f64, f64) {
@@ -156,19 +35,22 @@ fn ping_range(output: &str) -> (f64, f64) {
 
 #[test]
 fn busybox_ping_through_the_kernel_is_paired_and_an_absent_host_is_unanswered() {
-    if !lab_or_skip() {
+    if !prereq::ready(
+        "busybox_ping_through_the_kernel_is_paired_and_an_absent_host_is_unanswered",
+        &[Need::Root, Need::Iproute, Need::Tcpdump, Need::Busybox],
+    ) {
         return;
     }
-    let pair = Pair::create();
+    // Namespaces `near` (10.9.0.1) and `far` (10.9.0.2) on a veth pair; removed on drop.
+    let near = Netns::new().expect("namespace near");
+    let far = Netns::new().expect("namespace far");
+    netns::veth(&near, "10.9.0.1/24", &far, "10.9.0.2/24", "v0", 1500).expect("veth");
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("near.pcap");
-    let tcpdump = Tcpdump::start(&pair.near, &file);
+    let tcpdump = Tcpdump::start(Some(&near), "v0", "", &file).expect("tcpdump listens on v0");
     let ping = |target: &str| {
-        Command::new("ip")
-            .args([
-                "netns", "exec", &pair.near, "busybox", "ping", "-c", "10", "-i", "0.1",
-            ])
-            .args(["-W", "1", target])
+        near.command("busybox")
+            .args(["ping", "-c", "10", "-i", "0.1", "-W", "1", target])
             .output()
             .expect("runs busybox ping")
     };
@@ -178,7 +60,7 @@ fn busybox_ping_through_the_kernel_is_paired_and_an_absent_host_is_unanswered() 
     // Nobody has 10.9.0.99: the near kernel asks by ARP and never sends an echo request.
     let absent = ping("10.9.0.99");
     assert!(!absent.status.success());
-    tcpdump.finish();
+    tcpdump.stop().expect("tcpdump stops");
 
     let mut reader =
         PcapReader::new(std::fs::File::open(&file).expect("capture")).expect("a pcap file");

@@ -4,47 +4,22 @@
 //! when no reflector answers.
 //!
 //! The namespace test needs root and `ip` (iproute2); it skips with a reason otherwise and
-//! fails with LINKSCOPE_REQUIRE_LAB=1.
+//! fails with LINKSCOPE_REQUIRE_LAB=1. The namespaces are the lab's (tests/lab/netns.rs).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+mod lab;
+mod support;
+
+use std::process::Command;
 
 use assert_cmd::cargo::cargo_bin;
+use lab::netns::{self, Netns};
+use lab::prereq::{self, Need};
 use serde_json::Value;
+use support::process::Listener;
 
 /// A running `linkscope mtu --reflect`, killed on drop.
-struct Reflector {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Reflector {
-    fn start(mut command: Command, listen: &str) -> Reflector {
-        let mut child = command
-            .args(["mtu", "--reflect", "--listen", listen])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starts the reflector");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("reads the address line");
-        let addr = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Reflector { child, addr }
-    }
-}
-
-impl Drop for Reflector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn reflector(mut command: Command, listen: &str) -> Listener {
+    Listener::start(command.args(["mtu", "--reflect", "--listen", listen]))
 }
 
 fn probe(command: Command, host: &str, port: u16) -> Value {
@@ -66,7 +41,7 @@ fn probe_with(mut command: Command, host: &str, port: u16, extra: &[&str]) -> (O
 
 #[test]
 fn loopback_carries_65535_confirmed_by_the_reflector() {
-    let reflector = Reflector::start(Command::new(cargo_bin("linkscope")), "127.0.0.1:0");
+    let reflector = reflector(Command::new(cargo_bin("linkscope")), "127.0.0.1:0");
     let found = probe(
         Command::new(cargo_bin("linkscope")),
         "127.0.0.1",
@@ -117,155 +92,72 @@ fn a_bad_host_is_an_input_error() {
         .expect("runs");
 }
 
-fn prerequisites() -> Result<(), String> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("");
-    if uid != "0" {
-        return Err("needs root for network namespaces".into());
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(o) if o.status.success() => Ok(()),
-        _ => Err("needs `ip` from iproute2".into()),
-    }
-}
-
-fn lab_or_skip() -> bool {
-    match prerequisites() {
-        Ok(()) => true,
-        Err(reason) if std::env::var_os("LINKSCOPE_REQUIRE_LAB").is_some() => {
-            panic!("LINKSCOPE_REQUIRE_LAB is set but: {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("runs ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Hosts `near` (198.18.1.1, veth MTU 9000) and `far` (198.18.2.2) with a router between
 /// them whose link to `far` has MTU 1500. Removed on drop.
 struct Lab {
-    near: String,
-    router: String,
-    far: String,
+    near: Netns,
+    router: Netns,
+    far: Netns,
 }
 
 const FAR: &str = "198.18.2.2";
 
 impl Lab {
     fn create() -> Lab {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let tag = format!(
-            "lsm{}x{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
         let lab = Lab {
-            near: format!("{tag}n"),
-            router: format!("{tag}r"),
-            far: format!("{tag}f"),
+            near: Netns::new().expect("namespace near"),
+            router: Netns::new().expect("namespace router"),
+            far: Netns::new().expect("namespace far"),
         };
-        for ns in [&lab.near, &lab.router, &lab.far] {
-            ip(&["netns", "add", ns]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-        }
-        let links = [
-            (
-                &lab.near,
-                "198.18.1.1/24",
-                &lab.router,
-                "198.18.1.2/24",
-                "9000",
-            ),
-            (
-                &lab.router,
-                "198.18.2.1/24",
-                &lab.far,
-                "198.18.2.2/24",
-                "1500",
-            ),
-        ];
-        for (i, (left, left_addr, right, right_addr, mtu)) in links.into_iter().enumerate() {
-            let (l, r) = (format!("v{i}l"), format!("v{i}r"));
-            ip(&[
-                "link", "add", &l, "netns", left, "mtu", mtu, "type", "veth", "peer", "name", &r,
-                "netns", right, "mtu", mtu,
-            ]);
-            for (ns, dev, addr) in [(left, &l, left_addr), (right, &r, right_addr)] {
-                ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
-                ip(&["-n", ns, "link", "set", dev, "up"]);
-            }
-        }
-        ip(&[
-            "-n",
+        netns::veth(
             &lab.near,
-            "route",
-            "add",
-            "default",
-            "via",
-            "198.18.1.2",
-        ]);
-        ip(&[
-            "-n",
+            "198.18.1.1/24",
+            &lab.router,
+            "198.18.1.2/24",
+            "v0",
+            9000,
+        )
+        .expect("veth near-router");
+        netns::veth(
+            &lab.router,
+            "198.18.2.1/24",
             &lab.far,
-            "route",
-            "add",
-            "default",
-            "via",
-            "198.18.2.1",
-        ]);
-        let forwarding = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.router,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-            ])
-            .status()
-            .expect("runs sysctl");
-        assert!(forwarding.success());
+            "198.18.2.2/24",
+            "v1",
+            1500,
+        )
+        .expect("veth router-far");
+        lab.near
+            .ip(["route", "add", "default", "via", "198.18.1.2"])
+            .expect("near's default route");
+        lab.far
+            .ip(["route", "add", "default", "via", "198.18.2.1"])
+            .expect("far's default route");
+        lab::run(
+            lab.router
+                .command("sysctl")
+                .args(["-qw", "net.ipv4.ip_forward=1"]),
+        )
+        .expect("router forwards");
         lab
-    }
-
-    fn command(&self, ns: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).arg(cargo_bin("linkscope"));
-        c
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in [&self.near, &self.router, &self.far] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
     }
 }
 
 #[test]
 fn finds_1500_behind_a_router_although_the_local_link_carries_9000() {
-    if !lab_or_skip() {
+    if !prereq::ready(
+        "finds_1500_behind_a_router_although_the_local_link_carries_9000",
+        &[Need::Root, Need::Iproute],
+    ) {
         return;
     }
     let lab = Lab::create();
-    let reflector = Reflector::start(lab.command(&lab.far), &format!("{FAR}:0"));
-    let found = probe(lab.command(&lab.near), FAR, reflector.addr.port());
+    let reflector = reflector(lab.far.command(cargo_bin("linkscope")), &format!("{FAR}:0"));
+    let found = probe(
+        lab.near.command(cargo_bin("linkscope")),
+        FAR,
+        reflector.addr.port(),
+    );
     assert_eq!(found["source"], "reflector", "{found}");
     assert_eq!(found["kernel_mtu"], 9000, "{found}");
     assert_eq!(found["path_mtu"], 1500, "{found}");
@@ -286,7 +178,7 @@ fn finds_1500_behind_a_router_although_the_local_link_carries_9000() {
         .expect("writes the mapping");
         let mapping = mapping.to_str().expect("UTF-8 path");
         let (code, found) = probe_with(
-            lab.command(&lab.near),
+            lab.near.command(cargo_bin("linkscope")),
             FAR,
             reflector.addr.port(),
             &["--timeout-ms", "100", "--mapping", mapping],

@@ -2,13 +2,16 @@
 //! MAC, each end sends to the other's bound address, and `links --json` agrees with the
 //! `links` of `plan --format json`; arbitrary text never makes the loader panic.
 
+mod support;
+
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use assert_cmd::Command;
+use assert_cmd::cargo::cargo_bin;
 use proptest::prelude::*;
 use serde_json::Value;
+use support::process::json_output;
 
 /// A valid mapping: distinct NICs paired into links.
 #[derive(Debug, Clone)]
@@ -95,18 +98,11 @@ impl Spec {
 }
 
 fn run(dir: &Path, args: &[&str]) -> Value {
-    let out = Command::cargo_bin("linkscope")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_output(
+        std::process::Command::new(cargo_bin("linkscope"))
+            .current_dir(dir)
+            .args(args),
+    )
 }
 
 proptest! {

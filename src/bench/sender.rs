@@ -91,10 +91,10 @@ pub struct Fragments {
     pub receiver_reasm_reqds: u64,
 }
 
-/// The result of one size: the `--json` contract.
+/// What the receiver saw of the frames sent over a span of time: the figures a size and an
+/// interval share (flattened into both in the JSON).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SizeResult {
-    pub size: usize,
+pub struct Figures {
     pub sent: u64,
     pub received: u64,
     pub lost: u64,
@@ -108,6 +108,35 @@ pub struct SizeResult {
     pub wire_bits_per_second: f64,
     pub jitter_ms: f64,
     pub rtt_us: Option<Rtt>,
+}
+
+impl Figures {
+    /// The figures of `sent` frames of which the receiver counted `counts` (received, out of
+    /// order, duplicates, bytes, jitter) in `secs` seconds, each frame `wire_bytes` on the wire.
+    fn new(sent: u64, counts: &Report, wire_bytes: u64, secs: f64, rtt: Option<Rtt>) -> Figures {
+        let lost = sent.saturating_sub(counts.received);
+        Figures {
+            sent,
+            received: counts.received,
+            lost,
+            lost_pct: percent(lost, sent),
+            out_of_order: counts.out_of_order,
+            duplicates: counts.duplicates,
+            pps: counts.received as f64 / secs,
+            payload_bits_per_second: counts.bytes as f64 * 8.0 / secs,
+            wire_bits_per_second: (counts.received * wire_bytes) as f64 * 8.0 / secs,
+            jitter_ms: counts.jitter_ns / 1e6,
+            rtt_us: rtt,
+        }
+    }
+}
+
+/// The result of one size: the `--json` contract.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SizeResult {
+    pub size: usize,
+    #[serde(flatten)]
+    pub figures: Figures,
     pub fragments: Fragments,
 }
 
@@ -117,17 +146,8 @@ pub struct IntervalResult {
     pub size: usize,
     pub start_s: f64,
     pub end_s: f64,
-    pub sent: u64,
-    pub received: u64,
-    pub lost: u64,
-    pub lost_pct: f64,
-    pub out_of_order: u64,
-    pub duplicates: u64,
-    pub pps: f64,
-    pub payload_bits_per_second: f64,
-    pub wire_bits_per_second: f64,
-    pub jitter_ms: f64,
-    pub rtt_us: Option<Rtt>,
+    #[serde(flatten)]
+    pub figures: Figures,
 }
 
 /// The whole run: the `--json` document.
@@ -401,21 +421,9 @@ fn run_size(
     let frag = FragCounters::read(family)? - frag_start;
     let rtt = Rtt::of(&book.lock().unwrap_or_else(PoisonError::into_inner).total);
     let secs = elapsed.as_secs_f64().max(1e-9);
-    let lost = sent.saturating_sub(report.received);
-    let wire = report.received * wire;
     Ok(SizeResult {
         size,
-        sent,
-        received: report.received,
-        lost,
-        lost_pct: percent(lost, sent),
-        out_of_order: report.out_of_order,
-        duplicates: report.duplicates,
-        pps: report.received as f64 / secs,
-        payload_bits_per_second: report.bytes as f64 * 8.0 / secs,
-        wire_bits_per_second: wire as f64 * 8.0 / secs,
-        jitter_ms: report.jitter_ns / 1e6,
-        rtt_us: rtt,
+        figures: Figures::new(sent, &report, wire, secs, rtt),
         fragments: Fragments {
             sender_frag_creates: frag.frag_creates,
             receiver_reasm_reqds: report.fragments.reasm_reqds,
@@ -440,24 +448,24 @@ fn interval_result(
     rtt: Option<Rtt>,
 ) -> IntervalResult {
     let secs = (t1 - t0).as_secs_f64().max(1e-9);
-    let sent = r1.sent.saturating_sub(r0.sent);
-    let received = r1.received.saturating_sub(r0.received);
-    let lost = sent.saturating_sub(received);
+    let counts = Report {
+        received: r1.received.saturating_sub(r0.received),
+        out_of_order: r1.out_of_order.saturating_sub(r0.out_of_order),
+        duplicates: r1.duplicates.saturating_sub(r0.duplicates),
+        bytes: r1.bytes.saturating_sub(r0.bytes),
+        ..r1
+    };
     IntervalResult {
         size,
         start_s: (t0 - start).as_secs_f64(),
         end_s: (t1 - start).as_secs_f64(),
-        sent,
-        received,
-        lost,
-        lost_pct: percent(lost, sent),
-        out_of_order: r1.out_of_order.saturating_sub(r0.out_of_order),
-        duplicates: r1.duplicates.saturating_sub(r0.duplicates),
-        pps: received as f64 / secs,
-        payload_bits_per_second: r1.bytes.saturating_sub(r0.bytes) as f64 * 8.0 / secs,
-        wire_bits_per_second: (received * wire_bytes) as f64 * 8.0 / secs,
-        jitter_ms: r1.jitter_ns / 1e6,
-        rtt_us: rtt,
+        figures: Figures::new(
+            r1.sent.saturating_sub(r0.sent),
+            &counts,
+            wire_bytes,
+            secs,
+            rtt,
+        ),
     }
 }
 

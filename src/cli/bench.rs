@@ -254,7 +254,7 @@ fn send(args: SendArgs, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
             Event::Interval(i) if progress => {
                 eprint!(
                     "\r{} B  {:6.1} s  {:>10.0} frames/s  lost {:.2} %   ",
-                    i.size, i.end_s, i.pps, i.lost_pct
+                    i.size, i.end_s, i.figures.pps, i.figures.lost_pct
                 );
                 Ok(())
             }
@@ -294,6 +294,7 @@ fn rate(bits: f64) -> String {
 
 fn interval_line(i: &IntervalResult) -> String {
     let rtt = i
+        .figures
         .rtt_us
         .map(|r| format!("  rtt p50 {:.1} us p99 {:.1} us", r.p50, r.p99))
         .unwrap_or_default();
@@ -302,16 +303,16 @@ fn interval_line(i: &IntervalResult) -> String {
         i.size,
         i.start_s,
         i.end_s,
-        i.sent,
-        i.received,
-        i.lost,
-        i.lost_pct,
-        i.out_of_order,
-        i.duplicates,
-        i.pps,
-        rate(i.payload_bits_per_second),
-        rate(i.wire_bits_per_second),
-        i.jitter_ms,
+        i.figures.sent,
+        i.figures.received,
+        i.figures.lost,
+        i.figures.lost_pct,
+        i.figures.out_of_order,
+        i.figures.duplicates,
+        i.figures.pps,
+        rate(i.figures.payload_bits_per_second),
+        rate(i.figures.wire_bits_per_second),
+        i.figures.jitter_ms,
     )
 }
 
@@ -333,23 +334,23 @@ fn table(sizes: &[SizeResult], config: &SendConfig) -> String {
         "frag tx/rx"
     );
     for s in sizes {
-        let rtt = s.rtt_us.map_or_else(
+        let rtt = s.figures.rtt_us.map_or_else(
             || "-".to_string(),
             |r| format!("{:.0}/{:.0}/{:.0}", r.min, r.p50, r.p99),
         );
         t += &format!(
             "{:>6} {:>10} {:>10} {:>8} {:>7.2} {:>6} {:>5} {:>10.0} {:>12} {:>12} {:>6.3} ms {:>21} {:>11}\n",
             s.size,
-            s.sent,
-            s.received,
-            s.lost,
-            s.lost_pct,
-            s.out_of_order,
-            s.duplicates,
-            s.pps,
-            rate(s.payload_bits_per_second),
-            rate(s.wire_bits_per_second),
-            s.jitter_ms,
+            s.figures.sent,
+            s.figures.received,
+            s.figures.lost,
+            s.figures.lost_pct,
+            s.figures.out_of_order,
+            s.figures.duplicates,
+            s.figures.pps,
+            rate(s.figures.payload_bits_per_second),
+            rate(s.figures.wire_bits_per_second),
+            s.figures.jitter_ms,
             rtt,
             format!(
                 "{}/{}",

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::{Error, Layer, MacAddr, be16, check_len, mac_at};
+use super::{Error, Layer, MacAddr, be16, check_slow_pdu, emit_slow_pdu, mac_at};
 
 /// Byte offsets of the LACPDU fields.
 pub mod field {
@@ -32,7 +32,7 @@ pub mod field {
         pub const LEN: usize = 20;
     }
     /// Length of a LACPDU.
-    pub const LEN: usize = 110;
+    pub const LEN: usize = crate::wire::SLOW_PDU_LEN;
 }
 
 /// TLV types of a LACPDU.
@@ -181,14 +181,7 @@ impl<T: AsRef<[u8]>> Lacpdu<T> {
     /// Wraps `buffer`, checking length, subtype and the four TLV headers.
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let d = buffer.as_ref();
-        check_len(d, field::LEN, Layer::Lacp, "LACPDU")?;
-        if d[field::SUBTYPE] != super::SLOW_SUBTYPE_LACP {
-            return Err(Error::Value {
-                layer: Layer::Lacp,
-                field: "subtype",
-                value: d[field::SUBTYPE].into(),
-            });
-        }
+        check_slow_pdu(d, super::SLOW_SUBTYPE_LACP, Layer::Lacp, "LACPDU")?;
         check_tlv(d, field::ACTOR_TLV, tlv_type::ACTOR, 20, Layer::Lacp)?;
         check_tlv(d, field::PARTNER_TLV, tlv_type::PARTNER, 20, Layer::Lacp)?;
         check_tlv(
@@ -252,11 +245,7 @@ impl Repr {
 
     /// Appends the LACPDU (from its subtype byte) to `out`.
     pub fn emit(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.resize(start + field::LEN, 0);
-        let d = &mut out[start..];
-        d[field::SUBTYPE] = super::SLOW_SUBTYPE_LACP;
-        d[field::VERSION] = self.version;
+        let d = emit_slow_pdu(out, super::SLOW_SUBTYPE_LACP, self.version);
         self.actor.emit(tlv_type::ACTOR, &mut d[field::ACTOR_TLV..]);
         self.partner
             .emit(tlv_type::PARTNER, &mut d[field::PARTNER_TLV..]);

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::{Error, Layer, MacAddr, be16, be32, check_len, mac_at};
+use super::{Error, Layer, MacAddr, be16, be32, check_slow_pdu, emit_slow_pdu, mac_at};
 
 /// Byte offsets of the Marker PDU fields.
 pub mod field {
@@ -20,7 +20,7 @@ pub mod field {
     pub const TRANSACTION_ID: Range<usize> = 12..16;
     pub const TERMINATOR: usize = 18;
     /// Length of a Marker PDU.
-    pub const LEN: usize = 110;
+    pub const LEN: usize = crate::wire::SLOW_PDU_LEN;
 }
 
 /// Marker TLV type: request or response.
@@ -42,14 +42,7 @@ impl<T: AsRef<[u8]>> MarkerPdu<T> {
     /// Wraps `buffer`, checking length, subtype and TLV headers.
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let d = buffer.as_ref();
-        check_len(d, field::LEN, Layer::Marker, "Marker PDU")?;
-        if d[field::SUBTYPE] != super::SLOW_SUBTYPE_MARKER {
-            return Err(Error::Value {
-                layer: Layer::Marker,
-                field: "subtype",
-                value: d[field::SUBTYPE].into(),
-            });
-        }
+        check_slow_pdu(d, super::SLOW_SUBTYPE_MARKER, Layer::Marker, "Marker PDU")?;
         let kind = Kind(d[field::TLV_TYPE]);
         if kind != Kind::REQUEST && kind != Kind::RESPONSE {
             return Err(Error::Value {
@@ -123,11 +116,7 @@ impl Repr {
 
     /// Appends the PDU (from its subtype byte) to `out`.
     pub fn emit(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.resize(start + field::LEN, 0);
-        let d = &mut out[start..];
-        d[field::SUBTYPE] = super::SLOW_SUBTYPE_MARKER;
-        d[field::VERSION] = self.version;
+        let d = emit_slow_pdu(out, super::SLOW_SUBTYPE_MARKER, self.version);
         d[field::TLV_TYPE] = self.kind.0;
         d[field::TLV_LENGTH] = 16;
         d[field::REQUESTER_PORT].copy_from_slice(&self.requester_port.to_be_bytes());

@@ -139,6 +139,39 @@ pub(crate) fn check_len(
     }
 }
 
+/// Length of a LACPDU or a Marker PDU, from the subtype byte (IEEE 802.1AX clauses 6.4.2.3
+/// and 6.5.3.3): both are fixed layouts of 110 bytes.
+pub(crate) const SLOW_PDU_LEN: usize = 110;
+
+/// Checks the length and the subtype (byte 0) of a LACPDU or a Marker PDU (`name`).
+pub(crate) fn check_slow_pdu(
+    data: &[u8],
+    subtype: u8,
+    layer: Layer,
+    name: &'static str,
+) -> Result<(), Error> {
+    check_len(data, SLOW_PDU_LEN, layer, name)?;
+    if data[0] != subtype {
+        return Err(Error::Value {
+            layer,
+            field: "subtype",
+            value: data[0].into(),
+        });
+    }
+    Ok(())
+}
+
+/// Appends a zeroed LACPDU or Marker PDU with its subtype (byte 0) and version (byte 1) set,
+/// and returns it for the caller to fill in.
+pub(crate) fn emit_slow_pdu(out: &mut Vec<u8>, subtype: u8, version: u8) -> &mut [u8] {
+    let start = out.len();
+    out.resize(start + SLOW_PDU_LEN, 0);
+    let d = &mut out[start..];
+    d[0] = subtype;
+    d[1] = version;
+    d
+}
+
 pub(crate) fn be16(data: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([data[at], data[at + 1]])
 }

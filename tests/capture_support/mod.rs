@@ -1,58 +1,11 @@
-//! Shared by the capture tests: prerequisites, synthetic frames, reading captures back.
+//! Shared by the capture tests: synthetic frames, interfaces, reading captures back.
 
 #![allow(dead_code)] // each test crate uses a different part of this module
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use linkscope::capture::Interface;
 use pcap_file::pcapng::{Block, PcapNgReader};
-
-/// True when `tool` runs; otherwise prints why the test is skipped, or panics when
-/// LINKSCOPE_REQUIRE_LAB=1 makes the prerequisite mandatory.
-pub fn have(tool: &str, test: &str) -> bool {
-    let runs = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !runs {
-        let reason = format!("{test}: skipped: `{tool}` is not installed (Debian package tshark)");
-        assert!(
-            std::env::var("LINKSCOPE_REQUIRE_LAB").as_deref() != Ok("1"),
-            "{reason}, and LINKSCOPE_REQUIRE_LAB=1 requires it"
-        );
-        eprintln!("{reason}");
-    }
-    runs
-}
-
-/// Runs a command and returns its standard output, failing the test on a non-zero exit.
-pub fn run(command: &mut Command) -> String {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("spawn");
-    assert!(
-        status.success(),
-        "{command:?} failed: {status}\n{}",
-        String::from_utf8_lossy(&stderr)
-    );
-    String::from_utf8(stdout).expect("utf-8 output")
-}
-
-/// tshark's fields for every frame of `file`, one Vec per frame.
-pub fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut command = Command::new("tshark");
-    command.arg("-r").arg(file).args(["-T", "fields"]);
-    for field in fields {
-        command.args(["-e", field]);
-    }
-    run(&mut command)
-        .lines()
-        .map(|line| line.split('\t').map(str::to_owned).collect())
-        .collect()
-}
 
 /// A frame of `len` bytes (at least 18): broadcast destination, a locally administered
 /// source, the local experimental EtherType 0x88B5, then `sequence` as 4 bytes, then filler.

@@ -1,3 +1,6 @@
+// Shared by several test binaries (the lab suite, the namespace tests), each using a part of it.
+#![allow(dead_code)]
+
 //! The lab: real QEMU VMs, network namespaces as hosts, taps, lldpd, kernel bridges and
 //! tshark, driven from integration tests.
 //!

@@ -21,6 +21,8 @@ pub enum Need {
     Tcpdump,
     /// `lldpd` and `lldpcli`.
     Lldpd,
+    /// `busybox` (its applets, e.g. `busybox ping`).
+    Busybox,
 }
 
 impl Need {
@@ -53,6 +55,7 @@ impl Need {
             Need::Tshark => tool("tshark", "--version"),
             Need::Tcpdump => tool("tcpdump", "--version"),
             Need::Lldpd => tool("lldpd", "-v").or_else(|| tool("lldpcli", "-v")),
+            Need::Busybox => tool("busybox", "--help"),
         }
     }
 }

@@ -2,3 +2,5 @@
 #![allow(dead_code)]
 
 pub mod impair;
+pub mod process;
+pub mod wireshark;
