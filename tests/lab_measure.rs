@@ -8,7 +8,6 @@
 //! LINKSCOPE_REQUIRE_LAB=1).
 
 // The lab's helpers serve tests/lab_vm.rs too; this binary uses a part of them.
-#[allow(dead_code)]
 mod lab;
 
 use std::net::SocketAddr;

@@ -4,8 +4,6 @@
 //! never came; bad specifications exit 2. The lab test feeds the splice what a real lldpd
 //! and a kernel STP bridge send out of a tap.
 
-// This binary uses the lab's namespaces, taps and daemons, not its VMs.
-#[allow(dead_code)]
 mod lab;
 
 use std::borrow::Cow;
