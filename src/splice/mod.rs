@@ -3,7 +3,7 @@
 //! One thread per link direction receives a batch (`recvmmsg`), drops what must not pass
 //! (zero-length datagrams, which QEMU takes as end of stream, and datagrams from anyone but
 //! the expected peer), forwards the rest in order with one `sendmmsg`, and offers a copy of
-//! each forwarded frame to the [`tap`] without ever waiting for it. Reads time out every
+//! each forwarded frame the [`TapFilter`] takes to the [`tap`] without ever waiting for it. Reads time out every
 //! [`crate::net::tunnel::READ_TIMEOUT`] so a shutdown flag is seen within 100 ms. Stopping
 //! joins the threads, which closes their sockets and hands the tunnels back to the VMs.
 //!
