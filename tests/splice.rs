@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use linkscope::net::tunnel;
-use linkscope::splice::{Direction, LinkConfig, Mode, Splice, SpliceConfig, tap};
+use linkscope::splice::{Direction, LinkConfig, Mode, Splice, SpliceConfig, TapFilter, tap};
 
 /// Two emulated VM ends of one tunnel.
 struct Link {
@@ -46,7 +46,10 @@ impl Link {
 
 fn start(links: Vec<LinkConfig>, tap: Option<crossbeam_channel::Sender<tap::TapRecord>>) -> Splice {
     Splice::start(
-        &SpliceConfig { links },
+        &SpliceConfig {
+            links,
+            tap: TapFilter::All,
+        },
         tap,
         Arc::new(AtomicBool::new(false)),
     )

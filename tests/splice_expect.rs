@@ -250,6 +250,42 @@ fn passes_as_soon_as_every_protocol_crossed_both_ways() {
     );
 }
 
+/// Without measurements, capture or per-frame lines the tap only takes control frames; the
+/// view still sees them among ordinary traffic.
+#[test]
+fn passes_without_measurements_among_other_traffic() {
+    let ipv4 = ethernet(MAC_B, MAC_A, 0x0800, &[0x45; 46]);
+    let (status, err) = splice_with(
+        &[
+            "--no-measure",
+            "--expect",
+            "lldp,stp,lacp",
+            "--timeout",
+            "600",
+        ],
+        vec![
+            ipv4.clone(),
+            lldp_frame(MAC_A, "vm100"),
+            ipv4.clone(),
+            stp_frame(MAC_A, 4096),
+            lacp_frame(MAC_A),
+        ],
+        vec![
+            lldp_frame(MAC_B, "vm102"),
+            ipv4,
+            stp_frame(MAC_B, 32768),
+            lacp_frame(MAC_B),
+        ],
+    );
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(
+            "expect: passed: lldp a>b, lldp b>a, stp a>b, stp b>a, lacp a>b, lacp b>a seen on"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn fails_after_the_timeout_naming_what_never_came() {
     let (status, err) = splice_with(

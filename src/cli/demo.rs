@@ -23,7 +23,7 @@ use crate::splice::meters::{self, Metered, Meters};
 use crate::splice::recorder::Recorder;
 use crate::splice::tap::{self, Consumer, Flow, TapRecord};
 use crate::splice::watch::{Views, Watched};
-use crate::splice::{Direction, LinkConfig, Mode, Splice, SpliceConfig};
+use crate::splice::{Direction, LinkConfig, Mode, Splice, SpliceConfig, TapFilter};
 
 /// The host_mtu a planned link has by default (mapping.yaml's default).
 const DEMO_HOST_MTU: u32 = 9300;
@@ -149,7 +149,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Metered::new(meters.clone(), Some(watched)),
             stop.clone(),
         )?;
-        let config = SpliceConfig { links: vec![link] };
+        let config = SpliceConfig {
+            links: vec![link],
+            tap: TapFilter::All,
+        };
         let splice_stop = Arc::new(AtomicBool::new(false));
         let splice = Splice::start(&config, Some(sender), splice_stop)?;
         let stepped_in = Instant::now();

@@ -15,7 +15,7 @@ use anyhow::Context;
 
 use crate::capture::{Output, Writer, extcap};
 use crate::splice::recorder::Recorder;
-use crate::splice::{LinkConfig, Mode, Splice, SpliceConfig, tap};
+use crate::splice::{LinkConfig, Mode, Splice, SpliceConfig, TapFilter, tap};
 
 use super::splice::{LinkNames, capture_layout};
 
@@ -159,6 +159,7 @@ fn capture(link: &crate::plan::Link, fifo: &Path, snaplen: u32) -> anyhow::Resul
             b: link.b.local,
             mode: Mode::Steal,
         }],
+        tap: TapFilter::All,
     };
     let splice = Splice::start(&config, Some(sender), stop.clone())?;
     while !stop.load(Ordering::SeqCst) {

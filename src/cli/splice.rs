@@ -22,7 +22,9 @@ use crate::splice::meters::{self, Metered, Meters};
 use crate::splice::recorder::Recorder;
 use crate::splice::tap::{self, Consumer, Flow, TapRecord};
 use crate::splice::watch::{Views, Watched};
-use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Splice, SpliceConfig, Survey};
+use crate::splice::{
+    Direction, LinkConfig, LinkStats, Mode, Splice, SpliceConfig, Survey, TapFilter,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ModeArg {
@@ -821,7 +823,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Measurement::new(&args, &links, &names, &host_mtus)?)
     };
 
-    let config = SpliceConfig { links };
     let sink = if let Some(output) = &output {
         let (interfaces, comment) = capture_layout(&names, args.snaplen);
         Some(Sink::Capture(Box::new(Recorder::new(
@@ -839,6 +840,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    // With nothing that takes every frame, only the layer-2 view consumes the tap.
+    let tap = if sink.is_none() && measurement.is_none() {
+        TapFilter::Control
+    } else {
+        TapFilter::All
+    };
+    let config = SpliceConfig { links, tap };
     let views = Views::new(config.links.len());
     let watched = Watched::new(
         views.clone(),

@@ -3,7 +3,7 @@
 //! One thread per link direction receives a batch (`recvmmsg`), drops what must not pass
 //! (zero-length datagrams, which QEMU takes as end of stream, and datagrams from anyone but
 //! the expected peer), forwards the rest in order with one `sendmmsg`, and offers a copy of
-//! each forwarded frame to the [`tap`] without ever waiting for it. Reads time out every
+//! each forwarded frame the [`TapFilter`] takes to the [`tap`] without ever waiting for it. Reads time out every
 //! [`crate::net::tunnel::READ_TIMEOUT`] so a shutdown flag is seen within 100 ms. Stopping
 //! joins the threads, which closes their sockets and hands the tunnels back to the VMs.
 //!
@@ -32,7 +32,7 @@ use crate::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch};
 use crate::net::{tunnel, udp_table};
 use crate::{Error, Result};
 pub use stats::DirectionStats;
-pub use tap::TapRecord;
+pub use tap::{TapFilter, TapRecord};
 
 /// Datagrams per system call.
 pub const BATCH: usize = 64;
@@ -168,6 +168,8 @@ impl Survey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpliceConfig {
     pub links: Vec<LinkConfig>,
+    /// Which forwarded frames are offered to the tap (when there is one).
+    pub tap: TapFilter,
 }
 
 /// Forwarding counters of one link, per direction (`None`: that direction is not spliced).
@@ -234,9 +236,10 @@ impl Splice {
         for path in paths {
             let stop = splice.stop.clone();
             let tap = tap.clone();
+            let filter = config.tap;
             let thread = std::thread::Builder::new()
                 .name(path.thread_name.clone())
-                .spawn(move || run(path, tap, &stop))
+                .spawn(move || run(path, tap, filter, &stop))
                 .map_err(|source| Error::Io {
                     path: "thread".into(),
                     source,
@@ -388,7 +391,7 @@ fn now_ns() -> u64 {
 }
 
 /// The forwarding loop of one direction.
-fn run(path: Path, mut tap: Option<Sender<TapRecord>>, stop: &AtomicBool) {
+fn run(path: Path, mut tap: Option<Sender<TapRecord>>, filter: TapFilter, stop: &AtomicBool) {
     let mut batch = RecvBatch::new(BATCH, MAX_DATAGRAM);
     let mut send = SendBatch::new(BATCH);
     let mut stats = DirectionStats::default();
@@ -454,6 +457,9 @@ fn run(path: Path, mut tap: Option<Sender<TapRecord>>, stop: &AtomicBool) {
                 // own added delay.
                 let sent_ns = now_ns();
                 for (data, timestamp_ns) in &frames {
+                    if !filter.takes(data) {
+                        continue;
+                    }
                     let kernel_time = *timestamp_ns != 0;
                     let record = TapRecord {
                         link: path.link,

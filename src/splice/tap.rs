@@ -10,6 +10,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::Direction;
+use crate::wire::{ETHERTYPE_LLDP, ETHERTYPE_SLOW, MAX_VLAN_TAGS};
 
 /// Room in the tap for this many frames before copies are dropped.
 pub const DEFAULT_CAPACITY: usize = 65536;
@@ -37,6 +38,50 @@ impl TapRecord {
         self.sent_ns
             .map(|sent| sent.saturating_sub(self.timestamp_ns))
     }
+}
+
+/// Which forwarded frames the forwarding threads offer to the tap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TapFilter {
+    /// Every frame: for captures, per-frame lines, meters and frame counts.
+    #[default]
+    All,
+    /// Only frames that may carry a layer-2 control protocol, for a consumer that needs
+    /// nothing else (the LLDP/STP/LACP view, `--expect`): after up to
+    /// [`MAX_VLAN_TAGS`] VLAN tags, EtherType LLDP (0x88cc), slow protocols (0x8809, LACP)
+    /// or an IEEE 802.3 length (LLC, which carries STP and, on SNAP, PVST+). Every frame
+    /// [`crate::wire::classify`] finds LLDP, STP or LACP in passes; the check reads at most
+    /// the Ethernet header and tags on the forwarding thread, and allocates nothing, while
+    /// the bulk of the traffic (IP, ARP) is neither copied nor handed over.
+    Control,
+}
+
+impl TapFilter {
+    /// Whether the tap takes a copy of `frame`.
+    pub fn takes(self, frame: &[u8]) -> bool {
+        match self {
+            TapFilter::All => true,
+            TapFilter::Control => may_carry_control(frame),
+        }
+    }
+}
+
+/// The [`TapFilter::Control`] check.
+fn may_carry_control(frame: &[u8]) -> bool {
+    let ether_type = |at: usize| {
+        frame
+            .get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let mut at = 12;
+    for _ in 0..=MAX_VLAN_TAGS {
+        match ether_type(at) {
+            Some(0x8100 | 0x88a8 | 0x9100) => at += 4,
+            Some(t) => return t < 0x0600 || t == ETHERTYPE_LLDP.0 || t == ETHERTYPE_SLOW.0,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// A bounded tap channel.
@@ -148,6 +193,70 @@ mod tests {
         fn flush(&mut self) -> crate::Result<()> {
             self.flushes += 1;
             Ok(())
+        }
+    }
+
+    /// An Ethernet frame to a multicast address with `tags` 802.1Q tags, then `ether_type`
+    /// (or an 802.3 length) and `payload`.
+    fn frame(tags: usize, ether_type: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x01, 0x80, 0xc2, 0, 0, 0x0e, 0x52, 0x54, 0, 0, 0, 1];
+        for _ in 0..tags {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+        }
+        f.extend_from_slice(&ether_type.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn the_control_filter_takes_control_frames_and_skips_the_rest() {
+        let stp = [0x42, 0x42, 0x03, 0, 0, 0, 0];
+        let pvst = [0xaa, 0xaa, 0x03, 0x00, 0x00, 0x0c, 0x01, 0x0b, 0, 0];
+        for taken in [
+            frame(0, 0x88cc, &[2, 7, 4]),
+            frame(0, 0x8809, &[1, 1]),
+            frame(0, stp.len() as u16, &stp),
+            frame(1, pvst.len() as u16, &pvst),
+            frame(3, 0x88cc, &[]),
+        ] {
+            assert!(TapFilter::Control.takes(&taken), "{taken:02x?}");
+            assert!(TapFilter::All.takes(&taken));
+        }
+        for skipped in [
+            frame(0, 0x0800, &[0x45; 40]),
+            frame(2, 0x0806, &[0; 28]),
+            frame(0, 0x86dd, &[0x60; 40]),
+            frame(4, 0x88cc, &[]),
+            vec![0x01, 0x80, 0xc2, 0, 0, 0x0e, 0x52, 0x54, 0, 0, 0, 1, 0x88],
+            Vec::new(),
+        ] {
+            assert!(!TapFilter::Control.takes(&skipped), "{skipped:02x?}");
+            assert!(TapFilter::All.takes(&skipped));
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the layer-2 view would act on passes the control filter.
+        #[test]
+        fn the_control_filter_passes_every_frame_the_view_decodes(
+            tags in proptest::collection::vec(
+                proptest::sample::select(vec![0x8100u16, 0x88a8, 0x9100]), 0..5),
+            ether_type in proptest::prop_oneof![
+                proptest::sample::select(vec![0x88ccu16, 0x8809, 0x0800, 0x0806, 0x86dd]),
+                0u16..0x0700,
+                proptest::num::u16::ANY,
+            ],
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let mut f = vec![0x01, 0x80, 0xc2, 0, 0, 0, 0x52, 0x54, 0, 0, 0, 1];
+            for tpid in tags {
+                f.extend_from_slice(&tpid.to_be_bytes());
+                f.extend_from_slice(&[0, 1]);
+            }
+            f.extend_from_slice(&ether_type.to_be_bytes());
+            f.extend_from_slice(&payload);
+            let control = crate::wire::classify(&f).ok().and_then(|c| c.protocol()).is_some();
+            proptest::prop_assert!(!control || TapFilter::Control.takes(&f));
         }
     }
 
