@@ -253,16 +253,18 @@ fn a_splice_between_two_vms_measures_round_trips_within_what_ping_prints() {
         scenario::check_no_loss(result, 10).unwrap();
     }
     let rtts: Vec<[f64; 3]> = results.iter().map(ping_rtt).collect();
-    let low = rtts.iter().map(|r| r[0]).fold(f64::INFINITY, f64::min);
     let high = rtts.iter().map(|r| r[2]).fold(0.0, f64::max);
     let echo = &report["links"][0]["rtt_ms"]["icmp_echo"];
     // Both guests' counted pings, and their warm-up pings, which ping does not report.
     assert!(echo["count"].as_u64().unwrap() >= 20, "{echo}");
+    // The splice sees each exchange from the middle of the path: its round trip leaves out
+    // the pinging guest's own (emulated) stack, so it is at most what ping measures and may
+    // be below ping's minimum; above ping's maximum it would be wrong.
     for q in ["p50", "p90"] {
         let ms = echo[q].as_f64().unwrap();
         assert!(
-            low <= ms && ms <= high,
-            "{q} {ms} ms outside ping's {low}..{high} ms ({rtts:?}): {echo}"
+            0.0 < ms && ms <= high,
+            "{q} {ms} ms not within (0, ping's max {high}] ms ({rtts:?}): {echo}"
         );
     }
 }
