@@ -49,7 +49,7 @@ struct Tee {
 }
 
 impl Consumer for Tee {
-    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
         if let Some(printer) = &mut self.printer {
             printer.record(record)?;
         }

@@ -437,7 +437,7 @@ impl Printer {
 }
 
 impl Consumer for Printer {
-    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
         let names = &self.names[record.link];
         let (from, to) = names.ends(record.direction);
         writeln!(
@@ -446,7 +446,7 @@ impl Consumer for Printer {
             time_of_day(record.timestamp_ns),
             names.link,
             record.data.len(),
-            crate::wire::summary(&record.data)
+            crate::wire::summary(record.data)
         )
         .map_err(stdout_error)?;
         self.seen += 1;
@@ -466,7 +466,7 @@ enum Sink {
 }
 
 impl Consumer for Sink {
-    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
         match self {
             Sink::Print(p) => p.record(record),
             Sink::Count(c) => c.record(record),
@@ -490,7 +490,7 @@ struct Counter {
 }
 
 impl Consumer for Counter {
-    fn record(&mut self, _: &TapRecord) -> crate::Result<Flow> {
+    fn record(&mut self, _: &TapRecord<'_>) -> crate::Result<Flow> {
         self.seen += 1;
         Ok(limit_flow(self.seen, self.limit))
     }

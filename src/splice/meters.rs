@@ -72,12 +72,12 @@ impl Meters {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn record(&self, record: &TapRecord) {
+    fn record(&self, record: &TapRecord<'_>) {
         let mut meters = self.lock();
         let Some(meter) = meters.get_mut(record.link) else {
             return;
         };
-        meter.record(record.direction, record.timestamp_ns, &record.data);
+        meter.record(record.direction, record.timestamp_ns, record.data);
         if let Some(latency) = record.added_latency_ns() {
             meter.record_added_latency(record.direction, latency);
         }
@@ -103,7 +103,7 @@ impl<C: Consumer> Metered<C> {
 }
 
 impl<C: Consumer> Consumer for Metered<C> {
-    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
         self.meters.record(record);
         match &mut self.inner {
             Some(inner) => inner.record(record),
@@ -127,7 +127,7 @@ mod tests {
     struct Count(u64);
 
     impl Consumer for Count {
-        fn record(&mut self, _: &TapRecord) -> crate::Result<Flow> {
+        fn record(&mut self, _: &TapRecord<'_>) -> crate::Result<Flow> {
             self.0 += 1;
             Ok(Flow::Continue)
         }
@@ -179,7 +179,7 @@ mod tests {
                 direction: Direction::BToA,
                 timestamp_ns: 1_000,
                 sent_ns: sent,
-                data: vec![0; len],
+                data: &vec![0; len],
             };
             assert_eq!(metered.record(&record).unwrap(), Flow::Continue);
         }

@@ -2,8 +2,9 @@
 //!
 //! One thread per link direction receives a batch (`recvmmsg`), drops what must not pass
 //! (zero-length datagrams, which QEMU takes as end of stream, and datagrams from anyone but
-//! the expected peer), forwards the rest in order with one `sendmmsg`, and offers a copy of
-//! each forwarded frame the [`TapFilter`] takes to the [`tap`] without ever waiting for it. Reads time out every
+//! the expected peer), forwards the rest in order with one `sendmmsg`, and offers copies of
+//! the batch's forwarded frames the [`TapFilter`] takes to the [`tap`], as one [`TapBatch`],
+//! without ever waiting for it. Reads time out every
 //! [`crate::net::tunnel::READ_TIMEOUT`] so a shutdown flag is seen within 100 ms. Stopping
 //! joins the threads, which closes their sockets and hands the tunnels back to the VMs.
 //!
@@ -32,7 +33,7 @@ use crate::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch};
 use crate::net::{tunnel, udp_table};
 use crate::{Error, Result};
 pub use stats::DirectionStats;
-pub use tap::{TapFilter, TapRecord};
+pub use tap::{TapBatch, TapFilter, TapRecord};
 
 /// Datagrams per system call.
 pub const BATCH: usize = 64;
@@ -217,7 +218,7 @@ impl Splice {
     /// when given. `stop` ends the splice when set (by a signal handler, a consumer, …).
     pub fn start(
         config: &SpliceConfig,
-        tap: Option<Sender<TapRecord>>,
+        tap: Option<Sender<TapBatch>>,
         stop: Arc<AtomicBool>,
     ) -> Result<Splice> {
         let mut paths = Vec::new();
@@ -391,7 +392,7 @@ fn now_ns() -> u64 {
 }
 
 /// The forwarding loop of one direction.
-fn run(path: Path, mut tap: Option<Sender<TapRecord>>, filter: TapFilter, stop: &AtomicBool) {
+fn run(path: Path, mut tap: Option<Sender<TapBatch>>, filter: TapFilter, stop: &AtomicBool) {
     let mut batch = RecvBatch::new(BATCH, MAX_DATAGRAM);
     let mut send = SendBatch::new(BATCH);
     let mut stats = DirectionStats::default();
@@ -453,28 +454,20 @@ fn run(path: Path, mut tap: Option<Sender<TapRecord>>, filter: TapFilter, stop: 
                 stats.unsent(outcome.failed as u64, outcome.failed_bytes);
             }
             if let Some(sender) = &tap {
-                // One clock reading per batch: the return of the send, for the splice's
-                // own added delay.
-                let sent_ns = now_ns();
-                for (data, timestamp_ns) in &frames {
-                    if !filter.takes(data) {
-                        continue;
+                let taken = || frames.iter().filter(|(data, _)| filter.takes(data));
+                let (count, bytes) = taken().fold((0, 0), |(n, b), (d, _)| (n + 1, b + d.len()));
+                if count > 0 {
+                    // One clock reading per batch: the return of the send, for the splice's
+                    // own added delay.
+                    let mut copies =
+                        TapBatch::with_capacity(path.link, path.direction, now_ns(), count, bytes);
+                    for (data, timestamp_ns) in taken() {
+                        copies.push(data, *timestamp_ns);
                     }
-                    let kernel_time = *timestamp_ns != 0;
-                    let record = TapRecord {
-                        link: path.link,
-                        direction: path.direction,
-                        timestamp_ns: if kernel_time { *timestamp_ns } else { sent_ns },
-                        sent_ns: kernel_time.then_some(sent_ns),
-                        data: data.to_vec(),
-                    };
-                    match sender.try_send(record) {
+                    match sender.try_send(copies) {
                         Ok(()) => {}
-                        Err(TrySendError::Full(_)) => stats.drop_tap(),
-                        Err(TrySendError::Disconnected(_)) => {
-                            tap = None;
-                            break;
-                        }
+                        Err(TrySendError::Full(_)) => stats.drop_tap(count as u64),
+                        Err(TrySendError::Disconnected(_)) => tap = None,
                     }
                 }
             }

@@ -66,11 +66,11 @@ pub fn interface_stats(stats: &[LinkStats]) -> Vec<InterfaceStats> {
 }
 
 impl Consumer for Recorder {
-    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
         self.writer.write(&Packet {
             interface: interface(record.link, record.direction),
             timestamp_ns: record.timestamp_ns,
-            data: &record.data,
+            data: record.data,
             outbound: true,
         })?;
         self.frames += 1;

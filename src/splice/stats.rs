@@ -85,8 +85,8 @@ impl DirectionStats {
     pub(crate) fn kernel_counter(&mut self, total: u32) {
         self.kernel_drops = self.kernel_drops.max(u64::from(total));
     }
-    pub(crate) fn drop_tap(&mut self) {
-        self.tap_dropped += 1;
+    pub(crate) fn drop_tap(&mut self, frames: u64) {
+        self.tap_dropped += frames;
     }
 }
 
@@ -119,7 +119,7 @@ mod tests {
         let mut b = DirectionStats::default();
         b.forwarded(10);
         b.drop_foreign();
-        b.drop_tap();
+        b.drop_tap(1);
         b.unsent(1, 10);
         a += b;
         assert_eq!((a.frames(), a.bytes()), (2, 160));

@@ -1,6 +1,7 @@
 //! The tap: copies of forwarded frames, handed to a consumer thread through a bounded
-//! channel. Forwarding never waits for it: when the channel is full the copy is dropped and
-//! counted, the frame itself is still forwarded.
+//! channel, one message per received batch ([`TapBatch`]: the batch's frames copied into one
+//! buffer). Forwarding never waits for it: when the channel is full the batch's copies are
+//! dropped and each of its frames is counted, the frames themselves are still forwarded.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,12 +13,16 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use super::Direction;
 use crate::wire::{ETHERTYPE_LLDP, ETHERTYPE_SLOW, MAX_VLAN_TAGS};
 
-/// Room in the tap for this many frames before copies are dropped.
-pub const DEFAULT_CAPACITY: usize = 65536;
+/// Room in the tap for this many batches before copies are dropped. A batch holds at most
+/// [`super::BATCH`] (64) frames, so this is up to 65536 frames, as many as the per-frame
+/// tap held before; the memory it can pin is bounded by the frames' own sizes (at most
+/// 1024 × 64 × 9000 bytes with jumbo frames, in practice far less because the consumer
+/// keeps up or the forwarding threads drop copies while it is full).
+pub const DEFAULT_CAPACITY: usize = 1024;
 
-/// A copy of one forwarded frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TapRecord {
+/// A view of one forwarded frame, borrowed from its [`TapBatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TapRecord<'a> {
     /// Index of the link in the splice's configuration.
     pub link: usize,
     /// Which way the frame went.
@@ -29,14 +34,88 @@ pub struct TapRecord {
     /// so the splice's own delay is unknown.
     pub sent_ns: Option<u64>,
     /// The whole frame.
-    pub data: Vec<u8>,
+    pub data: &'a [u8],
 }
 
-impl TapRecord {
+impl TapRecord<'_> {
     /// The splice's own delay for this frame: receive timestamp to send return.
     pub fn added_latency_ns(&self) -> Option<u64> {
         self.sent_ns
             .map(|sent| sent.saturating_sub(self.timestamp_ns))
+    }
+}
+
+/// Copies of the frames of one received batch that the tap takes, in forwarding order, in
+/// one buffer: one allocation and one channel message per batch instead of per frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapBatch {
+    /// Index of the link in the splice's configuration.
+    pub link: usize,
+    /// Which way the frames went.
+    pub direction: Direction,
+    /// When the send that forwarded the batch returned, nanoseconds since the Unix epoch.
+    sent_ns: u64,
+    /// The frames, back to back.
+    data: Vec<u8>,
+    /// Per frame: where it ends in `data` and its kernel receive time (0: none).
+    frames: Vec<(usize, u64)>,
+}
+
+impl TapBatch {
+    /// An empty batch with room for `frames` frames of `bytes` bytes in all.
+    pub fn with_capacity(
+        link: usize,
+        direction: Direction,
+        sent_ns: u64,
+        frames: usize,
+        bytes: usize,
+    ) -> TapBatch {
+        TapBatch {
+            link,
+            direction,
+            sent_ns,
+            data: Vec::with_capacity(bytes),
+            frames: Vec::with_capacity(frames),
+        }
+    }
+
+    /// Appends a copy of `frame`, received at `timestamp_ns` (0 when the kernel gave no
+    /// receive timestamp).
+    pub fn push(&mut self, frame: &[u8], timestamp_ns: u64) {
+        self.data.extend_from_slice(frame);
+        self.frames.push((self.data.len(), timestamp_ns));
+    }
+
+    /// How many frames the batch holds.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether the batch holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The frames, in order. A frame without a kernel receive time takes the send time as
+    /// its timestamp and has no `sent_ns` (the splice's own delay is unknown).
+    pub fn records(&self) -> impl Iterator<Item = TapRecord<'_>> {
+        let mut start = 0;
+        self.frames.iter().map(move |&(end, timestamp_ns)| {
+            let data = &self.data[start..end];
+            start = end;
+            let kernel_time = timestamp_ns != 0;
+            TapRecord {
+                link: self.link,
+                direction: self.direction,
+                timestamp_ns: if kernel_time {
+                    timestamp_ns
+                } else {
+                    self.sent_ns
+                },
+                sent_ns: kernel_time.then_some(self.sent_ns),
+                data,
+            }
+        })
     }
 }
 
@@ -85,7 +164,7 @@ fn may_carry_control(frame: &[u8]) -> bool {
 }
 
 /// A bounded tap channel.
-pub fn channel(capacity: usize) -> (Sender<TapRecord>, Receiver<TapRecord>) {
+pub fn channel(capacity: usize) -> (Sender<TapBatch>, Receiver<TapBatch>) {
     crossbeam_channel::bounded(capacity.max(1))
 }
 
@@ -101,27 +180,27 @@ pub enum Flow {
 /// Something that takes the tap's frames on the consumer thread.
 pub trait Consumer: Send {
     /// Takes one frame.
-    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow>;
+    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow>;
     /// Called whenever the channel has been emptied: make what was taken visible (flush).
     fn flush(&mut self) -> crate::Result<()>;
 }
 
-/// Runs `consumer` on a thread named `splice-tap` until every sender of `records` is gone
+/// Runs `consumer` on a thread named `splice-tap` until every sender of `batches` is gone
 /// (the splice stopped) and the channel is drained. A consumer error or [`Flow::Stop`] sets
 /// `stop` so the splice ends; frames after that are discarded. The thread gives back the
 /// consumer and its first error.
 pub fn spawn<C: Consumer + 'static>(
-    records: Receiver<TapRecord>,
+    batches: Receiver<TapBatch>,
     mut consumer: C,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<(C, crate::Result<()>)>> {
     std::thread::Builder::new()
         .name("splice-tap".into())
         .spawn(move || {
-            let outcome = consume(&records, &mut consumer, &stop);
+            let outcome = consume(&batches, &mut consumer, &stop);
             if outcome.is_err() {
                 stop.store(true, Ordering::SeqCst);
-                while records.recv().is_ok() {}
+                while batches.recv().is_ok() {}
             }
             (consumer, outcome)
         })
@@ -138,34 +217,39 @@ const IDLE_POLLS: u32 = 100;
 /// a system call on the forwarding thread for nearly every batch; a sleeping one costs the
 /// forwarding threads nothing. After [`IDLE_POLLS`] empty polls it blocks until the next frame.
 fn consume<C: Consumer>(
-    records: &Receiver<TapRecord>,
+    batches: &Receiver<TapBatch>,
     consumer: &mut C,
     stop: &AtomicBool,
 ) -> crate::Result<()> {
     let mut stopped = false;
     let mut idle = 0;
     loop {
-        let first = match records.try_recv() {
-            Ok(record) => record,
+        let first = match batches.try_recv() {
+            Ok(batch) => batch,
             Err(TryRecvError::Disconnected) => return Ok(()),
             Err(TryRecvError::Empty) if idle < IDLE_POLLS => {
                 idle += 1;
                 std::thread::sleep(POLL);
                 continue;
             }
-            Err(TryRecvError::Empty) => match records.recv() {
-                Ok(record) => record,
+            Err(TryRecvError::Empty) => match batches.recv() {
+                Ok(batch) => batch,
                 Err(_) => return Ok(()),
             },
         };
         idle = 0;
         let mut next = Some(first);
-        while let Some(record) = next {
-            if !stopped && consumer.record(&record)? == Flow::Stop {
-                stopped = true;
-                stop.store(true, Ordering::SeqCst);
+        while let Some(batch) = next {
+            for record in batch.records() {
+                if stopped {
+                    break;
+                }
+                if consumer.record(&record)? == Flow::Stop {
+                    stopped = true;
+                    stop.store(true, Ordering::SeqCst);
+                }
             }
-            next = records.try_recv().ok();
+            next = batches.try_recv().ok();
         }
         consumer.flush()?;
     }
@@ -182,7 +266,7 @@ mod tests {
     }
 
     impl Consumer for Collect {
-        fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+        fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
             self.seen.push(record.data.len());
             Ok(if self.seen.len() >= self.limit {
                 Flow::Stop
@@ -260,21 +344,43 @@ mod tests {
         }
     }
 
-    fn record(len: usize) -> TapRecord {
-        TapRecord {
-            link: 0,
-            direction: Direction::AToB,
-            timestamp_ns: 1,
-            sent_ns: None,
-            data: vec![0; len],
-        }
+    #[test]
+    fn a_batch_gives_back_its_frames_in_order_with_their_times() {
+        let mut batch = TapBatch::with_capacity(3, Direction::BToA, 900, 3, 6);
+        assert!(batch.is_empty());
+        batch.push(&[1], 100);
+        batch.push(&[2, 3, 4], 0);
+        batch.push(&[5, 6], 200);
+        assert_eq!(batch.len(), 3);
+        let records: Vec<_> = batch.records().collect();
+        let at = |data, timestamp_ns, sent_ns| TapRecord {
+            link: 3,
+            direction: Direction::BToA,
+            timestamp_ns,
+            sent_ns,
+            data,
+        };
+        assert_eq!(
+            records,
+            vec![
+                at(&[1][..], 100, Some(900)),
+                at(&[2, 3, 4][..], 900, None),
+                at(&[5, 6][..], 200, Some(900)),
+            ]
+        );
+        assert_eq!(records[0].added_latency_ns(), Some(800));
+        assert_eq!(records[1].added_latency_ns(), None);
     }
 
     #[test]
     fn drains_everything_and_stops_at_the_limit() {
         let (tx, rx) = channel(16);
-        for len in 1..=5 {
-            tx.send(record(len)).unwrap();
+        for lens in [&[1, 2][..], &[3, 4, 5]] {
+            let mut batch = TapBatch::with_capacity(0, Direction::AToB, 1, 0, 0);
+            for &len in lens {
+                batch.push(&vec![0; len], 1);
+            }
+            tx.send(batch).unwrap();
         }
         drop(tx);
         let stop = Arc::new(AtomicBool::new(false));

@@ -78,11 +78,11 @@ impl<C: Consumer> Watched<C> {
 }
 
 impl<C: Consumer> Consumer for Watched<C> {
-    fn record(&mut self, record: &TapRecord) -> crate::Result<Flow> {
+    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
         let mut flow = Flow::Continue;
         let mut views = self.views.lock();
         if let Some(view) = views.get_mut(record.link)
-            && let Some(protocol) = view.record(record.direction, record.timestamp_ns, &record.data)
+            && let Some(protocol) = view.record(record.direction, record.timestamp_ns, record.data)
         {
             (self.on_change)(&Change {
                 link: record.link,
@@ -121,7 +121,7 @@ mod tests {
     struct Count(u64);
 
     impl Consumer for Count {
-        fn record(&mut self, _: &TapRecord) -> crate::Result<Flow> {
+        fn record(&mut self, _: &TapRecord<'_>) -> crate::Result<Flow> {
             self.0 += 1;
             Ok(Flow::Continue)
         }
@@ -130,7 +130,7 @@ mod tests {
         }
     }
 
-    fn record(link: usize, direction: Direction, data: Vec<u8>) -> TapRecord {
+    fn record(link: usize, direction: Direction, data: &[u8]) -> TapRecord<'_> {
         TapRecord {
             link,
             direction,
@@ -164,11 +164,11 @@ mod tests {
             f
         };
         let flows: Vec<Flow> = [
-            record(0, Direction::AToB, arp),
-            record(0, Direction::AToB, tcn()),
-            record(0, Direction::AToB, tcn()),
-            record(1, Direction::BToA, tcn()),
-            record(1, Direction::AToB, tcn()),
+            record(0, Direction::AToB, &arp),
+            record(0, Direction::AToB, &tcn()),
+            record(0, Direction::AToB, &tcn()),
+            record(1, Direction::BToA, &tcn()),
+            record(1, Direction::AToB, &tcn()),
         ]
         .iter()
         .map(|r| watched.record(r).unwrap())
