@@ -396,6 +396,8 @@ fn run(path: Path, mut tap: Option<Sender<TapBatch>>, filter: TapFilter, stop: &
     let mut batch = RecvBatch::new(BATCH, MAX_DATAGRAM);
     let mut send = SendBatch::new(BATCH);
     let mut stats = DirectionStats::default();
+    // The tap's consumed batches come back here to be filled again.
+    let (back, spares) = crossbeam_channel::bounded(tap::SPARE_BATCHES);
     // Once stopping, forward what is already queued (a bounded number of batches, without
     // waiting), then return, which closes the socket: what arrives later goes straight to
     // the VM again.
@@ -459,8 +461,12 @@ fn run(path: Path, mut tap: Option<Sender<TapBatch>>, filter: TapFilter, stop: &
                 if count > 0 {
                     // One clock reading per batch: the return of the send, for the splice's
                     // own added delay.
-                    let mut copies =
-                        TapBatch::with_capacity(path.link, path.direction, now_ns(), count, bytes);
+                    let mut copies = TapBatch::new(
+                        (path.link, path.direction, now_ns()),
+                        spares.try_recv().unwrap_or_default(),
+                        (count, bytes),
+                        Some(back.clone()),
+                    );
                     for (data, timestamp_ns) in taken() {
                         copies.push(data, *timestamp_ns);
                     }

@@ -45,9 +45,22 @@ impl TapRecord<'_> {
     }
 }
 
+/// Spare buffers kept per forwarding direction: a consumed [`TapBatch`] hands its buffers
+/// back so the next batch reuses them instead of allocating (and faulting in) new ones. At
+/// most this many per direction, each as large as the largest batch seen.
+pub const SPARE_BATCHES: usize = 4;
+
+/// The buffers of a consumed [`TapBatch`], ready for the next one.
+#[derive(Debug, Default)]
+pub struct Spare {
+    data: Vec<u8>,
+    frames: Vec<(usize, u64)>,
+}
+
 /// Copies of the frames of one received batch that the tap takes, in forwarding order, in
-/// one buffer: one allocation and one channel message per batch instead of per frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// one buffer: one channel message per batch instead of per frame, and no allocation once
+/// the spare buffers circulate. Dropping it hands its buffers back to `back`, when given.
+#[derive(Debug)]
 pub struct TapBatch {
     /// Index of the link in the splice's configuration.
     pub link: usize,
@@ -59,23 +72,34 @@ pub struct TapBatch {
     data: Vec<u8>,
     /// Per frame: where it ends in `data` and its kernel receive time (0: none).
     frames: Vec<(usize, u64)>,
+    /// Where the buffers go when the batch is dropped.
+    back: Option<Sender<Spare>>,
 }
 
 impl TapBatch {
-    /// An empty batch with room for `frames` frames of `bytes` bytes in all.
-    pub fn with_capacity(
-        link: usize,
-        direction: Direction,
-        sent_ns: u64,
-        frames: usize,
-        bytes: usize,
+    /// An empty batch in the buffers of `spare` (emptied), with room for `frames` frames of
+    /// `bytes` bytes in all, whose buffers go to `back` once it is dropped.
+    pub fn new(
+        (link, direction, sent_ns): (usize, Direction, u64),
+        spare: Spare,
+        (frames, bytes): (usize, usize),
+        back: Option<Sender<Spare>>,
     ) -> TapBatch {
+        let Spare {
+            data: mut buffer,
+            frames: mut ends,
+        } = spare;
+        buffer.clear();
+        buffer.reserve(bytes);
+        ends.clear();
+        ends.reserve(frames);
         TapBatch {
             link,
             direction,
             sent_ns,
-            data: Vec::with_capacity(bytes),
-            frames: Vec::with_capacity(frames),
+            data: buffer,
+            frames: ends,
+            back,
         }
     }
 
@@ -116,6 +140,18 @@ impl TapBatch {
                 data,
             }
         })
+    }
+}
+
+impl Drop for TapBatch {
+    fn drop(&mut self) {
+        if let Some(back) = self.back.take() {
+            // A full pool or a stopped forwarding thread: the buffers are simply freed.
+            let _ = back.try_send(Spare {
+                data: std::mem::take(&mut self.data),
+                frames: std::mem::take(&mut self.frames),
+            });
+        }
     }
 }
 
@@ -346,7 +382,13 @@ mod tests {
 
     #[test]
     fn a_batch_gives_back_its_frames_in_order_with_their_times() {
-        let mut batch = TapBatch::with_capacity(3, Direction::BToA, 900, 3, 6);
+        let (back, spares) = crossbeam_channel::bounded(1);
+        let mut batch = TapBatch::new(
+            (3, Direction::BToA, 900),
+            Spare::default(),
+            (3, 6),
+            Some(back),
+        );
         assert!(batch.is_empty());
         batch.push(&[1], 100);
         batch.push(&[2, 3, 4], 0);
@@ -370,13 +412,20 @@ mod tests {
         );
         assert_eq!(records[0].added_latency_ns(), Some(800));
         assert_eq!(records[1].added_latency_ns(), None);
+        drop(records);
+        drop(batch);
+        let spare = spares.try_recv().expect("the buffers come back");
+        assert_eq!((spare.data.len(), spare.frames.len()), (6, 3));
+        let reused = TapBatch::new((0, Direction::AToB, 1), spare, (1, 1), None);
+        assert!(reused.is_empty());
+        assert!(reused.data.capacity() >= 6);
     }
 
     #[test]
     fn drains_everything_and_stops_at_the_limit() {
         let (tx, rx) = channel(16);
         for lens in [&[1, 2][..], &[3, 4, 5]] {
-            let mut batch = TapBatch::with_capacity(0, Direction::AToB, 1, 0, 0);
+            let mut batch = TapBatch::new((0, Direction::AToB, 1), Spare::default(), (0, 0), None);
             for &len in lens {
                 batch.push(&vec![0; len], 1);
             }
