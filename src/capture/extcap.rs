@@ -138,35 +138,7 @@ fn shell_quote(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Endpoint;
-
-    fn link() -> Link {
-        let end = |vm, eth, mac: &str, local: &str, remote: &str| Endpoint {
-            vm,
-            eth,
-            mac: mac.into(),
-            local: local.parse().unwrap(),
-            remote: remote.parse().unwrap(),
-        };
-        Link {
-            name: "100:1-102:1".into(),
-            host_mtu: Some(9000),
-            a: end(
-                100,
-                1,
-                "be:24:99:00:64:01",
-                "127.0.0.1:41001",
-                "127.0.0.1:41021",
-            ),
-            b: end(
-                102,
-                1,
-                "be:24:99:00:66:01",
-                "127.0.0.1:41021",
-                "127.0.0.1:41001",
-            ),
-        }
-    }
+    use crate::plan::links::testing::link;
 
     #[test]
     fn interfaces_list_one_line_per_link() {

@@ -933,29 +933,7 @@ mod tests {
 
     #[test]
     fn planned_link_ends_become_named_described_interfaces() {
-        let end = |vm, mac: &str, local: &str, remote: &str| crate::plan::Endpoint {
-            vm,
-            eth: 1,
-            mac: mac.into(),
-            local: local.parse().unwrap(),
-            remote: remote.parse().unwrap(),
-        };
-        let link = crate::plan::Link {
-            name: "100:1-102:1".into(),
-            host_mtu: Some(9000),
-            a: end(
-                100,
-                "be:24:99:00:64:01",
-                "127.0.0.1:41001",
-                "127.0.0.1:41021",
-            ),
-            b: end(
-                102,
-                "be:24:99:00:66:01",
-                "127.0.0.1:41021",
-                "127.0.0.1:41001",
-            ),
-        };
+        let link = crate::plan::links::testing::link();
         let (interfaces, comment) = capture_layout(&[LinkNames::planned(&link)], 128);
         let names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, ["vm100:eth1", "vm102:eth1"]);

@@ -261,6 +261,39 @@ pub(crate) fn overhead(ip: IpAddr) -> u32 {
     }
 }
 
+/// A planned link for the tests of the modules that take one: 100:1-102:1 on loopback with
+/// the legacy ports and MACs, host_mtu 9000.
+#[cfg(test)]
+pub mod testing {
+    use super::{Endpoint, Link};
+
+    pub fn link() -> Link {
+        let end = |vm, mac: &str, local: &str, remote: &str| Endpoint {
+            vm,
+            eth: 1,
+            mac: mac.into(),
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+        };
+        Link {
+            name: "100:1-102:1".into(),
+            host_mtu: Some(9000),
+            a: end(
+                100,
+                "be:24:99:00:64:01",
+                "127.0.0.1:41001",
+                "127.0.0.1:41021",
+            ),
+            b: end(
+                102,
+                "be:24:99:00:66:01",
+                "127.0.0.1:41021",
+                "127.0.0.1:41001",
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,19 +122,8 @@ impl<C: Consumer> Consumer for Metered<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::splice::tap::testing::Count;
     use crate::splice::{Direction, Mode};
-
-    struct Count(u64);
-
-    impl Consumer for Count {
-        fn record(&mut self, _: &TapRecord<'_>) -> crate::Result<Flow> {
-            self.0 += 1;
-            Ok(Flow::Continue)
-        }
-        fn flush(&mut self) -> crate::Result<()> {
-            Ok(())
-        }
-    }
 
     fn link(a: &str, b: &str) -> LinkConfig {
         LinkConfig {

@@ -291,6 +291,25 @@ fn consume<C: Consumer>(
     }
 }
 
+/// Test consumers shared by the tests of the consumers that wrap another one.
+#[cfg(test)]
+pub mod testing {
+    use super::{Consumer, Flow, TapRecord};
+
+    /// Counts the frames it is handed.
+    pub struct Count(pub u64);
+
+    impl Consumer for Count {
+        fn record(&mut self, _: &TapRecord<'_>) -> crate::Result<Flow> {
+            self.0 += 1;
+            Ok(Flow::Continue)
+        }
+        fn flush(&mut self) -> crate::Result<()> {
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

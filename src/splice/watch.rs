@@ -117,18 +117,7 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
-
-    struct Count(u64);
-
-    impl Consumer for Count {
-        fn record(&mut self, _: &TapRecord<'_>) -> crate::Result<Flow> {
-            self.0 += 1;
-            Ok(Flow::Continue)
-        }
-        fn flush(&mut self) -> crate::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::splice::tap::testing::Count;
 
     fn record(link: usize, direction: Direction, data: &[u8]) -> TapRecord<'_> {
         TapRecord {
