@@ -35,8 +35,9 @@ pub enum Error {
     /// A bad value given on the command line or in a configuration struct.
     #[error("{field}: {message}")]
     Argument { field: String, message: String },
-    /// An I/O error on a named path.
-    #[error("{}: {source}", path.display())]
+    /// An I/O error on a named path. The message names the path; the cause is the error's
+    /// source, which the CLI prints after it (`{:#}`), so it is not repeated here.
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -68,9 +69,21 @@ pub enum Error {
 }
 
 impl Error {
-    /// True for errors caused by what the user gave us (exit status 2).
+    /// True for errors caused by what the user gave us (exit status 2): bad input, a bad
+    /// argument, or a path the user named that cannot be used as given (missing, not
+    /// permitted, a directory where a file belongs, or the other way round).
     pub fn is_input(&self) -> bool {
-        matches!(self, Error::Input { .. } | Error::Argument { .. })
+        match self {
+            Error::Input { .. } | Error::Argument { .. } => true,
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::IsADirectory
+                    | std::io::ErrorKind::NotADirectory
+            ),
+            _ => false,
+        }
     }
 }
 
@@ -84,3 +97,25 @@ fn location(line: Option<usize>, column: Option<usize>) -> String {
 
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_name_the_path_once_and_path_problems_are_input_errors() {
+        let err = Error::Io {
+            path: "/no/such/file".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(err.to_string(), "/no/such/file");
+        assert!(err.is_input());
+        let chain = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(chain.matches("entity not found").count(), 1, "{chain}");
+        let broken = Error::Io {
+            path: "-".into(),
+            source: std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+        };
+        assert!(!broken.is_input());
+    }
+}

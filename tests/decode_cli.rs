@@ -322,6 +322,11 @@ fn bad_files_are_input_errors() {
     );
 
     let (code, _, err) = run(&[], &dir.path().join("missing.pcap"));
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a missing input file is the user's to fix: {err}");
     assert!(err.contains("missing.pcap"), "{err}");
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "the cause, once: {err}"
+    );
 }

@@ -132,7 +132,11 @@ fn missing_mapping_file_is_an_error_naming_it() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a missing mapping is the user's to fix"
+    );
     assert!(out.stdout.is_empty());
     assert!(text(&out.stderr).contains("/nonexistent/mapping.yaml"));
 }
