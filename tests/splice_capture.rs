@@ -221,3 +221,42 @@ fn live_into_tshark_and_a_closed_reader_ends_the_splice_quietly() {
         "a closed reader is a quiet, successful end: {status}"
     );
 }
+
+#[test]
+fn a_ring_buffer_switches_files_and_keeps_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (end(), end());
+    let child = Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
+        .args(["splice", "--a", &a.local_addr().unwrap().to_string()])
+        .args(["--b", &b.local_addr().unwrap().to_string()])
+        .arg("-w")
+        .arg(dir.path().join("ring.pcapng"))
+        .args(["-b", "filesize:1", "-b", "files:2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    for tag in 0..8 {
+        until_spliced(&a, &b, &frame(tag, 600));
+    }
+    signal(&running.0, "INT");
+    assert!(running.0.wait().unwrap().success());
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("ring_") && n.ends_with(".pcapng")),
+        "{names:?}"
+    );
+    assert_ne!(
+        names[0][5..10],
+        *"00001",
+        "the oldest files were deleted: {names:?}"
+    );
+}
