@@ -5,10 +5,12 @@
 mod capture_support;
 mod support;
 
+use support::process::{Running, linkscope};
+
 use std::io::Read;
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,20 +24,6 @@ use support::process::{run, wait_exit};
 use support::wireshark::have;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn linkscope() -> Command {
-    Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
-}
-
-/// Kills the child on drop so a failed test leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A lab of one emulated link on loopback: the two ends' sockets and a mapping naming their
 /// ports, in a temporary directory that also serves as HOME for Wireshark.

@@ -2,6 +2,10 @@
 //! tshark (interface names, direction flags, nanosecond timestamps), and the live pipe
 //! `-w - | tshark -l -i -`, whose closing ends the splice quietly.
 
+mod support;
+
+use support::process::Running;
+
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
@@ -32,16 +36,6 @@ fn end() -> UdpSocket {
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     s
-}
-
-/// Kills the child on drop so a failed test leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// An Ethernet frame: broadcast, a locally administered source, EtherType 0x88b5, tag.

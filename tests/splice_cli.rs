@@ -1,5 +1,9 @@
 //! `linkscope splice` as a process: start report, per-frame lines, signals, summary, errors.
 
+mod support;
+
+use support::process::{Running, linkscope};
+
 use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -12,20 +16,6 @@ fn end() -> UdpSocket {
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     s
-}
-
-fn linkscope() -> Command {
-    Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
-}
-
-/// Kills the child on drop so a failed test leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Sends `frame` from `a` to `lb` until `b` receives a copy that did not come straight from

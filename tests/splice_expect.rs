@@ -4,13 +4,17 @@
 //! never came; bad specifications exit 2. The lab test feeds the splice what a real lldpd
 //! and a kernel STP bridge send out of a tap.
 
+mod support;
+
+use support::process::{Running, linkscope};
+
 mod lab;
 
 use std::borrow::Cow;
 use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -25,10 +29,6 @@ use linkscope::wire::{MacAddr, lacp, savefile, stp};
 
 const MAC_A: [u8; 6] = [0x52, 0x54, 0x00, 0x00, 0x64, 0x01];
 const MAC_B: [u8; 6] = [0x52, 0x54, 0x00, 0x00, 0x66, 0x01];
-
-fn linkscope() -> Command {
-    Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
-}
 
 fn end() -> UdpSocket {
     tunnel::endpoint("127.0.0.1:0".parse().unwrap()).unwrap()
@@ -149,16 +149,6 @@ impl Drop for Ends {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-/// Kills the child on drop so a failed test leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

@@ -4,8 +4,10 @@
 
 mod support;
 
+use support::process::Running;
+
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -58,16 +60,6 @@ fn reply_to(frame: &[u8]) -> Option<Vec<u8>> {
         .write(&mut out, &payload)
         .ok()?;
     Some(out)
-}
-
-/// Kills the child on drop so a failed test leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Stops the helper threads on drop.

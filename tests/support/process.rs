@@ -1,10 +1,26 @@
-//! Commands the tests run: a command's output, waiting for a child's exit, a server that
-//! announces its address, a command's JSON output.
+//! Commands the tests run: the binary under test, a child killed on drop, a command's
+//! output, waiting for a child's exit, a server that announces its address, a command's JSON
+//! output.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// The linkscope binary under test.
+pub fn linkscope() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
+}
+
+/// A child process killed and reaped on drop, so a failed test leaves no process behind.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// Runs a command and returns its standard output, failing the test on a non-zero exit.
 pub fn run(command: &mut Command) -> String {
