@@ -259,12 +259,13 @@ fn a_splice_between_two_vms_measures_round_trips_within_what_ping_prints() {
     assert!(echo["count"].as_u64().unwrap() >= 20, "{echo}");
     // The splice sees each exchange from the middle of the path: its round trip leaves out
     // the pinging guest's own (emulated) stack, so it is at most what ping measures and may
-    // be below ping's minimum; above ping's maximum it would be wrong.
-    for q in ["p50", "p90"] {
-        let ms = echo[q].as_f64().unwrap();
-        assert!(
-            0.0 < ms && ms <= high,
-            "{q} {ms} ms not within (0, ping's max {high}] ms ({rtts:?}): {echo}"
-        );
-    }
+    // be below ping's minimum. It also counts the guests' warm-up pings, which ping leaves
+    // out of its summary and which can take close to a second (the first waits for ARP);
+    // they are a few of the samples, so the median stays within ping's maximum while the
+    // upper percentiles need not.
+    let p50 = echo["p50"].as_f64().unwrap();
+    assert!(
+        0.0 < p50 && p50 <= high,
+        "p50 {p50} ms not within (0, ping's max {high}] ms ({rtts:?}): {echo}"
+    );
 }
