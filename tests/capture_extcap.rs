@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use capture_support::frame;
-use linkscope::net::tunnel;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::blocks::interface_statistics::InterfaceStatisticsOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
@@ -35,12 +34,7 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
-        let end = || {
-            let s = tunnel::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-            s.set_read_timeout(Some(Duration::from_millis(100)))
-                .unwrap();
-            s
-        };
+        let end = || support::tunnel::end(Some(Duration::from_millis(100)));
         let (a, b) = (end(), end());
         let dir = tempfile::tempdir().unwrap();
         let mapping = format!(

@@ -5,13 +5,13 @@ mod support;
 
 use std::process::Command;
 
-use support::process::run;
+use support::process::{linkscope, run};
 use support::wireshark::have;
 
 #[test]
 fn the_demo_splices_a_live_link_and_writes_demo_pcapng() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
+    let out = linkscope()
         .current_dir(dir.path())
         .args(["demo", "-q", "--seconds", "4"])
         .output()

@@ -4,14 +4,12 @@
 
 mod support;
 
-use support::process::Running;
+use support::process::{Running, linkscope};
 
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-use linkscope::net::tunnel;
 
 /// True when tshark runs; otherwise says why the test is skipped (or fails under
 /// LINKSCOPE_REQUIRE_LAB=1).
@@ -32,10 +30,7 @@ fn have_tshark(test: &str) -> bool {
 }
 
 fn end() -> UdpSocket {
-    let s = tunnel::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    s
+    support::tunnel::end(Some(Duration::from_millis(200)))
 }
 
 /// An Ethernet frame: broadcast, a locally administered source, EtherType 0x88b5, tag.
@@ -88,7 +83,7 @@ fn several_links_land_in_one_capture_that_tshark_reads() {
     );
     std::fs::write(dir.path().join("mapping.yaml"), mapping).unwrap();
     let capture = dir.path().join("two.pcapng");
-    let child = Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
+    let child = linkscope()
         .current_dir(dir.path())
         .args([
             "splice",
@@ -164,7 +159,7 @@ fn live_into_tshark_and_a_closed_reader_ends_the_splice_quietly() {
         return;
     }
     let (a, b) = (end(), end());
-    let splice = Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
+    let splice = linkscope()
         .args([
             "splice",
             "-w",
@@ -220,7 +215,7 @@ fn live_into_tshark_and_a_closed_reader_ends_the_splice_quietly() {
 fn a_ring_buffer_switches_files_and_keeps_the_newest() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (end(), end());
-    let child = Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
+    let child = linkscope()
         .args(["splice", "--a", &a.local_addr().unwrap().to_string()])
         .args(["--b", &b.local_addr().unwrap().to_string()])
         .arg("-w")

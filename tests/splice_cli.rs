@@ -12,10 +12,7 @@ use std::time::{Duration, Instant};
 use linkscope::net::tunnel;
 
 fn end() -> UdpSocket {
-    let s = tunnel::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    s
+    support::tunnel::end(Some(Duration::from_millis(200)))
 }
 
 /// Sends `frame` from `a` to `lb` until `b` receives a copy that did not come straight from

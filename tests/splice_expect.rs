@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use lab::daemons::{self, Lldpd};
 use lab::netns::Netns;
 use lab::prereq::{self, Need};
-use linkscope::net::tunnel;
 use linkscope::wire::lldp::{self, ChassisIdSubtype, PortIdSubtype, TlvRepr};
 use linkscope::wire::{MacAddr, lacp, savefile, stp};
 
@@ -31,7 +30,7 @@ const MAC_A: [u8; 6] = [0x52, 0x54, 0x00, 0x00, 0x64, 0x01];
 const MAC_B: [u8; 6] = [0x52, 0x54, 0x00, 0x00, 0x66, 0x01];
 
 fn end() -> UdpSocket {
-    tunnel::endpoint("127.0.0.1:0".parse().unwrap()).unwrap()
+    support::tunnel::end(None)
 }
 
 fn ethernet(dst: [u8; 6], src: [u8; 6], ether_type: u16, payload: &[u8]) -> Vec<u8> {

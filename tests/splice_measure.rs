@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::process::Running;
+use support::process::{Running, linkscope};
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use etherparse::{Icmpv4Type, PacketBuilder, SlicedPacket, TransportSlice};
-use linkscope::net::tunnel;
 use linkscope::splice::demo::{self, Identity};
 use support::impair::{Every, Impairments, Relay};
 
@@ -23,10 +22,7 @@ const IP_A: [u8; 4] = [10, 0, 0, 1];
 const IP_B: [u8; 4] = [10, 0, 0, 2];
 
 fn end() -> UdpSocket {
-    let s = tunnel::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    s
+    support::tunnel::end(Some(Duration::from_millis(100)))
 }
 
 fn request(seq: u16) -> Vec<u8> {
@@ -99,7 +95,7 @@ fn inferred_loss_equals_the_drops_beyond_the_splice() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.jsonl");
     let splice = Running(
-        Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
+        linkscope()
             .args([
                 "splice",
                 "-q",
@@ -218,7 +214,7 @@ fn inferred_loss_equals_the_drops_beyond_the_splice() {
 
 #[test]
 fn the_report_on_stdout_is_refused_when_stdout_carries_the_capture() {
-    let out = Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
+    let out = linkscope()
         .args(["splice", "--a", "127.0.0.1:9", "--b", "127.0.0.1:10"])
         .args(["-w", "-", "--json", "-"])
         .output()
@@ -247,7 +243,7 @@ fn the_report_holds_round_trips_and_the_control_plane_of_each_direction() {
         socket_b.local_addr().unwrap(),
     );
     let out = {
-        let splice = Command::new(assert_cmd::cargo::cargo_bin!("linkscope"))
+        let splice = linkscope()
             .args([
                 "splice",
                 "-q",

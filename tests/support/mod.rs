@@ -3,4 +3,5 @@
 
 pub mod impair;
 pub mod process;
+pub mod tunnel;
 pub mod wireshark;
