@@ -131,7 +131,7 @@ impl SendBatch {
         let mut rest = datagrams;
         while !rest.is_empty() {
             let chunk = &rest[..rest.len().min(self.capacity)];
-            match self.sys.send(socket.as_fd(), destination, chunk) {
+            match self.sys.send(socket.as_fd(), destination, chunk, None) {
                 Ok(0) => {
                     outcome.failed += 1;
                     outcome.failed_bytes += rest[0].len() as u64;
@@ -152,6 +152,50 @@ impl SendBatch {
         }
         outcome
     }
+
+    /// Sends runs of datagrams with UDP segmentation offload (GSO): each buffer holds
+    /// consecutive datagrams of `segment` bytes (the last may be shorter), at most
+    /// [`MAX_SEGMENTS`] of them and [`MAX_SEGMENTED`] bytes, which the kernel cuts apart
+    /// itself, so a whole run crosses the stack once. Receivers see ordinary datagrams, but a
+    /// capture on the sending host's interface may show the uncut run, as it shows TCP
+    /// segmentation offload. Returns how many buffers the kernel took, counted from the
+    /// first; an error means the first one failed: `EINVAL`, `EIO` or `EMSGSIZE` say the
+    /// path cannot segment (a datagram larger than the route MTU, no checksum offload), the
+    /// others are the transient refusals of any send.
+    pub fn send_segmented(
+        &mut self,
+        socket: &impl AsFd,
+        destination: Option<SocketAddr>,
+        buffers: &[&[u8]],
+        segment: u16,
+    ) -> io::Result<usize> {
+        loop {
+            match self
+                .sys
+                .send(socket.as_fd(), destination, buffers, Some(segment))
+            {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Datagrams one segmented send may carry (the kernel's `UDP_MAX_SEGMENTS`, 64 before
+/// Linux 6.x raised it).
+pub const MAX_SEGMENTS: usize = 64;
+
+/// Bytes one segmented send may carry: the largest UDP payload of an IPv4 datagram.
+pub const MAX_SEGMENTED: usize = 65507;
+
+/// True when a [`SendBatch::send_segmented`] error says this socket or path cannot segment
+/// (too many segments, a segment over the route MTU, no checksum offload, no GSO at all)
+/// rather than a transient refusal: send the datagrams one by one instead.
+pub fn segmentation_refused(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EINVAL | libc::EIO | libc::EMSGSIZE | libc::EOPNOTSUPP | libc::ENOPROTOOPT)
+    )
 }
 
 #[cfg(test)]
@@ -196,6 +240,42 @@ mod tests {
         let mut buf = [0; 8];
         assert_eq!(rx.recv(&mut buf).unwrap(), 3);
         assert_eq!(&buf[..3], b"one");
+    }
+
+    #[test]
+    fn a_segmented_send_arrives_as_separate_datagrams() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Two runs: 5 datagrams of 100 bytes, and 2 of 100 plus a last one of 40.
+        let first: Vec<u8> = (0..500).map(|i| (i / 100) as u8).collect();
+        let second: Vec<u8> = (0..240).map(|i| 10 + (i / 100) as u8).collect();
+        let taken = SendBatch::new(4)
+            .send_segmented(&tx, Some(rx.local_addr().unwrap()), &[&first, &second], 100)
+            .unwrap();
+        assert_eq!(taken, 2);
+        let mut batch = RecvBatch::new(16, MAX_DATAGRAM);
+        let mut got = Vec::new();
+        while got.len() < 8 {
+            batch.recv(&rx).unwrap();
+            got.extend(batch.iter().map(|(data, _)| (data.len(), data[0])));
+        }
+        let expected: Vec<(usize, u8)> = (0..5)
+            .map(|n| (100, n))
+            .chain([(100, 10), (100, 11), (40, 12)])
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn too_many_segments_are_refused_as_unsegmentable() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let run = vec![0u8; 10 * (4 * MAX_SEGMENTS)];
+        let err = SendBatch::new(1)
+            .send_segmented(&tx, Some(rx.local_addr().unwrap()), &[&run], 10)
+            .unwrap_err();
+        assert!(segmentation_refused(&err), "{err}");
     }
 
     #[test]

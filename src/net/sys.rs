@@ -191,10 +191,15 @@ fn read_control(header: &libc::msghdr, meta: &mut Received) {
     }
 }
 
+/// Room for one `UDP_SEGMENT` control message (a u16 with its header, padded), as u64
+/// words so the buffer is aligned for `cmsghdr`.
+const SEGMENT_WORDS: usize = 4;
+
 /// Reusable `sendmmsg(2)` state for up to `capacity` datagrams to one destination.
 pub struct SendMmsg {
     headers: Vec<libc::mmsghdr>,
     iovecs: Vec<libc::iovec>,
+    controls: Vec<[u64; SEGMENT_WORDS]>,
 }
 
 impl SendMmsg {
@@ -206,18 +211,22 @@ impl SendMmsg {
             headers: (0..capacity).map(|_| unsafe { mem::zeroed() }).collect(),
             // SAFETY: as above.
             iovecs: (0..capacity).map(|_| unsafe { mem::zeroed() }).collect(),
+            controls: vec![[0; SEGMENT_WORDS]; capacity],
         }
     }
 
     /// Sends the datagrams (at most the capacity) to `destination` in one call, or, with
     /// `None`, to the connected socket's peer (which spares the kernel a route lookup per
-    /// datagram). Returns how many the kernel took, counted from the first; an error means
-    /// the first one failed.
+    /// datagram). With `segment`, each buffer is a run of datagrams of that many bytes (the
+    /// last may be shorter) that the kernel cuts apart itself (UDP GSO, `UDP_SEGMENT`).
+    /// Returns how many buffers the kernel took, counted from the first; an error means the
+    /// first one failed.
     pub fn send(
         &mut self,
         fd: BorrowedFd<'_>,
         destination: Option<SocketAddr>,
         datagrams: &[&[u8]],
+        segment: Option<u16>,
     ) -> io::Result<usize> {
         let count = datagrams.len().min(self.headers.len());
         if count == 0 {
@@ -244,13 +253,24 @@ impl SendMmsg {
             header.msg_hdr.msg_namelen = address_len;
             header.msg_hdr.msg_iov = &mut self.iovecs[i];
             header.msg_hdr.msg_iovlen = 1;
-            header.msg_hdr.msg_control = std::ptr::null_mut();
-            header.msg_hdr.msg_controllen = 0;
             header.msg_hdr.msg_flags = 0;
+            match segment {
+                Some(size) => {
+                    let control = &mut self.controls[i];
+                    header.msg_hdr.msg_control = control.as_mut_ptr().cast();
+                    header.msg_hdr.msg_controllen = segment_control(control, size);
+                }
+                None => {
+                    header.msg_hdr.msg_control = std::ptr::null_mut();
+                    header.msg_hdr.msg_controllen = 0;
+                }
+            }
         }
         // SAFETY: the first `count` headers point at `address` (live on our stack, its
-        // length set by `sockaddr`) or at no address (length 0), and at iovecs covering the caller's datagrams, which
-        // stay borrowed until the call returns; the kernel only reads through them.
+        // length set by `sockaddr`) or at no address (length 0), at iovecs covering the
+        // caller's datagrams, which stay borrowed until the call returns, and at no control
+        // data or at one of `self.controls`, filled by `segment_control` with its length; the
+        // kernel only reads through them.
         let sent = unsafe {
             libc::sendmmsg(
                 fd.as_raw_fd(),
@@ -264,6 +284,30 @@ impl SendMmsg {
         } else {
             Ok(sent as usize)
         }
+    }
+}
+
+/// Writes one `SOL_UDP`/`UDP_SEGMENT` control message carrying `size` into `control` and
+/// returns the control length to give the kernel.
+fn segment_control(control: &mut [u64; SEGMENT_WORDS], size: u16) -> usize {
+    *control = [0; SEGMENT_WORDS];
+    // SAFETY: CMSG_SPACE and CMSG_LEN only compute sizes; all-zero bytes are a valid
+    // msghdr (null pointers, zero lengths). The msghdr built here describes
+    // `control`, which is u64-aligned and (checked below) large enough for one header and a
+    // u16, so CMSG_FIRSTHDR returns a pointer to its start, valid for writing a cmsghdr; the
+    // u16 is written unaligned at CMSG_DATA inside the same buffer.
+    unsafe {
+        let space = libc::CMSG_SPACE(mem::size_of::<u16>() as libc::c_uint) as usize;
+        assert!(space <= mem::size_of::<[u64; SEGMENT_WORDS]>());
+        let mut header: libc::msghdr = mem::zeroed();
+        header.msg_control = control.as_mut_ptr().cast();
+        header.msg_controllen = space;
+        let cmsg = libc::CMSG_FIRSTHDR(&header);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as libc::c_uint) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
+        space
     }
 }
 
