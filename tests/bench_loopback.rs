@@ -66,6 +66,7 @@ fn sink_sees_every_frame_at_a_moderate_rate() {
                 "payload_bits_per_second",
                 "pps",
                 "received",
+                "receiver_drops",
                 "rtt_us",
                 "sent",
                 "size",
@@ -120,6 +121,48 @@ fn reflector_gives_round_trip_percentiles() {
     assert!(order.windows(2).all(|w| w[0] <= w[1]), "{rtt}");
 }
 
+#[test]
+fn frames_a_stalled_sink_could_not_take_are_counted_as_its_drops() {
+    let sink = receiver("sink");
+    let pid = sink.child.id().to_string();
+    let signal = |name: &str| {
+        let status = Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {name} {pid}");
+    };
+    // 2 s of 1470-byte frames at 20,000/s; the sink stops reading for a second in the
+    // middle, far longer than its socket buffer (at most 8 MiB, about 3,000 frames) lasts.
+    let to = sink.addr;
+    let sender = std::thread::spawn(move || {
+        send_json(
+            to,
+            &[
+                "--size",
+                "1470",
+                "--count",
+                "40000",
+                "--rate",
+                "20000",
+                "--interval",
+                "0",
+            ],
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    signal("-STOP");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    signal("-CONT");
+    let run = sender.join().unwrap();
+    let s = &run["sizes"][0];
+    assert_eq!(s["sent"], 40000);
+    let lost = s["lost"].as_u64().unwrap();
+    assert!(lost > 0, "{s}");
+    // On loopback nothing else loses frames: every loss is the stalled socket's.
+    assert_eq!(s["receiver_drops"], lost, "{s}");
+}
+
 fn is_data_frame(d: &[u8]) -> bool {
     d.len() >= 16 && d[12..14] == [0x88, 0xb5] && d[15] == 1
 }
@@ -153,6 +196,7 @@ fn impairing_relay_counts_come_back_exactly() {
     assert_eq!(s["received"], 900);
     assert_eq!(s["lost"], 100);
     assert_eq!(s["lost_pct"], 10.0);
+    assert_eq!(s["receiver_drops"], 0, "the path lost them, not the sink");
     assert_eq!(s["duplicates"], 100);
     assert_eq!(s["out_of_order"], 100);
 }

@@ -1,5 +1,6 @@
 //! `linkscope bench` between two network namespaces joined by a veth pair with MTU 1500: no
-//! loss at a moderate rate, and a size sweep that shows which sizes the kernels fragment.
+//! loss at a moderate rate, a size sweep that shows which sizes the kernels fragment, and
+//! segmentation offload at full speed.
 //!
 //! Needs root and `ip` (iproute2); skips with a reason otherwise, fails with
 //! LINKSCOPE_REQUIRE_LAB=1. The namespaces are the lab's (tests/lab/netns.rs).
@@ -132,4 +133,58 @@ fn sweep_shows_fragmentation_above_1472_bytes() {
             "size {size}"
         );
     }
+}
+
+/// Packets the kernel handed to namespace `a`'s end of the veth pair.
+fn veth_tx_packets(ns: &Namespaces) -> u64 {
+    let json =
+        ns.a.ip(["-s", "-j", "link", "show", "veth0"])
+            .expect("ip link");
+    let links: Value = serde_json::from_str(&json).expect("ip -j output");
+    links[0]["stats64"]["tx"]["packets"]
+        .as_u64()
+        .expect("tx packets")
+}
+
+/// Sends `count` frames of `size` bytes at full speed with `extra` options; returns the
+/// size's result and the packets the sending veth carried meanwhile.
+fn burst(ns: &Namespaces, to: SocketAddr, size: u64, count: u64, extra: &[&str]) -> (Value, u64) {
+    let before = veth_tx_packets(ns);
+    let size = size.to_string();
+    let count = count.to_string();
+    let mut args = vec!["--size", &size, "--count", &count, "--rate", "max"];
+    args.extend(extra);
+    args.extend(["--interval", "0"]);
+    let run = send(ns, to, &args);
+    (run["sizes"][0].clone(), veth_tx_packets(ns) - before)
+}
+
+#[test]
+fn segmentation_offload_sends_runs_and_falls_back_above_the_path_mtu() {
+    if !prereq::ready(
+        "segmentation_offload_sends_runs_and_falls_back_above_the_path_mtu",
+        &[Need::Root, Need::Iproute],
+    ) {
+        return;
+    }
+    let ns = Namespaces::create(1500);
+    let sink = sink(&ns);
+    // 20 runs of up to 64 frames: few enough that the sink's buffer holds them all.
+    let count = 1280;
+    // Each frame arrives as its own datagram, but the veth carried whole runs: far fewer
+    // packets than frames (the report request and reply are a few more).
+    let (gso, packets) = burst(&ns, sink.addr, 1400, count, &[]);
+    assert_eq!(gso["received"], count, "{gso}");
+    assert_eq!(gso["out_of_order"], 0);
+    assert!(packets < count / 4, "{packets} packets for {count} frames");
+    // Without offload, one packet per frame.
+    let (each, packets) = burst(&ns, sink.addr, 1400, count, &["--no-gso"]);
+    assert_eq!(each["received"], count, "{each}");
+    assert!(packets >= count, "{packets} packets for {count} frames");
+    // Above the path MTU the kernel cannot segment: the sender falls back to one datagram
+    // per frame, which the kernel fragments (two fragments each).
+    let (fragmented, packets) = burst(&ns, sink.addr, 1544, count, &[]);
+    assert_eq!(fragmented["received"], count, "{fragmented}");
+    assert_eq!(fragmented["fragments"]["sender_frag_creates"], 2 * count);
+    assert!(packets >= 2 * count, "{packets} packets for {count} frames");
 }

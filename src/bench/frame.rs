@@ -237,10 +237,13 @@ pub struct Report {
     pub last_ns: u64,
     /// The receiver's fragmentation counters since the test began.
     pub fragments: FragCounters,
+    /// Datagrams the receiving socket dropped for lack of buffer space since the test began
+    /// (the receiving process, not the path, lost them).
+    pub receiver_drops: u64,
 }
 
 /// Bytes of a report body.
-pub const REPORT_LEN: usize = 12 * 8;
+pub const REPORT_LEN: usize = 13 * 8;
 
 impl Report {
     /// Writes the report into `body` (at least [`REPORT_LEN`] bytes).
@@ -258,6 +261,7 @@ impl Report {
             self.fragments.reasm_oks,
             self.fragments.reasm_fails,
             self.fragments.frag_creates,
+            self.receiver_drops,
         ];
         for (chunk, v) in body.chunks_exact_mut(8).zip(values) {
             chunk.copy_from_slice(&v.to_be_bytes());
@@ -289,6 +293,7 @@ impl Report {
                 frag_oks: 0,
                 frag_creates: v(11),
             },
+            receiver_drops: v(12),
         })
     }
 }
@@ -426,6 +431,7 @@ mod tests {
                 frag_oks: 0,
                 frag_creates: 1,
             },
+            receiver_drops: 5,
         };
         let rep = report(&f, &r);
         let g = Frame::new_checked(&rep[..]).unwrap();

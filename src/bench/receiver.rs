@@ -33,6 +33,8 @@ struct TestState {
     id: u32,
     stats: TestStats,
     fragments_at_start: Option<FragCounters>,
+    /// The socket's drop counter when the test began.
+    drops_at_start: u32,
 }
 
 /// A bound sink or reflector.
@@ -42,6 +44,8 @@ pub struct Receiver {
     family: Family,
     tests: VecDeque<TestState>,
     foreign: u64,
+    /// The socket's cumulative drop counter as of the latest datagram.
+    drops: u32,
 }
 
 impl Receiver {
@@ -61,6 +65,7 @@ impl Receiver {
             family: Family::of(&config.listen),
             tests: VecDeque::new(),
             foreign: 0,
+            drops: 0,
         })
     }
 
@@ -104,6 +109,8 @@ impl Receiver {
                 Err(e) => return Err(socket_err("receive")(e)),
             }
             for (bytes, meta) in batch.iter() {
+                // Cumulative; the kernel only attaches it once it is non-zero.
+                self.drops = self.drops.max(meta.kernel_drops);
                 let Some(from) = meta.source else {
                     self.foreign += 1;
                     continue;
@@ -164,7 +171,7 @@ impl Receiver {
             return Ok(self.reflect.then_some(bytes));
         }
         if kind == Kind::REPORT_REQUEST {
-            let family = self.family;
+            let (family, drops) = (self.family, self.drops);
             let state = self.test(frame.test(), family);
             let totals = state.stats.totals();
             let fragments = match state.fragments_at_start {
@@ -181,6 +188,7 @@ impl Receiver {
                 first_ns: totals.first_ns,
                 last_ns: totals.last_ns,
                 fragments,
+                receiver_drops: u64::from(drops.wrapping_sub(state.drops_at_start)),
             };
             let reply = frame::report(&frame, &report);
             // A lost reply is the sender's to retry.
@@ -204,6 +212,7 @@ impl Receiver {
                     id,
                     stats: TestStats::default(),
                     fragments_at_start: FragCounters::read(family).ok(),
+                    drops_at_start: self.drops,
                 });
                 self.tests.len() - 1
             }

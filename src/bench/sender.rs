@@ -16,7 +16,10 @@ use crate::bench::frame::{self, Frame, Header, Kind, Report};
 use crate::bench::spec::Rate;
 use crate::bench::{now_ns, open_socket, wire_bytes};
 use crate::measure::snmp::{Family, FragCounters};
-use crate::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch, enable_receive_metadata};
+use crate::net::batch::{
+    MAX_DATAGRAM, MAX_SEGMENTED, MAX_SEGMENTS, RecvBatch, SendBatch, SendOutcome,
+    enable_receive_metadata, segmentation_refused,
+};
 use crate::{Error, Result};
 
 /// How long to send each size.
@@ -52,6 +55,9 @@ pub struct SendConfig {
     pub drain: Duration,
     /// Give up when the receiver has not answered a report request for this long.
     pub report_timeout: Duration,
+    /// Hand the kernel runs of frames to cut into datagrams itself (UDP GSO) where the path
+    /// allows; each frame is still its own datagram on the wire.
+    pub segmented: bool,
 }
 
 /// Round-trip percentiles, microseconds.
@@ -99,6 +105,9 @@ pub struct Figures {
     pub received: u64,
     pub lost: u64,
     pub lost_pct: f64,
+    /// Of the frames lost, those the receiving socket dropped for lack of buffer space: the
+    /// receiving process, not the path, could not keep up.
+    pub receiver_drops: u64,
     pub out_of_order: u64,
     pub duplicates: u64,
     pub pps: f64,
@@ -120,6 +129,7 @@ impl Figures {
             received: counts.received,
             lost,
             lost_pct: percent(lost, sent),
+            receiver_drops: counts.receiver_drops,
             out_of_order: counts.out_of_order,
             duplicates: counts.duplicates,
             pps: counts.received as f64 / secs,
@@ -453,6 +463,7 @@ fn interval_result(
         out_of_order: r1.out_of_order.saturating_sub(r0.out_of_order),
         duplicates: r1.duplicates.saturating_sub(r0.duplicates),
         bytes: r1.bytes.saturating_sub(r0.bytes),
+        receiver_drops: r1.receiver_drops.saturating_sub(r0.receiver_drops),
         ..r1
     };
     IntervalResult {
@@ -511,7 +522,16 @@ fn send_streams(
                 .name(format!("bench-send-{stream}"))
                 .spawn_scoped(scope, move || {
                     let r = send_stream(
-                        socket, to, &header, size, rate, count, deadline, sent, stops,
+                        socket,
+                        to,
+                        &header,
+                        size,
+                        rate,
+                        count,
+                        deadline,
+                        sent,
+                        stops,
+                        config.segmented,
                     );
                     running.fetch_sub(1, Ordering::Relaxed);
                     r
@@ -564,11 +584,16 @@ fn send_stream(
     deadline: Option<Instant>,
     sent: &AtomicU64,
     stops: [&AtomicBool; 2],
+    mut segmented: bool,
 ) -> std::io::Result<()> {
-    let mut frames = vec![vec![0u8; size]; BURST];
-    for f in &mut frames {
+    // One burst of frames back to back, as segmentation offload wants them.
+    let mut frames = vec![0u8; size * BURST];
+    for f in frames.chunks_exact_mut(size) {
         header.emit(f);
     }
+    // Frames per segmented send; a single frame gains nothing from segmentation.
+    let run = MAX_SEGMENTS.min(MAX_SEGMENTED / size).min(BURST);
+    segmented &= run > 1 && u16::try_from(size).is_ok();
     let mut batch = SendBatch::new(BURST);
     let start = Instant::now();
     let mut seq = 0u64;
@@ -597,17 +622,27 @@ fn send_stream(
             continue;
         }
         let burst = (due - seq).min(BURST as u64) as usize;
-        for (i, buf) in frames[..burst].iter_mut().enumerate() {
-            let mut frame = Frame::new_checked(&mut buf[..]).map_err(std::io::Error::other)?;
+        let bytes = &mut frames[..burst * size];
+        for (i, buf) in bytes.chunks_exact_mut(size).enumerate() {
+            let mut frame = Frame::new_checked(buf).map_err(std::io::Error::other)?;
             frame.set_sequence(seq + i as u64);
             frame.set_sent_ns(now_ns());
         }
-        let slices: Vec<&[u8]> = frames[..burst].iter().map(Vec::as_slice).collect();
         // Counted before sending, so a report request never carries fewer frames than the
         // receiver may already have; a refused frame is taken back out (the receiver sees a
         // gap that is not counted as loss).
         sent.fetch_add(burst as u64, Ordering::Relaxed);
-        let outcome = batch.send(socket, Some(to), &slices);
+        let outcome = if segmented {
+            match send_segmented(&mut batch, socket, to, bytes, size, run) {
+                Some(outcome) => outcome,
+                None => {
+                    segmented = false;
+                    send_each(&mut batch, socket, to, bytes, size)
+                }
+            }
+        } else {
+            send_each(&mut batch, socket, to, bytes, size)
+        };
         sent.fetch_sub(outcome.failed as u64, Ordering::Relaxed);
         seq += burst as u64;
         if outcome.sent > 0 {
@@ -622,4 +657,44 @@ fn send_stream(
             }
         }
     }
+}
+
+/// Sends the frames of `bytes` (each `size` bytes) one datagram each; the outcome counts
+/// frames.
+fn send_each(
+    batch: &mut SendBatch,
+    socket: &UdpSocket,
+    to: SocketAddr,
+    bytes: &[u8],
+    size: usize,
+) -> SendOutcome {
+    let slices: Vec<&[u8]> = bytes.chunks_exact(size).collect();
+    batch.send(socket, Some(to), &slices)
+}
+
+/// Sends the frames of `bytes` (each `size` bytes) with segmentation offload, `run` frames
+/// per buffer; the outcome counts frames. `None` when the path cannot segment: nothing was
+/// sent.
+fn send_segmented(
+    batch: &mut SendBatch,
+    socket: &UdpSocket,
+    to: SocketAddr,
+    bytes: &[u8],
+    size: usize,
+    run: usize,
+) -> Option<SendOutcome> {
+    let buffers: Vec<&[u8]> = bytes.chunks(size * run).collect();
+    let frames = bytes.len() / size;
+    let (taken, last_error) = match batch.send_segmented(socket, Some(to), &buffers, size as u16) {
+        Ok(taken) => (taken, None),
+        Err(e) if segmentation_refused(&e) => return None,
+        Err(e) => (0, Some(e.kind())),
+    };
+    let sent = (taken * run).min(frames);
+    Some(SendOutcome {
+        sent,
+        failed: frames - sent,
+        failed_bytes: ((frames - sent) * size) as u64,
+        last_error,
+    })
 }
