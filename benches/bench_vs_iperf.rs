@@ -1,12 +1,13 @@
 //! Side by side on loopback, in one run: `linkscope bench send` into `linkscope bench sink`
-//! versus `iperf3 -u -b 0` at 64, 512 and 1470 bytes (frames/s and Gbit/s received), and the
-//! reflector's round-trip p50 versus a plain UDP ping-pong (echo in a second process, as our
-//! reflector is, and echo thread in-process).
+//! (with segmentation offload, the default, and with `--no-gso`) versus `iperf3 -u -b 0` at
+//! 64, 512 and 1470 bytes (frames/s and Gbit/s received), and the reflector's round-trip p50
+//! versus a plain UDP ping-pong (echo in a second process, as our reflector is, and echo
+//! thread in-process) in 15 interleaved rounds of 600 round trips, median of the rounds.
 //!
 //! `cargo bench --bench bench_vs_iperf` measures (5 s per size, at full speed: `--rate max`
-//! and `-b 0`); under `cargo test
-//! --all-targets` it runs each step for a fraction of a second to prove the harness works.
-//! Prints a Markdown table. Without iperf3 installed its columns are skipped.
+//! and `-b 0`); under `cargo test --all-targets` it runs each step for a fraction of a second
+//! to prove the harness works. Prints a Markdown table. Without iperf3 installed its columns
+//! are skipped.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
@@ -71,22 +72,23 @@ fn send(to: SocketAddr, extra: &[&str]) -> Value {
     )
 }
 
-/// (frames/s received, payload bit/s received)
-fn ours(size: usize, seconds: f64) -> (f64, f64) {
+/// (frames/s received, payload bit/s received); `extra` adds options to `send`.
+fn ours(size: usize, seconds: f64, extra: &[&str]) -> (f64, f64) {
     let (_sink, addr) = receiver("sink");
-    let run = send(
-        addr,
-        &[
-            "--rate",
-            "max",
-            "--size",
-            &size.to_string(),
-            "--duration",
-            &seconds.to_string(),
-            "--interval",
-            "0",
-        ],
-    );
+    let size = size.to_string();
+    let seconds = seconds.to_string();
+    let mut args = vec![
+        "--rate",
+        "max",
+        "--size",
+        &size,
+        "--duration",
+        &seconds,
+        "--interval",
+        "0",
+    ];
+    args.extend(extra);
+    let run = send(addr, &args);
     let s = &run["sizes"][0];
     (
         s["pps"].as_f64().expect("pps"),
@@ -222,33 +224,40 @@ fn main() {
         return;
     }
     let measuring = std::env::args().any(|a| a == "--bench");
-    let (seconds, pings) = if measuring { (5.0, 2000) } else { (0.3, 100) };
+    let (seconds, pings) = if measuring { (5.0, 600) } else { (0.3, 100) };
     let iperf_limit = if measuring {
         ["-t", "5"]
     } else {
         ["-k", "2000"]
     };
+    // The last two columns: our sender without segmentation offload (each frame its own
+    // trip through the stack, batched only by sendmmsg), to show what GSO contributes.
     println!(
-        "| size B | linkscope frames/s | iperf3 frames/s | ratio | linkscope Gbit/s | iperf3 Gbit/s | ratio |"
+        "| size B | linkscope frames/s | iperf3 frames/s | ratio | linkscope Gbit/s | iperf3 Gbit/s | ratio | --no-gso frames/s | ratio |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for size in SIZES {
-        let (pps, bps) = ours(size, seconds);
+        let (pps, bps) = ours(size, seconds, &[]);
+        let (each, _) = ours(size, seconds, &["--no-gso"]);
         match iperf3(size, iperf_limit) {
             Some((ipps, ibps)) => println!(
-                "| {size} | {pps:.0} | {ipps:.0} | {:.2} | {:.3} | {:.3} | {:.2} |",
+                "| {size} | {pps:.0} | {ipps:.0} | {:.2} | {:.3} | {:.3} | {:.2} | {each:.0} | {:.2} |",
                 pps / ipps,
                 bps / 1e9,
                 ibps / 1e9,
-                bps / ibps
+                bps / ibps,
+                each / ipps
             ),
-            None => println!("| {size} | {pps:.0} | - | - | {:.3} | - | - |", bps / 1e9),
+            None => println!(
+                "| {size} | {pps:.0} | - | - | {:.3} | - | - | {each:.0} | - |",
+                bps / 1e9
+            ),
         }
     }
     // Round trips drift with the machine's state (CPU idle states, where the scheduler
     // wakes each side), so the three are measured in interleaved rounds and the median of
     // each one's p50s is compared.
-    let n = if measuring { 5 } else { 1 };
+    let n = if measuring { 15 } else { 1 };
     let mut rounds: [Vec<f64>; 3] = Default::default();
     for _ in 0..n {
         rounds[0].push(ours_rtt_p50(pings));

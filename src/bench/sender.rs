@@ -632,7 +632,7 @@ fn send_stream(
         // receiver may already have; a refused frame is taken back out (the receiver sees a
         // gap that is not counted as loss).
         sent.fetch_add(burst as u64, Ordering::Relaxed);
-        let outcome = if segmented {
+        let outcome = if segmented && burst > 1 {
             match send_segmented(&mut batch, socket, to, bytes, size, run) {
                 Some(outcome) => outcome,
                 None => {
