@@ -16,22 +16,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lab::capture::{self, Tcpdump};
-use lab::image::Image;
 use lab::plan::Netdev;
 use lab::prereq::{self, Need};
 use lab::scenario;
 
 const PINGS: u32 = 5;
-
-fn image_or_skip(test: &str) -> Option<Image> {
-    match lab::image::image() {
-        Ok(image) => Some(image),
-        Err(e) => {
-            prereq::skip(test, &e);
-            None
-        }
-    }
-}
 
 /// A running `linkscope splice`, stopped by SIGTERM (or killed on drop).
 struct Splice {
@@ -124,10 +113,7 @@ fn a_splice_on_each_host_counts_the_fragmented_frames_and_advises_host_mtu() {
         Need::Tcpdump,
         Need::Tshark,
     ];
-    if !prereq::ready(test, &needs) {
-        return;
-    }
-    let Some(image) = image_or_skip(test) else {
+    let Some(image) = prereq::vm_image(test, &needs) else {
         return;
     };
     let lab = scenario::CrossHost::new(1500, Netdev::Socket).unwrap();
@@ -233,10 +219,7 @@ fn ping_rtt(result: &std::collections::HashMap<String, String>) -> [f64; 3] {
 #[test]
 fn a_splice_between_two_vms_measures_round_trips_within_what_ping_prints() {
     let test = "a_splice_between_two_vms_measures_round_trips_within_what_ping_prints";
-    if !prereq::ready(test, &[Need::Qemu]) {
-        return;
-    }
-    let Some(image) = image_or_skip(test) else {
+    let Some(image) = prereq::vm_image(test, &[Need::Qemu]) else {
         return;
     };
     let ports = lab::free_udp_ports::<2>();

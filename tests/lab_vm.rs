@@ -17,16 +17,6 @@ use lab::plan::Netdev;
 use lab::prereq::{self, Need};
 use lab::scenario;
 
-fn image_or_skip(test: &str) -> Option<Image> {
-    match lab::image::image() {
-        Ok(image) => Some(image),
-        Err(e) => {
-            prereq::skip(test, &e);
-            None
-        }
-    }
-}
-
 const PINGS: u32 = 10;
 
 /// Boots the loopback pair with the plan's arguments and checks both guests' pings.
@@ -104,10 +94,7 @@ fn check_echoes(pcap: &std::path::Path, decode: &[String], ports: [u16; 2], coun
 fn vms_ping_over_the_planned_udp_socket_tunnel() {
     let test = "vms_ping_over_the_planned_udp_socket_tunnel";
     let needs = [Need::Qemu, Need::Root, Need::Tcpdump, Need::Tshark];
-    if !prereq::ready(test, &needs) {
-        return;
-    }
-    let Some(image) = image_or_skip(test) else {
+    let Some(image) = prereq::vm_image(test, &needs) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -136,10 +123,7 @@ fn vms_ping_over_the_planned_udp_socket_tunnel() {
 fn a_vm_stp_bridge_sends_bpdus_over_the_tunnel_and_forwards() {
     let test = "a_vm_stp_bridge_sends_bpdus_over_the_tunnel_and_forwards";
     let needs = [Need::Qemu, Need::Root, Need::Tcpdump, Need::Tshark];
-    if !prereq::ready(test, &needs) {
-        return;
-    }
-    let Some(image) = image_or_skip(test) else {
+    let Some(image) = prereq::vm_image(test, &needs) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -183,10 +167,7 @@ fn a_vm_stp_bridge_sends_bpdus_over_the_tunnel_and_forwards() {
 #[test]
 fn vms_ping_over_the_planned_dgram_tunnel() {
     let test = "vms_ping_over_the_planned_dgram_tunnel";
-    if !prereq::ready(test, &[Need::Qemu]) {
-        return;
-    }
-    let Some(image) = image_or_skip(test) else {
+    let Some(image) = prereq::vm_image(test, &[Need::Qemu]) else {
         return;
     };
     loopback_pair_pings(&image, Netdev::Dgram, lab::free_udp_ports::<2>());
@@ -202,10 +183,7 @@ fn vms_on_two_hosts_ping_with_fragmented_tunnel_datagrams() {
         Need::Tcpdump,
         Need::Tshark,
     ];
-    if !prereq::ready(test, &needs) {
-        return;
-    }
-    let Some(image) = image_or_skip(test) else {
+    let Some(image) = prereq::vm_image(test, &needs) else {
         return;
     };
     let lab = scenario::CrossHost::new(1500, Netdev::Socket).unwrap();

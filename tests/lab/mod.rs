@@ -4,13 +4,13 @@
 //! The lab: real QEMU VMs, network namespaces as hosts, taps, lldpd, kernel bridges and
 //! tshark, driven from integration tests.
 //!
-//! Every test that uses it first calls [`prereq::ready`] with what it needs; a missing
-//! prerequisite skips the test with a printed reason, or fails it under
-//! `LINKSCOPE_REQUIRE_LAB=1`. Everything made here (VMs, namespaces, taps, daemons, capture
-//! processes) is owned by a value that tears it down on drop, so a failing test leaves
-//! nothing behind. The slot limit in [`vm`] (two VMs at once) holds per process; cargo runs
-//! test binaries one after another, so VM tests live in tests/lab_vm.rs and
-//! tests/lab_measure.rs only.
+//! Every test that uses it first calls [`prereq::ready`] (VM tests: [`prereq::vm_image`],
+//! which also provides the VM image) with what it needs; a missing prerequisite skips the
+//! test with a printed reason, or fails it under `LINKSCOPE_REQUIRE_LAB=1`. Everything made
+//! here (VMs, namespaces, taps, daemons, capture processes) is owned by a value that tears it
+//! down on drop, so a failing test leaves nothing behind. The slot limit in [`vm`] (two VMs
+//! at once) holds per process; cargo runs test binaries one after another, so VM tests live
+//! in tests/lab_vm.rs and tests/lab_measure.rs only.
 
 pub mod capture;
 pub mod daemons;

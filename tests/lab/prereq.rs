@@ -90,6 +90,22 @@ pub fn ready(test: &str, needs: &[Need]) -> bool {
     false
 }
 
+/// [`ready`] for a VM test: the prerequisites, then the lab's VM image (built on first use).
+/// `None` when the test cannot run: it has been skipped with the reason (or failed under
+/// `LINKSCOPE_REQUIRE_LAB=1`).
+pub fn vm_image(test: &str, needs: &[Need]) -> Option<super::image::Image> {
+    if !ready(test, needs) {
+        return None;
+    }
+    match super::image::image() {
+        Ok(image) => Some(image),
+        Err(e) => {
+            skip(test, &e);
+            None
+        }
+    }
+}
+
 /// Skips `test` for `reason` (prints it), or panics under `LINKSCOPE_REQUIRE_LAB=1`.
 pub fn skip(test: &str, reason: &str) {
     assert!(

@@ -251,10 +251,7 @@ fn live_into_tshark(args: &[String], n: usize) -> (Vec<Vec<String>>, String) {
 /// writing `-w - | tshark -l -i -` steps in and, on SIGTERM, out. Each VM may lose at most
 /// one ping across all these moments; tshark and capinfos check the file.
 fn steal_in_and_out(test: &str, netdev: Netdev, pings: u32, live: bool) {
-    if !prereq::ready(test, &[Need::Qemu, Need::Tshark]) {
-        return;
-    }
-    let Some(image) = super::image_or_skip(test) else {
+    let Some(image) = prereq::vm_image(test, &[Need::Qemu, Need::Tshark]) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -343,10 +340,7 @@ const RELAY_PINGS: u32 = 10;
 #[test]
 fn vms_planned_through_a_relay_splice_ping_through_it() {
     let test = "vms_planned_through_a_relay_splice_ping_through_it";
-    if !prereq::ready(test, &[Need::Qemu, Need::Tshark]) {
-        return;
-    }
-    let Some(image) = super::image_or_skip(test) else {
+    let Some(image) = prereq::vm_image(test, &[Need::Qemu, Need::Tshark]) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
