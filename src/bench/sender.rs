@@ -591,9 +591,10 @@ fn send_stream(
     for f in frames.chunks_exact_mut(size) {
         header.emit(f);
     }
-    // Frames per segmented send; a single frame gains nothing from segmentation.
+    // Frames per segmented send; a single frame gains nothing from segmentation (and two
+    // fit only when the size fits the u16 segment size).
     let run = MAX_SEGMENTS.min(MAX_SEGMENTED / size).min(BURST);
-    segmented &= run > 1 && u16::try_from(size).is_ok();
+    segmented &= run > 1;
     let mut batch = SendBatch::new(BURST);
     let start = Instant::now();
     let mut seq = 0u64;

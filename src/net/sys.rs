@@ -199,7 +199,9 @@ const SEGMENT_WORDS: usize = 4;
 pub struct SendMmsg {
     headers: Vec<libc::mmsghdr>,
     iovecs: Vec<libc::iovec>,
-    controls: Vec<[u64; SEGMENT_WORDS]>,
+    /// The `UDP_SEGMENT` control message of a segmented send, shared by all its messages
+    /// (the kernel only reads it).
+    control: [u64; SEGMENT_WORDS],
 }
 
 impl SendMmsg {
@@ -211,7 +213,7 @@ impl SendMmsg {
             headers: (0..capacity).map(|_| unsafe { mem::zeroed() }).collect(),
             // SAFETY: as above.
             iovecs: (0..capacity).map(|_| unsafe { mem::zeroed() }).collect(),
-            controls: vec![[0; SEGMENT_WORDS]; capacity],
+            control: [0; SEGMENT_WORDS],
         }
     }
 
@@ -237,6 +239,13 @@ impl SendMmsg {
             // SAFETY: all-zero bytes are a valid sockaddr_storage; it is not passed on.
             None => (unsafe { mem::zeroed() }, 0),
         };
+        let (control, control_len): (*mut libc::c_void, usize) = match segment {
+            Some(size) => {
+                let len = segment_control(&mut self.control, size);
+                (self.control.as_mut_ptr().cast(), len)
+            }
+            None => (std::ptr::null_mut(), 0),
+        };
         let name: *mut libc::c_void = if destination.is_some() {
             (&mut address as *mut libc::sockaddr_storage).cast()
         } else {
@@ -253,24 +262,15 @@ impl SendMmsg {
             header.msg_hdr.msg_namelen = address_len;
             header.msg_hdr.msg_iov = &mut self.iovecs[i];
             header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_control = control;
+            header.msg_hdr.msg_controllen = control_len;
             header.msg_hdr.msg_flags = 0;
-            match segment {
-                Some(size) => {
-                    let control = &mut self.controls[i];
-                    header.msg_hdr.msg_control = control.as_mut_ptr().cast();
-                    header.msg_hdr.msg_controllen = segment_control(control, size);
-                }
-                None => {
-                    header.msg_hdr.msg_control = std::ptr::null_mut();
-                    header.msg_hdr.msg_controllen = 0;
-                }
-            }
         }
         // SAFETY: the first `count` headers point at `address` (live on our stack, its
         // length set by `sockaddr`) or at no address (length 0), at iovecs covering the
         // caller's datagrams, which stay borrowed until the call returns, and at no control
-        // data or at one of `self.controls`, filled by `segment_control` with its length; the
-        // kernel only reads through them.
+        // data or at `self.control`, filled by `segment_control` with its length; the kernel
+        // only reads through them.
         let sent = unsafe {
             libc::sendmmsg(
                 fd.as_raw_fd(),
