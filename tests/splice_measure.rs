@@ -224,17 +224,6 @@ fn the_report_on_stdout_is_refused_when_stdout_carries_the_capture() {
     assert!(out.stdout.is_empty());
 }
 
-fn identity(vm: u8, pings: bool) -> Identity {
-    Identity {
-        name: format!("vm1{vm:02}"),
-        port: "eth1".into(),
-        mac: [0xbe, 0x24, 0x99, 0x00, 0x64 + vm, 0x01],
-        ip: Ipv4Addr::new(10, 0, 0, 1 + vm),
-        bridge_priority: if pings { 4096 } else { 32768 },
-        pings,
-    }
-}
-
 #[test]
 fn the_report_holds_round_trips_and_the_control_plane_of_each_direction() {
     let (socket_a, socket_b) = (demo::Vm::bind().unwrap(), demo::Vm::bind().unwrap());
@@ -260,8 +249,20 @@ fn the_report_holds_round_trips_and_the_control_plane_of_each_direction() {
         // The splice binds before it reports; the VMs start once its start report is out.
         std::thread::sleep(Duration::from_millis(300));
         let vms = vec![
-            demo::Vm::start(socket_a, lb, identity(0, true), Ipv4Addr::new(10, 0, 0, 3)).unwrap(),
-            demo::Vm::start(socket_b, la, identity(2, false), Ipv4Addr::new(10, 0, 0, 1)).unwrap(),
+            demo::Vm::start(
+                socket_a,
+                lb,
+                Identity::demo(0, true),
+                Ipv4Addr::new(10, 0, 0, 3),
+            )
+            .unwrap(),
+            demo::Vm::start(
+                socket_b,
+                la,
+                Identity::demo(2, false),
+                Ipv4Addr::new(10, 0, 0, 1),
+            )
+            .unwrap(),
         ];
         let out = splice.wait_with_output().unwrap();
         demo::Vm::stop_all(vms);

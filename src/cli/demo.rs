@@ -6,7 +6,6 @@
 //! what the splice measured (volume, round trips, fragmentation against host_mtu), the
 //! control plane it saw, what each end saw, and how much of it came through the splice.
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -64,17 +63,6 @@ impl Consumer for Tee {
     }
 }
 
-fn identity(vm: u8, pings: bool) -> Identity {
-    Identity {
-        name: format!("vm1{vm:02}"),
-        port: "eth1".into(),
-        mac: [0xbe, 0x24, 0x99, 0x00, 0x64 + vm, 0x01],
-        ip: Ipv4Addr::new(10, 0, 0, 1 + vm),
-        bridge_priority: if pings { 4096 } else { 32768 },
-        pings,
-    }
-}
-
 /// Sleeps until `until` or until `stop` is set; false when stopped early.
 fn wait(until: Instant, stop: &AtomicBool) -> bool {
     while Instant::now() < until {
@@ -100,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
         .context("installing the signal handler")?;
 
-    let (a_id, b_id) = (identity(0, true), identity(2, false));
+    let (a_id, b_id) = (Identity::demo(0, true), Identity::demo(2, false));
     let (socket_a, socket_b) = (Vm::bind()?, Vm::bind()?);
     let (la, lb) = (socket_a.local_addr()?, socket_b.local_addr()?);
     let names = vec![LinkNames {

@@ -38,6 +38,22 @@ pub struct Identity {
     pub pings: bool,
 }
 
+impl Identity {
+    /// VM `100 + vm` of the demo lab: `vm1NN`, `eth1`, the planner's MAC
+    /// (be:24:99:00:VMID:01), 10.0.0.(1 + vm); the pinging end has the lower bridge priority
+    /// and becomes STP root.
+    pub fn demo(vm: u8, pings: bool) -> Identity {
+        Identity {
+            name: format!("vm1{vm:02}"),
+            port: "eth1".into(),
+            mac: [0xbe, 0x24, 0x99, 0x00, 0x64 + vm, 0x01],
+            ip: Ipv4Addr::new(10, 0, 0, 1 + vm),
+            bridge_priority: if pings { 4096 } else { 32768 },
+            pings,
+        }
+    }
+}
+
 /// What an emulated VM saw, by kind. Frames that came from the peer's own bound address
 /// came direct; the rest came through a splice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
