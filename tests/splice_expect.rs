@@ -69,17 +69,7 @@ fn stp_frame(src: [u8; 6], priority: u16) -> Vec<u8> {
     };
     let repr = stp::Repr {
         version: stp::Version::STP,
-        body: stp::Body::Config(stp::Config {
-            flags: stp::Flags(0),
-            root: id,
-            root_path_cost: 0,
-            bridge: id,
-            port_id: 0x8001,
-            message_age: 0,
-            max_age: 20 * 256,
-            hello_time: 2 * 256,
-            forward_delay: 15 * 256,
-        }),
+        body: stp::Body::Config(stp::Config::root(id)),
         pvst_vlan: None,
     };
     let mut llc = vec![0x42, 0x42, 0x03];

@@ -339,17 +339,7 @@ fn bpdu(me: &Identity) -> Vec<u8> {
     };
     let repr = stp::Repr {
         version: stp::Version::STP,
-        body: stp::Body::Config(stp::Config {
-            flags: stp::Flags(0),
-            root: bridge,
-            root_path_cost: 0,
-            bridge,
-            port_id: 0x8001,
-            message_age: 0,
-            max_age: 20 * 256,
-            hello_time: 2 * 256,
-            forward_delay: 15 * 256,
-        }),
+        body: stp::Body::Config(stp::Config::root(bridge)),
         pvst_vlan: None,
     };
     let mut bpdu = Vec::with_capacity(40);

@@ -311,6 +311,25 @@ pub struct Config {
     pub forward_delay: u16,
 }
 
+impl Config {
+    /// What a bridge that believes itself root sends from port 0x8001 (priority 128, port 1):
+    /// itself as root at cost 0, message age 0 and 802.1D's default timers (max age 20 s,
+    /// hello 2 s, forward delay 15 s).
+    pub fn root(bridge: BridgeId) -> Config {
+        Config {
+            flags: Flags(0),
+            root: bridge,
+            root_path_cost: 0,
+            bridge,
+            port_id: 0x8001,
+            message_age: 0,
+            max_age: 20 * 256,
+            hello_time: 2 * 256,
+            forward_delay: 15 * 256,
+        }
+    }
+}
+
 /// One MSTI configuration message (802.1Q clause 14.6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Msti {
