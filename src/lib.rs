@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod capture;
 pub mod cli;
+pub mod direction;
 pub mod measure;
 pub mod net;
 pub mod plan;

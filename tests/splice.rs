@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use linkscope::net::tunnel;
-use linkscope::splice::{Direction, LinkConfig, Mode, Splice, SpliceConfig, TapFilter, tap};
+use linkscope::splice::{CopyFilter, Direction, LinkConfig, Mode, Splice, SpliceConfig, copy};
 
 /// Two emulated VM ends of one tunnel.
 struct Link {
@@ -44,11 +44,14 @@ impl Link {
     }
 }
 
-fn start(links: Vec<LinkConfig>, tap: Option<crossbeam_channel::Sender<tap::TapBatch>>) -> Splice {
+fn start(
+    links: Vec<LinkConfig>,
+    tap: Option<crossbeam_channel::Sender<copy::CopyBatch>>,
+) -> Splice {
     Splice::start(
         &SpliceConfig {
             links,
-            tap: TapFilter::All,
+            copy: CopyFilter::All,
         },
         tap,
         Arc::new(AtomicBool::new(false)),
@@ -100,7 +103,7 @@ fn exchange(
 #[test]
 fn random_frames_cross_unchanged_and_in_order_both_ways() {
     let link = Link::new();
-    let (tx, rx) = tap::channel(4096);
+    let (tx, rx) = copy::channel(4096);
     let splice = start(vec![link.config("t", Mode::Steal)], Some(tx));
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut frames_ab: Vec<Vec<u8>> = (0..150).map(|_| rng.frame(MAX_V4)).collect();
@@ -213,7 +216,7 @@ fn stopping_hands_the_tunnel_back() {
 #[test]
 fn one_splice_carries_several_links() {
     let links = [Link::new(), Link::new(), Link::new()];
-    let (tx, rx) = tap::channel(64);
+    let (tx, rx) = copy::channel(64);
     let configs = links
         .iter()
         .enumerate()
@@ -242,7 +245,7 @@ fn one_splice_carries_several_links() {
 #[test]
 fn a_full_tap_drops_copies_never_frames() {
     let link = Link::new();
-    let (tx, rx) = tap::channel(1);
+    let (tx, rx) = copy::channel(1);
     let splice = start(vec![link.config("f", Mode::Steal)], Some(tx));
     let mut buf = [0; 64];
     for i in 0..5u8 {

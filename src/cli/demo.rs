@@ -17,12 +17,12 @@ use anyhow::Context;
 use super::splice::{LinkNames, Printer, capture_layout, join, print_summary, watch};
 use crate::capture::{Output, Writer};
 use crate::measure::meter::Ends;
+use crate::splice::copy::{self, Consumer, CopyRecord, Next};
 use crate::splice::demo::{Identity, Vm, VmCounts};
 use crate::splice::meters::{self, Metered, Meters};
 use crate::splice::recorder::Recorder;
-use crate::splice::tap::{self, Consumer, Flow, TapRecord};
 use crate::splice::watch::{Views, Watched};
-use crate::splice::{Direction, LinkConfig, Mode, Splice, SpliceConfig, TapFilter};
+use crate::splice::{CopyFilter, Direction, LinkConfig, Mode, Splice, SpliceConfig};
 
 /// The host_mtu a planned link has by default (mapping.yaml's default).
 const DEMO_HOST_MTU: u32 = 9300;
@@ -48,7 +48,7 @@ struct Tee {
 }
 
 impl Consumer for Tee {
-    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
+    fn record(&mut self, record: &CopyRecord<'_>) -> crate::Result<Next> {
         if let Some(printer) = &mut self.printer {
             printer.record(record)?;
         }
@@ -121,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut spliced_for = Duration::ZERO;
     if wait(started + Duration::from_secs(1), &stop) {
         eprintln!("splice steps in (steal mode; no reconfiguration, no restart)");
-        let (sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);
+        let (sender, receiver) = copy::channel(copy::DEFAULT_CAPACITY);
         let tee = Tee {
             recorder: Recorder::new(writer, None, None),
             printer: (!args.quiet).then(|| Printer::new(names.clone(), None)),
@@ -132,14 +132,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             watch::printer(names.clone()),
             Some(tee),
         );
-        let consumer = tap::spawn(
+        let consumer = copy::spawn(
             receiver,
             Metered::new(meters.clone(), Some(watched)),
             stop.clone(),
         )?;
         let config = SpliceConfig {
             links: vec![link],
-            tap: TapFilter::All,
+            copy: CopyFilter::All,
         };
         let splice_stop = Arc::new(AtomicBool::new(false));
         let splice = Splice::start(&config, Some(sender), splice_stop)?;

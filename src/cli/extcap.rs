@@ -15,7 +15,7 @@ use anyhow::Context;
 
 use crate::capture::{Output, Writer, extcap};
 use crate::splice::recorder::Recorder;
-use crate::splice::{LinkConfig, Mode, Splice, SpliceConfig, TapFilter, tap};
+use crate::splice::{CopyFilter, LinkConfig, Mode, Splice, SpliceConfig, copy};
 
 use super::splice::{LinkNames, capture_layout};
 
@@ -149,8 +149,8 @@ fn capture(link: &crate::plan::Link, fifo: &Path, snaplen: u32) -> anyhow::Resul
     let (interfaces, _) = capture_layout(&[LinkNames::planned(link)], snaplen);
     let comment = format!("linkscope extcap capture of {}", link.name);
     let writer = Writer::create(&Output::File(fifo.to_owned()), &comment, &interfaces)?;
-    let (sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);
-    let consumer = tap::spawn(receiver, Recorder::new(writer, None, None), stop.clone())
+    let (sender, receiver) = copy::channel(copy::DEFAULT_CAPACITY);
+    let consumer = copy::spawn(receiver, Recorder::new(writer, None, None), stop.clone())
         .context("starting the capture thread")?;
     let config = SpliceConfig {
         links: vec![LinkConfig {
@@ -159,7 +159,7 @@ fn capture(link: &crate::plan::Link, fifo: &Path, snaplen: u32) -> anyhow::Resul
             b: link.b.local,
             mode: Mode::Steal,
         }],
-        tap: TapFilter::All,
+        copy: CopyFilter::All,
     };
     let splice = Splice::start(&config, Some(sender), stop.clone())?;
     while !stop.load(Ordering::SeqCst) {

@@ -18,12 +18,12 @@ use crate::measure::l2::Expect;
 use crate::measure::meter::{Counters, Ends, SpliceCounters};
 use crate::measure::report::{self, Report};
 use crate::measure::snmp::{self, FragCounters};
+use crate::splice::copy::{self, Consumer, CopyRecord, Next};
 use crate::splice::meters::{self, Metered, Meters};
 use crate::splice::recorder::Recorder;
-use crate::splice::tap::{self, Consumer, Flow, TapRecord};
 use crate::splice::watch::{Views, Watched};
 use crate::splice::{
-    Direction, LinkConfig, LinkStats, Mode, Splice, SpliceConfig, Survey, TapFilter,
+    CopyFilter, Direction, LinkConfig, LinkStats, Mode, Splice, SpliceConfig, Survey,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -437,7 +437,7 @@ impl Printer {
 }
 
 impl Consumer for Printer {
-    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
+    fn record(&mut self, record: &CopyRecord<'_>) -> crate::Result<Next> {
         let names = &self.names[record.link];
         let (from, to) = names.ends(record.direction);
         writeln!(
@@ -458,7 +458,7 @@ impl Consumer for Printer {
     }
 }
 
-/// Where the tap's frames go.
+/// Where the copy channel's frames go.
 enum Sink {
     Print(Printer),
     Count(Counter),
@@ -466,7 +466,7 @@ enum Sink {
 }
 
 impl Consumer for Sink {
-    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
+    fn record(&mut self, record: &CopyRecord<'_>) -> crate::Result<Next> {
         match self {
             Sink::Print(p) => p.record(record),
             Sink::Count(c) => c.record(record),
@@ -490,7 +490,7 @@ struct Counter {
 }
 
 impl Consumer for Counter {
-    fn record(&mut self, _: &TapRecord<'_>) -> crate::Result<Flow> {
+    fn record(&mut self, _: &CopyRecord<'_>) -> crate::Result<Next> {
         self.seen += 1;
         Ok(limit_flow(self.seen, self.limit))
     }
@@ -500,11 +500,11 @@ impl Consumer for Counter {
     }
 }
 
-fn limit_flow(seen: u64, limit: Option<u64>) -> Flow {
+fn limit_flow(seen: u64, limit: Option<u64>) -> Next {
     if limit.is_some_and(|l| seen >= l) {
-        Flow::Stop
+        Next::Stop
     } else {
-        Flow::Continue
+        Next::Continue
     }
 }
 
@@ -542,7 +542,7 @@ pub(super) fn print_summary(
             writeln!(
                 err,
                 "{} {from} > {to}: {} frames, {} bytes forwarded; dropped: {} zero-length, {} \
-                 foreign source, {} truncated, {} unsent, {} by the kernel; tap copies dropped: {}",
+                 foreign source, {} truncated, {} unsent, {} by the kernel; copies dropped: {}",
                 link.name,
                 s.frames(),
                 s.bytes(),
@@ -840,13 +840,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    // With nothing that takes every frame, only the layer-2 view consumes the tap.
-    let tap = if sink.is_none() && measurement.is_none() {
-        TapFilter::Control
+    // With nothing that takes every frame, only the layer-2 view consumes the copies.
+    let copy = if sink.is_none() && measurement.is_none() {
+        CopyFilter::Control
     } else {
-        TapFilter::All
+        CopyFilter::All
     };
-    let config = SpliceConfig { links, tap };
+    let config = SpliceConfig { links, copy };
     let views = Views::new(config.links.len());
     let watched = Watched::new(
         views.clone(),
@@ -857,10 +857,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let meters = measurement
         .as_ref()
         .map_or_else(|| Meters::new(&[]), |m| m.meters.clone());
-    let (tap_sender, receiver) = tap::channel(tap::DEFAULT_CAPACITY);
-    let consumer = tap::spawn(receiver, Metered::new(meters, Some(watched)), stop.clone())?;
+    let (copies, receiver) = copy::channel(copy::DEFAULT_CAPACITY);
+    let consumer = copy::spawn(receiver, Metered::new(meters, Some(watched)), stop.clone())?;
 
-    let splice = Splice::start(&config, Some(tap_sender), stop.clone())?;
+    let splice = Splice::start(&config, Some(copies), stop.clone())?;
     let started = Instant::now();
     let interval = Duration::from_secs_f64(args.stats_interval);
     let mut next_status = started + interval;
@@ -922,7 +922,7 @@ pub(super) fn join<C>(
 ) -> anyhow::Result<C> {
     let (consumer, outcome) = handle
         .join()
-        .map_err(|_| anyhow::anyhow!("the tap consumer thread panicked"))?;
+        .map_err(|_| anyhow::anyhow!("the copy consumer thread panicked"))?;
     outcome?;
     Ok(consumer)
 }

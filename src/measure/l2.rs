@@ -41,7 +41,7 @@ use std::fmt;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::splice::Direction;
+use crate::direction::Direction;
 use crate::wire::{self, Control, Protocol, lacp, lldp, stp};
 
 /// The protocols the view follows and `--expect` checks, in their display order.

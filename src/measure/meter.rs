@@ -32,7 +32,7 @@ use hdrhistogram::Histogram;
 use super::fragment::{Budget, Seen, advice};
 use super::report;
 
-pub use crate::splice::Direction;
+pub use crate::direction::Direction;
 
 /// The slot of a direction in per-direction arrays.
 fn slot(direction: Direction) -> usize {

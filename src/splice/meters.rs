@@ -1,5 +1,5 @@
-//! The splice's measurements: per link a [`Meter`], fed on the tap's consumer thread (never
-//! on a forwarding thread), next to whatever else consumes the tap (the pcapng recorder, the
+//! The splice's measurements: per link a [`Meter`], fed on the copy channel's consumer thread (never
+//! on a forwarding thread), next to whatever else consumes the copy channel (the pcapng recorder, the
 //! frame printer).
 //!
 //! The meters sit behind a mutex shared with whoever reads them between frames (the status
@@ -15,7 +15,7 @@ use crate::measure::pmtu;
 use crate::net::tunnel;
 
 use super::LinkConfig;
-use super::tap::{Consumer, Flow, TapRecord};
+use super::copy::{Consumer, CopyRecord, Next};
 
 /// The tunnel peer whose path the frames of `link` cross: an end whose address is not on
 /// this host (a cross-host link), else end A (both ends here: loopback or local addresses).
@@ -51,7 +51,7 @@ pub fn budget(
     })
 }
 
-/// The meters of a splice, one per link in configuration order, shared between the tap's
+/// The meters of a splice, one per link in configuration order, shared between the copy channel's
 /// consumer and their readers.
 #[derive(Debug, Clone)]
 pub struct Meters(Arc<Mutex<Vec<Meter>>>);
@@ -72,7 +72,7 @@ impl Meters {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn record(&self, record: &TapRecord<'_>) {
+    fn record(&self, record: &CopyRecord<'_>) {
         let mut meters = self.lock();
         let Some(meter) = meters.get_mut(record.link) else {
             return;
@@ -84,7 +84,7 @@ impl Meters {
     }
 }
 
-/// A tap consumer that meters every frame, then hands it to `inner` when there is one.
+/// A copy consumer that meters every frame, then hands it to `inner` when there is one.
 pub struct Metered<C> {
     meters: Meters,
     inner: Option<C>,
@@ -103,11 +103,11 @@ impl<C: Consumer> Metered<C> {
 }
 
 impl<C: Consumer> Consumer for Metered<C> {
-    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
+    fn record(&mut self, record: &CopyRecord<'_>) -> crate::Result<Next> {
         self.meters.record(record);
         match &mut self.inner {
             Some(inner) => inner.record(record),
-            None => Ok(Flow::Continue),
+            None => Ok(Next::Continue),
         }
     }
 
@@ -122,7 +122,7 @@ impl<C: Consumer> Consumer for Metered<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splice::tap::testing::Count;
+    use crate::splice::copy::testing::Count;
     use crate::splice::{Direction, Mode};
 
     fn link(a: &str, b: &str) -> LinkConfig {
@@ -163,14 +163,14 @@ mod tests {
         let meters = Meters::new(&[budget]);
         let mut metered = Metered::new(meters.clone(), Some(Count(0)));
         for (len, sent) in [(60, Some(1_500)), (3000, None)] {
-            let record = TapRecord {
+            let record = CopyRecord {
                 link: 0,
                 direction: Direction::BToA,
                 timestamp_ns: 1_000,
                 sent_ns: sent,
                 data: &vec![0; len],
             };
-            assert_eq!(metered.record(&record).unwrap(), Flow::Continue);
+            assert_eq!(metered.record(&record).unwrap(), Next::Continue);
         }
         metered.flush().unwrap();
         let counters = meters.lock()[0].counters(Direction::BToA);

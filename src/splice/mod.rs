@@ -3,7 +3,7 @@
 //! One thread per link direction receives a batch (`recvmmsg`), drops what must not pass
 //! (zero-length datagrams, which QEMU takes as end of stream, and datagrams from anyone but
 //! the expected peer), forwards the rest in order with one `sendmmsg`, and offers copies of
-//! the batch's forwarded frames the [`TapFilter`] takes to the [`tap`], as one [`TapBatch`],
+//! the batch's forwarded frames the [`CopyFilter`] takes to the [`copy`], as one [`CopyBatch`],
 //! without ever waiting for it. Reads time out every
 //! [`crate::net::tunnel::READ_TIMEOUT`] so a shutdown flag is seen within 100 ms. Stopping
 //! joins the threads, which closes their sockets and hands the tunnels back to the VMs.
@@ -12,14 +12,13 @@
 //! (see [`crate::net::tunnel`]); in [`Mode::Relay`] the VMs were told to send to the
 //! splice's own two ports.
 
+pub mod copy;
 pub mod demo;
 pub mod meters;
 pub mod recorder;
 pub mod stats;
-pub mod tap;
 pub mod watch;
 
-use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,11 +28,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Sender, TrySendError};
 
+pub use crate::direction::Direction;
 use crate::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch};
 use crate::net::{tunnel, udp_table};
 use crate::{Error, Result};
+pub use copy::{CopyBatch, CopyFilter, CopyRecord};
 pub use stats::DirectionStats;
-pub use tap::{TapBatch, TapFilter, TapRecord};
 
 /// Datagrams per system call.
 pub const BATCH: usize = 64;
@@ -87,34 +87,6 @@ pub struct LinkConfig {
     pub mode: Mode,
 }
 
-/// A direction of a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// From end A to end B.
-    AToB,
-    /// From end B to end A.
-    BToA,
-}
-
-impl Direction {
-    /// Both directions, A to B first.
-    pub const BOTH: [Direction; 2] = [Direction::AToB, Direction::BToA];
-
-    /// Short label: `a>b` or `b>a`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Direction::AToB => "a>b",
-            Direction::BToA => "b>a",
-        }
-    }
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
-
 /// What this host can see of one end before the splice starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndState {
@@ -165,12 +137,12 @@ impl Survey {
     }
 }
 
-/// What a splice forwards and how much of it the tap takes.
+/// What a splice forwards and how much of it the copy channel takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpliceConfig {
     pub links: Vec<LinkConfig>,
-    /// Which forwarded frames are offered to the tap (when there is one).
-    pub tap: TapFilter,
+    /// Which forwarded frames are offered to the copy channel (when there is one).
+    pub copy: CopyFilter,
 }
 
 /// Forwarding counters of one link, per direction (`None`: that direction is not spliced).
@@ -218,7 +190,7 @@ impl Splice {
     /// when given. `stop` ends the splice when set (by a signal handler, a consumer, …).
     pub fn start(
         config: &SpliceConfig,
-        tap: Option<Sender<TapBatch>>,
+        tap: Option<Sender<CopyBatch>>,
         stop: Arc<AtomicBool>,
     ) -> Result<Splice> {
         let mut paths = Vec::new();
@@ -237,7 +209,7 @@ impl Splice {
         for path in paths {
             let stop = splice.stop.clone();
             let tap = tap.clone();
-            let filter = config.tap;
+            let filter = config.copy;
             let thread = std::thread::Builder::new()
                 .name(path.thread_name.clone())
                 .spawn(move || run(path, tap, filter, &stop))
@@ -392,12 +364,12 @@ fn now_ns() -> u64 {
 }
 
 /// The forwarding loop of one direction.
-fn run(path: Path, mut tap: Option<Sender<TapBatch>>, filter: TapFilter, stop: &AtomicBool) {
+fn run(path: Path, mut tap: Option<Sender<CopyBatch>>, filter: CopyFilter, stop: &AtomicBool) {
     let mut batch = RecvBatch::new(BATCH, MAX_DATAGRAM);
     let mut send = SendBatch::new(BATCH);
     let mut stats = DirectionStats::default();
     // The tap's consumed batches come back here to be filled again.
-    let (back, spares) = crossbeam_channel::bounded(tap::SPARE_BATCHES);
+    let (back, spares) = crossbeam_channel::bounded(copy::SPARE_BATCHES);
     // Once stopping, forward what is already queued (a bounded number of batches, without
     // waiting), then return, which closes the socket: what arrives later goes straight to
     // the VM again.
@@ -461,7 +433,7 @@ fn run(path: Path, mut tap: Option<Sender<TapBatch>>, filter: TapFilter, stop: &
                 if count > 0 {
                     // One clock reading per batch: the return of the send, for the splice's
                     // own added delay.
-                    let mut copies = TapBatch::new(
+                    let mut copies = CopyBatch::new(
                         (path.link, path.direction, now_ns()),
                         spares.try_recv().unwrap_or_default(),
                         (count, bytes),

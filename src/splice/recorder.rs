@@ -1,4 +1,4 @@
-//! A tap consumer that records the splice into pcapng through [`crate::capture::Writer`].
+//! A copy consumer that records the splice into pcapng through [`crate::capture::Writer`].
 //!
 //! One interface per link end, in link order: link `i`'s end A is interface `2i`, end B is
 //! `2i + 1`. Each frame goes on the interface of the end that sent it, flagged outbound,
@@ -7,10 +7,10 @@
 
 use crate::capture::{InterfaceStats, Packet, Writer};
 
-use super::tap::{Consumer, Flow, TapRecord};
+use super::copy::{Consumer, CopyRecord, Next};
 use super::{Direction, LinkStats};
 
-/// Writes the tap's frames to a capture, stopping the splice at a frame or size limit.
+/// Writes the copy channel's frames to a capture, stopping the splice at a frame or size limit.
 #[derive(Debug)]
 pub struct Recorder {
     writer: Writer,
@@ -51,7 +51,7 @@ pub fn interface(link: usize, direction: Direction) -> u32 {
     (link * 2 + end) as u32
 }
 
-/// Per end, in interface order: what the splice received from it, what the tap dropped and
+/// Per end, in interface order: what the splice received from it, what the copy channel dropped and
 /// what the kernel dropped.
 pub fn interface_stats(stats: &[LinkStats]) -> Vec<InterfaceStats> {
     stats
@@ -66,7 +66,7 @@ pub fn interface_stats(stats: &[LinkStats]) -> Vec<InterfaceStats> {
 }
 
 impl Consumer for Recorder {
-    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
+    fn record(&mut self, record: &CopyRecord<'_>) -> crate::Result<Next> {
         self.writer.write(&Packet {
             interface: interface(record.link, record.direction),
             timestamp_ns: record.timestamp_ns,
@@ -79,9 +79,9 @@ impl Consumer for Recorder {
             .is_some_and(|bytes| self.writer.bytes_written() >= bytes);
         let counted = self.frame_limit.is_some_and(|n| self.frames >= n);
         Ok(if full || counted {
-            Flow::Stop
+            Next::Stop
         } else {
-            Flow::Continue
+            Next::Continue
         })
     }
 

@@ -50,7 +50,7 @@ impl DirectionStats {
     pub fn kernel_drops(&self) -> u64 {
         self.kernel_drops
     }
-    /// Frames forwarded whose tap copy was dropped because the tap was full.
+    /// Frames forwarded whose copy was dropped because the copy channel was full.
     pub fn tap_dropped(&self) -> u64 {
         self.tap_dropped
     }

@@ -1,5 +1,5 @@
-//! The splice's view of the layer-2 control plane: one [`View`] per link, fed on the tap's
-//! consumer thread (never on a forwarding thread), next to whatever else consumes the tap.
+//! The splice's view of the layer-2 control plane: one [`View`] per link, fed on the copy channel's
+//! consumer thread (never on a forwarding thread), next to whatever else consumes the copy channel.
 //!
 //! Each change of what a direction shows (a new LLDP neighbour, STP root or role, LACP
 //! state) is handed to a callback, which the CLI prints. With an [`Expect`], the consumer
@@ -14,7 +14,7 @@ use crate::measure::l2::{DirectionView, Expect, View};
 use crate::wire::Protocol;
 
 use super::Direction;
-use super::tap::{Consumer, Flow, TapRecord};
+use super::copy::{Consumer, CopyRecord, Next};
 
 /// The control-plane views of a splice, one per link in configuration order.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ pub struct Change<'a> {
 /// Called on the consumer thread for every [`Change`].
 pub type OnChange = Box<dyn FnMut(&Change<'_>) + Send>;
 
-/// A tap consumer that updates the views with every frame, reports changes, stops the
+/// A copy consumer that updates the views with every frame, reports changes, stops the
 /// splice once an expectation is met, and hands every frame to `inner` when there is one.
 pub struct Watched<C> {
     views: Views,
@@ -78,8 +78,8 @@ impl<C: Consumer> Watched<C> {
 }
 
 impl<C: Consumer> Consumer for Watched<C> {
-    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
-        let mut flow = Flow::Continue;
+    fn record(&mut self, record: &CopyRecord<'_>) -> crate::Result<Next> {
+        let mut flow = Next::Continue;
         let mut views = self.views.lock();
         if let Some(view) = views.get_mut(record.link)
             && let Some(protocol) = view.record(record.direction, record.timestamp_ns, record.data)
@@ -92,14 +92,14 @@ impl<C: Consumer> Consumer for Watched<C> {
                 view: view.direction(record.direction),
             });
             if self.expect.as_ref().is_some_and(|e| e.met(&views)) {
-                flow = Flow::Stop;
+                flow = Next::Stop;
             }
         }
         drop(views);
         if let Some(inner) = &mut self.inner
-            && inner.record(record)? == Flow::Stop
+            && inner.record(record)? == Next::Stop
         {
-            flow = Flow::Stop;
+            flow = Next::Stop;
         }
         Ok(flow)
     }
@@ -117,10 +117,10 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
-    use crate::splice::tap::testing::Count;
+    use crate::splice::copy::testing::Count;
 
-    fn record(link: usize, direction: Direction, data: &[u8]) -> TapRecord<'_> {
-        TapRecord {
+    fn record(link: usize, direction: Direction, data: &[u8]) -> CopyRecord<'_> {
+        CopyRecord {
             link,
             direction,
             timestamp_ns: 7,
@@ -152,7 +152,7 @@ mod tests {
             f.extend_from_slice(&[0x08, 0x06]);
             f
         };
-        let flows: Vec<Flow> = [
+        let flows: Vec<Next> = [
             record(0, Direction::AToB, &arp),
             record(0, Direction::AToB, &tcn()),
             record(0, Direction::AToB, &tcn()),
@@ -165,11 +165,11 @@ mod tests {
         assert_eq!(
             flows,
             [
-                Flow::Continue,
-                Flow::Continue,
-                Flow::Continue,
-                Flow::Continue,
-                Flow::Stop
+                Next::Continue,
+                Next::Continue,
+                Next::Continue,
+                Next::Continue,
+                Next::Stop
             ]
         );
         let changes: Vec<_> = rx.try_iter().collect();

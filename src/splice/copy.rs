@@ -1,5 +1,5 @@
-//! The tap: copies of forwarded frames, handed to a consumer thread through a bounded
-//! channel, one message per received batch ([`TapBatch`]: the batch's frames copied into one
+//! The copy channel: copies of forwarded frames, handed to a consumer thread through a bounded
+//! channel, one message per received batch ([`CopyBatch`]: the batch's frames copied into one
 //! buffer). Forwarding never waits for it: when the channel is full the batch's copies are
 //! dropped and each of its frames is counted, the frames themselves are still forwarded.
 
@@ -13,16 +13,15 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use super::Direction;
 use crate::wire::{ETHERTYPE_LLDP, ETHERTYPE_SLOW, MAX_VLAN_TAGS};
 
-/// Room in the tap for this many batches before copies are dropped. A batch holds at most
-/// [`super::BATCH`] (64) frames, so this is up to 65536 frames, as many as the per-frame
-/// tap held before; the memory it can pin is bounded by the frames' own sizes (at most
+/// Room in the copy channel for this many batches before copies are dropped. A batch holds at most
+/// [`super::BATCH`] (64) frames, so this is up to 65536 frames; the memory it can pin is bounded by the frames' own sizes (at most
 /// 1024 × 64 × 9000 bytes with jumbo frames, in practice far less because the consumer
 /// keeps up or the forwarding threads drop copies while it is full).
 pub const DEFAULT_CAPACITY: usize = 1024;
 
-/// A view of one forwarded frame, borrowed from its [`TapBatch`].
+/// A view of one forwarded frame, borrowed from its [`CopyBatch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TapRecord<'a> {
+pub struct CopyRecord<'a> {
     /// Index of the link in the splice's configuration.
     pub link: usize,
     /// Which way the frame went.
@@ -37,7 +36,7 @@ pub struct TapRecord<'a> {
     pub data: &'a [u8],
 }
 
-impl TapRecord<'_> {
+impl CopyRecord<'_> {
     /// The splice's own delay for this frame: receive timestamp to send return.
     pub fn added_latency_ns(&self) -> Option<u64> {
         self.sent_ns
@@ -45,23 +44,23 @@ impl TapRecord<'_> {
     }
 }
 
-/// Spare buffers kept per forwarding direction: a consumed [`TapBatch`] hands its buffers
+/// Spare buffers kept per forwarding direction: a consumed [`CopyBatch`] hands its buffers
 /// back so the next batch reuses them instead of allocating (and faulting in) new ones. At
 /// most this many per direction, each as large as the largest batch seen.
 pub const SPARE_BATCHES: usize = 4;
 
-/// The buffers of a consumed [`TapBatch`], ready for the next one.
+/// The buffers of a consumed [`CopyBatch`], ready for the next one.
 #[derive(Debug, Default)]
 pub struct Spare {
     data: Vec<u8>,
     frames: Vec<(usize, u64)>,
 }
 
-/// Copies of the frames of one received batch that the tap takes, in forwarding order, in
+/// Copies of the frames of one received batch that the copy channel takes, in forwarding order, in
 /// one buffer: one channel message per batch instead of per frame, and no allocation once
 /// the spare buffers circulate. Dropping it hands its buffers back to `back`, when given.
 #[derive(Debug)]
-pub struct TapBatch {
+pub struct CopyBatch {
     /// Index of the link in the splice's configuration.
     pub link: usize,
     /// Which way the frames went.
@@ -76,7 +75,7 @@ pub struct TapBatch {
     back: Option<Sender<Spare>>,
 }
 
-impl TapBatch {
+impl CopyBatch {
     /// An empty batch in the buffers of `spare` (emptied), with room for `frames` frames of
     /// `bytes` bytes in all, whose buffers go to `back` once it is dropped.
     pub fn new(
@@ -84,7 +83,7 @@ impl TapBatch {
         spare: Spare,
         (frames, bytes): (usize, usize),
         back: Option<Sender<Spare>>,
-    ) -> TapBatch {
+    ) -> CopyBatch {
         let Spare {
             data: mut buffer,
             frames: mut ends,
@@ -93,7 +92,7 @@ impl TapBatch {
         buffer.reserve(bytes);
         ends.clear();
         ends.reserve(frames);
-        TapBatch {
+        CopyBatch {
             link,
             direction,
             sent_ns,
@@ -122,13 +121,13 @@ impl TapBatch {
 
     /// The frames, in order. A frame without a kernel receive time takes the send time as
     /// its timestamp and has no `sent_ns` (the splice's own delay is unknown).
-    pub fn records(&self) -> impl Iterator<Item = TapRecord<'_>> {
+    pub fn records(&self) -> impl Iterator<Item = CopyRecord<'_>> {
         let mut start = 0;
         self.frames.iter().map(move |&(end, timestamp_ns)| {
             let data = &self.data[start..end];
             start = end;
             let kernel_time = timestamp_ns != 0;
-            TapRecord {
+            CopyRecord {
                 link: self.link,
                 direction: self.direction,
                 timestamp_ns: if kernel_time {
@@ -143,7 +142,7 @@ impl TapBatch {
     }
 }
 
-impl Drop for TapBatch {
+impl Drop for CopyBatch {
     fn drop(&mut self) {
         if let Some(back) = self.back.take() {
             // A full pool or a stopped forwarding thread: the buffers are simply freed.
@@ -155,9 +154,9 @@ impl Drop for TapBatch {
     }
 }
 
-/// Which forwarded frames the forwarding threads offer to the tap.
+/// Which forwarded frames the forwarding threads offer to the copy channel.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum TapFilter {
+pub enum CopyFilter {
     /// Every frame: for captures, per-frame lines, meters and frame counts.
     #[default]
     All,
@@ -171,17 +170,17 @@ pub enum TapFilter {
     Control,
 }
 
-impl TapFilter {
-    /// Whether the tap takes a copy of `frame`.
+impl CopyFilter {
+    /// Whether the copy channel takes a copy of `frame`.
     pub fn takes(self, frame: &[u8]) -> bool {
         match self {
-            TapFilter::All => true,
-            TapFilter::Control => may_carry_control(frame),
+            CopyFilter::All => true,
+            CopyFilter::Control => may_carry_control(frame),
         }
     }
 }
 
-/// The [`TapFilter::Control`] check.
+/// The [`CopyFilter::Control`] check.
 fn may_carry_control(frame: &[u8]) -> bool {
     let ether_type = |at: usize| {
         frame
@@ -199,39 +198,39 @@ fn may_carry_control(frame: &[u8]) -> bool {
     false
 }
 
-/// A bounded tap channel.
-pub fn channel(capacity: usize) -> (Sender<TapBatch>, Receiver<TapBatch>) {
+/// A bounded copy channel.
+pub fn channel(capacity: usize) -> (Sender<CopyBatch>, Receiver<CopyBatch>) {
     crossbeam_channel::bounded(capacity.max(1))
 }
 
 /// Whether a consumer wants more frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
+pub enum Next {
     /// Keep going.
     Continue,
     /// Stop the splice (a count or size limit was reached).
     Stop,
 }
 
-/// Something that takes the tap's frames on the consumer thread.
+/// Something that takes the copy channel's frames on the consumer thread.
 pub trait Consumer: Send {
     /// Takes one frame.
-    fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow>;
+    fn record(&mut self, record: &CopyRecord<'_>) -> crate::Result<Next>;
     /// Called whenever the channel has been emptied: make what was taken visible (flush).
     fn flush(&mut self) -> crate::Result<()>;
 }
 
-/// Runs `consumer` on a thread named `splice-tap` until every sender of `batches` is gone
-/// (the splice stopped) and the channel is drained. A consumer error or [`Flow::Stop`] sets
+/// Runs `consumer` on a thread named `splice-copy` until every sender of `batches` is gone
+/// (the splice stopped) and the channel is drained. A consumer error or [`Next::Stop`] sets
 /// `stop` so the splice ends; frames after that are discarded. The thread gives back the
 /// consumer and its first error.
 pub fn spawn<C: Consumer + 'static>(
-    batches: Receiver<TapBatch>,
+    batches: Receiver<CopyBatch>,
     mut consumer: C,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<(C, crate::Result<()>)>> {
     std::thread::Builder::new()
-        .name("splice-tap".into())
+        .name("splice-copy".into())
         .spawn(move || {
             let outcome = consume(&batches, &mut consumer, &stop);
             if outcome.is_err() {
@@ -253,7 +252,7 @@ const IDLE_POLLS: u32 = 100;
 /// a system call on the forwarding thread for nearly every batch; a sleeping one costs the
 /// forwarding threads nothing. After [`IDLE_POLLS`] empty polls it blocks until the next frame.
 fn consume<C: Consumer>(
-    batches: &Receiver<TapBatch>,
+    batches: &Receiver<CopyBatch>,
     consumer: &mut C,
     stop: &AtomicBool,
 ) -> crate::Result<()> {
@@ -280,7 +279,7 @@ fn consume<C: Consumer>(
                 if stopped {
                     break;
                 }
-                if consumer.record(&record)? == Flow::Stop {
+                if consumer.record(&record)? == Next::Stop {
                     stopped = true;
                     stop.store(true, Ordering::SeqCst);
                 }
@@ -294,15 +293,15 @@ fn consume<C: Consumer>(
 /// Test consumers shared by the tests of the consumers that wrap another one.
 #[cfg(test)]
 pub mod testing {
-    use super::{Consumer, Flow, TapRecord};
+    use super::{Consumer, CopyRecord, Next};
 
     /// Counts the frames it is handed.
     pub struct Count(pub u64);
 
     impl Consumer for Count {
-        fn record(&mut self, _: &TapRecord<'_>) -> crate::Result<Flow> {
+        fn record(&mut self, _: &CopyRecord<'_>) -> crate::Result<Next> {
             self.0 += 1;
-            Ok(Flow::Continue)
+            Ok(Next::Continue)
         }
         fn flush(&mut self) -> crate::Result<()> {
             Ok(())
@@ -321,12 +320,12 @@ mod tests {
     }
 
     impl Consumer for Collect {
-        fn record(&mut self, record: &TapRecord<'_>) -> crate::Result<Flow> {
+        fn record(&mut self, record: &CopyRecord<'_>) -> crate::Result<Next> {
             self.seen.push(record.data.len());
             Ok(if self.seen.len() >= self.limit {
-                Flow::Stop
+                Next::Stop
             } else {
-                Flow::Continue
+                Next::Continue
             })
         }
         fn flush(&mut self) -> crate::Result<()> {
@@ -358,8 +357,8 @@ mod tests {
             frame(1, pvst.len() as u16, &pvst),
             frame(3, 0x88cc, &[]),
         ] {
-            assert!(TapFilter::Control.takes(&taken), "{taken:02x?}");
-            assert!(TapFilter::All.takes(&taken));
+            assert!(CopyFilter::Control.takes(&taken), "{taken:02x?}");
+            assert!(CopyFilter::All.takes(&taken));
         }
         for skipped in [
             frame(0, 0x0800, &[0x45; 40]),
@@ -369,8 +368,8 @@ mod tests {
             vec![0x01, 0x80, 0xc2, 0, 0, 0x0e, 0x52, 0x54, 0, 0, 0, 1, 0x88],
             Vec::new(),
         ] {
-            assert!(!TapFilter::Control.takes(&skipped), "{skipped:02x?}");
-            assert!(TapFilter::All.takes(&skipped));
+            assert!(!CopyFilter::Control.takes(&skipped), "{skipped:02x?}");
+            assert!(CopyFilter::All.takes(&skipped));
         }
     }
 
@@ -395,14 +394,14 @@ mod tests {
             f.extend_from_slice(&ether_type.to_be_bytes());
             f.extend_from_slice(&payload);
             let control = crate::wire::classify(&f).ok().and_then(|c| c.protocol()).is_some();
-            proptest::prop_assert!(!control || TapFilter::Control.takes(&f));
+            proptest::prop_assert!(!control || CopyFilter::Control.takes(&f));
         }
     }
 
     #[test]
     fn a_batch_gives_back_its_frames_in_order_with_their_times() {
         let (back, spares) = crossbeam_channel::bounded(1);
-        let mut batch = TapBatch::new(
+        let mut batch = CopyBatch::new(
             (3, Direction::BToA, 900),
             Spare::default(),
             (3, 6),
@@ -414,7 +413,7 @@ mod tests {
         batch.push(&[5, 6], 200);
         assert_eq!(batch.len(), 3);
         let records: Vec<_> = batch.records().collect();
-        let at = |data, timestamp_ns, sent_ns| TapRecord {
+        let at = |data, timestamp_ns, sent_ns| CopyRecord {
             link: 3,
             direction: Direction::BToA,
             timestamp_ns,
@@ -435,7 +434,7 @@ mod tests {
         drop(batch);
         let spare = spares.try_recv().expect("the buffers come back");
         assert_eq!((spare.data.len(), spare.frames.len()), (6, 3));
-        let reused = TapBatch::new((0, Direction::AToB, 1), spare, (1, 1), None);
+        let reused = CopyBatch::new((0, Direction::AToB, 1), spare, (1, 1), None);
         assert!(reused.is_empty());
         assert!(reused.data.capacity() >= 6);
     }
@@ -444,7 +443,7 @@ mod tests {
     fn drains_everything_and_stops_at_the_limit() {
         let (tx, rx) = channel(16);
         for lens in [&[1, 2][..], &[3, 4, 5]] {
-            let mut batch = TapBatch::new((0, Direction::AToB, 1), Spare::default(), (0, 0), None);
+            let mut batch = CopyBatch::new((0, Direction::AToB, 1), Spare::default(), (0, 0), None);
             for &len in lens {
                 batch.push(&vec![0; len], 1);
             }
