@@ -18,6 +18,7 @@ mod links;
 mod mtu;
 mod plan;
 mod splice;
+mod spliced;
 
 #[derive(Debug, Parser)]
 #[command(name = "linkscope", version, about, long_about = None)]
