@@ -288,6 +288,51 @@ impl Drop for Writer {
     }
 }
 
+/// A capture encoded in memory for one live reader (a `serve` client): the section header
+/// and interface descriptions first, then a block per frame; the reader takes what has
+/// accumulated with [`Stream::take`]. Every take ends on a block boundary.
+#[derive(Debug)]
+pub struct Stream {
+    encoder: Encoder,
+}
+
+/// The path pcapng errors of a [`Stream`] name.
+const STREAM_PATH: &str = "live capture";
+
+impl Stream {
+    /// Starts the section: its header naming linkscope and `comment`, one interface
+    /// description per interface.
+    pub fn start(comment: &str, interfaces: &[Interface]) -> crate::Result<Stream> {
+        let header = Header {
+            host: host::Host::current(),
+            comment: comment.to_owned(),
+            interfaces: interfaces.to_vec(),
+        };
+        let encoder = Encoder::start(&header).map_err(|source| crate::Error::Pcapng {
+            path: STREAM_PATH.into(),
+            source,
+        })?;
+        Ok(Stream { encoder })
+    }
+
+    /// Appends one frame's enhanced packet block.
+    pub fn packet(&mut self, packet: &Packet) -> crate::Result<()> {
+        self.encoder
+            .packet(packet)
+            .map_err(|source| crate::Error::Pcapng {
+                path: STREAM_PATH.into(),
+                source,
+            })
+    }
+
+    /// The blocks encoded since the last take.
+    pub fn take(&mut self) -> Vec<u8> {
+        let blocks = self.encoder.pending().to_vec();
+        self.encoder.clear_pending();
+        blocks
+    }
+}
+
 fn create_file(path: &Path) -> crate::Result<Sink> {
     Sink::create(path).map_err(|e| crate::Error::Argument {
         field: "output".into(),

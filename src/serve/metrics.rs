@@ -119,13 +119,6 @@ impl Collector for LabCollector {
         )?;
         family(
             &mut encoder,
-            "linkscope_lost",
-            "Frames lost beyond linkscope, as the measurements infer them",
-            MetricType::Counter,
-            per_direction().map(|(l, d, f)| (direction_labels(l, d), ConstCounter::new(f.lost))),
-        )?;
-        family(
-            &mut encoder,
             "linkscope_fragmented_frames",
             "Frames whose tunnel datagram exceeds the path MTU (the host fragments them)",
             MetricType::Counter,

@@ -53,8 +53,6 @@ pub struct DirectionFigures {
     pub bps: f64,
     /// Frames linkscope dropped, by cause (the engine's counter names).
     pub dropped: BTreeMap<String, u64>,
-    /// Frames lost beyond the splice (as the measurements infer them).
-    pub lost: u64,
     /// Frames whose tunnel datagram exceeds the path MTU, so the host fragments it.
     pub fragmented: u64,
 }

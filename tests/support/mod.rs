@@ -1,7 +1,9 @@
 //! Helpers shared by integration tests. Each test binary uses a part of them.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod impair;
 pub mod process;
+pub mod prometheus;
 pub mod tunnel;
 pub mod wireshark;
