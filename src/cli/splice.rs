@@ -354,8 +354,12 @@ fn mode(args: &Args, link: usize) -> crate::Result<Mode> {
 
 /// The start report: per end whether it is local and bound, and which directions this host
 /// carries.
-fn report_start(link: &LinkConfig, names: &LinkNames, err: &mut impl Write) -> anyhow::Result<()> {
-    let survey = Survey::of(link)?;
+fn report_start(
+    link: &LinkConfig,
+    survey: &Survey,
+    names: &LinkNames,
+    err: &mut impl Write,
+) -> anyhow::Result<()> {
     match link.mode {
         Mode::Steal => writeln!(err, "splicing {} (steal mode)", names.link)?,
         Mode::Relay { listen_a, listen_b } => writeln!(
@@ -639,7 +643,7 @@ fn now_ns() -> u64 {
 impl Measurement {
     fn new(
         args: &Args,
-        links: &[LinkConfig],
+        (links, surveys): (&[LinkConfig], &[Survey]),
         names: &[LinkNames],
         host_mtus: &[Option<u32>],
     ) -> anyhow::Result<Measurement> {
@@ -650,11 +654,12 @@ impl Measurement {
             .collect::<crate::Result<Vec<_>>>()?;
         let directions = links
             .iter()
-            .map(|link| match link.mode {
-                Mode::Steal => Survey::of(link).map(|s| s.stealable()),
-                Mode::Relay { .. } => Ok(Direction::BOTH.to_vec()),
+            .zip(surveys)
+            .map(|(link, survey)| match link.mode {
+                Mode::Steal => survey.stealable(),
+                Mode::Relay { .. } => Direction::BOTH.to_vec(),
             })
-            .collect::<crate::Result<Vec<_>>>()?;
+            .collect();
         let family = links
             .first()
             .map_or(snmp::Family::V4, |l| snmp::Family::of(&meters::peer(l)));
@@ -816,15 +821,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|path| JsonOut::open(path, matches!(output, Some(Output::Stdout))))
         .transpose()?;
+    // One reading of the kernel's socket tables for every link.
+    let surveys = Survey::all(&links)?;
     let mut err = io::stderr().lock();
-    for (link, names) in links.iter().zip(&names) {
-        report_start(link, names, &mut err)?;
+    for ((link, survey), names) in links.iter().zip(&surveys).zip(&names) {
+        report_start(link, survey, names, &mut err)?;
     }
     drop(err);
     let mut measurement = if args.no_measure {
         None
     } else {
-        Some(Measurement::new(&args, &links, &names, &host_mtus)?)
+        Some(Measurement::new(
+            &args,
+            (&links, &surveys),
+            &names,
+            &host_mtus,
+        )?)
     };
 
     let sink = if let Some(output) = &output {
