@@ -68,6 +68,9 @@ pub struct Args {
     /// peer, 65535 on loopback).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(68..))]
     pub(super) path_mtu: Option<u32>,
+    /// Forwarding threads: every link lives on one of them (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub(super) workers: Option<u16>,
     /// Seconds between status lines on standard error (0: none).
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub(super) stats_interval: f64,

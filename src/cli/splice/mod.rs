@@ -24,7 +24,7 @@ use crate::capture::Output;
 use crate::splice::copy;
 use crate::splice::meters::{Metered, Meters};
 use crate::splice::watch::{Views, Watched};
-use crate::splice::{CopyFilter, Splice, SpliceConfig};
+use crate::splice::{CopyFilter, Splice, SpliceConfig, Survey};
 
 pub use args::Args;
 use options::Options;
@@ -43,13 +43,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|path| JsonOut::open(path, capture_on_stdout))
         .transpose()?;
+    // One reading of the kernel's socket tables for every link.
+    let surveys = Survey::all(&options.links)?;
     let mut err = io::stderr().lock();
-    for (link, names) in options.links.iter().zip(&options.names) {
-        report::start_report(link, names, &mut err)?;
+    for ((link, survey), names) in options.links.iter().zip(&surveys).zip(&options.names) {
+        report::start_report(link, survey, names, &mut err)?;
     }
     drop(err);
     let mut measurement = if options.measure {
-        Some(Measurement::new(&options)?)
+        Some(Measurement::new(&options, &surveys)?)
     } else {
         None
     };
@@ -77,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = SpliceConfig {
         links: options.links.clone(),
         copy,
+        workers: options.workers,
     };
     let splice = Splice::start(&config, Some(copies), stop.clone())?;
     let waited = carry(

@@ -42,6 +42,8 @@ pub(super) struct Options {
     pub json: Option<PathBuf>,
     /// Also write one JSON report per stats interval.
     pub json_stream: bool,
+    /// Forwarding threads (0: one per core).
+    pub workers: usize,
 }
 
 impl Options {
@@ -65,6 +67,7 @@ impl Options {
                 .map(|mtu| args.host_mtu.or(mtu))
                 .collect(),
             path_mtu: args.path_mtu,
+            workers: args.workers.map_or(0, usize::from),
             autostop,
             expect,
             expect_timeout,

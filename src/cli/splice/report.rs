@@ -19,10 +19,10 @@ use super::options::Options;
 /// carries.
 pub(super) fn start_report(
     link: &LinkConfig,
+    survey: &Survey,
     names: &LinkNames,
     err: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let survey = Survey::of(link)?;
     match link.mode {
         Mode::Steal => writeln!(err, "splicing {} (steal mode)", names.link)?,
         Mode::Relay { listen_a, listen_b } => writeln!(
@@ -143,7 +143,7 @@ fn now_ns() -> u64 {
 }
 
 impl Measurement {
-    pub(super) fn new(options: &Options) -> anyhow::Result<Measurement> {
+    pub(super) fn new(options: &Options, surveys: &[Survey]) -> anyhow::Result<Measurement> {
         let (links, names) = (&options.links, &options.names);
         let budgets = links
             .iter()
@@ -152,11 +152,12 @@ impl Measurement {
             .collect::<crate::Result<Vec<_>>>()?;
         let directions = links
             .iter()
-            .map(|link| match link.mode {
-                Mode::Steal => Survey::of(link).map(|s| s.stealable()),
-                Mode::Relay { .. } => Ok(Direction::BOTH.to_vec()),
+            .zip(surveys)
+            .map(|(link, survey)| match link.mode {
+                Mode::Steal => survey.stealable(),
+                Mode::Relay { .. } => Direction::BOTH.to_vec(),
             })
-            .collect::<crate::Result<Vec<_>>>()?;
+            .collect();
         let family = links
             .first()
             .map_or(snmp::Family::V4, |l| snmp::Family::of(&meters::peer(l)));
@@ -238,12 +239,13 @@ impl Measurement {
                         .unwrap_or_default();
                     SpliceCounters {
                         dropped: report::Dropped {
-                            kernel_rx_overflow: s.kernel_drops(),
-                            send_error: s.send_failed(),
-                            foreign_source: s.foreign(),
+                            kernel_rx_overflow: s.kernel_rx_overflow(),
+                            send_error: s.send_error(),
+                            foreign_source: s.foreign_source(),
                             zero_length: s.zero_length(),
+                            truncated: s.truncated(),
                         },
-                        capture_dropped: s.tap_dropped(),
+                        capture_dropped: s.copy_dropped(),
                     }
                 });
                 let mut link = meter.report(&self.ends[i], splice, duration_s);

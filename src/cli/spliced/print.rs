@@ -99,11 +99,11 @@ pub(in crate::cli) fn print_summary(
                 s.frames(),
                 s.bytes(),
                 s.zero_length(),
-                s.foreign(),
+                s.foreign_source(),
                 s.truncated(),
-                s.send_failed(),
-                s.kernel_drops(),
-                s.tap_dropped()
+                s.send_error(),
+                s.kernel_rx_overflow(),
+                s.copy_dropped()
             )?;
         }
     }
