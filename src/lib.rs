@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod capture;
 pub mod cli;
+pub mod control;
 pub mod direction;
 pub mod impair;
 pub mod measure;
