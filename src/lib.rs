@@ -13,6 +13,7 @@ pub mod capture;
 pub mod cli;
 pub mod control;
 pub mod direction;
+pub mod engine;
 pub mod impair;
 pub mod measure;
 pub mod net;
