@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::impair::{ImpairArgs, LinkEnds};
 use crate::capture::{Interface, Output, Writer};
+use crate::control::Links;
+use crate::impair::{Counters as ImpairCounters, Live, Registry};
 use crate::measure::l2::Expect;
 use crate::measure::meter::{Counters, Ends, SpliceCounters};
 use crate::measure::report::{self, Report};
@@ -113,6 +116,8 @@ pub struct Args {
     /// With --expect: how long to wait, in seconds [default: 60].
     #[arg(long, value_name = "SECONDS", requires = "expect")]
     timeout: Option<f64>,
+    #[command(flatten)]
+    impair: ImpairArgs,
 }
 
 /// The names of a link's two ends, as printed and as capture interface names.
@@ -326,6 +331,24 @@ fn resolve(args: &Args) -> crate::Result<Resolved> {
         });
     }
     Ok((links, names, host_mtus))
+}
+
+/// The VMs and MACs of the chosen links' ends, for `--qmp` (none without a mapping).
+fn link_ends(args: &Args) -> crate::Result<Vec<LinkEnds>> {
+    let Some(mapping) = &args.mapping else {
+        return Ok(Vec::new());
+    };
+    let planned = crate::plan::load_links(mapping)?;
+    args.link
+        .iter()
+        .map(|spec| {
+            let link = crate::plan::find_link(&planned, spec)?;
+            Ok(LinkEnds {
+                name: link.name.clone(),
+                ends: [&link.a, &link.b].map(|e| (e.vm, e.mac.clone())).to_vec(),
+            })
+        })
+        .collect()
 }
 
 fn mode(args: &Args, link: usize) -> crate::Result<Mode> {
@@ -686,7 +709,7 @@ impl Measurement {
 
     /// Counts overdue requests as unanswered and prints one status line (a refreshing one
     /// on a terminal).
-    fn status(&mut self) -> io::Result<()> {
+    fn status(&mut self, impair: &Registry) -> io::Result<()> {
         let now = now_ns();
         let mut meters = self.meters.lock();
         let mut parts = Vec::new();
@@ -697,7 +720,11 @@ impl Measurement {
                 self.last[i],
                 now - self.last_ns.min(now),
             );
-            parts.push(format!("{}: {line}", self.ends[i].name));
+            parts.push(format!(
+                "{}: {line}{}",
+                self.ends[i].name,
+                impair_status(impair, &self.ends[i].name)
+            ));
             self.last[i] = Direction::BOTH.map(|d| meter.counters(d));
         }
         drop(meters);
@@ -721,7 +748,12 @@ impl Measurement {
     }
 
     /// The report as of now, with the splice's own counters and the control-plane views.
-    fn report(&self, stats: &[LinkStats], views: &Views) -> anyhow::Result<Report> {
+    fn report(
+        &self,
+        stats: &[LinkStats],
+        views: &Views,
+        impair: &Registry,
+    ) -> anyhow::Result<Report> {
         let now = now_ns();
         let duration_s = now.saturating_sub(self.started_ns) as f64 / 1e9;
         let snmp_now = FragCounters::read(self.family)?;
@@ -756,6 +788,7 @@ impl Measurement {
                     out.lldp = serde_json::to_value(view.lldp())?;
                     out.stp = serde_json::to_value(view.stp())?;
                     out.lacp = serde_json::to_value(view.lacp())?;
+                    out.impairment = impair_json(impair, &self.ends[i].name, *direction)?;
                 }
                 let seen = &self.directions[i];
                 let mut directions = std::mem::take(&mut link.directions).into_iter();
@@ -792,12 +825,58 @@ impl Measurement {
     }
 }
 
+/// The impairment part of a link's status line: each direction's spec and what it did, when
+/// it has a spec, a cable pull or counts.
+fn impair_status(impair: &Registry, link: &str) -> String {
+    let Some(state) = impair.state(link) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for d in &state.directions {
+        let c = &d.counters;
+        if d.spec.is_empty() && !d.down && c == &ImpairCounters::default() {
+            continue;
+        }
+        out += &format!(
+            "  impair {} [{}{}]: dropped {}, delayed {}, dup {}, reord {}, corrupt {}",
+            d.direction,
+            d.spec,
+            if d.down { " DOWN" } else { "" },
+            c.dropped(),
+            c.delayed,
+            c.duplicated,
+            c.reordered,
+            c.corrupted
+        );
+    }
+    out
+}
+
+/// One direction's impairment for the JSON report (null without a stage there).
+fn impair_json(
+    impair: &Registry,
+    link: &str,
+    direction: Direction,
+) -> serde_json::Result<serde_json::Value> {
+    let state = impair.state(link);
+    let found = state.as_ref().and_then(|s| {
+        s.directions
+            .iter()
+            .find(|d| d.direction == direction.label())
+    });
+    match found {
+        Some(d) => serde_json::to_value(d),
+        None => Ok(serde_json::Value::Null),
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     let handler_flag = stop.clone();
     ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
         .context("installing the signal handler")?;
     let (links, names, host_mtus) = resolve(&args)?;
+    let impair = args.impair.resolve(&link_ends(&args)?)?;
     let autostop = parse_autostop(&args.autostop, args.count)?;
     let expect = if args.expect.is_empty() {
         None
@@ -880,7 +959,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (copies, receiver) = copy::channel(copy::DEFAULT_CAPACITY);
     let consumer = copy::spawn(receiver, Metered::new(meters, Some(watched)), stop.clone())?;
 
-    let splice = Splice::start(&config, Some(copies), stop.clone())?;
+    let live = Live::start(impair)?;
+    eprintln!(
+        "control: {} (linkscope ctl LINK impair|clear|down|up|flap|show)",
+        live.control_path().display()
+    );
+    let splice =
+        Splice::start_with_stages(&config, Some(copies), stop.clone(), Some(live.stages()))?;
     let started = Instant::now();
     let interval = Duration::from_secs_f64(args.stats_interval);
     let mut next_status = started + interval;
@@ -896,11 +981,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             && Instant::now() >= next_status
         {
             next_status += interval;
-            m.status()?;
+            m.status(live.registry())?;
             if let Some(json) = &mut json
                 && args.json_stream
             {
-                json.write(&m.report(&splice.stats(), &views)?, true)?;
+                json.write(&m.report(&splice.stats(), &views, live.registry())?, true)?;
             }
         }
     }
@@ -920,7 +1005,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(m) = &measurement {
         m.summary(&mut err)?;
         if let Some(json) = &mut json {
-            json.write(&m.report(&stats, &views)?, args.json_stream)?;
+            json.write(
+                &m.report(&stats, &views, live.registry())?,
+                args.json_stream,
+            )?;
         }
     }
     let views = views.lock();
