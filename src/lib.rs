@@ -11,8 +11,10 @@
 pub mod bench;
 pub mod capture;
 pub mod cli;
+pub mod control;
 pub mod direction;
 pub mod engine;
+pub mod impair;
 pub mod measure;
 pub mod net;
 pub mod plan;

@@ -11,9 +11,11 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod compare;
+mod ctl;
 mod decode;
 mod demo;
 mod extcap;
+pub mod impair;
 mod links;
 mod mtu;
 mod plan;
@@ -47,6 +49,8 @@ enum Command {
     Compare(compare::Args),
     /// Probe the path MTU towards a host, or answer probes with --reflect.
     Mtu(mtu::Args),
+    /// Change a running splice or relay: impairment, cable down/up/flap, show.
+    Ctl(ctl::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -62,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Mtu(args) => mtu::run(args),
+        Command::Ctl(args) => ctl::run(args),
     };
     match outcome {
         Ok(code) => code,
