@@ -18,6 +18,7 @@ pub mod impair;
 pub mod measure;
 pub mod net;
 pub mod plan;
+pub mod serve;
 pub mod splice;
 pub mod wire;
 

@@ -59,7 +59,11 @@ fn lab(dir: &Path, links: usize) -> (std::path::PathBuf, Vec<EndPair>) {
         .arg("--json")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let planned: Value = serde_json::from_slice(&out.stdout).unwrap();
     let planned = planned["links"].as_array().expect("a JSON list of links");
     let ends = sockets
@@ -229,8 +233,12 @@ fn exchange(ends: &[EndPair], count: u64) -> Vec<(u64, u64)> {
     for seq in 0..count {
         for pair in ends {
             let (la, lb) = (pair.a.local_addr().unwrap(), pair.b.local_addr().unwrap());
-            pair.a.send_to(&data_frame(pair.mac_a, pair.mac_b, seq), lb).unwrap();
-            pair.b.send_to(&data_frame(pair.mac_b, pair.mac_a, seq), la).unwrap();
+            pair.a
+                .send_to(&data_frame(pair.mac_a, pair.mac_b, seq), lb)
+                .unwrap();
+            pair.b
+                .send_to(&data_frame(pair.mac_b, pair.mac_a, seq), la)
+                .unwrap();
         }
         for (i, pair) in ends.iter().enumerate() {
             while pair.b.recv(&mut buf).is_ok() {
@@ -255,7 +263,8 @@ fn prerequisites(test: &str, tools: &[(&str, &str)]) -> bool {
             .output()
             .is_ok_and(|o| o.status.success());
         if !runs {
-            let reason = format!("{test}: skipped: `{tool}` is not installed (Debian package {package})");
+            let reason =
+                format!("{test}: skipped: `{tool}` is not installed (Debian package {package})");
             assert!(
                 std::env::var("LINKSCOPE_REQUIRE_LAB").as_deref() != Ok("1"),
                 "{reason}, and LINKSCOPE_REQUIRE_LAB=1 requires it"
@@ -280,8 +289,10 @@ fn prometheus_scrapes_frame_counters_equal_to_what_the_ends_sent() {
     for (pair, &count) in ends.iter().zip(&per_link) {
         exchange(std::slice::from_ref(pair), count);
     }
-    let prometheus =
-        support::prometheus::Prometheus::start(&[serve.url.trim_start_matches("http://").to_owned()]);
+    let prometheus = support::prometheus::Prometheus::start(&[serve
+        .url
+        .trim_start_matches("http://")
+        .to_owned()]);
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let series = prometheus.query("linkscope_frames_total");
@@ -345,7 +356,8 @@ fn a_link_is_spliced_when_its_vms_come_and_handed_back_when_they_go() {
     // The VMs start: the link is spliced and carries frames.
     let a = linkscope::net::tunnel::endpoint(a_addr).unwrap();
     let b = linkscope::net::tunnel::endpoint(b_addr).unwrap();
-    b.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     serve.wait_spliced(2);
     let mut buf = [0; 2048];
     a.send_to(&[0xaa; 60], b_addr).unwrap();
@@ -355,7 +367,11 @@ fn a_link_is_spliced_when_its_vms_come_and_handed_back_when_they_go() {
     drop((a, b));
     serve.wait_spliced(1);
     assert!(
-        serve.stderr.lock().unwrap().contains(&format!("handed back {name}")),
+        serve
+            .stderr
+            .lock()
+            .unwrap()
+            .contains(&format!("handed back {name}")),
         "{}",
         serve.stderr.lock().unwrap()
     );
@@ -390,10 +406,19 @@ fn bad_requests_are_refused_with_json_errors() {
         (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
     };
     let link = format!("/api/links/{}", ends[0].name);
-    assert_eq!(post(&format!("{link}/down"), "application/json", "{not json").0, 400);
+    assert_eq!(
+        post(&format!("{link}/down"), "application/json", "{not json").0,
+        400
+    );
     assert_eq!(post(&format!("{link}/down"), "text/plain", "{}").0, 415);
-    assert_eq!(post(&format!("{link}/explode"), "application/json", "{}").0, 400);
-    assert_eq!(post("/api/links/999:1-998:1/down", "application/json", "{}").0, 404);
+    assert_eq!(
+        post(&format!("{link}/explode"), "application/json", "{}").0,
+        400
+    );
+    assert_eq!(
+        post("/api/links/999:1-998:1/down", "application/json", "{}").0,
+        404
+    );
     let (status, text) = agent
         .post(format!("{}{link}/down", serve.url))
         .header("Content-Type", "application/json")
@@ -418,7 +443,12 @@ fn bad_requests_are_refused_with_json_errors() {
         .header("Authorization", "Bearer s3cret-token")
         .call()
         .unwrap();
-    assert_eq!(ok.status(), 200, "{}", ok.body_mut().read_to_string().unwrap());
+    assert_eq!(
+        ok.status(),
+        200,
+        "{}",
+        ok.body_mut().read_to_string().unwrap()
+    );
     // A token file others may read is refused.
     std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let out = linkscope()
@@ -466,7 +496,11 @@ fn a_capture_client_that_stops_reading_costs_only_its_own_frames() {
     let reader = std::thread::spawn(move || {
         let mut response = Serve::agent().get(url).call().unwrap();
         let mut bytes = Vec::new();
-        response.body_mut().as_reader().read_to_end(&mut bytes).unwrap();
+        response
+            .body_mut()
+            .as_reader()
+            .read_to_end(&mut bytes)
+            .unwrap();
         bytes
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -475,7 +509,11 @@ fn a_capture_client_that_stops_reading_costs_only_its_own_frames() {
     let bytes = reader.join().unwrap();
     assert_eq!(got[0], (frames, frames), "forwarding lost frames");
     assert_eq!(&bytes[..4], &[0x0a, 0x0d, 0x0d, 0x0a], "a pcapng section");
-    assert_eq!(count_epbs(&bytes) as u64, 2 * frames, "the reading client got every frame");
+    assert_eq!(
+        count_epbs(&bytes) as u64,
+        2 * frames,
+        "the reading client got every frame"
+    );
     drop(stalled);
 }
 
@@ -483,7 +521,10 @@ fn a_capture_client_that_stops_reading_costs_only_its_own_frames() {
 fn the_page_shows_every_link_live_flags_a_stranger_and_cuts_and_restores() {
     if !prerequisites(
         "serve page",
-        &[("chromium", "chromium"), ("chromedriver", "chromium-driver")],
+        &[
+            ("chromium", "chromium"),
+            ("chromedriver", "chromium-driver"),
+        ],
     ) {
         return;
     }
@@ -494,7 +535,8 @@ fn the_page_shows_every_link_live_flags_a_stranger_and_cuts_and_restores() {
     // Every end sends 50 frames/s; link 3's end A announces an LLDP identity the plan does
     // not know; the ends count what they receive.
     let stop = Arc::new(AtomicBool::new(false));
-    let received: Arc<Vec<AtomicU64>> = Arc::new((0..ends.len()).map(|_| AtomicU64::new(0)).collect());
+    let received: Arc<Vec<AtomicU64>> =
+        Arc::new((0..ends.len()).map(|_| AtomicU64::new(0)).collect());
     let stranger = ends[3].name.clone();
     let cut = ends[5].name.clone();
     let traffic: JoinHandle<Vec<EndPair>> = {
@@ -512,7 +554,10 @@ fn the_page_shows_every_link_live_flags_a_stranger_and_cuts_and_restores() {
                     let _ = pair.a.send_to(&data_frame(pair.mac_a, pair.mac_b, seq), lb);
                     let _ = pair.b.send_to(&data_frame(pair.mac_b, pair.mac_a, seq), la);
                     if i == 3 && seq % 10 == 0 {
-                        let _ = pair.a.send_to(&lldp_frame([2, 0, 0, 0, 0, 0x99], [2, 0, 0, 0, 0, 0x98]), lb);
+                        let _ = pair.a.send_to(
+                            &lldp_frame([2, 0, 0, 0, 0, 0x99], [2, 0, 0, 0, 0, 0x98]),
+                            lb,
+                        );
                     }
                     while pair.b.recv(&mut buf).is_ok() {
                         received[i].fetch_add(1, Ordering::SeqCst);
@@ -576,7 +621,12 @@ fn the_page_shows_every_link_live_flags_a_stranger_and_cuts_and_restores() {
     // Cut: traffic on that link stops at the ends; restore: it resumes.
     let index = 5;
     browser.click(&format!("#links tr[data-link=\"{cut}\"]"));
-    browser.wait_for("the detail panel", long, "return document.querySelector('#cut') !== null", json!([]));
+    browser.wait_for(
+        "the detail panel",
+        long,
+        "return document.querySelector('#cut') !== null",
+        json!([]),
+    );
     browser.click("#cut");
     browser.wait_for(
         "the link shown as cut",
@@ -588,15 +638,25 @@ fn the_page_shows_every_link_live_flags_a_stranger_and_cuts_and_restores() {
     let at_cut = received[index].load(Ordering::SeqCst);
     let other_at_cut = received[0].load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(received[index].load(Ordering::SeqCst), at_cut, "frames crossed a cut link");
-    assert!(received[0].load(Ordering::SeqCst) > other_at_cut, "other links carry on");
+    assert_eq!(
+        received[index].load(Ordering::SeqCst),
+        at_cut,
+        "frames crossed a cut link"
+    );
+    assert!(
+        received[0].load(Ordering::SeqCst) > other_at_cut,
+        "other links carry on"
+    );
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-page.png");
     browser.screenshot(&screenshot);
     eprintln!("screenshot: {}", screenshot.display());
     browser.click("#restore");
     let deadline = Instant::now() + long;
     while received[index].load(Ordering::SeqCst) <= at_cut + 10 {
-        assert!(Instant::now() < deadline, "the restored link carries nothing");
+        assert!(
+            Instant::now() < deadline,
+            "the restored link carries nothing"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     stop.store(true, Ordering::SeqCst);

@@ -19,6 +19,7 @@ pub mod impair;
 mod links;
 mod mtu;
 mod plan;
+mod serve;
 mod splice;
 mod spliced;
 
@@ -51,6 +52,8 @@ enum Command {
     Mtu(mtu::Args),
     /// Change a running splice or relay: impairment, cable down/up/flap, show.
     Ctl(ctl::Args),
+    /// Every link of a lab this node carries, live: a web page, a JSON API, Prometheus metrics.
+    Serve(serve::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => compare::run(args),
         Command::Mtu(args) => mtu::run(args),
         Command::Ctl(args) => ctl::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match outcome {
         Ok(code) => code,

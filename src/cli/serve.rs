@@ -42,6 +42,10 @@ pub struct Args {
     /// Forwarding threads (0: one per core).
     #[arg(long, value_name = "N", default_value_t = 0)]
     workers: usize,
+    /// The control socket `linkscope ctl` talks to [default: one per process under
+    /// $XDG_RUNTIME_DIR or /run/linkscope].
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
 }
 
 fn argument(field: &str, message: String) -> crate::Error {
@@ -112,11 +116,14 @@ fn options(args: &Args) -> crate::Result<ServeConfig> {
         ));
     }
     for url in &args.peer {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            argument("--peer", format!("{url:?}: expected http://HOST:PORT"))
-        })?;
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| argument("--peer", format!("{url:?}: expected http://HOST:PORT")))?;
         if rest.trim_end_matches('/').is_empty() || rest.contains(char::is_whitespace) {
-            return Err(argument("--peer", format!("{url:?}: expected http://HOST:PORT")));
+            return Err(argument(
+                "--peer",
+                format!("{url:?}: expected http://HOST:PORT"),
+            ));
         }
     }
     Ok(ServeConfig {
@@ -132,6 +139,7 @@ fn options(args: &Args) -> crate::Result<ServeConfig> {
         lab: LabConfig {
             node: args.node.clone().unwrap_or_else(host_name),
             workers: args.workers,
+            control: args.control.clone(),
         },
         interval: Duration::from_secs_f64(args.interval),
     })

@@ -139,6 +139,17 @@ pub struct SpliceCounters {
     pub capture_dropped: u64,
 }
 
+/// Round trips of every kind as [`Meter::rtt_histogram`] gives them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RttHistogram<const N: usize> {
+    pub count: u64,
+    pub sum_ms: f64,
+    /// Round trips at or below each bound, cumulative.
+    pub buckets: [u64; N],
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+}
+
 /// Measurements of one link; see the module documentation.
 #[derive(Debug, Clone)]
 pub struct Meter {
@@ -287,6 +298,42 @@ impl Meter {
             p99: quantile(0.99),
             max: (!meter.histogram.is_empty()).then_some(meter.max_us as f64 / 1000.0),
         }
+    }
+
+    /// Every round trip of every kind so far, as a histogram with upper bounds `bounds_ms`
+    /// (cumulative counts per bound, as Prometheus wants them), with the count, the sum and
+    /// the median and 99th percentile in milliseconds.
+    pub fn rtt_histogram<const N: usize>(&self, bounds_ms: &[f64; N]) -> RttHistogram<N> {
+        let mut all = RttHistogram {
+            count: 0,
+            sum_ms: 0.0,
+            buckets: [0; N],
+            p50: None,
+            p99: None,
+        };
+        let mut merged: Option<Histogram<u64>> = None;
+        for meter in &self.rtt {
+            all.count += meter.histogram.len();
+            all.sum_ms += meter.histogram.mean() * meter.histogram.len() as f64 / 1000.0;
+            for (bucket, bound) in all.buckets.iter_mut().zip(bounds_ms) {
+                *bucket += meter.histogram.count_between(0, (bound * 1000.0) as u64);
+            }
+            match &mut merged {
+                Some(m) => m.add(&meter.histogram).expect("same bounds"),
+                None => merged = Some(meter.histogram.clone()),
+            }
+        }
+        if let Some(m) = merged.filter(|m| !m.is_empty()) {
+            let max_us = self.rtt.iter().map(|r| r.max_us).max().unwrap_or(0);
+            all.p50 = Some(m.value_at_quantile(0.5).min(max_us) as f64 / 1000.0);
+            all.p99 = Some(m.value_at_quantile(0.99).min(max_us) as f64 / 1000.0);
+        }
+        all
+    }
+
+    /// Frames of `direction` whose tunnel datagram the host fragments (above the path MTU).
+    pub fn fragmented(&self, direction: Direction) -> u64 {
+        self.directions[slot(direction)].mtu.fragmented_frames
     }
 
     /// The advice lines for this link, one per problem and direction.

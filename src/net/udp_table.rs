@@ -9,9 +9,41 @@ use std::path::Path;
 /// The local addresses of every UDP socket of this network namespace, as of one reading.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
-    bound: HashSet<SocketAddr>,
+    all: Bound,
+    /// Sockets not connected to a peer, as QEMU's tunnel ends are (a splice's steal sockets
+    /// are connected).
+    unconnected: Bound,
+}
+
+/// A set of bound addresses.
+#[derive(Debug, Clone, Default)]
+struct Bound {
+    exact: HashSet<SocketAddr>,
     /// Ports some socket is bound to on a wildcard address.
     wildcard: Vec<SocketAddr>,
+}
+
+impl Bound {
+    fn insert(&mut self, local: SocketAddr) {
+        if local.ip().is_unspecified() {
+            self.wildcard.push(local);
+        } else {
+            self.exact.insert(local);
+        }
+    }
+
+    fn covers(&self, addr: SocketAddr) -> bool {
+        let mapped = match addr.ip() {
+            IpAddr::V4(v4) => Some(SocketAddr::new(
+                IpAddr::V6(v4.to_ipv6_mapped()),
+                addr.port(),
+            )),
+            IpAddr::V6(_) => None,
+        };
+        self.exact.contains(&addr)
+            || mapped.is_some_and(|m| self.exact.contains(&m))
+            || self.wildcard.iter().any(|local| covers(*local, addr))
+    }
 }
 
 impl Table {
@@ -21,11 +53,10 @@ impl Table {
         for path in ["/proc/net/udp", "/proc/net/udp6"] {
             match std::fs::read_to_string(Path::new(path)) {
                 Ok(text) => {
-                    for local in parse(&text) {
-                        if local.ip().is_unspecified() {
-                            table.wildcard.push(local);
-                        } else {
-                            table.bound.insert(local);
+                    for (local, connected) in parse(&text) {
+                        table.all.insert(local);
+                        if !connected {
+                            table.unconnected.insert(local);
                         }
                     }
                 }
@@ -39,16 +70,13 @@ impl Table {
     /// True when a socket bound to `addr`'s IP and port, or to the wildcard address of its
     /// family (or `::` for IPv4, which dual-stack sockets cover) on its port, was listed.
     pub fn is_bound(&self, addr: SocketAddr) -> bool {
-        let mapped = match addr.ip() {
-            IpAddr::V4(v4) => Some(SocketAddr::new(
-                IpAddr::V6(v4.to_ipv6_mapped()),
-                addr.port(),
-            )),
-            IpAddr::V6(_) => None,
-        };
-        self.bound.contains(&addr)
-            || mapped.is_some_and(|m| self.bound.contains(&m))
-            || self.wildcard.iter().any(|local| covers(*local, addr))
+        self.all.covers(addr)
+    }
+
+    /// [`Table::is_bound`] by a socket connected to no peer: a VM's tunnel end, not a
+    /// splice's steal socket.
+    pub fn is_bound_unconnected(&self, addr: SocketAddr) -> bool {
+        self.unconnected.covers(addr)
     }
 }
 
@@ -66,12 +94,17 @@ fn covers(local: SocketAddr, addr: SocketAddr) -> bool {
     }
 }
 
-/// The local addresses of every socket listed in the text of `/proc/net/udp` or `udp6`.
-/// Lines that do not parse (the header among them) are skipped.
-fn parse(text: &str) -> Vec<SocketAddr> {
+/// The local address of every socket listed in the text of `/proc/net/udp` or `udp6`, and
+/// whether it is connected (its remote address is not all zeros). Lines that do not parse
+/// (the header among them) are skipped.
+fn parse(text: &str) -> Vec<(SocketAddr, bool)> {
     text.lines()
-        .filter_map(|line| line.split_whitespace().nth(1))
-        .filter_map(parse_local)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            let local = parse_local(fields.next()?)?;
+            let remote = parse_local(fields.next()?)?;
+            Some((local, remote.port() != 0 || !remote.ip().is_unspecified()))
+        })
         .collect()
 }
 
@@ -107,17 +140,19 @@ mod tests {
     fn parses_both_tables() {
         let v4 = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
                   \x20 29: 0100007F:A029 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 0\n\
-                  \x20 30: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 0\n";
+                  \x20 30: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 0\n\
+                  \x20 31: 0100007F:A029 0100007F:A02A 01 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 0\n";
         assert_eq!(
             parse(v4),
             vec![
-                "127.0.0.1:41001".parse().unwrap(),
-                "0.0.0.0:68".parse().unwrap()
+                ("127.0.0.1:41001".parse().unwrap(), false),
+                ("0.0.0.0:68".parse().unwrap(), false),
+                ("127.0.0.1:41001".parse().unwrap(), true)
             ]
         );
         let v6 = "  sl  local_address                         remote_address                        st\n\
                   \x20 1: 00000000000000000000000001000000:A029 00000000000000000000000000000000:0000 07\n";
-        assert_eq!(parse(v6), vec!["[::1]:41001".parse().unwrap()]);
+        assert_eq!(parse(v6), vec![("[::1]:41001".parse().unwrap(), false)]);
     }
 
     #[test]
@@ -135,6 +170,10 @@ mod tests {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();
         assert!(Table::read().unwrap().is_bound(addr));
+        assert!(Table::read().unwrap().is_bound_unconnected(addr));
+        socket.connect("127.0.0.1:9").unwrap();
+        let table = Table::read().unwrap();
+        assert!(table.is_bound(addr) && !table.is_bound_unconnected(addr));
         drop(socket);
         assert!(!Table::read().unwrap().is_bound(addr));
     }

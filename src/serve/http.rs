@@ -55,11 +55,7 @@ struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.0,
-            axum::Json(serde_json::json!({ "error": self.1 })),
-        )
-            .into_response()
+        (self.0, axum::Json(serde_json::json!({ "error": self.1 }))).into_response()
     }
 }
 
@@ -105,7 +101,11 @@ fn token_of(request: &Request) -> Option<String> {
     let cookies = headers.get_all(header::COOKIE);
     for value in cookies.iter().filter_map(|v| v.to_str().ok()) {
         for pair in value.split(';') {
-            if let Some(token) = pair.trim().strip_prefix(COOKIE).and_then(|r| r.strip_prefix('=')) {
+            if let Some(token) = pair
+                .trim()
+                .strip_prefix(COOKIE)
+                .and_then(|r| r.strip_prefix('='))
+            {
                 return Some(token.to_owned());
             }
         }
@@ -142,19 +142,17 @@ async fn guard(State(shared): State<Shared>, request: Request, next: Next) -> Re
             }
         }
     }
-    if request.method() == axum::http::Method::POST {
-        if let Err(error) = same_site(request.headers()) {
-            return error.into_response();
-        }
+    if request.method() == axum::http::Method::POST
+        && let Err(error) = same_site(request.headers())
+    {
+        return error.into_response();
     }
-    let set_cookie = shared.token.is_some() && query_token(&request).is_some();
+    let set_cookie = query_token(&request).is_some();
     let mut response = next.run(request).await;
-    if set_cookie {
-        if let Some(token) = &shared.token {
-            let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().insert(header::SET_COOKIE, value);
-            }
+    if set_cookie && let Some(token) = &shared.token {
+        let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
         }
     }
     response
@@ -219,14 +217,14 @@ struct CaptureQuery {
     duration: Option<f64>,
 }
 
-fn pcapng_response(
-    body: Body,
-    name: &str,
-) -> Response {
+fn pcapng_response(body: Body, name: &str) -> Response {
     let file = name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
     (
         [
-            (header::CONTENT_TYPE, "application/vnd.tcpdump.pcapng".to_owned()),
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.tcpdump.pcapng".to_owned(),
+            ),
             (
                 header::CONTENT_DISPOSITION,
                 format!("inline; filename=\"linkscope-{file}.pcapng\""),
@@ -258,7 +256,9 @@ async fn capture(
         (client, duration.map(|d| tokio::time::Instant::now() + d)),
         |(mut client, deadline)| async move {
             let next = match deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, client.next()).await.ok()?,
+                Some(deadline) => tokio::time::timeout_at(deadline, client.next())
+                    .await
+                    .ok()?,
                 None => client.next().await,
             };
             next.map(|chunk| (Ok::<_, Infallible>(Bytes::from(chunk)), (client, deadline)))

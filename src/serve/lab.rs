@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::capture::{Interface, Packet, Stream};
+use crate::control::{self, ControlConfig, CtlError, Links, Request};
 use crate::direction::Direction;
 use crate::engine::{LinkId, LinkStats};
+use crate::impair::{DirectedSpec, ImpairConfig, Live};
 use crate::measure::fragment::{Budget, Outer};
 use crate::measure::l2::View;
 use crate::measure::meter::{Config, Meter};
@@ -34,26 +36,90 @@ use super::stp;
 /// its frames are dropped for it alone.
 const CLIENT_CHUNKS: usize = 256;
 
-/// A control verb on a link.
+/// The body of `POST /api/links/{name}/{verb}`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    /// `impair`: one `[DIR:]SPEC`.
+    spec: Option<String>,
+    /// `impair`: several `[DIR:]SPEC`.
+    specs: Option<Vec<String>>,
+    /// `flap`: `DOWN_S,UP_S[,COUNT]`.
+    flap: Option<String>,
+}
+
+/// A control verb on a link: what `linkscope ctl` sends to the control socket.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Control {
-    Down,
-    Up,
+pub struct Control {
+    verb: String,
+    body: Vec<String>,
+    flap: Option<(f64, f64, Option<u32>)>,
 }
 
 impl Control {
-    /// The verb of `POST /api/links/{name}/{verb}` with its JSON body.
+    /// The verb of `POST /api/links/{name}/{verb}` (impair, clear, down, up, flap) with its
+    /// JSON body (`{"spec": "delay=10ms"}`, `{"specs": [...]}`, `{"flap": "2,5,3"}`, or
+    /// nothing).
     pub fn parse(verb: &str, body: &[u8]) -> Result<Control, ControlError> {
-        if !body.is_empty() {
-            serde_json::from_slice::<serde_json::Value>(body)
-                .map_err(|e| ControlError::Invalid(format!("the body is not JSON: {e}")))?;
-        }
+        let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
+            Body::default()
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| ControlError::Invalid(format!("the body: {e}")))?
+        };
+        let mut control = Control {
+            verb: verb.to_owned(),
+            body: Vec::new(),
+            flap: None,
+        };
         match verb {
-            "down" => Ok(Control::Down),
-            "up" => Ok(Control::Up),
-            other => Err(ControlError::Invalid(format!(
-                "{other:?} is not a control verb (down, up)"
-            ))),
+            "impair" => {
+                control.body = body.specs.unwrap_or_default();
+                control.body.extend(body.spec);
+                if control.body.is_empty() {
+                    return Err(ControlError::Invalid(
+                        "impair needs {\"spec\": \"[DIR:]SPEC\"}".into(),
+                    ));
+                }
+                for spec in &control.body {
+                    DirectedSpec::parse(spec, "spec")
+                        .map_err(|e| ControlError::Invalid(e.to_string()))?;
+                }
+            }
+            "flap" => {
+                let text = body.flap.ok_or_else(|| {
+                    ControlError::Invalid("flap needs {\"flap\": \"DOWN_S,UP_S[,COUNT]\"}".into())
+                })?;
+                control.flap = Some(
+                    control::parse_flap(&text).map_err(|e| ControlError::Invalid(e.to_string()))?,
+                );
+            }
+            "clear" | "down" | "up" => {}
+            other => {
+                return Err(ControlError::Invalid(format!(
+                    "{other:?} is not a control verb (impair, clear, down, up, flap)"
+                )));
+            }
+        }
+        Ok(control)
+    }
+
+    fn request(&self, link: &str) -> Request {
+        let link = link.to_owned();
+        match (self.verb.as_str(), self.flap) {
+            ("impair", _) => Request::Impair {
+                link,
+                specs: self.body.clone(),
+            },
+            ("clear", _) => Request::Clear { link },
+            ("down", _) => Request::Down { link },
+            ("flap", Some((down_s, up_s, count))) => Request::Flap {
+                link,
+                down_s,
+                up_s,
+                count,
+            },
+            _ => Request::Up { link },
         }
     }
 }
@@ -85,10 +151,8 @@ struct Planned {
 
 /// One spliced link's measurements, fed on the copy consumer thread.
 struct Track {
-    planned: usize,
     meter: Meter,
     view: View,
-    started: Instant,
 }
 
 /// What the copy consumer and the sampler share.
@@ -128,17 +192,23 @@ struct Previous {
     bytes: u64,
 }
 
+/// The copy consumer thread, joined on stop.
+type ConsumerThread = std::thread::JoinHandle<(LabConsumer, crate::Result<()>)>;
+
 /// Everything `serve` carries on this node.
 pub struct Lab {
     node: String,
+    /// The impairment stages of every link and the control socket that changes them.
+    impair: Live,
     planned: Vec<Planned>,
-    splice: Mutex<Splice>,
+    /// `None` once stopped.
+    splice: Mutex<Option<Splice>>,
     /// Planned index → engine link, for the links spliced now.
     spliced: Mutex<BTreeMap<usize, LinkId>>,
     tracks: Arc<Mutex<Tracks>>,
     clients: Arc<Mutex<Vec<Client>>>,
     previous: Mutex<HashMap<(usize, Direction), Previous>>,
-    consumer: Mutex<Option<std::thread::JoinHandle<(LabConsumer, crate::Result<()>)>>>,
+    consumer: Mutex<Option<ConsumerThread>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -149,6 +219,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Clone)]
 pub struct LabConfig {
     pub node: String,
+    /// The control socket (`linkscope ctl`), default one per process.
+    pub control: Option<std::path::PathBuf>,
     /// Forwarding threads; 0: one per core.
     pub workers: usize,
 }
@@ -159,14 +231,14 @@ impl Lab {
     pub fn new(mapping: &Mapping, config: &LabConfig) -> crate::Result<Lab> {
         let links = plan::resolve_links(mapping)?;
         let d = &mapping.defaults;
-        let host_of = |vm: u32| -> IpAddr {
-            d.udp_ip_by_vm
-                .get(&vm)
-                .unwrap_or(&d.udp_default_ip)
-                .addr
-        };
+        let host_of =
+            |vm: u32| -> IpAddr { d.udp_ip_by_vm.get(&vm).unwrap_or(&d.udp_default_ip).addr };
         let mut local_hosts: HashMap<IpAddr, bool> = HashMap::new();
-        let mut is_here = |ip: IpAddr| *local_hosts.entry(ip).or_insert_with(|| tunnel::is_local(ip));
+        let mut is_here = |ip: IpAddr| {
+            *local_hosts
+                .entry(ip)
+                .or_insert_with(|| tunnel::is_local(ip))
+        };
         let mut planned = Vec::new();
         for link in links {
             let (host_a, host_b) = (host_of(link.a.vm), host_of(link.b.vm));
@@ -194,7 +266,11 @@ impl Lab {
             let budget = Budget {
                 host_mtu: link.host_mtu,
                 path_mtu: crate::measure::pmtu::route_path_mtu(peer).unwrap_or(1500),
-                outer: if peer.is_ipv6() { Outer::Ipv6 } else { Outer::Ipv4 },
+                outer: if peer.is_ipv6() {
+                    Outer::Ipv6
+                } else {
+                    Outer::Ipv4
+                },
             };
             planned.push(Planned {
                 a: end(&link.a, host_a),
@@ -226,7 +302,14 @@ impl Lab {
             path: "copy consumer thread".into(),
             source,
         })?;
-        let splice = Splice::start(
+        let impair = Live::start(ImpairConfig {
+            control: ControlConfig {
+                path: config.control.clone(),
+                qmp: HashMap::new(),
+            },
+            ..ImpairConfig::default()
+        })?;
+        let splice = Splice::start_with_stages(
             &SpliceConfig {
                 links: Vec::new(),
                 copy: CopyFilter::All,
@@ -234,11 +317,13 @@ impl Lab {
             },
             Some(copies),
             stop,
+            Some(impair.stages()),
         )?;
         Ok(Lab {
             node: config.node.clone(),
+            impair,
             planned,
-            splice: Mutex::new(splice),
+            splice: Mutex::new(Some(splice)),
             spliced: Mutex::new(BTreeMap::new()),
             tracks,
             clients,
@@ -274,16 +359,16 @@ impl Lab {
                 .any(|&addr| table.is_bound_unconnected(addr));
             match (up, spliced.get(&index).copied()) {
                 (true, None) => {
-                    let mut splice = lock(&self.splice);
-                    match splice.add_link(&planned.config) {
+                    let added = lock(&self.splice)
+                        .as_mut()
+                        .map(|splice| splice.add_link(&planned.config));
+                    match added.unwrap_or_else(|| Err(stopped())) {
                         Ok(id) => {
                             lock(&self.tracks).by_id.insert(
                                 id.0,
                                 Track {
-                                    planned: index,
                                     meter: Meter::new(Config::new(planned.budget)),
                                     view: View::new(),
-                                    started: Instant::now(),
                                 },
                             );
                             spliced.insert(index, id);
@@ -293,7 +378,9 @@ impl Lab {
                     }
                 }
                 (false, Some(id)) => {
-                    let _ = lock(&self.splice).remove_link(id);
+                    if let Some(splice) = lock(&self.splice).as_mut() {
+                        let _ = splice.remove_link(id);
+                    }
                     lock(&self.tracks).by_id.remove(&id.0);
                     spliced.remove(&index);
                     lock(&self.clients).retain(|c| c.link != id.0);
@@ -320,13 +407,22 @@ impl Lab {
             .ok_or_else(|| ControlError::NotSpliced(name.to_owned()))
     }
 
-    /// Runs a control verb on a link.
+    /// Runs a control verb on a link through the control socket (as `linkscope ctl` does),
+    /// so a flap keeps its schedule there.
     pub fn control(&self, name: &str, control: &Control) -> Result<(), ControlError> {
-        let id = self.spliced_id(name)?;
-        let down = *control == Control::Down;
-        lock(&self.splice)
-            .set_down(id, down)
-            .map_err(|e| ControlError::Invalid(e.to_string()))
+        self.spliced_id(name)?;
+        control::send(self.impair.control_path(), &control.request(name))
+            .map(|_| ())
+            .map_err(|e| match e {
+                CtlError::UnknownLink { link, .. } => ControlError::NotSpliced(link),
+                CtlError::Refused(message) => ControlError::Invalid(message),
+                other => ControlError::Peer(other.to_string()),
+            })
+    }
+
+    /// Where the control socket listens (`linkscope ctl --control PATH`).
+    pub fn control_path(&self) -> &std::path::Path {
+        self.impair.control_path()
     }
 
     /// Starts a live capture of a link: a pcapng section with its two ends as interfaces.
@@ -334,13 +430,12 @@ impl Lab {
         let index = self.find(name)?;
         let id = self.spliced_id(name)?;
         let planned = &self.planned[index];
-        let interfaces = [(&planned.a, &planned.b), (&planned.b, &planned.a)].map(|(end, peer)| {
-            Interface {
+        let interfaces =
+            [(&planned.a, &planned.b), (&planned.b, &planned.a)].map(|(end, peer)| Interface {
                 name: end.name.clone(),
                 description: format!("{} ⇄ {} on link {}", end.name, peer.name, planned.link.name),
                 snaplen: 0,
-            }
-        });
+            });
         let comment = format!("linkscope serve of {} on {}", planned.link.name, self.node);
         let stream = Stream::start(&comment, &interfaces)
             .map_err(|e| ControlError::Invalid(e.to_string()))?;
@@ -360,25 +455,29 @@ impl Lab {
     /// This node's links as of now; rates over the time since the previous sample.
     pub fn sample(&self) -> LabView {
         let stats: HashMap<usize, LinkStats> = lock(&self.splice)
-            .stats()
+            .as_ref()
+            .map(Splice::stats)
+            .unwrap_or_default()
             .into_iter()
             .map(|s| (s.id.0, s))
             .collect();
-        let downs = lock(&self.splice).down_links();
         let spliced = lock(&self.spliced).clone();
         let now = Instant::now();
-        let now_ns = crate::clock::now_ns();
+        let now_ns = crate::bench::now_ns();
         let mut previous = lock(&self.previous);
         let mut tracks = lock(&self.tracks);
         let mut links = Vec::with_capacity(self.planned.len());
         for (index, planned) in self.planned.iter().enumerate() {
             let id = spliced.get(&index).copied();
+            let state = id.and_then(|_| self.impair.registry().state(&planned.link.name));
             let track = id.and_then(|id| tracks.by_id.get_mut(&id.0));
             let link_stats = id.and_then(|id| stats.get(&id.0));
             let mut directions = BTreeMap::new();
             if let Some(s) = link_stats {
                 for direction in Direction::BOTH {
-                    let Some(d) = s.direction(direction) else { continue };
+                    let Some(d) = s.direction(direction) else {
+                        continue;
+                    };
                     let key = (index, direction);
                     let (pps, bps) = match previous.get(&key) {
                         Some(p) if d.frames() >= p.frames => {
@@ -406,12 +505,20 @@ impl Lab {
                         ("kernel_rx_overflow".to_owned(), d.kernel_rx_overflow()),
                         ("stage".to_owned(), d.stage_dropped()),
                     ]);
-                    let fragmented = track
+                    let fragmented = track.as_ref().map_or(0, |t| t.meter.fragmented(direction));
+                    let impaired = state
                         .as_ref()
-                        .map_or(0, |t| t.meter.fragmented(direction));
+                        .and_then(|s| {
+                            s.directions
+                                .iter()
+                                .find(|d| d.direction == direction.label())
+                        })
+                        .map(|d| impaired(&d.counters))
+                        .unwrap_or_default();
                     directions.insert(
                         direction.label().to_owned(),
                         DirectionFigures {
+                            impaired,
                             frames: d.frames(),
                             bytes: d.bytes(),
                             pps,
@@ -456,8 +563,10 @@ impl Lab {
                 } else {
                     LinkState::Waiting
                 },
-                down: id.is_some_and(|id| downs.contains(&id)),
-                impairment: None,
+                down: state
+                    .as_ref()
+                    .is_some_and(|s| s.directions.iter().any(|d| d.down)),
+                impairment: state.as_ref().and_then(impairment),
                 a: planned.a.clone(),
                 b: planned.b.clone(),
                 host_mtu: planned.link.host_mtu,
@@ -488,13 +597,71 @@ impl Lab {
         }
     }
 
-    /// Stops forwarding: every tunnel goes back to its VMs; capture clients see their end.
+    /// The links `view` has of this node (without its peers'), as peers ask for them.
+    pub fn local_view(&self, view: &LabView) -> LabView {
+        LabView {
+            node: self.node.clone(),
+            links: view
+                .links
+                .iter()
+                .filter(|l| l.node == self.node && !l.api.starts_with("/api/peers/"))
+                .cloned()
+                .collect(),
+            unreachable: Vec::new(),
+        }
+    }
+
+    /// Stops forwarding: every tunnel goes back to its VMs, capture clients see their end,
+    /// and the copy consumer thread finishes what it was handed.
     pub fn stop(&self) {
-        let mut splice = lock(&self.splice);
-        for (_, id) in std::mem::take(&mut *lock(&self.spliced)) {
-            let _ = splice.remove_link(id);
+        lock(&self.spliced).clear();
+        if let Some(splice) = lock(&self.splice).take() {
+            splice.stop();
         }
         lock(&self.clients).clear();
+        if let Some(consumer) = lock(&self.consumer).take() {
+            let _ = consumer.join();
+        }
+    }
+}
+
+/// The impairment in force, as `a>b: SPEC; b>a: SPEC` (a cut shows as `down`); `None`
+/// when there is none.
+fn impairment(state: &control::LinkState) -> Option<String> {
+    let parts: Vec<String> = state
+        .directions
+        .iter()
+        .filter_map(|d| {
+            let spec = match (d.down, d.spec.is_empty()) {
+                (true, true) => "down".to_owned(),
+                (true, false) => format!("down {}", d.spec),
+                (false, false) => d.spec.clone(),
+                (false, true) => return None,
+            };
+            Some(format!("{}: {spec}", d.direction))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// What an impairment did to one direction, by action.
+fn impaired(c: &crate::impair::Counters) -> BTreeMap<String, u64> {
+    BTreeMap::from([
+        ("dropped_loss".to_owned(), c.dropped_loss),
+        ("dropped_down".to_owned(), c.dropped_down),
+        ("dropped_mtu".to_owned(), c.dropped_mtu),
+        ("queue_drops".to_owned(), c.queue_drops),
+        ("delayed".to_owned(), c.delayed),
+        ("duplicated".to_owned(), c.duplicated),
+        ("reordered".to_owned(), c.reordered),
+        ("corrupted".to_owned(), c.corrupted),
+    ])
+}
+
+fn stopped() -> crate::Error {
+    crate::Error::Argument {
+        field: "serve".into(),
+        message: "the lab has stopped".into(),
     }
 }
 

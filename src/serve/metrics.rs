@@ -122,8 +122,20 @@ impl Collector for LabCollector {
             "linkscope_fragmented_frames",
             "Frames whose tunnel datagram exceeds the path MTU (the host fragments them)",
             MetricType::Counter,
-            per_direction().map(|(l, d, f)| {
-                (direction_labels(l, d), ConstCounter::new(f.fragmented))
+            per_direction()
+                .map(|(l, d, f)| (direction_labels(l, d), ConstCounter::new(f.fragmented))),
+        )?;
+        family(
+            &mut encoder,
+            "linkscope_impaired",
+            "Frames the link's impairment acted on, per direction and action",
+            MetricType::Counter,
+            per_direction().flat_map(|(l, d, f)| {
+                f.impaired.iter().map(move |(action, &n)| {
+                    let mut labels = direction_labels(l, d);
+                    labels.push(("action".to_owned(), action.clone()));
+                    (labels, ConstCounter::new(n))
+                })
             }),
         )?;
         family(
@@ -161,12 +173,15 @@ impl Collector for LabCollector {
             "1 where an end's LLDP identity differs from the plan, 0 where it matches",
             MetricType::Gauge,
             links.iter().flat_map(|l| {
-                [("a", &l.a, l.lldp_mismatch.a), ("b", &l.b, l.lldp_mismatch.b)]
-                    .into_iter()
-                    .filter_map(|(role, end, v)| {
-                        v.map(|v| (end_labels(l, end, role), ConstGauge::new(i64::from(v))))
-                    })
-                    .collect::<Vec<_>>()
+                [
+                    ("a", &l.a, l.lldp_mismatch.a),
+                    ("b", &l.b, l.lldp_mismatch.b),
+                ]
+                .into_iter()
+                .filter_map(|(role, end, v)| {
+                    v.map(|v| (end_labels(l, end, role), ConstGauge::new(i64::from(v))))
+                })
+                .collect::<Vec<_>>()
             }),
         )?;
         let mut rtt = encoder.encode_descriptor(

@@ -45,7 +45,10 @@ pub struct ServeConfig {
 #[derive(Debug)]
 pub enum Event<'a> {
     /// Listening, with how many links of the mapping have an end here.
-    Listening { url: String, links: usize },
+    Listening {
+        url: String,
+        links: usize,
+    },
     Spliced(&'a str),
     HandedBack(&'a str),
     Failed(&'a str, &'a crate::Error),
@@ -134,7 +137,9 @@ pub fn run(
                 while !flag.load(Ordering::SeqCst) {
                     let started = Instant::now();
                     let fetched = peers.views();
-                    *views.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fetched;
+                    *views
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = fetched;
                     let rest = interval.saturating_sub(started.elapsed());
                     std::thread::park_timeout(rest);
                 }
@@ -193,9 +198,8 @@ pub fn run(
             let _ = handle.join();
         }
     }
-    let served = runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(2), server).await
-    });
+    let served =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(2), server).await });
     runtime.shutdown_timeout(Duration::from_secs(1));
     if let Ok(Ok(Err(source))) = served {
         return Err(crate::Error::Socket {

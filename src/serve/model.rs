@@ -55,6 +55,9 @@ pub struct DirectionFigures {
     pub dropped: BTreeMap<String, u64>,
     /// Frames whose tunnel datagram exceeds the path MTU, so the host fragments it.
     pub fragmented: u64,
+    /// What the impairment did, by action (dropped_loss, delayed, duplicated, …).
+    #[serde(default)]
+    pub impaired: BTreeMap<String, u64>,
 }
 
 /// Round-trip times beyond the splice, in milliseconds.

@@ -103,7 +103,10 @@ impl Browser {
             .expect("a WebDriver answer");
         let value: Value = serde_json::from_str(&text).expect("WebDriver answers JSON");
         if let Some(error) = value["value"]["error"].as_str() {
-            panic!("WebDriver {method} {path}: {error}: {}", value["value"]["message"]);
+            panic!(
+                "WebDriver {method} {path}: {error}: {}",
+                value["value"]["message"]
+            );
         }
         value["value"].clone()
     }
@@ -119,7 +122,11 @@ impl Browser {
 
     /// Runs `script` (a function body; `arguments` as given) in the page and returns its value.
     pub fn eval(&self, script: &str, args: Value) -> Value {
-        self.session_call("POST", "/execute/sync", json!({ "script": script, "args": args }))
+        self.session_call(
+            "POST",
+            "/execute/sync",
+            json!({ "script": script, "args": args }),
+        )
     }
 
     /// Waits until `script` returns a truthy value, up to `timeout`; returns that value.

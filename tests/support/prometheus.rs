@@ -35,7 +35,10 @@ impl Prometheus {
         std::fs::write(&config_path, config).expect("the config is written");
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -76,7 +79,10 @@ impl Prometheus {
             .query("query", query)
             .call()
             .expect("Prometheus answers");
-        let text = response.body_mut().read_to_string().expect("a query answer");
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .expect("a query answer");
         let value: Value = serde_json::from_str(&text).expect("JSON");
         assert_eq!(value["status"], "success", "query {query}: {value}");
         value["data"]["result"]
@@ -85,7 +91,11 @@ impl Prometheus {
                 series
                     .iter()
                     .map(|s| {
-                        let v = s["value"][1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN);
+                        let v = s["value"][1]
+                            .as_str()
+                            .unwrap_or("NaN")
+                            .parse()
+                            .unwrap_or(f64::NAN);
                         (s["metric"].clone(), v)
                     })
                     .collect()
