@@ -20,14 +20,15 @@ use crate::engine::{LinkId, LinkStats};
 use crate::impair::{DirectedSpec, ImpairConfig, Live};
 use crate::measure::fragment::{Budget, Outer};
 use crate::measure::l2::View;
-use crate::measure::meter::{Config, Meter};
+use crate::measure::meter::{Config, Ends, Meter, SpliceCounters};
+use crate::measure::report;
 use crate::net::{tunnel, udp_table};
 use crate::plan::{self, Mapping};
 use crate::splice::copy::{self, Consumer, CopyFilter, CopyRecord, Next};
 use crate::splice::{LinkConfig, Mode, Splice, SpliceConfig};
 
 use super::model::{
-    DirectionFigures, EndView, LabView, LinkState, LinkView, NeighbourView, PerEnd, RTT_BUCKETS_MS,
+    CaptureFigures, DirectionFigures, EndView, LabView, LinkState, LinkView, NeighbourView, PerEnd, RTT_BUCKETS_MS,
     RttView,
 };
 use super::stp;
@@ -153,6 +154,8 @@ struct Planned {
 struct Track {
     meter: Meter,
     view: View,
+    /// When it was spliced, for the report's averages.
+    started: Instant,
 }
 
 /// What the copy consumer and the sampler share.
@@ -166,6 +169,8 @@ struct Client {
     link: usize,
     stream: Stream,
     chunks: tokio::sync::mpsc::Sender<Vec<u8>>,
+    /// Frames handed to this client.
+    frames: u64,
     /// Frames of this client dropped because it did not read fast enough.
     dropped: u64,
     /// Frames in the pending chunk.
@@ -369,6 +374,7 @@ impl Lab {
                                 Track {
                                     meter: Meter::new(Config::new(planned.budget)),
                                     view: View::new(),
+                                    started: Instant::now(),
                                 },
                             );
                             spliced.insert(index, id);
@@ -444,6 +450,7 @@ impl Lab {
             link: id.0,
             stream,
             chunks: sender,
+            frames: 0,
             dropped: 0,
             pending: 0,
         };
@@ -462,6 +469,13 @@ impl Lab {
             .map(|s| (s.id.0, s))
             .collect();
         let spliced = lock(&self.spliced).clone();
+        let mut captures: HashMap<usize, Vec<CaptureFigures>> = HashMap::new();
+        for client in lock(&self.clients).iter() {
+            captures.entry(client.link).or_default().push(CaptureFigures {
+                frames: client.frames,
+                dropped: client.dropped,
+            });
+        }
         let now = Instant::now();
         let now_ns = crate::bench::now_ns();
         let mut previous = lock(&self.previous);
@@ -521,6 +535,7 @@ impl Lab {
                             impaired,
                             frames: d.frames(),
                             bytes: d.bytes(),
+                            copy_dropped: d.copy_dropped(),
                             pps,
                             bps,
                             dropped,
@@ -531,6 +546,35 @@ impl Lab {
             } else {
                 previous.retain(|(i, _), _| *i != index);
             }
+            let l2 = track.as_ref().map(|t| {
+                serde_json::json!({
+                    "a>b": t.view.direction(Direction::AToB),
+                    "b>a": t.view.direction(Direction::BToA),
+                })
+            });
+            let report = track.as_ref().and_then(|t| {
+                let s = link_stats?;
+                let ends = Ends {
+                    name: planned.link.name.clone(),
+                    a: planned.a.name.clone(),
+                    b: planned.b.name.clone(),
+                };
+                let counters = Direction::BOTH.map(|d| {
+                    let d = s.direction(d).copied().unwrap_or_default();
+                    SpliceCounters {
+                        dropped: report::Dropped {
+                            kernel_rx_overflow: d.kernel_rx_overflow(),
+                            send_error: d.send_error(),
+                            foreign_source: d.foreign_source(),
+                            zero_length: d.zero_length(),
+                            truncated: d.truncated(),
+                        },
+                        capture_dropped: d.copy_dropped(),
+                    }
+                });
+                let seconds = now.duration_since(t.started).as_secs_f64();
+                serde_json::to_value(t.meter.report(&ends, counters, seconds)).ok()
+            });
             let (rtt_ms, neighbour, mismatch) = match track {
                 Some(track) => {
                     track.meter.expire(now_ns);
@@ -575,7 +619,11 @@ impl Lab {
                 neighbour,
                 lldp_mismatch: mismatch,
                 stp_blocking: PerEnd::default(),
-                report: None,
+                l2,
+                captures: id
+                    .and_then(|id| captures.remove(&id.0))
+                    .unwrap_or_default(),
+                report,
             });
         }
         let views: Vec<Option<&View>> = self
@@ -758,7 +806,7 @@ impl Client {
             return !self.chunks.is_closed();
         }
         match self.chunks.try_send(chunk) {
-            Ok(()) => {}
+            Ok(()) => self.frames += self.pending,
             Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => self.dropped += self.pending,
             Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return false,
         }

@@ -55,9 +55,22 @@ pub struct DirectionFigures {
     pub dropped: BTreeMap<String, u64>,
     /// Frames whose tunnel datagram exceeds the path MTU, so the host fragments it.
     pub fragmented: u64,
+    /// Frames forwarded whose copy was dropped because measuring and capturing fell
+    /// behind (the frames themselves were forwarded).
+    #[serde(default)]
+    pub copy_dropped: u64,
     /// What the impairment did, by action (dropped_loss, delayed, duplicated, …).
     #[serde(default)]
     pub impaired: BTreeMap<String, u64>,
+}
+
+/// One live capture client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureFigures {
+    /// Frames written to it.
+    pub frames: u64,
+    /// Frames it lost because it did not read fast enough.
+    pub dropped: u64,
 }
 
 /// Round-trip times beyond the splice, in milliseconds.
@@ -120,6 +133,14 @@ pub struct LinkView {
     pub lldp_mismatch: PerEnd<Option<bool>>,
     /// True where an end's STP port is not forwarding, as the lab's BPDUs show.
     pub stp_blocking: PerEnd<bool>,
-    /// The full measurement report of the link (as `splice --json` gives it), if measured.
+    /// Live capture clients of the link and the frames they lost by not reading fast
+    /// enough (each loses only its own).
+    #[serde(default)]
+    pub captures: Vec<CaptureFigures>,
+    /// The layer-2 control plane per direction (`"a>b"`, `"b>a"`), as `splice --json`
+    /// shows it: the latest LLDP neighbour, STP and LACP state.
+    pub l2: Option<serde_json::Value>,
+    /// The measurement report of the link, as `splice --json` gives it (sizes, MTU,
+    /// added latency, round trips, advice), while it is spliced.
     pub report: Option<serde_json::Value>,
 }
