@@ -505,7 +505,11 @@ fn a_capture_client_that_stops_reading_costs_only_its_own_frames() {
             .call()
             .unwrap();
         let mut bytes = Vec::new();
-        response.body_mut().as_reader().read_to_end(&mut bytes).unwrap();
+        response
+            .body_mut()
+            .as_reader()
+            .read_to_end(&mut bytes)
+            .unwrap();
         bytes
     });
     std::thread::sleep(Duration::from_millis(500));

@@ -28,8 +28,8 @@ use crate::splice::copy::{self, Consumer, CopyFilter, CopyRecord, Next};
 use crate::splice::{LinkConfig, Mode, Splice, SpliceConfig};
 
 use super::model::{
-    CaptureFigures, DirectionFigures, EndView, LabView, LinkState, LinkView, NeighbourView, PerEnd, RTT_BUCKETS_MS,
-    RttView,
+    CaptureFigures, DirectionFigures, EndView, LabView, LinkState, LinkView, NeighbourView, PerEnd,
+    RTT_BUCKETS_MS, RttView,
 };
 use super::stp;
 
@@ -471,10 +471,13 @@ impl Lab {
         let spliced = lock(&self.spliced).clone();
         let mut captures: HashMap<usize, Vec<CaptureFigures>> = HashMap::new();
         for client in lock(&self.clients).iter() {
-            captures.entry(client.link).or_default().push(CaptureFigures {
-                frames: client.frames,
-                dropped: client.dropped,
-            });
+            captures
+                .entry(client.link)
+                .or_default()
+                .push(CaptureFigures {
+                    frames: client.frames,
+                    dropped: client.dropped,
+                });
         }
         let now = Instant::now();
         let now_ns = crate::bench::now_ns();
@@ -620,9 +623,7 @@ impl Lab {
                 lldp_mismatch: mismatch,
                 stp_blocking: PerEnd::default(),
                 l2,
-                captures: id
-                    .and_then(|id| captures.remove(&id.0))
-                    .unwrap_or_default(),
+                captures: id.and_then(|id| captures.remove(&id.0)).unwrap_or_default(),
                 report,
             });
         }
