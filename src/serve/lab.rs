@@ -815,3 +815,106 @@ impl Client {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::wire::lldp::{self, ChassisIdSubtype, PortIdSubtype, TlvRepr};
+
+    fn lldpdu(chassis: [u8; 6], port: (PortIdSubtype, &[u8])) -> Vec<u8> {
+        let repr = lldp::Repr {
+            tlvs: vec![
+                TlvRepr::ChassisId {
+                    subtype: ChassisIdSubtype::MAC_ADDRESS,
+                    id: Cow::Owned(chassis.to_vec()),
+                },
+                TlvRepr::PortId {
+                    subtype: port.0,
+                    id: Cow::Owned(port.1.to_vec()),
+                },
+                TlvRepr::Ttl(120),
+            ],
+        };
+        let mut frame = vec![0x01, 0x80, 0xc2, 0, 0, 0x0e];
+        frame.extend_from_slice(&chassis);
+        frame.extend_from_slice(&[0x88, 0xcc]);
+        repr.emit(&mut frame).unwrap();
+        frame
+    }
+
+    fn end(mac: &str) -> EndView {
+        EndView {
+            name: "vm100:eth1".into(),
+            vm: 100,
+            eth: 1,
+            nic: None,
+            mac: mac.into(),
+            host: "h".into(),
+            local: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_lldp_identity_is_checked_by_port_mac_then_chassis_mac() {
+        let planned = end("BE:24:99:00:64:01");
+        let mine = [0xbe, 0x24, 0x99, 0, 0x64, 1];
+        let other = [2, 0, 0, 0, 0, 0x99];
+        let check = |frame: Vec<u8>| {
+            let mut view = View::new();
+            view.record(Direction::AToB, 1, &frame);
+            lldp_mismatch(&view, Direction::AToB, &planned)
+        };
+        assert_eq!(lldp_mismatch(&View::new(), Direction::AToB, &planned), None);
+        assert_eq!(
+            check(lldpdu(other, (PortIdSubtype::MAC_ADDRESS, &mine))),
+            Some(false)
+        );
+        assert_eq!(
+            check(lldpdu(mine, (PortIdSubtype::MAC_ADDRESS, &other))),
+            Some(true)
+        );
+        assert_eq!(
+            check(lldpdu(mine, (PortIdSubtype::INTERFACE_NAME, b"eth1"))),
+            Some(false)
+        );
+        assert_eq!(
+            check(lldpdu(other, (PortIdSubtype::INTERFACE_NAME, b"eth1"))),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn control_bodies_are_checked_before_they_reach_the_link() {
+        assert!(Control::parse("down", b"").is_ok());
+        assert!(Control::parse("up", b"{}").is_ok());
+        let impair = Control::parse("impair", br#"{"spec": "a>b:delay=10ms"}"#).unwrap();
+        assert_eq!(
+            impair.request("100:1-102:1"),
+            Request::Impair {
+                link: "100:1-102:1".into(),
+                specs: vec!["a>b:delay=10ms".into()]
+            }
+        );
+        let flap = Control::parse("flap", br#"{"flap": "2,5,3"}"#).unwrap();
+        assert!(matches!(
+            flap.request("x"),
+            Request::Flap { down_s, up_s, count: Some(3), .. } if down_s == 2.0 && up_s == 5.0
+        ));
+        for (verb, body) in [
+            ("impair", &b"{}"[..]),
+            ("impair", br#"{"spec": "delay=ten"}"#),
+            ("flap", br#"{"flap": "2"}"#),
+            ("down", b"{not json"),
+            ("down", br#"{"surprise": 1}"#),
+            ("explode", b""),
+        ] {
+            assert!(
+                matches!(Control::parse(verb, body), Err(ControlError::Invalid(_))),
+                "{verb} {}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}

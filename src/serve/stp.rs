@@ -107,3 +107,128 @@ fn set(link: &mut LinkView, end_is_a: bool) {
         link.stp_blocking.b = true;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::model::{EndView, LinkState, PerEnd};
+    use crate::wire::MacAddr;
+    use crate::wire::stp::{self, BridgeId, Config};
+
+    fn id(priority: u16, last: u8) -> BridgeId {
+        BridgeId {
+            priority,
+            system_id_ext: 0,
+            mac: MacAddr([0x52, 0x54, 0, 0, 0, last]),
+        }
+    }
+
+    /// A configuration BPDU from `bridge`'s port `port`, for the root `root` at `cost`; an
+    /// RST BPDU with `flags` when given.
+    fn bpdu(bridge: BridgeId, port: u16, root: BridgeId, cost: u32) -> Vec<u8> {
+        frame(bridge, port, root, cost, None)
+    }
+
+    fn frame(
+        bridge: BridgeId,
+        port: u16,
+        root: BridgeId,
+        cost: u32,
+        rst_flags: Option<u8>,
+    ) -> Vec<u8> {
+        let config = Config {
+            root,
+            root_path_cost: cost,
+            bridge,
+            port_id: port,
+            flags: stp::Flags(rst_flags.unwrap_or(0)),
+            ..Config::root(bridge)
+        };
+        let repr = match rst_flags {
+            Some(_) => stp::Repr {
+                version: stp::Version::RSTP,
+                body: stp::Body::Rst(config),
+                pvst_vlan: None,
+            },
+            None => stp::Repr {
+                version: stp::Version::STP,
+                body: stp::Body::Config(config),
+                pvst_vlan: None,
+            },
+        };
+        let mut llc = vec![0x42, 0x42, 0x03];
+        repr.emit(&mut llc).unwrap();
+        let mut frame = vec![0x01, 0x80, 0xc2, 0, 0, 0];
+        frame.extend_from_slice(&bridge.mac.0);
+        frame.extend_from_slice(&(llc.len() as u16).to_be_bytes());
+        frame.extend_from_slice(&llc);
+        frame
+    }
+
+    fn link(name: &str, vm_a: u32, vm_b: u32) -> LinkView {
+        let end = |vm: u32| EndView {
+            name: format!("vm{vm}:eth1"),
+            vm,
+            eth: 1,
+            nic: None,
+            mac: String::new(),
+            host: "h".into(),
+            local: String::new(),
+        };
+        LinkView {
+            name: name.into(),
+            node: "n".into(),
+            api: String::new(),
+            state: LinkState::Spliced,
+            down: false,
+            impairment: None,
+            a: end(vm_a),
+            b: end(vm_b),
+            host_mtu: None,
+            directions: Default::default(),
+            rtt_ms: None,
+            neighbour: PerEnd::default(),
+            lldp_mismatch: PerEnd::default(),
+            stp_blocking: PerEnd::default(),
+            l2: None,
+            captures: Vec::new(),
+            report: None,
+        }
+    }
+
+    #[test]
+    fn in_a_triangle_the_worse_receiving_port_of_the_far_bridge_blocks() {
+        // Root R (VM 1), bridges X (VM 2) and Y (VM 3, the higher ID): R–X, R–Y, X–Y.
+        let (r, x, y) = (id(4096, 1), id(32768, 2), id(32768, 3));
+        let now_ns = 1_000_000_000_000u64;
+        let mut views = vec![View::new(), View::new(), View::new()];
+        // R designated towards X and Y; X designated towards Y at cost 19; Y sends nothing.
+        views[0].record(Direction::AToB, now_ns, &bpdu(r, 0x8001, r, 0));
+        views[1].record(Direction::AToB, now_ns, &bpdu(r, 0x8002, r, 0));
+        views[2].record(Direction::AToB, now_ns, &bpdu(x, 0x8002, r, 19));
+        let mut links = vec![link("1-2", 1, 2), link("1-3", 1, 3), link("2-3", 2, 3)];
+        let refs: Vec<Option<&View>> = views.iter().map(Some).collect();
+        mark_blocking(&mut links, &refs, now_ns);
+        let blocking: Vec<(bool, bool)> = links
+            .iter()
+            .map(|l| (l.stp_blocking.a, l.stp_blocking.b))
+            .collect();
+        assert_eq!(blocking, [(false, false), (false, false), (false, true)]);
+        // A stale view (older than max age) says nothing.
+        let mut links = vec![link("1-2", 1, 2), link("1-3", 1, 3), link("2-3", 2, 3)];
+        mark_blocking(&mut links, &refs, now_ns + 60_000_000_000);
+        assert!(links.iter().all(|l| !l.stp_blocking.a && !l.stp_blocking.b));
+    }
+
+    #[test]
+    fn an_rstp_alternate_port_blocks_by_its_own_word() {
+        let (r, x) = (id(4096, 1), id(32768, 2));
+        // Flags: port role alternate/backup (01 in bits 2–3).
+        let alternate = frame(x, 0x8001, r, 19, Some(0x04));
+        let mut view = View::new();
+        view.record(Direction::BToA, 1_000_000_000, &alternate);
+        let mut links = vec![link("1-2", 1, 2)];
+        mark_blocking(&mut links, &[Some(&view)], 1_000_000_000);
+        assert!(links[0].stp_blocking.b && !links[0].stp_blocking.a);
+    }
+}
