@@ -265,3 +265,41 @@ fn json_plan_holds_every_decision() {
     let links: serde_json::Value = serde_json::from_slice(&links.stdout).unwrap();
     assert_eq!(links["links"], plan["links"]);
 }
+
+#[test]
+fn links_shows_what_link_patterns_select() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mapping.yaml"),
+        "links:\n  - [100, 1, 102, 1]\n  - [101, 1, 102, 2]\n  - [100, 2, 103, 1]\n",
+    )
+    .unwrap();
+    let names = |patterns: &[&str]| -> Vec<String> {
+        let mut args = vec!["links", "mapping.yaml", "--json"];
+        for p in patterns {
+            args.extend(["--link", p]);
+        }
+        let out = linkscope(dir.path(), &args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        value["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&[]).len(), 3);
+    assert_eq!(names(&["100"]), ["100:1-102:1", "100:2-103:1"]);
+    assert_eq!(
+        names(&["103:1", "102:*"]),
+        ["100:1-102:1", "101:1-102:2", "100:2-103:1"]
+    );
+    let out = linkscope(dir.path(), &["links", "mapping.yaml", "--link", "104"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no link '104'"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -297,3 +297,128 @@ fn relay_mode_forwards_between_its_two_ports() {
     assert!(status.success(), "{err}");
     assert!(err.contains("relay mode"), "{err}");
 }
+
+/// A mapping of four links between emulated ends on loopback (kept bound while the test
+/// runs): 100:1-102:1, 101:1-102:2, 100:2-103:1, 104:1-105:1.
+fn four_links() -> (tempfile::TempDir, Vec<UdpSocket>) {
+    let dir = tempfile::tempdir().unwrap();
+    let ends: Vec<UdpSocket> = (0..8).map(|_| end()).collect();
+    let port = |i: usize| ends[i].local_addr().unwrap().port();
+    let mut mapping = String::from("links:\n");
+    for (i, (a, b)) in [
+        ("100, 1", "102, 1"),
+        ("101, 1", "102, 2"),
+        ("100, 2", "103, 1"),
+        ("104, 1", "105, 1"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        mapping.push_str(&format!(
+            "  - [{a}, {b}, {{port_a: {}, port_b: {}}}]\n",
+            port(2 * i),
+            port(2 * i + 1)
+        ));
+    }
+    std::fs::write(dir.path().join("mapping.yaml"), mapping).unwrap();
+    (dir, ends)
+}
+
+/// The links a splice of `selection` steps into, from its start report, in its order.
+fn spliced_links(dir: &std::path::Path, selection: &[&str]) -> Vec<String> {
+    let out = linkscope()
+        .current_dir(dir)
+        .args(["splice", "--mapping", "mapping.yaml", "-q", "--no-measure"])
+        .args(selection)
+        .args(["-a", "duration:1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{selection:?}: {err}");
+    err.lines()
+        .filter_map(|l| l.strip_prefix("splicing "))
+        .map(|l| l.split(' ').next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn all_and_link_patterns_splice_the_links_they_name_once_in_mapping_order() {
+    let (dir, _ends) = four_links();
+    let dir = dir.path();
+    assert_eq!(
+        spliced_links(dir, &["--all"]),
+        ["100:1-102:1", "101:1-102:2", "100:2-103:1", "104:1-105:1"]
+    );
+    assert_eq!(
+        spliced_links(dir, &["--link", "100"]),
+        ["100:1-102:1", "100:2-103:1"]
+    );
+    assert_eq!(
+        spliced_links(dir, &["--link", "102:*"]),
+        ["100:1-102:1", "101:1-102:2"]
+    );
+    assert_eq!(
+        spliced_links(
+            dir,
+            &[
+                "--link",
+                "105:eth1",
+                "--link",
+                "103:1",
+                "--link",
+                "100:1-102:1"
+            ]
+        ),
+        ["100:1-102:1", "100:2-103:1", "104:1-105:1"]
+    );
+    assert_eq!(
+        spliced_links(
+            dir,
+            &["--link", "100", "--link", "100:1", "--link", "102:1-100:1"]
+        ),
+        ["100:1-102:1", "100:2-103:1"]
+    );
+}
+
+#[test]
+fn a_link_pattern_that_names_nothing_exits_2_naming_it() {
+    let (dir, _ends) = four_links();
+    for (pattern, says) in [
+        ("106", "no link '106' in the mapping"),
+        ("100:3", "no link '100:3' in the mapping"),
+        ("100:1-103:1", "no link '100:1-103:1' in the mapping"),
+        ("100:x", "'100:x' is not a link pattern"),
+        ("*", "'*' is not a link pattern"),
+    ] {
+        let out = linkscope()
+            .current_dir(dir.path())
+            .args(["splice", "--mapping", "mapping.yaml", "-q"])
+            .args(["--link", "100", "--link", pattern])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{pattern}: {err}");
+        assert!(err.contains(says), "{pattern}: {err}");
+        assert!(
+            !err.contains("splicing"),
+            "{pattern}: nothing spliced: {err}"
+        );
+    }
+    let out = linkscope()
+        .current_dir(dir.path())
+        .args([
+            "splice",
+            "--mapping",
+            "mapping.yaml",
+            "--all",
+            "--link",
+            "100",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--all and --link exclude each other"
+    );
+}

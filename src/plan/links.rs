@@ -188,18 +188,99 @@ fn place(
     Ok(port)
 }
 
-/// Finds a link by its name (`100:1-102:1`, either end first) or by one end (`100:2`,
-/// `100:eth2`).
-pub fn find_link<'a>(links: &'a [Link], spec: &str) -> crate::Result<&'a Link> {
-    if let Some((left, right)) = spec.split_once('-') {
-        let (a, b) = (parse_end(left, spec)?, parse_end(right, spec)?);
-        let ends = |l: &Link| ((l.a.vm, l.a.eth), (l.b.vm, l.b.eth));
-        return links
-            .iter()
-            .find(|l| ends(l) == (a, b) || ends(l) == (b, a))
-            .ok_or_else(|| not_found(links, spec));
+/// What a `--link` names: one link, or every link of a VM. Every command that takes links
+/// of a mapping parses them here, so a link is named the same way everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    /// Every link of a VM: `100` or `100:*`.
+    Vm(u32),
+    /// The link one end belongs to: `100:1` or `100:eth1`.
+    End { vm: u32, eth: u32 },
+    /// A link by its name, either end first: `100:1-102:1`.
+    Link { a: (u32, u32), b: (u32, u32) },
+}
+
+impl Pattern {
+    /// Parses `100`, `100:*`, `100:1`, `100:eth1` or `100:1-102:1`.
+    pub fn parse(text: &str) -> crate::Result<Pattern> {
+        let bad = || crate::Error::Argument {
+            field: "link".into(),
+            message: format!(
+                "'{text}' is not a link pattern: expected a VM (100, 100:*), a link end \
+                 (100:1, 100:eth1) or a link name (100:1-102:1)"
+            ),
+        };
+        let trimmed = text.trim();
+        if let Some((left, right)) = trimmed.split_once('-') {
+            let a = parse_end(left, text).map_err(|_| bad())?;
+            let b = parse_end(right, text).map_err(|_| bad())?;
+            return Ok(Pattern::Link { a, b });
+        }
+        match trimmed.split_once(':') {
+            Some((vm, "*")) => number(vm).map(Pattern::Vm).ok_or_else(bad),
+            Some(_) => parse_end(trimmed, text)
+                .map(|(vm, eth)| Pattern::End { vm, eth })
+                .map_err(|_| bad()),
+            None => number(trimmed).map(Pattern::Vm).ok_or_else(bad),
+        }
     }
-    find_end(links, spec).map(|(link, _)| link)
+
+    /// Whether `link` is one the pattern names.
+    pub fn matches(&self, link: &Link) -> bool {
+        let ends = ((link.a.vm, link.a.eth), (link.b.vm, link.b.eth));
+        match *self {
+            Pattern::Vm(vm) => link.a.vm == vm || link.b.vm == vm,
+            Pattern::End { vm, eth } => ends.0 == (vm, eth) || ends.1 == (vm, eth),
+            Pattern::Link { a, b } => ends == (a, b) || ends == (b, a),
+        }
+    }
+}
+
+/// The links `patterns` name (see [`Pattern`]), each once and in mapping order: their
+/// union. A pattern that does not parse or names no link of the mapping is an error naming
+/// it.
+pub fn select<'a, S: AsRef<str>>(
+    links: &'a [Link],
+    patterns: &[S],
+) -> crate::Result<Vec<&'a Link>> {
+    let mut chosen = vec![false; links.len()];
+    for text in patterns {
+        let text = text.as_ref();
+        let pattern = Pattern::parse(text)?;
+        let mut any = false;
+        for (link, chosen) in links.iter().zip(&mut chosen) {
+            if pattern.matches(link) {
+                *chosen = true;
+                any = true;
+            }
+        }
+        if !any {
+            return Err(not_found(links, text));
+        }
+    }
+    Ok(links
+        .iter()
+        .zip(chosen)
+        .filter_map(|(link, chosen)| chosen.then_some(link))
+        .collect())
+}
+
+/// Finds the one link `spec` names: by its name (`100:1-102:1`, either end first) or by one
+/// end (`100:2`, `100:eth2`); a VM pattern (`100`, `100:*`) is refused, it may name several.
+pub fn find_link<'a>(links: &'a [Link], spec: &str) -> crate::Result<&'a Link> {
+    let pattern = Pattern::parse(spec)?;
+    if let Pattern::Vm(vm) = pattern {
+        return Err(crate::Error::Argument {
+            field: "link".into(),
+            message: format!(
+                "'{spec}' names every link of VM {vm}; name one link (100:1, 100:1-102:1)"
+            ),
+        });
+    }
+    links
+        .iter()
+        .find(|l| pattern.matches(l))
+        .ok_or_else(|| not_found(links, spec))
 }
 
 /// Finds the link one end (`VM:ETH`, e.g. `100:2` or `100:eth2`) belongs to, and which side
@@ -217,6 +298,14 @@ pub fn find_end<'a>(links: &'a [Link], spec: &str) -> crate::Result<(&'a Link, S
         .ok_or_else(|| not_found(links, spec))
 }
 
+/// A whole number in decimal digits only (no sign, no blanks).
+fn number(s: &str) -> Option<u32> {
+    s.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| s.parse::<u32>().ok())
+        .flatten()
+}
+
 fn parse_end(text: &str, spec: &str) -> crate::Result<(u32, u32)> {
     let bad = || crate::Error::Argument {
         field: "link".into(),
@@ -228,12 +317,6 @@ fn parse_end(text: &str, spec: &str) -> crate::Result<(u32, u32)> {
     let eth = match eth.get(..3) {
         Some(p) if p.eq_ignore_ascii_case("eth") => &eth[3..],
         _ => eth,
-    };
-    let number = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| s.parse::<u32>().ok())
-            .flatten()
     };
     Ok((number(vm).ok_or_else(bad)?, number(eth).ok_or_else(bad)?))
 }
@@ -338,6 +421,75 @@ mod tests {
             let err = find_link(&l, bad).unwrap_err();
             assert!(err.is_input(), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn patterns_select_the_union_in_mapping_order() {
+        let l = links(
+            "links:\n  - [100, 1, 102, 1]\n  - [101, 1, 102, 2]\n  - [100, 2, 103, 1]\n  - [104, 1, 105, 1]\n",
+        )
+        .unwrap();
+        let names = |patterns: &[&str]| -> Vec<String> {
+            select(&l, patterns)
+                .unwrap()
+                .into_iter()
+                .map(|link| link.name.clone())
+                .collect()
+        };
+        let vm100 = ["100:1-102:1", "100:2-103:1"];
+        assert_eq!(names(&["100"]), vm100);
+        assert_eq!(names(&["100:*"]), vm100);
+        assert_eq!(names(&[" 100:* "]), vm100);
+        assert_eq!(names(&["102"]), ["100:1-102:1", "101:1-102:2"]);
+        assert_eq!(names(&["100:eth2"]), ["100:2-103:1"]);
+        assert_eq!(names(&["103:1"]), ["100:2-103:1"]);
+        assert_eq!(names(&["102:2-101:1"]), ["101:1-102:2"]);
+        // A union: each link once, in the mapping's order, whatever the patterns' order.
+        assert_eq!(
+            names(&["105:1", "100", "100:1", "102:1-100:1"]),
+            ["100:1-102:1", "100:2-103:1", "104:1-105:1"]
+        );
+        assert_eq!(Pattern::parse("100:*").unwrap(), Pattern::Vm(100));
+        assert_eq!(
+            Pattern::parse("100:eth1").unwrap(),
+            Pattern::End { vm: 100, eth: 1 }
+        );
+    }
+
+    #[test]
+    fn a_pattern_that_fails_is_named() {
+        let l = links("links:\n  - [100, 1, 102, 1]\n").unwrap();
+        for bad in [
+            "x",
+            "100:",
+            "100:*-102:1",
+            "100:1-",
+            "*",
+            "-1",
+            "100:eth",
+            "100:1:2",
+        ] {
+            let err = select(&l, &["100", bad]).unwrap_err();
+            assert!(err.is_input(), "{bad}: {err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("link: '{bad}' is not a link pattern")),
+                "{bad}: {err}"
+            );
+        }
+        for unknown in ["101", "101:*", "100:2", "100:1-103:1"] {
+            let err = select(&l, &["100:1", unknown]).unwrap_err();
+            assert!(err.is_input(), "{unknown}: {err}");
+            assert_eq!(
+                err.to_string(),
+                format!("link: no link '{unknown}' in the mapping (links: 100:1-102:1)")
+            );
+        }
+        let err = find_link(&l, "100").unwrap_err();
+        assert!(
+            err.to_string().contains("names every link of VM 100"),
+            "{err}"
+        );
     }
 
     #[test]

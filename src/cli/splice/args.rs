@@ -14,14 +14,19 @@ pub(super) enum ModeArg {
 
 /// Step into running QEMU UDP socket links and show what crosses them.
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("links").args(["link", "all"]))]
 pub struct Args {
     /// The mapping.yaml the links are planned from.
-    #[arg(long, value_name = "FILE", requires = "link")]
+    #[arg(long, value_name = "FILE", requires = "links")]
     pub(super) mapping: Option<PathBuf>,
-    /// A link of the mapping: its name (100:1-102:1) or one of its ends (100:1, 100:eth1);
-    /// repeatable, all links go into one capture.
-    #[arg(long, value_name = "SPEC", requires = "mapping")]
+    /// Links of the mapping: a link's name (100:1-102:1), one end's link (100:1, 100:eth1)
+    /// or every link of a VM (100, 100:*); repeatable: every link named, once each and in
+    /// the mapping's order, goes into one capture.
+    #[arg(long, value_name = "PATTERN", requires = "mapping")]
     pub(super) link: Vec<String>,
+    /// Every link of the mapping.
+    #[arg(long, requires = "mapping")]
+    pub(super) all: bool,
     /// End A's bound address (the address its QEMU netdev binds), IP:PORT.
     #[arg(
         long = "a",

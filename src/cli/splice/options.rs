@@ -214,17 +214,11 @@ type Resolved = (Vec<LinkConfig>, Vec<LinkNames>, Vec<Option<u32>>);
 fn resolve(args: &Args) -> crate::Result<Resolved> {
     let (links, names, host_mtus): Resolved = if let Some(mapping) = &args.mapping {
         let planned = crate::plan::load_links(mapping)?;
-        let mut chosen: Vec<&crate::plan::Link> = Vec::new();
-        for spec in &args.link {
-            let link = crate::plan::find_link(&planned, spec)?;
-            if chosen.iter().any(|c| c.name == link.name) {
-                return Err(crate::Error::Argument {
-                    field: "--link".into(),
-                    message: format!("{spec}: link {} is already selected", link.name),
-                });
-            }
-            chosen.push(link);
-        }
+        let chosen = if args.all {
+            planned.iter().collect()
+        } else {
+            crate::plan::select(&planned, &args.link)?
+        };
         chosen
             .into_iter()
             .enumerate()
@@ -250,8 +244,8 @@ fn resolve(args: &Args) -> crate::Result<Resolved> {
         let (Some(a), Some(b)) = (args.end_a, args.end_b) else {
             return Err(crate::Error::Argument {
                 field: "--a/--b".into(),
-                message: "name the links to splice: --mapping FILE --link SPEC, or --a IP:PORT \
-                          --b IP:PORT"
+                message: "name the links to splice: --mapping FILE --link PATTERN (or --all), \
+                          or --a IP:PORT --b IP:PORT"
                     .into(),
             });
         };
