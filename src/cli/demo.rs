@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::spliced::{LinkNames, Printer, capture_layout, join, print_summary, watch};
+use super::spliced::{LinkNames, Printer, capture_layout, join, meter_text, print_summary, watch};
 use crate::capture::{Output, Writer};
 use crate::measure::meter::Ends;
 use crate::splice::copy::{self, Consumer, CopyRecord, Next};
@@ -172,7 +172,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     eprint!(
         "{}",
-        meters.lock()[0].summary(&ends, &Direction::BOTH, spliced_for.as_secs_f64())
+        meter_text::summary(
+            &meters.lock()[0],
+            &ends,
+            &Direction::BOTH,
+            spliced_for.as_secs_f64()
+        )
     );
     watch::print_summary(&views.lock(), &stats, &names, &mut err)?;
     drop(err);

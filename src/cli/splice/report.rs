@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::spliced::{LinkNames, print_summary, stdout_error, watch};
+use crate::cli::spliced::{LinkNames, meter_text, print_summary, stdout_error, watch};
 use crate::measure::meter::{Counters, Ends, SpliceCounters};
 use crate::measure::report::{self, Report};
 use crate::measure::snmp::{self, FragCounters};
@@ -190,7 +190,8 @@ impl Measurement {
         let mut parts = Vec::new();
         for (i, meter) in meters.iter_mut().enumerate() {
             meter.expire(now);
-            let line = meter.status_line(
+            let line = meter_text::status_line(
+                meter,
                 &self.directions[i],
                 self.last[i],
                 now - self.last_ns.min(now),
@@ -283,7 +284,7 @@ impl Measurement {
             write!(
                 err,
                 "{}",
-                meter.summary(&self.ends[i], &self.directions[i], duration_s)
+                meter_text::summary(meter, &self.ends[i], &self.directions[i], duration_s)
             )?;
         }
         Ok(())

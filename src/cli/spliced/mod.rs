@@ -1,7 +1,8 @@
 //! What every command that runs a splice shares (`splice`, `demo`, `extcap`): the names of a
-//! link's ends, the capture's interfaces, the per-frame printer, the summaries and the
-//! control-plane lines.
+//! link's ends, the capture's interfaces, the per-frame printer, the summaries, the
+//! measurements as text and the control-plane lines.
 
+pub(super) mod meter_text;
 mod print;
 pub(super) mod watch;
 
