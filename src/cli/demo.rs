@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::spliced::{LinkNames, Printer, capture_layout, join, meter_text, print_summary, watch};
+use super::spliced::{Printer, capture_layout, join, meter_text, print_summary, watch};
 use crate::capture::{Output, Writer};
-use crate::measure::meter::Ends;
+use crate::plan::LinkNames;
 use crate::splice::copy::{self, Consumer, CopyRecord, Next};
 use crate::splice::demo::{Identity, Vm, VmCounts};
 use crate::splice::meters::{self, Metered, Meters};
@@ -165,16 +165,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!();
     let mut err = std::io::stderr().lock();
     print_summary(&stats, &names, &mut err)?;
-    let ends = Ends {
-        name: names[0].link.clone(),
-        a: names[0].a.clone(),
-        b: names[0].b.clone(),
-    };
     eprint!(
         "{}",
         meter_text::summary(
             &meters.lock()[0],
-            &ends,
+            &names[0],
             &Direction::BOTH,
             spliced_for.as_secs_f64()
         )

@@ -31,6 +31,7 @@ use super::fast_map::FastMap;
 use super::fragment::{Budget, Seen, advice};
 use super::pending::{Pending, Request};
 use super::report;
+use crate::plan::LinkNames;
 
 pub use crate::direction::Direction;
 
@@ -124,17 +125,6 @@ impl Counters {
             (self.bytes - earlier.bytes) as f64 * 8.0 / seconds,
         )
     }
-}
-
-/// Names the report gives a link and its two ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ends {
-    /// The link's name, e.g. "100:1-102:1".
-    pub name: String,
-    /// Endpoint A, e.g. "100:1".
-    pub a: String,
-    /// Endpoint B, e.g. "102:1".
-    pub b: String,
 }
 
 /// What the splice counted itself in one direction (the meter cannot see these).
@@ -325,17 +315,14 @@ impl Meter {
     /// STP and LACP summaries are null: the decoders fill them.
     pub fn report(
         &self,
-        ends: &Ends,
+        names: &LinkNames,
         splice: [SpliceCounters; 2],
         duration_s: f64,
-    ) -> report::Link {
+    ) -> report::LinkReport {
         let directions = Direction::BOTH
             .iter()
             .map(|&direction| {
-                let (from, to) = match direction {
-                    Direction::AToB => (&ends.a, &ends.b),
-                    Direction::BToA => (&ends.b, &ends.a),
-                };
+                let (from, to) = names.ends(direction);
                 self.directions[slot(direction)].report(
                     from,
                     to,
@@ -344,8 +331,8 @@ impl Meter {
                 )
             })
             .collect();
-        report::Link {
-            name: ends.name.clone(),
+        report::LinkReport {
+            name: names.link.clone(),
             host_mtu: self.config.budget.host_mtu,
             path_mtu: self.config.budget.path_mtu,
             directions,
@@ -649,7 +636,7 @@ impl DirectionMeter {
         to: &str,
         splice: SpliceCounters,
         duration_s: f64,
-    ) -> report::Direction {
+    ) -> report::DirectionReport {
         let any = self.frames > 0;
         let size_at = |q: f64| {
             self.sizes
@@ -667,7 +654,7 @@ impl DirectionMeter {
             (!self.added_latency.is_empty())
                 .then(|| self.added_latency.value_at_quantile(q) as f64 / 1000.0)
         };
-        report::Direction {
+        report::DirectionReport {
             from: from.to_string(),
             to: to.to_string(),
             frames: self.frames,
@@ -916,10 +903,11 @@ mod tests {
                 bytes: 600
             }
         );
-        let ends = Ends {
-            name: "100:1-102:1".into(),
+        let ends = LinkNames {
+            link: "100:1-102:1".into(),
             a: "100:1".into(),
             b: "102:1".into(),
+            detail: String::new(),
         };
         let r = m.report(&ends, [SpliceCounters::default(); 2], 2.0);
         assert_eq!(r.directions[0].from, "100:1");
@@ -980,10 +968,11 @@ mod tests {
                 &echo(false, false, seq as u16, 3000),
             );
         }
-        let ends = Ends {
-            name: "l".into(),
+        let ends = LinkNames {
+            link: "l".into(),
             a: "a".into(),
             b: "b".into(),
+            detail: String::new(),
         };
         let sizes = m
             .report(&ends, [SpliceCounters::default(); 2], 1.0)
@@ -1129,10 +1118,11 @@ mod tests {
             .expect("builds");
         assert_eq!(tagged.len(), 1518);
         m.record(Direction::BToA, 0, &tagged);
-        let ends = Ends {
-            name: "l".into(),
+        let ends = LinkNames {
+            link: "l".into(),
             a: "a".into(),
             b: "b".into(),
+            detail: String::new(),
         };
         let r = m.report(&ends, [SpliceCounters::default(); 2], 1.0);
         assert_eq!(
@@ -1202,10 +1192,11 @@ mod tests {
         for us in 1..=100u64 {
             m.record_added_latency(Direction::AToB, us * 1000);
         }
-        let ends = Ends {
-            name: "l".into(),
+        let ends = LinkNames {
+            link: "l".into(),
             a: "a".into(),
             b: "b".into(),
+            detail: String::new(),
         };
         let r = m.report(&ends, [SpliceCounters::default(); 2], 1.0);
         let l = r.directions[0].added_latency_us;

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::mac;
 use super::mapping::{HostIp, LinkSpec, Mapping, NicRef};
+use crate::direction::Direction;
 
 /// One end of a link: a VM's NIC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,6 +34,59 @@ pub struct Link {
     pub host_mtu: Option<u32>,
     pub a: Endpoint,
     pub b: Endpoint,
+}
+
+/// The names of a link and its two ends as every output shows them: printed lines, capture
+/// interfaces (one per end), the measurements' summary and JSON report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkNames {
+    /// The link's name, e.g. `100:1-102:1`.
+    pub link: String,
+    /// End A, e.g. `vm100:eth1`.
+    pub a: String,
+    /// End B, e.g. `vm102:eth1`.
+    pub b: String,
+    /// More about the link for capture interface descriptions (addresses, MACs, MTU), e.g.
+    /// `, A be:24:99:00:64:01 binds 127.0.0.1:41001, …`; empty when nothing more is known.
+    pub detail: String,
+}
+
+impl LinkNames {
+    /// The names of a planned link's ends (`vm100:eth1`) and the details of its capture
+    /// interface descriptions (MACs, bound addresses, host_mtu).
+    pub fn planned(link: &Link) -> LinkNames {
+        let end = |e: &Endpoint| format!("vm{}:eth{}", e.vm, e.eth);
+        let mtu = link
+            .host_mtu
+            .map_or(String::new(), |m| format!(", host_mtu {m}"));
+        LinkNames {
+            link: link.name.clone(),
+            a: end(&link.a),
+            b: end(&link.b),
+            detail: format!(
+                ", A {} binds {}, B {} binds {}{mtu}",
+                link.a.mac, link.a.local, link.b.mac, link.b.local
+            ),
+        }
+    }
+
+    /// A link known only by its ends' bound addresses: `A-B`, each end named by its address.
+    pub fn addresses(a: SocketAddr, b: SocketAddr) -> LinkNames {
+        LinkNames {
+            link: format!("{a}-{b}"),
+            a: a.to_string(),
+            b: b.to_string(),
+            detail: String::new(),
+        }
+    }
+
+    /// The sending and the receiving end of `direction`.
+    pub fn ends(&self, direction: Direction) -> (&str, &str) {
+        match direction {
+            Direction::AToB => (&self.a, &self.b),
+            Direction::BToA => (&self.b, &self.a),
+        }
+    }
 }
 
 /// Which end of a link.

@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 
-pub use links::{Endpoint, Link, Pattern, Side, find_end, find_link, select};
+pub use links::{Endpoint, Link, LinkNames, Pattern, Side, find_end, find_link, select};
 pub use mapping::{Mapping, NicRef, PciStrategy};
 pub use ports::PortScheme;
 pub use pve::{PveSource, Showcmd};

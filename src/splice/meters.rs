@@ -175,12 +175,13 @@ mod tests {
         metered.flush().unwrap();
         let counters = meters.lock()[0].counters(Direction::BToA);
         assert_eq!((counters.frames, counters.bytes), (2, 3060));
-        let ends = crate::measure::meter::Ends {
-            name: "l".into(),
+        let names = crate::plan::LinkNames {
+            link: "l".into(),
             a: "a".into(),
             b: "b".into(),
+            detail: String::new(),
         };
-        let report = meters.lock()[0].report(&ends, Default::default(), 1.0);
+        let report = meters.lock()[0].report(&names, Default::default(), 1.0);
         assert_eq!(report.directions[1].mtu.fragmented_frames, 1);
         assert_eq!(report.directions[1].added_latency_us.max, Some(0.5));
         assert_eq!(metered.into_inner().map(|c| c.0), Some(2));

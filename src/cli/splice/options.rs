@@ -10,7 +10,7 @@ use crate::measure::l2::Expect;
 use crate::splice::{LinkConfig, Mode};
 
 use super::args::{Args, ModeArg};
-use crate::cli::spliced::LinkNames;
+use crate::plan::LinkNames;
 
 /// How long `--expect` waits without `--timeout`.
 const EXPECT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -249,18 +249,12 @@ fn resolve(args: &Args) -> crate::Result<Resolved> {
                     .into(),
             });
         };
-        let name = format!("{a}-{b}");
+        let names = LinkNames::addresses(a, b);
         let config = LinkConfig {
-            name: name.clone(),
+            name: names.link.clone(),
             a,
             b,
             mode: mode(args, 0)?,
-        };
-        let names = LinkNames {
-            link: name,
-            a: a.to_string(),
-            b: b.to_string(),
-            detail: String::new(),
         };
         (vec![config], vec![names], vec![None])
     };

@@ -5,10 +5,11 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::spliced::{LinkNames, meter_text, print_summary, stdout_error, watch};
-use crate::measure::meter::{Counters, Ends, SpliceCounters};
+use crate::cli::spliced::{meter_text, print_summary, stdout_error, watch};
+use crate::measure::meter::{Counters, SpliceCounters};
 use crate::measure::report::{self, Report};
 use crate::measure::snmp::{self, FragCounters};
+use crate::plan::LinkNames;
 use crate::splice::meters::{self, Meters};
 use crate::splice::watch::Views;
 use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Survey};
@@ -125,7 +126,7 @@ impl JsonOut {
 /// ends, the directions each link carries here, and the kernel's counters at the start.
 pub(super) struct Measurement {
     pub meters: Meters,
-    ends: Vec<Ends>,
+    names: Vec<LinkNames>,
     directions: Vec<Vec<Direction>>,
     family: snmp::Family,
     snmp_start: FragCounters,
@@ -164,14 +165,7 @@ impl Measurement {
         let now = now_ns();
         Ok(Measurement {
             meters: Meters::new(&budgets),
-            ends: names
-                .iter()
-                .map(|n| Ends {
-                    name: n.link.clone(),
-                    a: n.a.clone(),
-                    b: n.b.clone(),
-                })
-                .collect(),
+            names: names.clone(),
             directions,
             family,
             snmp_start: FragCounters::read(family)?,
@@ -196,7 +190,7 @@ impl Measurement {
                 self.last[i],
                 now - self.last_ns.min(now),
             );
-            parts.push(format!("{}: {line}", self.ends[i].name));
+            parts.push(format!("{}: {line}", self.names[i].link));
             self.last[i] = Direction::BOTH.map(|d| meter.counters(d));
         }
         drop(meters);
@@ -249,7 +243,7 @@ impl Measurement {
                         capture_dropped: s.copy_dropped(),
                     }
                 });
-                let mut link = meter.report(&self.ends[i], splice, duration_s);
+                let mut link = meter.report(&self.names[i], splice, duration_s);
                 for (direction, out) in Direction::BOTH.iter().zip(&mut link.directions) {
                     let view = l2.direction(*direction);
                     out.lldp = serde_json::to_value(view.lldp())?;
@@ -284,7 +278,7 @@ impl Measurement {
             write!(
                 err,
                 "{}",
-                meter_text::summary(meter, &self.ends[i], &self.directions[i], duration_s)
+                meter_text::summary(meter, &self.names[i], &self.directions[i], duration_s)
             )?;
         }
         Ok(())

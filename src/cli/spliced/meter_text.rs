@@ -1,7 +1,8 @@
 //! A link's measurements as text: the status line of each stats interval and the summary at
 //! the end of a run, from what [`Meter`] counted.
 
-use crate::measure::meter::{Counters, Ends, Exchange, FlowProtocol, Meter, SpliceCounters};
+use crate::measure::meter::{Counters, Exchange, FlowProtocol, Meter, SpliceCounters};
+use crate::plan::LinkNames;
 use crate::splice::Direction;
 
 /// One status line: per direction the frame and bit rates since `earlier` (taken
@@ -54,11 +55,11 @@ pub(in crate::cli) fn status_line(
 /// see one direction only).
 pub(in crate::cli) fn summary(
     meter: &Meter,
-    ends: &Ends,
+    names: &LinkNames,
     directions: &[Direction],
     duration_s: f64,
 ) -> String {
-    let report = meter.report(ends, [SpliceCounters::default(); 2], duration_s);
+    let report = meter.report(names, [SpliceCounters::default(); 2], duration_s);
     let mut out = format!("link {}\n", report.name);
     for &direction in directions {
         let d = &report.directions[slot(direction)];
@@ -191,12 +192,13 @@ mod tests {
             line,
             "a>b 4 fr/s 0.1 Mbit/s frag 100 % lost 1 | b>a 3 fr/s 0.1 Mbit/s frag 100 % | rtt 1.00 ms"
         );
-        let ends = Ends {
-            name: "100:1-102:1".into(),
+        let names = LinkNames {
+            link: "100:1-102:1".into(),
             a: "100:1".into(),
             b: "102:1".into(),
+            detail: String::new(),
         };
-        let summary = summary(&m, &ends, &Direction::BOTH, 1.0);
+        let summary = summary(&m, &names, &Direction::BOTH, 1.0);
         assert!(summary.contains("100:1 > 102:1: 4 frames"), "{summary}");
         assert!(
             summary.contains("1 echo, 0 ARP, 0 SYN unanswered"),
