@@ -137,10 +137,10 @@ impl Checks {
     fn human(&self) -> String {
         let mut out = String::new();
         if self.links.is_empty() {
-            out.push_str("the mapping has no cross-host link\n");
+            out.push_str("no cross-host link among the links checked\n");
         } else if self.unrelated {
             out.push_str(
-                "no cross-host link of the mapping ends at the probed address: \
+                "no cross-host link checked ends at the probed address: \
                  checking them all against this path\n",
             );
         }

@@ -1,6 +1,6 @@
-//! What every command that runs a splice shares (`splice`, `demo`, `extcap`): the names of a
-//! link's ends, the capture's interfaces, the per-frame printer, the summaries, the
-//! measurements as text and the control-plane lines.
+//! What every command that runs a splice shares (`splice`, `demo`, `extcap`): the capture's
+//! interfaces, the per-frame printer, the summaries, the measurements as text and the
+//! control-plane lines, all naming links and ends by their [`LinkNames`].
 
 pub(super) mod meter_text;
 mod print;
