@@ -298,11 +298,11 @@ fn relay_mode_forwards_between_its_two_ports() {
     assert!(err.contains("relay mode"), "{err}");
 }
 
-/// A mapping of four links between emulated ends on loopback (kept bound while the test
-/// runs): 100:1-102:1, 101:1-102:2, 100:2-103:1, 104:1-105:1.
-fn four_links() -> (tempfile::TempDir, Vec<UdpSocket>) {
+/// A mapping of five links between emulated ends on loopback (kept bound while the test
+/// runs): 100:1-102:1, 101:1-102:2, 100:2-103:1, 104:1-105:1, 106:1-107:1.
+fn five_links() -> (tempfile::TempDir, Vec<UdpSocket>) {
     let dir = tempfile::tempdir().unwrap();
-    let ends: Vec<UdpSocket> = (0..8).map(|_| end()).collect();
+    let ends: Vec<UdpSocket> = (0..10).map(|_| end()).collect();
     let port = |i: usize| ends[i].local_addr().unwrap().port();
     let mut mapping = String::from("links:\n");
     for (i, (a, b)) in [
@@ -310,6 +310,7 @@ fn four_links() -> (tempfile::TempDir, Vec<UdpSocket>) {
         ("101, 1", "102, 2"),
         ("100, 2", "103, 1"),
         ("104, 1", "105, 1"),
+        ("106, 1", "107, 1"),
     ]
     .iter()
     .enumerate()
@@ -343,11 +344,17 @@ fn spliced_links(dir: &std::path::Path, selection: &[&str]) -> Vec<String> {
 
 #[test]
 fn all_and_link_patterns_splice_the_links_they_name_once_in_mapping_order() {
-    let (dir, _ends) = four_links();
+    let (dir, _ends) = five_links();
     let dir = dir.path();
     assert_eq!(
         spliced_links(dir, &["--all"]),
-        ["100:1-102:1", "101:1-102:2", "100:2-103:1", "104:1-105:1"]
+        [
+            "100:1-102:1",
+            "101:1-102:2",
+            "100:2-103:1",
+            "104:1-105:1",
+            "106:1-107:1"
+        ]
     );
     assert_eq!(
         spliced_links(dir, &["--link", "100"]),
@@ -382,9 +389,9 @@ fn all_and_link_patterns_splice_the_links_they_name_once_in_mapping_order() {
 
 #[test]
 fn a_link_pattern_that_names_nothing_exits_2_naming_it() {
-    let (dir, _ends) = four_links();
+    let (dir, _ends) = five_links();
     for (pattern, says) in [
-        ("106", "no link '106' in the mapping"),
+        ("108", "no link '108' in the mapping"),
         ("100:3", "no link '100:3' in the mapping"),
         ("100:1-103:1", "no link '100:1-103:1' in the mapping"),
         ("100:x", "'100:x' is not a link pattern"),
@@ -394,6 +401,8 @@ fn a_link_pattern_that_names_nothing_exits_2_naming_it() {
             .current_dir(dir.path())
             .args(["splice", "--mapping", "mapping.yaml", "-q"])
             .args(["--link", "100", "--link", pattern])
+            // Were the pattern accepted, the splice would still end.
+            .args(["-a", "duration:5"])
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -414,6 +423,7 @@ fn a_link_pattern_that_names_nothing_exits_2_naming_it() {
             "--link",
             "100",
         ])
+        .args(["-q", "-a", "duration:5"])
         .output()
         .unwrap();
     assert_eq!(
@@ -421,4 +431,40 @@ fn a_link_pattern_that_names_nothing_exits_2_naming_it() {
         Some(2),
         "--all and --link exclude each other"
     );
+}
+
+#[test]
+fn the_status_line_of_many_links_shows_their_totals() {
+    let (dir, _ends) = five_links();
+    let status = |selection: &[&str]| -> Vec<String> {
+        let out = linkscope()
+            .current_dir(dir.path())
+            .args(["splice", "--mapping", "mapping.yaml", "-q"])
+            .args(selection)
+            .args(["--stats-interval", "0.1", "-a", "duration:2"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        let lines: Vec<String> = err
+            .lines()
+            .filter(|l| l.contains("fr/s") && !l.starts_with("  ") && !l.starts_with("link "))
+            .map(str::to_owned)
+            .collect();
+        assert!(!lines.is_empty(), "no status line in\n{err}");
+        lines
+    };
+    for line in status(&["--all"]) {
+        assert!(
+            line.starts_with("5 links, 0 carrying frames: 0 fr/s 0.0 Mbit/s"),
+            "{line}"
+        );
+    }
+    for line in status(&["--link", "100", "--link", "101"]) {
+        assert!(
+            line.starts_with("100:1-102:1: a>b 0 fr/s 0.0 Mbit/s | b>a 0 fr/s 0.0 Mbit/s  "),
+            "{line}"
+        );
+        assert!(line.contains("  100:2-103:1: a>b 0 fr/s"), "{line}");
+    }
 }

@@ -5,7 +5,8 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::spliced::{meter_text, print_summary, stdout_error, watch};
+use crate::cli::spliced::meter_text::{self, Rates};
+use crate::cli::spliced::{print_summary, stdout_error, watch};
 use crate::measure::meter::{Counters, SpliceCounters};
 use crate::measure::report::{self, Report};
 use crate::measure::snmp::{self, FragCounters};
@@ -122,6 +123,9 @@ impl JsonOut {
     }
 }
 
+/// With more links than this, a status line shows their totals rather than each link.
+const STATUS_LINKS_SHOWN: usize = 4;
+
 /// The splice's measurements as the CLI shows them: the meters, the names of the links'
 /// ends, the directions each link carries here, and the kernel's counters at the start.
 pub(super) struct Measurement {
@@ -177,25 +181,46 @@ impl Measurement {
     }
 
     /// Counts overdue requests as unanswered and prints one status line (a refreshing one
-    /// on a terminal).
+    /// on a terminal): each link's figures, or with more than [`STATUS_LINKS_SHOWN`] links
+    /// their totals and the busiest.
     pub(super) fn status(&mut self) -> io::Result<()> {
         let now = now_ns();
+        let elapsed_ns = now - self.last_ns.min(now);
         let mut meters = self.meters.lock();
-        let mut parts = Vec::new();
-        for (i, meter) in meters.iter_mut().enumerate() {
+        for meter in meters.iter_mut() {
             meter.expire(now);
-            let line = meter_text::status_line(
-                meter,
-                &self.directions[i],
-                self.last[i],
-                now - self.last_ns.min(now),
-            );
-            parts.push(format!("{}: {line}", self.names[i].link));
-            self.last[i] = Direction::BOTH.map(|d| meter.counters(d));
+        }
+        let line = if meters.len() > STATUS_LINKS_SHOWN {
+            let rates: Vec<(&str, Rates)> = meters
+                .iter()
+                .enumerate()
+                .map(|(i, meter)| {
+                    let rates = Rates::of(meter, &self.directions[i], self.last[i], elapsed_ns);
+                    (self.names[i].link.as_str(), rates)
+                })
+                .collect();
+            meter_text::totals_line(&rates)
+        } else {
+            let parts: Vec<String> = meters
+                .iter()
+                .enumerate()
+                .map(|(i, meter)| {
+                    let line = meter_text::status_line(
+                        meter,
+                        &self.directions[i],
+                        self.last[i],
+                        elapsed_ns,
+                    );
+                    format!("{}: {line}", self.names[i].link)
+                })
+                .collect();
+            parts.join("  ")
+        };
+        for (last, meter) in self.last.iter_mut().zip(meters.iter()) {
+            *last = Direction::BOTH.map(|d| meter.counters(d));
         }
         drop(meters);
         self.last_ns = now;
-        let line = parts.join("  ");
         let mut err = io::stderr().lock();
         if self.terminal {
             write!(err, "\r{line}\x1b[K")?;

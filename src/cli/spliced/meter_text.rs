@@ -33,11 +33,7 @@ pub(in crate::cli) fn status_line(
                     fragmented as f64 * 100.0 / counters.frames as f64
                 ));
             }
-            let lost: u64 = Exchange::ALL
-                .iter()
-                .map(|&e| meter.unanswered(direction, e))
-                .sum::<u64>()
-                + meter.retransmissions(direction);
+            let lost = lost(meter, direction);
             if lost > 0 {
                 part.push_str(&format!(" lost {lost}"));
             }
@@ -48,6 +44,73 @@ pub(in crate::cli) fn status_line(
         parts.push(format!("rtt {p50:.2} ms"));
     }
     parts.join(" | ")
+}
+
+/// What one link carried between two status lines, and its loss so far.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(in crate::cli) struct Rates {
+    /// Frames per second, over the directions shown.
+    pub pps: f64,
+    /// Bits per second, over the directions shown.
+    pub bps: f64,
+    /// Unanswered requests and retransmissions so far.
+    pub lost: u64,
+}
+
+impl Rates {
+    /// The rates of `meter` over `directions` since `earlier`, taken `elapsed_ns` before.
+    pub(in crate::cli) fn of(
+        meter: &Meter,
+        directions: &[Direction],
+        earlier: [Counters; 2],
+        elapsed_ns: u64,
+    ) -> Rates {
+        directions.iter().fold(Rates::default(), |sum, &direction| {
+            let (pps, bps) = meter
+                .counters(direction)
+                .rates_since(&earlier[slot(direction)], elapsed_ns);
+            Rates {
+                pps: sum.pps + pps,
+                bps: sum.bps + bps,
+                lost: sum.lost + lost(meter, direction),
+            }
+        })
+    }
+}
+
+/// The status line of many links: their total rates and loss, how many carried frames,
+/// and the busiest, e.g. `200 links, 37 carrying frames: 2000 fr/s 1.2 Mbit/s lost 3 |
+/// busiest 100:1-102:1 400 fr/s`.
+pub(in crate::cli) fn totals_line(links: &[(&str, Rates)]) -> String {
+    let pps: f64 = links.iter().map(|(_, r)| r.pps).sum();
+    let bps: f64 = links.iter().map(|(_, r)| r.bps).sum();
+    let lost: u64 = links.iter().map(|(_, r)| r.lost).sum();
+    let carrying = links.iter().filter(|(_, r)| r.pps > 0.0).count();
+    let mut line = format!(
+        "{} links, {carrying} carrying frames: {pps:.0} fr/s {:.1} Mbit/s",
+        links.len(),
+        bps / 1e6
+    );
+    if lost > 0 {
+        line.push_str(&format!(" lost {lost}"));
+    }
+    if let Some((name, busiest)) = links
+        .iter()
+        .filter(|(_, r)| r.pps > 0.0)
+        .max_by(|x, y| x.1.pps.total_cmp(&y.1.pps))
+    {
+        line.push_str(&format!(" | busiest {name} {:.0} fr/s", busiest.pps));
+    }
+    line
+}
+
+/// Unanswered requests and retransmissions in `direction` so far.
+fn lost(meter: &Meter, direction: Direction) -> u64 {
+    Exchange::ALL
+        .iter()
+        .map(|&e| meter.unanswered(direction, e))
+        .sum::<u64>()
+        + meter.retransmissions(direction)
 }
 
 /// The human summary at the end of a run: one block per direction, the round trips, the
@@ -212,6 +275,31 @@ mod tests {
         assert!(
             summary.contains("advice: host_mtu 9000 on a 1500-byte path: 100 % of a>b frames were fragmented; set host_mtu ≤ 1458"),
             "{summary}"
+        );
+    }
+
+    #[test]
+    fn many_links_show_their_totals_and_the_busiest() {
+        let rates = |pps: f64, lost| Rates {
+            pps,
+            bps: pps * 8000.0,
+            lost,
+        };
+        let links = [
+            ("100:1-102:1", rates(10.0, 0)),
+            ("101:1-102:2", rates(0.0, 2)),
+            ("100:2-103:1", rates(30.0, 1)),
+            ("104:1-105:1", rates(0.0, 0)),
+            ("104:2-105:2", rates(0.0, 0)),
+        ];
+        assert_eq!(
+            totals_line(&links),
+            "5 links, 2 carrying frames: 40 fr/s 0.3 Mbit/s lost 3 | busiest 100:2-103:1 30 fr/s"
+        );
+        let idle = [("100:1-102:1", Rates::default()); 5];
+        assert_eq!(
+            totals_line(&idle),
+            "5 links, 0 carrying frames: 0 fr/s 0.0 Mbit/s"
         );
     }
 }
