@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "steal")]
     pub(super) mode: ModeArg,
     /// Relay mode: IP:PORT_A,PORT_B, the ports end A and end B send to (one per link, in
-    /// order).
+    /// the links' order, which is the mapping's).
     #[arg(long, value_name = "IP:PORT_A,PORT_B")]
     pub(super) listen: Vec<String>,
     /// Write pcapng to FILE, or to standard output with `-w -` (flushed per batch, for
