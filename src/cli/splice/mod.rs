@@ -11,7 +11,6 @@ mod options;
 mod report;
 mod sink;
 
-use std::io;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,11 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .transpose()?;
     // One reading of the kernel's socket tables for every link.
     let surveys = Survey::all(&options.links)?;
-    let mut err = io::stderr().lock();
-    for ((link, survey), names) in options.links.iter().zip(&surveys).zip(&options.names) {
-        report::start_report(link, survey, names, &mut err)?;
-    }
-    drop(err);
+    report::start(&options, &surveys)?;
     let mut measurement = if options.measure {
         Some(Measurement::new(&options, &surveys)?)
     } else {

@@ -17,14 +17,23 @@ use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Survey};
 
 use super::options::Options;
 
-/// The start report: per end whether it is local and bound, and which directions this host
-/// carries.
-pub(super) fn start_report(
+/// The start report on standard error: per link and end whether it is local and bound, and
+/// which directions this host carries (from `surveys`, one per link).
+pub(super) fn start(options: &Options, surveys: &[Survey]) -> io::Result<()> {
+    let mut err = io::stderr().lock();
+    for ((link, survey), names) in options.links.iter().zip(surveys).zip(&options.names) {
+        link_start(link, survey, names, &mut err)?;
+    }
+    Ok(())
+}
+
+/// The start report of one link.
+fn link_start(
     link: &LinkConfig,
     survey: &Survey,
     names: &LinkNames,
     err: &mut impl Write,
-) -> anyhow::Result<()> {
+) -> io::Result<()> {
     match link.mode {
         Mode::Steal => writeln!(err, "splicing {} (steal mode)", names.link)?,
         Mode::Relay { listen_a, listen_b } => writeln!(
