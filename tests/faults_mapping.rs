@@ -96,3 +96,28 @@ fn an_endless_pipe_as_a_mapping_ends_with_exit_2() {
     assert!(stderr.contains("16 MiB"), "{stderr}");
     assert!(written < 64 << 20, "read {written} bytes before refusing");
 }
+
+#[test]
+fn an_alias_bomb_and_deep_nesting_exit_2_with_their_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..7 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb += &format!("a{i}: &a{i} [{refs}]\n");
+    }
+    bomb += "links: *a6\n";
+    let deep = format!("links: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    for (name, text, says) in [
+        ("bomb.yaml", bomb, "budget"),
+        ("deep.yaml", deep, "recursion"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let (code, stderr) = output(linkscope().arg("plan").arg(&path));
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains(&format!("{name}:")) && stderr.contains(says),
+            "{stderr}"
+        );
+    }
+}
