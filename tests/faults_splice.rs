@@ -93,6 +93,14 @@ fn a_relay_cannot_listen_on_the_ends_own_ports() {
         "--mode", "relay", "--a", &sa, "--b", &sb, "--listen", &listen,
     ]);
     assert!(err.contains("port 0"), "{err}");
+    // A port another socket holds: said so, without the advice meant for steal mode.
+    let taken = spare.local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{taken},{}", free_port(end()));
+    let err = refused(&[
+        "--mode", "relay", "--a", &sa, "--b", &sb, "--listen", &listen,
+    ]);
+    assert!(err.contains("in use"), "{err}");
+    assert!(!err.contains("relay mode instead"), "{err}");
 }
 
 #[test]
