@@ -299,11 +299,21 @@ fn a_second_splice_is_refused_naming_the_first_unless_forced() {
     );
     until_forwarded(&a, &b, |from| from != first_forwarder);
 
-    // The second goes away: the tunnel comes back to the first, which says so.
+    // The second goes away (it took the tunnel knowingly: no gap of its own, exit 0); the
+    // tunnel comes back to the first, which says so.
+    let mut second = second;
     interrupt(&second.0);
+    let status = wait_exit(&mut second.0, Duration::from_secs(10), "the second splice");
+    let second_lines: Vec<String> = second_err.try_iter().collect();
+    assert!(status.success(), "{second_lines:#?}");
+    assert!(
+        !second_lines
+            .iter()
+            .any(|l| l.contains("lost") || l.contains("gap")),
+        "{second_lines:#?}"
+    );
     until_line(&first_err, "regained");
     until_forwarded(&a, &b, |from| from == first_forwarder);
-    drop(second);
 
     let mut first = first;
     interrupt(&first.0);

@@ -19,6 +19,9 @@ struct Watch {
     name: String,
     to: SocketAddr,
     from: SocketAddr,
+    /// Other sockets already there when this splice started (it took the tunnel from them
+    /// knowingly, with --force): not a loss.
+    known: Vec<u64>,
     /// Since when another socket holds the tunnel.
     lost: Option<Instant>,
     gaps: u32,
@@ -31,7 +34,10 @@ pub(super) struct Takeovers {
 }
 
 impl Takeovers {
+    /// Watches the steal-mode directions of `options`; call it once the splice's sockets
+    /// are open, so that the sockets of other splices already there are known.
     pub(super) fn new(options: &Options) -> Takeovers {
+        let ours = udp_owners::own_sockets().unwrap_or_default();
         let mut watches = Vec::new();
         for (link, names) in options.links.iter().zip(&options.names) {
             if link.mode != Mode::Steal {
@@ -45,6 +51,7 @@ impl Takeovers {
                     name: format!("{} {from_name} > {to_name}", names.link),
                     to,
                     from,
+                    known: udp_owners::others(to, from, &ours).unwrap_or_default(),
                     lost: None,
                     gaps: 0,
                     gap_time: Duration::ZERO,
@@ -64,9 +71,10 @@ impl Takeovers {
             return Ok(());
         };
         for watch in &mut self.watches {
-            let Ok(others) = udp_owners::others(watch.to, watch.from, &ours) else {
+            let Ok(mut others) = udp_owners::others(watch.to, watch.from, &ours) else {
                 continue;
             };
+            others.retain(|inode| !watch.known.contains(inode));
             match (watch.lost, others.is_empty()) {
                 (None, false) => {
                     watch.lost = Some(Instant::now());
