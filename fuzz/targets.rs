@@ -4,6 +4,11 @@
 //! re-emit it to something that decodes the same. Each returns true when the input was
 //! accepted, so a mutator can keep it as a seed.
 
+use linkscope::bench::frame::{self, Frame, Header, Report};
+use linkscope::bench::stats::TestStats;
+use linkscope::direction::Direction;
+use linkscope::measure::fragment::{Budget, Outer};
+use linkscope::measure::meter::{Config, Ends, Meter};
 use linkscope::wire;
 
 /// Any frame: classification, control decoding and the one-line summary.
@@ -94,4 +99,63 @@ pub fn savefile(data: &[u8]) -> bool {
         }
     }
     accepted
+}
+
+/// Bench test frames as a receiver and a sender take them from the network: the header, a
+/// report's body, a report request's count, and the receiver's accounting of a data frame.
+pub fn bench(data: &[u8]) -> bool {
+    let Ok(f) = Frame::new_checked(data) else {
+        return false;
+    };
+    let header = Header::parse(&f);
+    let _ = frame::request_sent(&f);
+    let mut stats = TestStats::default();
+    stats.record(
+        header.stream,
+        header.sequence,
+        data.len(),
+        header.sent_ns,
+        1,
+    );
+    stats.record(
+        header.stream,
+        header.sequence.wrapping_sub(1),
+        data.len(),
+        0,
+        2,
+    );
+    let _ = stats.totals();
+    if let Ok(report) = Report::parse(f.body()) {
+        let reply = frame::report(&f, &report);
+        let again = Frame::new_checked(&reply[..]).expect("an emitted report is a frame");
+        // Compared as printed: a forged jitter may be NaN, which equals nothing.
+        let again = Report::parse(again.body()).expect("re-parse");
+        assert_eq!(format!("{again:?}"), format!("{report:?}"));
+    }
+    true
+}
+
+/// A splice's meter, fed the input as a frame each way, then read as the status line, the
+/// summary and the JSON report read it.
+pub fn meter(data: &[u8]) -> bool {
+    let mut meter = Meter::new(Config::new(Budget {
+        host_mtu: Some(1500),
+        path_mtu: 1500,
+        outer: Outer::Ipv4,
+    }));
+    meter.record(Direction::AToB, 1_000, data);
+    meter.record(Direction::BToA, 2_000, data);
+    meter.expire(u64::MAX);
+    let ends = Ends {
+        name: "l".into(),
+        a: "a".into(),
+        b: "b".into(),
+    };
+    let _ = meter.summary(&ends, &[Direction::AToB, Direction::BToA], 1.0);
+    let _ = meter.report(&ends, Default::default(), 1.0);
+    // Inputs of a kind the meter follows (IPv4, IPv6, ARP, tagged) are worth mutating on.
+    matches!(
+        data.get(12..14),
+        Some([0x08, 0x00] | [0x86, 0xdd] | [0x08, 0x06] | [0x81, 0x00])
+    )
 }
