@@ -278,3 +278,71 @@ fn a_steal_splice_between_bench_send_and_bench_sink_carries_the_test() {
     );
     drop(sink);
 }
+
+/// A flood of forged report frames at a running `bench send`: the sender keeps only the
+/// reports it is waiting for, so its memory does not grow with them, and its result is the
+/// sink's.
+#[test]
+fn forged_reports_cost_the_sender_nothing() {
+    let sink = receiver(&["sink", "--listen", "127.0.0.1:0"]);
+    let local = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut sender = Running(
+        linkscope()
+            .args(["bench", "send", "--to", &sink.addr.to_string()])
+            .args(["--local", &local.to_string()])
+            .args([
+                "--rate",
+                "1000",
+                "--duration",
+                "4",
+                "--interval",
+                "0",
+                "--json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = sender.0.id();
+    let before = rss(pid);
+    let forger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut report = frame::report_request(&header(Kind::REPORT_REQUEST, 0, 99, 0), 1, 0);
+    let request = Frame::new_checked(&report[..]).unwrap();
+    report = frame::report(&request, &Report::default());
+    let started = Instant::now();
+    let mut forged = 0u32;
+    while started.elapsed() < Duration::from_secs(2) {
+        for _ in 0..200 {
+            forger.send_to(&report, local).unwrap();
+            forged += 1;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let grown = rss(pid).saturating_sub(before);
+    let status = wait_exit(&mut sender.0, Duration::from_secs(20), "bench send");
+    let mut out = String::new();
+    sender
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(status.success(), "{out}");
+    eprintln!(
+        "sender: RSS +{} kB for {forged} forged reports",
+        grown >> 10
+    );
+    assert!(
+        grown < 16 << 20,
+        "RSS grew by {} MB for {forged} forged reports",
+        grown >> 20
+    );
+    let result: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(result["sizes"][0]["lost"], 0, "{result}");
+}
