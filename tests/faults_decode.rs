@@ -161,3 +161,36 @@ fn a_captured_length_past_its_block_says_so() {
     assert!(!err.contains("original length"), "{err}");
     assert_eq!(out.lines().count(), 1, "the frame before is shown: {out}");
 }
+
+/// `linkscope compare` reads captures with the same reader: a snaplen-0 pcap is read, and a
+/// broken block is named with its byte offset.
+#[test]
+fn compare_reads_what_decode_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "snaplen0.pcap", &pcap(0, &[bpdu(), bpdu()]));
+    let out = linkscope()
+        .args(["compare", "--json"])
+        .arg(&file)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["directions"][0]["frames_a"], 2, "{report}");
+
+    let mut bytes = pcapng_start();
+    let at = bytes.len();
+    bytes.extend(epb(60, &bpdu()));
+    bytes[at + 4..at + 8].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let file = write(dir.path(), "huge.pcapng", &bytes);
+    let out = linkscope()
+        .arg("compare")
+        .arg(&file)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("byte offset {at}")), "{err}");
+}

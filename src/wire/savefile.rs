@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pcap_file::DataLink;
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgParser};
 
@@ -26,6 +27,10 @@ pub struct Record {
     pub interface_id: u32,
     pub link_type: DataLink,
     pub data: Vec<u8>,
+    /// The frame's length on the wire (more than `data` when the capture cut it).
+    pub original_len: u32,
+    /// The pcapng `epb_flags` option (bits 0-1: 1 inbound, 2 outbound), if the file says.
+    pub flags: Option<u32>,
 }
 
 enum Inner {
@@ -198,6 +203,28 @@ impl Reader {
         }
     }
 
+    /// The names (`if_name`) of the interfaces of the current pcapng section, in order; empty
+    /// for pcap.
+    pub fn interface_names(&self) -> Vec<Option<String>> {
+        let Inner::PcapNg {
+            parser: Some(parser),
+            ..
+        } = &self.inner
+        else {
+            return Vec::new();
+        };
+        parser
+            .interfaces()
+            .iter()
+            .map(|idb| {
+                idb.options.iter().find_map(|o| match o {
+                    InterfaceDescriptionOption::IfName(n) => Some(n.to_string()),
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+
     fn pcap_record(&mut self) -> Result<Option<Record>> {
         let Inner::Pcap {
             big_endian,
@@ -234,6 +261,8 @@ impl Reader {
             interface_id: 0,
             link_type,
             data,
+            original_len: u32_at(&header, 12, big_endian),
+            flags: None,
         }))
     }
 
@@ -268,6 +297,11 @@ impl Reader {
                                 }),
                                 interface_id: p.interface_id,
                                 link_type: idb.map_or(DataLink::ETHERNET, |i| i.linktype),
+                                original_len: p.original_len,
+                                flags: p.options.iter().find_map(|o| match o {
+                                    EnhancedPacketOption::Flags(f) => Some(*f),
+                                    _ => None,
+                                }),
                                 data: into_vec(p.data),
                             })
                         }
@@ -280,6 +314,8 @@ impl Reader {
                                 .interfaces()
                                 .first()
                                 .map_or(DataLink::ETHERNET, |i| i.linktype),
+                            original_len: p.original_len,
+                            flags: None,
                             data: into_vec(p.data),
                         }),
                         _ => None,
