@@ -32,8 +32,9 @@ pub struct ReceiverConfig {
 /// Tests remembered at once; older ones are forgotten (a sender asks about the current one).
 const TESTS_KEPT: usize = 16;
 
-/// Streams all kept tests may hold together: with [`crate::bench::stats::WINDOW`] bits each, 8 MiB of
-/// windows at most, whatever peers send. A new stream beyond it forgets the oldest tests.
+/// Streams all kept tests may hold together: with [`crate::bench::stats::WINDOW`] bits
+/// each, 8 MiB of windows at most, whatever peers send. A new stream beyond it forgets the
+/// oldest tests.
 pub const MAX_STREAMS_KEPT: usize = 1024;
 
 /// Datagrams per receive and send system call.
@@ -107,7 +108,8 @@ impl Receiver {
     }
 
     /// Test frames refused: from a source other than the peer, of a stream beyond
-    /// [`crate::bench::stats::MAX_STREAMS`] per test, or with a sequence number implausibly far ahead.
+    /// [`crate::bench::stats::MAX_STREAMS`] per test, or with a sequence number implausibly
+    /// far ahead.
     pub fn refused(&self) -> u64 {
         self.refused
     }
@@ -262,7 +264,8 @@ impl Receiver {
 
     /// The state of test `id`, created (with a snapshot of the fragmentation counters) on
     /// first sight. When a frame of a stream the test does not have yet is about to be
-    /// counted (`new_stream`) and the kept tests already hold [`MAX_STREAMS_KEPT`] streams, the oldest other tests are forgotten.
+    /// counted (`new_stream`) and the kept tests already hold [`MAX_STREAMS_KEPT`] streams,
+    /// the oldest other tests are forgotten.
     fn test(&mut self, id: u32, family: Family, new_stream: Option<u16>) -> &mut TestState {
         let mut at = match self.tests.iter().position(|t| t.id == id) {
             Some(at) => at,

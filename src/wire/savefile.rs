@@ -160,14 +160,14 @@ impl Reader {
         } else if PCAP_MAGICS.contains(&magic) {
             let mut header = [0; 24];
             header[..4].copy_from_slice(&magic);
-            reader.read(&mut header[4..], 4, "pcap file header")?;
+            reader.offset = 4;
+            reader.read(&mut header[4..], 0, "pcap file header")?;
             let big_endian = magic[0] == 0xa1;
             reader.inner = Inner::Pcap {
                 big_endian,
                 nanos: magic == [0xa1, 0xb2, 0x3c, 0x4d] || magic == [0x4d, 0x3c, 0xb2, 0xa1],
                 link_type: DataLink::from(u32_at(&header, 20, big_endian) & 0x0fff_ffff),
             };
-            reader.offset = 24;
         } else {
             return Err(bad_file(
                 name,
