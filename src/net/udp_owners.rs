@@ -92,6 +92,17 @@ pub fn owners(inodes: &[u64]) -> Vec<Owner> {
     found
 }
 
+/// The owners of `inodes` for a message: `pid 123 (linkscope), …`, or a note that they
+/// cannot be seen (another user's processes without the right to look).
+pub fn describe(inodes: &[u64]) -> String {
+    let owners: Vec<String> = owners(inodes).iter().map(Owner::to_string).collect();
+    if owners.is_empty() {
+        "a process this user cannot see".to_owned()
+    } else {
+        owners.join(", ")
+    }
+}
+
 /// The inode of a descriptor link such as `socket:[12345]`.
 fn socket_inode(link: &str) -> Option<u64> {
     link.strip_prefix("socket:[")?

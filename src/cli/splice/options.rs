@@ -312,15 +312,7 @@ fn refuse_spliced(link: &LinkConfig) -> crate::Result<()> {
         if inodes.is_empty() {
             continue;
         }
-        let holders: Vec<String> = udp_owners::owners(&inodes)
-            .iter()
-            .map(udp_owners::Owner::to_string)
-            .collect();
-        let holder = if holders.is_empty() {
-            "a process this user cannot see".to_owned()
-        } else {
-            holders.join(", ")
-        };
+        let holder = udp_owners::describe(&inodes);
         return Err(crate::Error::Argument {
             field: "link".into(),
             message: format!(

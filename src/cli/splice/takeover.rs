@@ -79,15 +79,7 @@ impl Takeovers {
                 (None, false) => {
                     watch.lost = Some(Instant::now());
                     watch.gaps += 1;
-                    let owners: Vec<String> = udp_owners::owners(&others)
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect();
-                    let owners = if owners.is_empty() {
-                        "a process this user cannot see".to_owned()
-                    } else {
-                        owners.join(", ")
-                    };
+                    let owners = udp_owners::describe(&others);
                     writeln!(
                         err,
                         "linkscope: {}: tunnel lost to another splice, {owners}: its frames \
