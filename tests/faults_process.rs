@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::process::{Running, linkscope, wait_exit};
-use support::wireshark::have;
+use support::wireshark::{have, pcapng_blocks, tshark_reads_cleanly};
 
 fn end_at(addr: SocketAddr) -> UdpSocket {
     let s = linkscope::net::tunnel::endpoint(addr).unwrap();
@@ -100,41 +100,18 @@ impl Drop for Traffic {
     }
 }
 
-/// Whole pcapng blocks from start to end of the file: (blocks, enhanced packet blocks).
-fn whole_blocks(bytes: &[u8]) -> (usize, usize) {
-    let (mut at, mut blocks, mut packets) = (0, 0, 0);
-    while at < bytes.len() {
-        assert!(at + 12 <= bytes.len(), "a torn block header at {at}");
-        let kind = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
-        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-        assert!(len >= 12 && at + len <= bytes.len(), "a torn block at {at}");
-        let trailer = u32::from_le_bytes(bytes[at + len - 4..at + len].try_into().unwrap());
-        assert_eq!(trailer as usize, len, "block at {at}");
-        packets += usize::from(kind == 6);
-        blocks += 1;
-        at += len;
-    }
-    (blocks, packets)
+/// The enhanced packet blocks of a capture that must end on a whole block.
+fn packets(capture: &Path) -> usize {
+    let bytes = std::fs::read(capture).unwrap();
+    pcapng_blocks(&bytes)
+        .unwrap_or_else(|torn| panic!("a torn block at byte offset {torn}"))
+        .1
 }
 
 fn tshark_reads(capture: &Path, test: &str) {
-    if !have("tshark", test) {
-        return;
+    if have("tshark", test) {
+        tshark_reads_cleanly(capture);
     }
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(capture)
-        .output()
-        .unwrap();
-    let complaints: Vec<String> = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| !l.is_empty() && !l.contains("Running as user"))
-        .map(str::to_owned)
-        .collect();
-    assert!(
-        out.status.success() && complaints.is_empty(),
-        "{complaints:?}"
-    );
 }
 
 #[test]
@@ -158,8 +135,8 @@ fn kill_9_mid_traffic_leaves_whole_blocks_and_hands_the_tunnel_back() {
     drop(traffic);
     // The kernel closed the steal sockets: the ends reach each other directly again.
     until_received(&a, &b, |source| source == direct);
-    let (blocks, packets) = whole_blocks(&std::fs::read(&capture).unwrap());
-    assert!(packets > 10, "{packets} packets in {blocks} blocks");
+    let packets = packets(&capture);
+    assert!(packets > 10, "{packets} packets");
     tshark_reads(&capture, "kill_9_mid_traffic_leaves_whole_blocks");
 }
 
@@ -191,9 +168,9 @@ fn sigterm_with_w_finishes_the_capture_and_exits_0() {
         .read_to_string(&mut err)
         .unwrap();
     assert!(status.success(), "{err}");
-    let bytes = std::fs::read(&capture).unwrap();
-    let (_, packets) = whole_blocks(&bytes);
+    let packets = packets(&capture);
     assert!(packets >= 3, "{packets}");
+    let bytes = std::fs::read(&capture).unwrap();
     // The capture ends with one interface statistics block per interface.
     let tail = &bytes[bytes.len() - 4..];
     let last_len = u32::from_le_bytes(tail.try_into().unwrap()) as usize;
