@@ -9,6 +9,7 @@ use linkscope::bench::stats::TestStats;
 use linkscope::direction::Direction;
 use linkscope::measure::fragment::{Budget, Outer};
 use linkscope::measure::meter::{Config, Ends, Meter};
+use linkscope::plan::{self, Mapping, PveSource};
 use linkscope::wire;
 
 /// Any frame: classification, control decoding and the one-line summary.
@@ -158,4 +159,18 @@ pub fn meter(data: &[u8]) -> bool {
         data.get(12..14),
         Some([0x08, 0x00] | [0x86, 0xdd] | [0x08, 0x06] | [0x81, 0x00])
     )
+}
+
+/// mapping.yaml text (the bytes read as UTF-8, invalid sequences replaced): parsed, its
+/// links resolved and, when valid, planned and rendered for `qm set`.
+pub fn mapping(data: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(data);
+    let Ok(mapping) = Mapping::parse(std::path::Path::new("fuzz.yaml"), &text) else {
+        return false;
+    };
+    let _ = plan::resolve_links(&mapping);
+    if let Ok(planned) = plan::plan(&mapping, &PveSource::empty(), 1500) {
+        let _ = plan::qm::render(&planned);
+    }
+    true
 }

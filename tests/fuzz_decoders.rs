@@ -1,7 +1,7 @@
 //! A bounded fuzz run of every decoder on the stable toolchain, part of `cargo test`: the
 //! corpus kept in fuzz/corpus/<target>/ is replayed, then a seeded mutator derives inputs
-//! from it for a fixed time per target (LINKSCOPE_FUZZ_SECONDS, default 8 s: 64 s over the
-//! eight targets, two at a time). Inputs a decoder accepts join the seeds. A panic fails the
+//! from it for a fixed time per target (LINKSCOPE_FUZZ_SECONDS, default 7 s: 63 s over the
+//! nine targets, two at a time). Inputs a decoder accepts join the seeds. A panic fails the
 //! test and prints the input in hex, to be added to the corpus once fixed; the seed is
 //! printed so a run can be repeated (LINKSCOPE_FUZZ_SEED).
 //!
@@ -142,7 +142,7 @@ fn fuzz(name: &str, target: fn(&[u8]) -> bool, max_len: usize) {
     let seconds: f64 = std::env::var("LINKSCOPE_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(8.0);
+        .unwrap_or(7.0);
     let seed = std::env::var("LINKSCOPE_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -213,6 +213,11 @@ fn fuzz_marker() {
 #[test]
 fn fuzz_bench() {
     fuzz("bench", targets::bench, 2048);
+}
+
+#[test]
+fn fuzz_mapping() {
+    fuzz("mapping", targets::mapping, 4096);
 }
 
 #[test]
