@@ -134,7 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         let consumer = copy::spawn(
             receiver,
-            Metered::new(meters.clone(), Some(watched)),
+            Metered::new(meters.clone(), Some(watched), stop.clone()),
             stop.clone(),
         )?;
         let config = SpliceConfig {
@@ -150,7 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         spliced_for = stepped_in.elapsed();
         eprintln!("splice steps out: the tunnel is direct again");
         let tee = join(consumer)?
-            .into_inner()
+            .into_inner()?
             .and_then(Watched::into_inner)
             .context("the demo's capture consumer is gone")?;
         recorded = tee.recorder.frames();

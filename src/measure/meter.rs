@@ -57,13 +57,14 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration with a 3 s grace time and tables of 65536 requests and flows.
+    /// A configuration with a 3 s grace time and tables of 16384 requests (per kind) and
+    /// flows: room for 5000 requests a second in flight, and under 24 MiB per link full.
     pub fn new(budget: Budget) -> Config {
         Config {
             budget,
             grace_ns: 3_000_000_000,
-            max_pending: 65_536,
-            max_flows: 65_536,
+            max_pending: 16_384,
+            max_flows: 16_384,
         }
     }
 }
@@ -145,6 +146,8 @@ pub struct Meter {
     rtt: [RttMeter; 3],
     tcp: FastMap<TcpFlow, TcpState>,
     tcp_untracked: u64,
+    /// While the TCP flow table is full, it is swept for idle flows no earlier than this.
+    tcp_sweep_ns: u64,
     lossy: FastMap<(Direction, Flow), FlowLoss>,
     lossy_untracked: u64,
     frames: u64,
@@ -162,6 +165,7 @@ impl Meter {
             rtt: [RttMeter::new(), RttMeter::new(), RttMeter::new()],
             tcp: FastMap::default(),
             tcp_untracked: 0,
+            tcp_sweep_ns: 0,
             lossy: FastMap::default(),
             lossy_untracked: 0,
             frames: 0,
@@ -526,8 +530,13 @@ impl Meter {
             return;
         }
         if self.tcp.len() >= self.config.max_flows {
-            let idle_before = ts.saturating_sub(TCP_IDLE_NS);
-            self.tcp.retain(|_, state| state.last_ns >= idle_before);
+            // A sweep walks the whole table: at most one per TCP_SWEEP_NS, so a flood of new
+            // flows into a full table costs a lookup each, not a walk each.
+            if ts >= self.tcp_sweep_ns {
+                self.tcp_sweep_ns = ts.saturating_add(TCP_SWEEP_NS);
+                let idle_before = ts.saturating_sub(TCP_IDLE_NS);
+                self.tcp.retain(|_, state| state.last_ns >= idle_before);
+            }
             if self.tcp.len() >= self.config.max_flows {
                 self.tcp_untracked += 1;
                 return;
@@ -583,6 +592,9 @@ fn ethernet(frame: &[u8]) -> (u32, Option<(EtherType, &[u8])>) {
 
 /// A TCP flow idle this long may be forgotten when the flow table is full.
 const TCP_IDLE_NS: u64 = 60_000_000_000;
+
+/// A full TCP flow table is swept for idle flows at most this often (by frame time).
+const TCP_SWEEP_NS: u64 = 1_000_000_000;
 
 #[derive(Debug, Clone)]
 struct DirectionMeter {
@@ -1184,6 +1196,39 @@ mod tests {
         }
         assert_eq!(m.tcp.len(), 2);
         assert_eq!(m.untracked(), 3);
+    }
+
+    #[test]
+    fn a_full_tcp_flow_table_is_swept_at_most_once_a_second() {
+        let mut config = Config::new(Budget {
+            host_mtu: None,
+            path_mtu: 65535,
+            outer: Outer::Ipv4,
+        });
+        config.max_flows = 2;
+        let mut m = Meter::new(config);
+        let flow = |m: &mut Meter, port: u16, ts: u64| {
+            let mut frame = Vec::new();
+            PacketBuilder::ethernet2(MAC_A, MAC_B)
+                .ipv4(IP_A, IP_B, 64)
+                .tcp(port, 80, 1, 100)
+                .write(&mut frame, &[0; 10])
+                .expect("builds");
+            m.record(Direction::AToB, ts, &frame);
+        };
+        let half = TCP_SWEEP_NS / 2;
+        flow(&mut m, 1, 0);
+        flow(&mut m, 2, half);
+        // Full; flow 1 is idle: the sweep forgets it and flow 3 is followed.
+        flow(&mut m, 3, TCP_IDLE_NS + half / 2);
+        assert_eq!(m.untracked(), 0);
+        // Flow 2 is idle now too, but the last sweep was less than a second ago.
+        flow(&mut m, 4, TCP_IDLE_NS + half + half / 2);
+        assert_eq!(m.untracked(), 1);
+        // A second after the last sweep: swept again, flow 2 is forgotten, flow 5 followed.
+        flow(&mut m, 5, TCP_IDLE_NS + half / 2 + TCP_SWEEP_NS);
+        assert_eq!(m.untracked(), 1);
+        assert_eq!(m.tcp.len(), 2);
     }
 
     #[test]

@@ -138,12 +138,9 @@ const DEFAULT_KEYS: &[&str] = &[
 ];
 
 impl Mapping {
-    /// Reads and validates a mapping file.
+    /// Reads and validates a mapping file of at most [`MAX_MAPPING_BYTES`] of UTF-8 text.
     pub fn load(path: &Path) -> crate::Result<Mapping> {
-        let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read_text(path)?;
         Mapping::parse(path, &text)
     }
 
@@ -156,6 +153,68 @@ impl Mapping {
         }
         .mapping(&root)
     }
+}
+
+/// The largest mapping file read (16 MiB): far beyond any lab, small enough that `/dev/zero`
+/// or an endless pipe given as the mapping is refused instead of filling memory.
+pub const MAX_MAPPING_BYTES: u64 = 16 << 20;
+
+/// The text of the file at `path`: at most [`MAX_MAPPING_BYTES`], UTF-8. Anything else is an
+/// input error naming the file (and, for bytes that are not UTF-8, their line, column and
+/// byte offset).
+fn read_text(path: &Path) -> crate::Result<String> {
+    use std::io::Read;
+    let io = |source| crate::Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_MAPPING_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    let refuse = |line, column, field: &str, message| crate::Error::Input {
+        file: path.to_path_buf(),
+        line,
+        column,
+        field: field.into(),
+        message,
+    };
+    if bytes.len() as u64 > MAX_MAPPING_BYTES {
+        return Err(refuse(
+            None,
+            None,
+            "(file)",
+            format!(
+                "larger than {} MiB: a mapping is a small text file",
+                MAX_MAPPING_BYTES >> 20
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|err| {
+        let offset = err.utf8_error().valid_up_to();
+        let before = &err.as_bytes()[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        // Characters, not bytes, before the offending byte on its line (all valid UTF-8).
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        refuse(
+            Some(line),
+            Some(column),
+            "(encoding)",
+            format!(
+                "not UTF-8: byte 0x{:02x} at byte offset {offset} (save the file as UTF-8)",
+                err.as_bytes()[offset]
+            ),
+        )
+    })
 }
 
 struct Loader<'a> {

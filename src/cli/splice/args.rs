@@ -38,6 +38,10 @@ pub struct Args {
     /// End B's bound address, IP:PORT.
     #[arg(long = "b", value_name = "IP:PORT", requires = "end_a")]
     pub(super) end_b: Option<SocketAddr>,
+    /// Steal a link even when another splice holds it: that one loses the tunnel (and
+    /// reports the gap) until this one ends.
+    #[arg(long)]
+    pub(super) force: bool,
     /// steal (default): share the VMs' addresses; relay: own the --listen ports.
     #[arg(long, value_enum, default_value = "steal")]
     pub(super) mode: ModeArg,

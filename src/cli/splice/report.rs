@@ -48,12 +48,15 @@ fn link_start(
         } else {
             "on another host"
         };
-        let bound = match (end.local, end.bound) {
-            (true, true) => "bound",
-            (true, false) => {
+        let bound = match (end.local, end.bound, link.mode) {
+            (true, true, _) => "bound",
+            (true, false, Mode::Steal) => {
                 "not bound yet (a VM started later binds it too, and the splice still receives first)"
             }
-            (false, _) => "not visible from here",
+            (true, false, Mode::Relay { .. }) => {
+                "not bound yet (the relay forwards to it once its VM binds it)"
+            }
+            (false, _, _) => "not visible from here",
         };
         if *name == end.addr.to_string() {
             writeln!(err, "  end {label} {name}: {place}, {bound}")?;
