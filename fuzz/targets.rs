@@ -8,7 +8,8 @@ use linkscope::bench::frame::{self, Frame, Header, Report};
 use linkscope::bench::stats::TestStats;
 use linkscope::direction::Direction;
 use linkscope::measure::fragment::{Budget, Outer};
-use linkscope::measure::meter::{Config, Ends, Meter};
+use linkscope::measure::meter::{Config, Meter};
+use linkscope::plan::LinkNames;
 use linkscope::plan::{self, Mapping, PveSource};
 use linkscope::wire;
 
@@ -147,13 +148,14 @@ pub fn meter(data: &[u8]) -> bool {
     meter.record(Direction::AToB, 1_000, data);
     meter.record(Direction::BToA, 2_000, data);
     meter.expire(u64::MAX);
-    let ends = Ends {
-        name: "l".into(),
+    let names = LinkNames {
+        link: "l".into(),
         a: "a".into(),
         b: "b".into(),
+        detail: String::new(),
     };
-    let _ = meter.summary(&ends, &[Direction::AToB, Direction::BToA], 1.0);
-    let _ = meter.report(&ends, Default::default(), 1.0);
+    let _ = meter.advice();
+    let _ = meter.report(&names, Default::default(), 1.0);
     // Inputs of a kind the meter follows (IPv4, IPv6, ARP, tagged) are worth mutating on.
     matches!(
         data.get(12..14),

@@ -12,6 +12,7 @@ mod report;
 mod sink;
 mod takeover;
 
+use std::io;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
