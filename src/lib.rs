@@ -15,6 +15,7 @@ pub mod direction;
 pub mod measure;
 pub mod net;
 pub mod plan;
+pub mod relay;
 pub mod splice;
 pub mod wire;
 
