@@ -90,6 +90,9 @@ pub struct Args {
     /// peer, 65535 on loopback).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(68..))]
     path_mtu: Option<u32>,
+    /// Forwarding threads: every link lives on one of them (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
     /// Seconds between status lines on standard error (0: none).
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     stats_interval: f64,
@@ -351,8 +354,12 @@ fn mode(args: &Args, link: usize) -> crate::Result<Mode> {
 
 /// The start report: per end whether it is local and bound, and which directions this host
 /// carries.
-fn report_start(link: &LinkConfig, names: &LinkNames, err: &mut impl Write) -> anyhow::Result<()> {
-    let survey = Survey::of(link)?;
+fn report_start(
+    link: &LinkConfig,
+    survey: &Survey,
+    names: &LinkNames,
+    err: &mut impl Write,
+) -> anyhow::Result<()> {
     match link.mode {
         Mode::Steal => writeln!(err, "splicing {} (steal mode)", names.link)?,
         Mode::Relay { listen_a, listen_b } => writeln!(
@@ -547,11 +554,11 @@ pub(super) fn print_summary(
                 s.frames(),
                 s.bytes(),
                 s.zero_length(),
-                s.foreign(),
+                s.foreign_source(),
                 s.truncated(),
-                s.send_failed(),
-                s.kernel_drops(),
-                s.tap_dropped()
+                s.send_error(),
+                s.kernel_rx_overflow(),
+                s.copy_dropped()
             )?;
         }
     }
@@ -636,7 +643,7 @@ fn now_ns() -> u64 {
 impl Measurement {
     fn new(
         args: &Args,
-        links: &[LinkConfig],
+        (links, surveys): (&[LinkConfig], &[Survey]),
         names: &[LinkNames],
         host_mtus: &[Option<u32>],
     ) -> anyhow::Result<Measurement> {
@@ -647,11 +654,12 @@ impl Measurement {
             .collect::<crate::Result<Vec<_>>>()?;
         let directions = links
             .iter()
-            .map(|link| match link.mode {
-                Mode::Steal => Survey::of(link).map(|s| s.stealable()),
-                Mode::Relay { .. } => Ok(Direction::BOTH.to_vec()),
+            .zip(surveys)
+            .map(|(link, survey)| match link.mode {
+                Mode::Steal => survey.stealable(),
+                Mode::Relay { .. } => Direction::BOTH.to_vec(),
             })
-            .collect::<crate::Result<Vec<_>>>()?;
+            .collect();
         let family = links
             .first()
             .map_or(snmp::Family::V4, |l| snmp::Family::of(&meters::peer(l)));
@@ -733,12 +741,13 @@ impl Measurement {
                         .unwrap_or_default();
                     SpliceCounters {
                         dropped: report::Dropped {
-                            kernel_rx_overflow: s.kernel_drops(),
-                            send_error: s.send_failed(),
-                            foreign_source: s.foreign(),
+                            kernel_rx_overflow: s.kernel_rx_overflow(),
+                            send_error: s.send_error(),
+                            foreign_source: s.foreign_source(),
                             zero_length: s.zero_length(),
+                            truncated: s.truncated(),
                         },
-                        capture_dropped: s.tap_dropped(),
+                        capture_dropped: s.copy_dropped(),
                     }
                 });
                 let mut link = meter.report(&self.ends[i], splice, duration_s);
@@ -812,15 +821,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|path| JsonOut::open(path, matches!(output, Some(Output::Stdout))))
         .transpose()?;
+    // One reading of the kernel's socket tables for every link.
+    let surveys = Survey::all(&links)?;
     let mut err = io::stderr().lock();
-    for (link, names) in links.iter().zip(&names) {
-        report_start(link, names, &mut err)?;
+    for ((link, survey), names) in links.iter().zip(&surveys).zip(&names) {
+        report_start(link, survey, names, &mut err)?;
     }
     drop(err);
     let mut measurement = if args.no_measure {
         None
     } else {
-        Some(Measurement::new(&args, &links, &names, &host_mtus)?)
+        Some(Measurement::new(
+            &args,
+            (&links, &surveys),
+            &names,
+            &host_mtus,
+        )?)
     };
 
     let sink = if let Some(output) = &output {
@@ -846,7 +862,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         CopyFilter::All
     };
-    let config = SpliceConfig { links, copy };
+    let config = SpliceConfig {
+        links,
+        copy,
+        workers: args.workers.map_or(0, usize::from),
+    };
     let views = Views::new(config.links.len());
     let watched = Watched::new(
         views.clone(),
