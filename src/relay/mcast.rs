@@ -1,0 +1,159 @@
+//! `mcast://GROUP:PORT[?local=IP]`: a QEMU multicast tunnel (`-netdev socket,mcast=GROUP:PORT
+//! [,localaddr=IP]`), where every member sends each frame as one datagram to the group and
+//! receives everyone's, its own included.
+//!
+//! The endpoint receives on a socket bound to GROUP:PORT (with SO_REUSEADDR, as QEMU binds
+//! it, so both share the port) that joined the group on the interface holding `local`
+//! (default: the kernel's choice), and sends from a second socket connected to the group, so
+//! that its own transmissions, which the kernel loops back to every member on this host
+//! (QEMU VMs here must hear them), carry a source address and port no member of the group
+//! has. Those are its own echo: dropped and counted (`mcast_own_echo`), never forwarded. The
+//! relay never sends a frame back to the endpoint it came from, so nothing a VM sends to the
+//! group returns to the group through the relay.
+//!
+//! Multicast on loopback needs a route: `ip route add 224.0.0.0/4 dev lo`.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::counter::{Counter, Counters};
+use crate::engine::endpoint::{Endpoint, Inbox, Received};
+use crate::net::batch::{SendBatch, SendOutcome};
+
+/// The largest datagram received.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// A member of a QEMU multicast tunnel, as a relay endpoint.
+#[derive(Debug)]
+pub struct Mcast {
+    receiver: UdpSocket,
+    sender: UdpSocket,
+    /// The sender's address as the group sees it: datagrams from it are our own echo.
+    own: SocketAddr,
+    datagram: Box<[u8]>,
+    own_echo: Counter,
+}
+
+impl Mcast {
+    /// Joins `group` (on the interface holding `local`, default the kernel's choice) and
+    /// connects the sending socket. Failures name the address and the step.
+    pub fn open(group: SocketAddr, local: Option<IpAddr>) -> crate::Result<Mcast> {
+        let fail = |addr: SocketAddr, op: &'static str| {
+            move |source| crate::Error::Socket { addr, op, source }
+        };
+        let domain = Domain::for_address(group);
+        let receiver = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(fail(group, "socket (mcast)"))?;
+        receiver
+            .set_reuse_address(true)
+            .map_err(fail(group, "SO_REUSEADDR (mcast)"))?;
+        receiver
+            .bind(&group.into())
+            .map_err(fail(group, "bind (mcast)"))?;
+        match (group.ip(), local) {
+            (IpAddr::V4(g), Some(IpAddr::V4(l))) => receiver.join_multicast_v4(&g, &l),
+            (IpAddr::V4(g), _) => receiver.join_multicast_v4(&g, &Ipv4Addr::UNSPECIFIED),
+            (IpAddr::V6(g), _) => receiver.join_multicast_v6(&g, 0),
+        }
+        .map_err(fail(group, "join the group (mcast)"))?;
+        let sender = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(fail(group, "socket (mcast)"))?;
+        let bind = SocketAddr::new(
+            local.unwrap_or(match group {
+                SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            }),
+            0,
+        );
+        sender
+            .bind(&bind.into())
+            .map_err(fail(bind, "bind (mcast sender)"))?;
+        match (group, local) {
+            (SocketAddr::V4(_), Some(IpAddr::V4(l))) => {
+                sender.set_multicast_if_v4(&l)?;
+                sender.set_multicast_loop_v4(true)
+            }
+            (SocketAddr::V4(_), _) => sender.set_multicast_loop_v4(true),
+            (SocketAddr::V6(_), _) => sender.set_multicast_loop_v6(true),
+        }
+        .map_err(fail(group, "multicast options (mcast sender)"))?;
+        sender
+            .connect(&group.into())
+            .map_err(fail(group, "connect (mcast sender: is there a multicast route?)"))?;
+        let receiver = UdpSocket::from(receiver);
+        let sender = UdpSocket::from(sender);
+        let own = sender
+            .local_addr()
+            .map_err(fail(group, "getsockname (mcast sender)"))?;
+        for socket in [&receiver, &sender] {
+            socket
+                .set_nonblocking(true)
+                .map_err(fail(group, "non-blocking (mcast)"))?;
+        }
+        Ok(Mcast {
+            receiver,
+            sender,
+            own,
+            datagram: vec![0; MAX_DATAGRAM].into_boxed_slice(),
+            own_echo: Counter::default(),
+        })
+    }
+
+    /// The address our transmissions come from.
+    pub fn own_addr(&self) -> SocketAddr {
+        self.own
+    }
+
+    /// `mcast_own_echo`: our own transmissions heard back from the group and dropped.
+    pub fn counters(&self) -> Counters {
+        vec![("mcast_own_echo", self.own_echo.clone())]
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Endpoint for Mcast {
+    fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.register(
+            &mut SourceFd(&self.receiver.as_raw_fd()),
+            token,
+            Interest::READABLE,
+        )
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        registry.deregister(&mut SourceFd(&self.receiver.as_raw_fd()))
+    }
+
+    fn receive(&mut self, inbox: &mut Inbox) -> io::Result<()> {
+        while !inbox.is_full() {
+            let (len, source) = self.receiver.recv_from(&mut self.datagram)?;
+            if source == self.own {
+                self.own_echo.add(1);
+            } else {
+                inbox.push(&self.datagram[..len], now_ns(), Some(source));
+            }
+        }
+        Ok(())
+    }
+
+    /// Any member of the group may send (that is what the group is); our echo never gets
+    /// this far.
+    fn accepts(&self, received: &Received) -> bool {
+        received.source.is_some()
+    }
+
+    fn send(&mut self, batch: &mut SendBatch, frames: &[&[u8]]) -> SendOutcome {
+        batch.send(&self.sender, None, frames)
+    }
+}
