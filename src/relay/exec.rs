@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -28,6 +28,9 @@ use super::framing::{Decoder, Encoder, Fill, FramingError};
 use crate::engine::endpoint::{Endpoint, Inbox, Received};
 use crate::net::batch::{SendBatch, SendOutcome};
 use crate::net::sys;
+
+/// How often a child whose pipes closed is checked for its exit.
+const REAP_EVERY: Duration = Duration::from_millis(50);
 
 /// Bytes queued towards a pipe at most: room for many frames in one write, bounded.
 pub const QUEUE_BYTES: usize = 1 << 20;
@@ -213,6 +216,15 @@ impl Exec {
         self.exit.clone()
     }
 
+    /// Records the child's exit status if it has exited.
+    fn reap(&mut self) {
+        if self.exit.status().is_none()
+            && let Ok(Some(status)) = self.child.try_wait()
+        {
+            self.exit.set(status);
+        }
+    }
+
     /// `stream_framing_errors`: the child broke the framing (and was cut off).
     pub fn counters(&self) -> Counters {
         vec![("stream_framing_errors", self.pipes.framing_errors.clone())]
@@ -246,13 +258,21 @@ impl Endpoint for Exec {
 
     fn receive(&mut self, inbox: &mut Inbox) -> io::Result<()> {
         let result = self.pipes.receive(inbox);
-        if self.pipes.closed
-            && self.exit.status().is_none()
-            && let Ok(Some(status)) = self.child.try_wait()
-        {
-            self.exit.set(status);
+        if self.pipes.closed {
+            self.reap();
         }
         result
+    }
+
+    /// Once the pipes are closed, the child is looked for every [`REAP_EVERY`] until it
+    /// has exited (its stdout closes a moment before it does).
+    fn next_timer(&self) -> Option<Instant> {
+        (self.pipes.closed && self.exit.status().is_none()).then(|| Instant::now() + REAP_EVERY)
+    }
+
+    fn timer(&mut self, _now: Instant, _registry: &Registry, _token: Token) -> io::Result<()> {
+        self.reap();
+        Ok(())
     }
 
     /// Whatever comes out of the child's stdout is the peer's.
@@ -328,5 +348,120 @@ impl Endpoint for Stdio {
 
     fn writable(&mut self) {
         self.pipes.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::udp::TunnelEnd;
+    use crate::engine::{Engine, EngineConfig, Link};
+    use crate::splice::copy::CopyFilter;
+    use std::net::UdpSocket;
+    use std::os::unix::process::ExitStatusExt as _;
+
+    fn engine() -> Engine {
+        Engine::start(EngineConfig {
+            workers: 1,
+            copy: None,
+            filter: CopyFilter::All,
+            name: "exec-test".into(),
+        })
+        .unwrap()
+    }
+
+    /// A VM stand-in and the relay's UDP end that exchanges frames with it.
+    fn udp_pair() -> (UdpSocket, TunnelEnd) {
+        let vm = UdpSocket::bind("127.0.0.1:0").unwrap();
+        vm.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let relay = UdpSocket::bind("127.0.0.1:0").unwrap();
+        vm.connect(relay.local_addr().unwrap()).unwrap();
+        let end = TunnelEnd::relayed(vm.local_addr().unwrap(), relay).unwrap();
+        (vm, end)
+    }
+
+    fn wait_for(mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn frames_cross_a_child_and_come_back_whole_and_in_order() {
+        let (vm, udp) = udp_pair();
+        // `cat` hands back every byte: each frame returns, framed, as it went.
+        let exec = Exec::spawn("cat").unwrap();
+        let exit = exec.exit_watch();
+        let mut engine = engine();
+        engine
+            .add_link(Link::pair(
+                "t".into(),
+                Box::new(udp),
+                Box::new(exec),
+                (true, true),
+            ))
+            .unwrap();
+        let frames: Vec<Vec<u8>> = (0..200u16)
+            .map(|i| vec![(i % 251) as u8; 60 + usize::from(i) * 40])
+            .collect();
+        let mut buf = vec![0; 65_536];
+        for frame in &frames {
+            vm.send(frame).unwrap();
+            let n = vm.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &frame[..]);
+        }
+        let stats = engine.stop();
+        assert_eq!(stats[0].a_to_b.unwrap().frames(), 200);
+        assert_eq!(stats[0].b_to_a.unwrap().frames(), 200);
+        let status = exit.status().expect("reaped on stop");
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    }
+
+    #[test]
+    fn a_child_that_breaks_the_framing_is_cut_off_and_its_group_killed() {
+        let (vm, udp) = udp_pair();
+        let exec = Exec::spawn("printf '\\000\\000\\000\\000'; exec sleep 600").unwrap();
+        let group = exec.pid();
+        let counters = exec.counters();
+        let exit = exec.exit_watch();
+        let mut engine = engine();
+        engine
+            .add_link(Link::pair(
+                "t".into(),
+                Box::new(udp),
+                Box::new(exec),
+                (true, true),
+            ))
+            .unwrap();
+        wait_for(|| counters[0].1.get() == 1);
+        vm.send(&[1; 60]).unwrap();
+        let stats = engine.stop();
+        assert_eq!(stats[0].b_to_a.unwrap().frames(), 0);
+        let status = exit.status().expect("reaped on stop");
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+        // Nothing of the group is left.
+        let err = sys::kill_process_group(group).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ESRCH));
+    }
+
+    #[test]
+    fn a_child_that_exits_reports_its_status() {
+        let (_vm, udp) = udp_pair();
+        let exec = Exec::spawn("exit 3").unwrap();
+        let exit = exec.exit_watch();
+        let mut engine = engine();
+        engine
+            .add_link(Link::pair(
+                "t".into(),
+                Box::new(udp),
+                Box::new(exec),
+                (true, true),
+            ))
+            .unwrap();
+        wait_for(|| exit.status().is_some());
+        assert_eq!(exit.status().unwrap().code(), Some(3));
+        engine.stop();
     }
 }

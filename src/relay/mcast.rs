@@ -75,17 +75,17 @@ impl Mcast {
             .bind(&bind.into())
             .map_err(fail(bind, "bind (mcast sender)"))?;
         match (group, local) {
-            (SocketAddr::V4(_), Some(IpAddr::V4(l))) => {
-                sender.set_multicast_if_v4(&l)?;
-                sender.set_multicast_loop_v4(true)
-            }
+            (SocketAddr::V4(_), Some(IpAddr::V4(l))) => sender
+                .set_multicast_if_v4(&l)
+                .and_then(|()| sender.set_multicast_loop_v4(true)),
             (SocketAddr::V4(_), _) => sender.set_multicast_loop_v4(true),
             (SocketAddr::V6(_), _) => sender.set_multicast_loop_v6(true),
         }
         .map_err(fail(group, "multicast options (mcast sender)"))?;
-        sender
-            .connect(&group.into())
-            .map_err(fail(group, "connect (mcast sender: is there a multicast route?)"))?;
+        sender.connect(&group.into()).map_err(fail(
+            group,
+            "connect (mcast sender: is there a multicast route?)",
+        ))?;
         let receiver = UdpSocket::from(receiver);
         let sender = UdpSocket::from(sender);
         let own = sender

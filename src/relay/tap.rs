@@ -18,8 +18,8 @@ use mio::{Interest, Registry, Token};
 
 use crate::engine::endpoint::{Endpoint, Inbox, Received};
 use crate::net::batch::{SendBatch, SendOutcome};
-use crate::net::tap::Tap;
 use crate::net::sys;
+use crate::net::tap::Tap;
 
 /// The largest frame read from a device.
 const MAX_FRAME: usize = 65_535;
@@ -54,24 +54,24 @@ impl TapEnd {
             None => format!("tap://{name}"),
         };
         let tap = Tap::open_nonblocking(name).map_err(|e| match &e {
-            crate::Error::Io { source, .. } if denied(source) => {
-                needs_privilege(&locator, &format!("creating or attaching tap {name}"), source)
-            }
+            crate::Error::Io { source, .. } if denied(source) => needs_privilege(
+                &locator,
+                &format!("creating or attaching tap {name}"),
+                source,
+            ),
             _ => e,
         })?;
-        let io_error = |what: String| {
-            move |source: io::Error| {
-                if denied(&source) {
-                    needs_privilege(&locator, &what, &source)
-                } else {
-                    crate::Error::Argument {
-                        field: format!("endpoint `{locator}`"),
-                        message: format!("{what}: {source}"),
-                    }
+        let refused = |what: String, source: io::Error| {
+            if denied(&source) {
+                needs_privilege(&locator, &what, &source)
+            } else {
+                crate::Error::Argument {
+                    field: format!("endpoint `{locator}`"),
+                    message: format!("{what}: {source}"),
                 }
             }
         };
-        sys::interface_up(tap.name()).map_err(io_error(format!("bringing {name} up")))?;
+        sys::interface_up(tap.name()).map_err(|e| refused(format!("bringing {name} up"), e))?;
         if let Some(bridge) = bridge
             && master(tap.name()).as_deref() != Some(bridge)
         {
@@ -82,7 +82,7 @@ impl TapEnd {
                         message: format!("bridge {bridge}: no such interface"),
                     }
                 } else {
-                    io_error(format!("adding {name} to bridge {bridge}"))(source)
+                    refused(format!("adding {name} to bridge {bridge}"), source)
                 }
             })?;
         }

@@ -166,9 +166,7 @@ impl Endpoint for Vxlan {
     }
 
     fn accepts(&self, received: &Received) -> bool {
-        received
-            .source
-            .is_some_and(|s| s.ip() == self.remote.ip())
+        received.source.is_some_and(|s| s.ip() == self.remote.ip())
     }
 
     fn send(&mut self, batch: &mut SendBatch, frames: &[&[u8]]) -> SendOutcome {
@@ -212,12 +210,19 @@ mod tests {
         assert_eq!(frame(&datagram[..21], 0x123456), Err(Refusal::BadHeader));
         for flags in [0x00, 0x0c, 0x88] {
             datagram[0] = flags;
-            assert_eq!(frame(&datagram, 0x123456), Err(Refusal::BadHeader), "{flags:#x}");
+            assert_eq!(
+                frame(&datagram, 0x123456),
+                Err(Refusal::BadHeader),
+                "{flags:#x}"
+            );
         }
         datagram[0] = FLAG_I;
         datagram[1] = 0xff;
         datagram[7] = 0xff;
-        assert!(frame(&datagram, 0x123456).is_ok(), "reserved bits are ignored");
+        assert!(
+            frame(&datagram, 0x123456).is_ok(),
+            "reserved bits are ignored"
+        );
     }
 
     #[test]
