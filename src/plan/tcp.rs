@@ -231,6 +231,19 @@ mod tests {
             ]
         );
         assert_eq!(unit_name(&first[0]), "linkscope-relay-100-1-103-1.service");
+        // What the relay parses back: the UDP end binds the other VM's port and talks to
+        // this host's VM; the connecting side targets the listener.
+        for relay in [&first[0], &second[0]] {
+            let [udp, tcp] = relay.args();
+            match crate::relay::Locator::parse(udp.trim_matches('\'')).unwrap() {
+                crate::relay::Locator::Udp { bind, peer } => {
+                    assert_eq!((bind, peer), (relay.bind, relay.vm));
+                }
+                other => panic!("{other:?}"),
+            }
+            let tcp = crate::relay::Locator::parse(&tcp).unwrap();
+            assert_eq!(tcp.to_string().starts_with("tcp-listen://"), relay.listens);
+        }
     }
 
     #[test]
