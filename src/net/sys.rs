@@ -384,25 +384,11 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 /// with `IFF_TAP | IFF_NO_PI`, and returns the name the kernel gave it. `name` must be shorter
 /// than `IFNAMSIZ` bytes and hold no NUL.
 pub fn tun_attach_tap(tun: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<u8>> {
-    if name.len() >= libc::IFNAMSIZ || name.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "an interface name is 1 to 15 bytes without NUL",
-        ));
-    }
-    let mut ifr_name = [0 as libc::c_char; libc::IFNAMSIZ];
-    for (d, s) in ifr_name.iter_mut().zip(name) {
-        *d = *s as libc::c_char;
-    }
-    let mut req = libc::ifreq {
-        ifr_name,
-        ifr_ifru: libc::__c_anonymous_ifr_ifru {
-            ifru_flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
-        },
-    };
+    let mut req = ifreq(name)?;
+    req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes one `struct ifreq`; `req` is a live, exclusively
-    // borrowed `ifreq` for the whole call, its name NUL-terminated (checked length above), and
-    // `tun` is an open descriptor borrowed for the call.
+    // borrowed `ifreq` for the whole call, its name NUL-terminated (`ifreq` checked its
+    // length), and `tun` is an open descriptor borrowed for the call.
     let rc = unsafe {
         libc::ioctl(
             tun.as_raw_fd(),
@@ -446,17 +432,17 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
 /// interface whose index is in `ifr_ifindex` to the bridge named in `ifr_name`.
 const SIOCBRADDIF: libc::c_ulong = 0x89a2;
 
-/// An `ifreq` naming `name`; refuses names the kernel cannot take (1 to 15 bytes, no NUL).
-fn ifreq(name: &str) -> io::Result<libc::ifreq> {
-    let bytes = name.as_bytes();
-    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+/// An `ifreq` naming `name`, the rest zero; refuses names the kernel cannot take (at most 15
+/// bytes, no NUL; an empty name asks TUNSETIFF to choose one and names nothing elsewhere).
+fn ifreq(name: &[u8]) -> io::Result<libc::ifreq> {
+    if name.len() >= libc::IFNAMSIZ || name.contains(&0) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "an interface name is 1 to 15 bytes without NUL",
         ));
     }
     let mut ifr_name = [0 as libc::c_char; libc::IFNAMSIZ];
-    for (d, s) in ifr_name.iter_mut().zip(bytes) {
+    for (d, s) in ifr_name.iter_mut().zip(name) {
         *d = *s as libc::c_char;
     }
     Ok(libc::ifreq {
@@ -484,7 +470,7 @@ fn interface_ioctl(request: libc::c_ulong, req: &mut libc::ifreq) -> io::Result<
 /// Brings the interface `name` up (sets `IFF_UP`, as `ip link set NAME up`); needs
 /// CAP_NET_ADMIN unless it is up already.
 pub fn interface_up(name: &str) -> io::Result<()> {
-    let mut req = ifreq(name)?;
+    let mut req = ifreq(name.as_bytes())?;
     interface_ioctl(libc::SIOCGIFFLAGS, &mut req)?;
     // SAFETY: SIOCGIFFLAGS filled the `ifru_flags` member of the union.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
@@ -498,7 +484,7 @@ pub fn interface_up(name: &str) -> io::Result<()> {
 
 /// The index of the interface `name`.
 pub fn interface_index(name: &str) -> io::Result<i32> {
-    let mut req = ifreq(name)?;
+    let mut req = ifreq(name.as_bytes())?;
     interface_ioctl(libc::SIOCGIFINDEX, &mut req)?;
     // SAFETY: SIOCGIFINDEX filled the `ifru_ifindex` member of the union.
     Ok(unsafe { req.ifr_ifru.ifru_ifindex })
@@ -508,7 +494,7 @@ pub fn interface_index(name: &str) -> io::Result<i32> {
 /// BRIDGE`; a port already in that bridge is fine); needs CAP_NET_ADMIN.
 pub fn bridge_add(bridge: &str, port: &str) -> io::Result<()> {
     let index = interface_index(port)?;
-    let mut req = ifreq(bridge)?;
+    let mut req = ifreq(bridge.as_bytes())?;
     req.ifr_ifru.ifru_ifindex = index;
     interface_ioctl(SIOCBRADDIF, &mut req)
 }
@@ -633,10 +619,14 @@ mod tests {
 
     #[test]
     fn interface_requests_refuse_bad_names_and_find_loopback() {
-        for name in ["", "sixteen-bytes-xx", "nul\0"] {
+        for name in ["sixteen-bytes-xx", "nul\0"] {
             let err = interface_up(name).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{name:?}");
         }
+        assert_eq!(
+            interface_up("").unwrap_err().raw_os_error(),
+            Some(libc::ENODEV)
+        );
         assert!(interface_index("lo").unwrap() > 0);
         let err = interface_index("linkscope-none").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENODEV));
