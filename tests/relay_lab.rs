@@ -253,3 +253,143 @@ fn vxlan_reaches_a_kernel_vxlan_device_and_drops_other_vnis() {
     );
     assert!(forwarded >= u64::from(PINGS));
 }
+
+/// A `linkscope relay` running in a namespace; killed on drop, stopped with SIGTERM by
+/// [`NsRelay::stop`] (which lets it write its report).
+struct NsRelay(std::process::Child);
+
+impl NsRelay {
+    /// Starts `linkscope relay -q --stats-interval 0 ARGS…` in `ns`.
+    fn start(ns: &Netns, args: &[String]) -> NsRelay {
+        let mut cmd = ns.command(env!("CARGO_BIN_EXE_linkscope"));
+        cmd.args(["relay", "-q", "--stats-interval", "0"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        NsRelay(cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}")))
+    }
+
+    /// SIGTERM, then waits for the exit; the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        lab::signal(self.0.id(), "TERM").unwrap();
+        let status = self.0.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for NsRelay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Each host's `linkscope relay` arguments from `plan --format relays` output, by the host
+/// address its `# host` line names (the single quotes a shell would remove, removed).
+fn relay_commands(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut host = None;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(h) = line.strip_prefix("# host ") {
+            host = Some(h.trim().to_string());
+        } else if let Some(args) = line.strip_prefix("linkscope relay ") {
+            let args = args
+                .split(' ')
+                .map(|a| a.trim_matches('\'').to_string())
+                .collect();
+            out.push((host.clone().expect("a # host line first"), args));
+        }
+    }
+    out
+}
+
+/// The cross-host scenario twice, one run per transport of the same link: two namespaces
+/// joined by a veth of MTU 1500, VMs with host_mtu 9000 and guest MTU 8000 pinging each other
+/// with 7,000-byte payloads. Over the plain UDP tunnel each host fragments every large tunnel
+/// datagram; over `transport: tcp` (each VM on a loopback tunnel to a relay on its own host,
+/// the relays joined by TCP, all as `plan --format relays` says) nothing is fragmented.
+#[test]
+fn tcp_relays_carry_jumbo_frames_between_hosts_where_udp_fragments() {
+    let test = "tcp_relays_carry_jumbo_frames_between_hosts_where_udp_fragments";
+    let Some(image) = prereq::vm_image(test, &[Need::Root, Need::Iproute, Need::Qemu]) else {
+        return;
+    };
+    const COUNT: u32 = 5;
+    let hosts = [Netns::new().unwrap(), Netns::new().unwrap()];
+    let host_ips = lab::scenario::HOST_IPS;
+    lab::netns::veth(
+        &hosts[0],
+        &format!("{}/24", host_ips[0]),
+        &hosts[1],
+        &format!("{}/24", host_ips[1]),
+        "veth0",
+        1500,
+    )
+    .unwrap();
+    let vms = lab::scenario::VMS;
+    let ports = lab::free_udp_ports::<2>();
+    let mut frag_creates = Vec::new();
+    for transport in ["udp", "tcp"] {
+        let mapping = format!(
+            "defaults:\n  host_mtu: 9000\n  udp_ip_by_vm:\n    {}: {}\n    {}: {}\nlinks:\n  - [{}, 1, {}, 1, {{port_a: {}, port_b: {}, transport: {transport}}}]\n",
+            vms[0], host_ips[0], vms[1], host_ips[1], vms[0], vms[1], ports[0], ports[1]
+        );
+        let args = lab::plan::qemu_args(&mapping, lab::plan::Netdev::Socket).unwrap();
+        let mut relays = Vec::new();
+        if transport == "tcp" {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("mapping.yaml");
+            std::fs::write(&path, &mapping).unwrap();
+            let text = lab::run(
+                Command::new(env!("CARGO_BIN_EXE_linkscope"))
+                    .arg("plan")
+                    .arg(&path)
+                    .args(["--format", "relays", "--qm-showcmd-dir"])
+                    .arg(dir.path())
+                    .arg("--pve-config-dir")
+                    .arg(dir.path()),
+            )
+            .unwrap();
+            let commands = relay_commands(&text);
+            assert_eq!(commands.len(), 2, "{text}");
+            for (host, args) in &commands {
+                let index = host_ips.iter().position(|h| h == host).unwrap();
+                relays.push(NsRelay::start(&hosts[index], args));
+            }
+        }
+        let before = [hosts[0].snmp().unwrap(), hosts[1].snmp().unwrap()];
+        let mut running = lab::scenario::boot(
+            &image,
+            &args,
+            lab::scenario::ping_guests(Some(8000), 7000, COUNT),
+            [Some(&hosts[0]), Some(&hosts[1])],
+        )
+        .unwrap();
+        for result in lab::scenario::results(&mut running).unwrap() {
+            lab::scenario::check_no_loss(&result, COUNT)
+                .unwrap_or_else(|e| panic!("over {transport}: {e}"));
+        }
+        drop(running);
+        let after = [hosts[0].snmp().unwrap(), hosts[1].snmp().unwrap()];
+        let rise = |h: usize| {
+            let at = |m: &std::collections::BTreeMap<String, u64>| {
+                m.get("Ip:FragCreates").copied().unwrap_or(0)
+            };
+            at(&after[h]).saturating_sub(at(&before[h]))
+        };
+        frag_creates.push((transport, [rise(0), rise(1)]));
+        for relay in relays {
+            relay.stop();
+        }
+    }
+    eprintln!("FragCreates per host: {frag_creates:?}");
+    let [(_, udp), (_, tcp)] = frag_creates[..] else {
+        unreachable!()
+    };
+    assert!(
+        udp.iter().all(|&n| n >= u64::from(COUNT)),
+        "the UDP tunnel did not fragment: {udp:?}"
+    );
+    assert_eq!(tcp, [0, 0], "the TCP relays fragmented");
+}
