@@ -52,6 +52,7 @@ fn start(
         &SpliceConfig {
             links,
             copy: CopyFilter::All,
+            workers: 0,
         },
         tap,
         Arc::new(AtomicBool::new(false)),
@@ -193,7 +194,7 @@ fn relay_mode_drops_and_counts_foreign_sources() {
     assert_eq!((&buf[..n], from), (&b"from b"[..], listen[0]));
     let stats = splice.stop();
     let ab = stats[0].direction(Direction::AToB).unwrap();
-    assert_eq!((ab.frames(), ab.foreign()), (1, 1));
+    assert_eq!((ab.frames(), ab.foreign_source()), (1, 1));
 }
 
 #[test]
@@ -255,6 +256,6 @@ fn a_full_tap_drops_copies_never_frames() {
     }
     let stats = splice.stop();
     let ab = stats[0].direction(Direction::AToB).unwrap();
-    assert_eq!((ab.frames(), ab.tap_dropped()), (5, 4));
+    assert_eq!((ab.frames(), ab.copy_dropped()), (5, 4));
     assert_eq!(rx.try_iter().map(|b| b.len()).sum::<usize>(), 1);
 }

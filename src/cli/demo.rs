@@ -140,6 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let config = SpliceConfig {
             links: vec![link],
             copy: CopyFilter::All,
+            workers: 1,
         };
         let splice_stop = Arc::new(AtomicBool::new(false));
         let splice = Splice::start(&config, Some(sender), splice_stop)?;

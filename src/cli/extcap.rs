@@ -160,6 +160,7 @@ fn capture(link: &crate::plan::Link, fifo: &Path, snaplen: u32) -> anyhow::Resul
             mode: Mode::Steal,
         }],
         copy: CopyFilter::All,
+        workers: 1,
     };
     let splice = Splice::start(&config, Some(sender), stop.clone())?;
     while !stop.load(Ordering::SeqCst) {

@@ -90,6 +90,9 @@ pub struct Args {
     /// peer, 65535 on loopback).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(68..))]
     path_mtu: Option<u32>,
+    /// Forwarding threads: every link lives on one of them (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
     /// Seconds between status lines on standard error (0: none).
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     stats_interval: f64,
@@ -547,11 +550,11 @@ pub(super) fn print_summary(
                 s.frames(),
                 s.bytes(),
                 s.zero_length(),
-                s.foreign(),
+                s.foreign_source(),
                 s.truncated(),
-                s.send_failed(),
-                s.kernel_drops(),
-                s.tap_dropped()
+                s.send_error(),
+                s.kernel_rx_overflow(),
+                s.copy_dropped()
             )?;
         }
     }
@@ -733,12 +736,13 @@ impl Measurement {
                         .unwrap_or_default();
                     SpliceCounters {
                         dropped: report::Dropped {
-                            kernel_rx_overflow: s.kernel_drops(),
-                            send_error: s.send_failed(),
-                            foreign_source: s.foreign(),
+                            kernel_rx_overflow: s.kernel_rx_overflow(),
+                            send_error: s.send_error(),
+                            foreign_source: s.foreign_source(),
                             zero_length: s.zero_length(),
+                            truncated: s.truncated(),
                         },
-                        capture_dropped: s.tap_dropped(),
+                        capture_dropped: s.copy_dropped(),
                     }
                 });
                 let mut link = meter.report(&self.ends[i], splice, duration_s);
@@ -846,7 +850,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         CopyFilter::All
     };
-    let config = SpliceConfig { links, copy };
+    let config = SpliceConfig {
+        links,
+        copy,
+        workers: args.workers.map_or(0, usize::from),
+    };
     let views = Views::new(config.links.len());
     let watched = Watched::new(
         views.clone(),

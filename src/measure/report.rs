@@ -62,6 +62,8 @@ pub struct Dropped {
     pub foreign_source: u64,
     /// Zero-length datagrams (never forwarded: QEMU takes one as end of stream).
     pub zero_length: u64,
+    /// Datagrams longer than the receive slot (never forwarded cut).
+    pub truncated: u64,
 }
 
 /// Frame sizes in bytes (Ethernet header included, no FCS); null without frames.
@@ -247,6 +249,7 @@ mod tests {
                 "send_error",
                 "foreign_source",
                 "zero_length",
+                "truncated",
             ],
         );
         assert_keys(&d["sizes"], &["min", "max", "p50", "p99"]);

@@ -77,9 +77,45 @@ impl RecvBatch {
             .map(|(chunk, meta)| (&chunk[..meta.len], meta))
     }
 
-    /// How many datagrams the last receive returned.
+    /// How many datagrams the batch holds.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// How many datagrams the batch can hold.
+    pub fn capacity(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// True when every slot is taken.
+    pub fn is_full(&self) -> bool {
+        self.len == self.meta.len()
+    }
+
+    /// Empties the batch.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Appends one datagram that did not come from `recvmmsg` (a frame cut out of a stream,
+    /// read from a device), received at `timestamp_ns` from `source`. False when the batch is
+    /// full; a frame longer than a slot is cut and marked truncated.
+    pub fn push(&mut self, data: &[u8], timestamp_ns: u64, source: Option<SocketAddr>) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        let len = data.len().min(self.slot);
+        let start = self.len * self.slot;
+        self.buffer[start..start + len].copy_from_slice(&data[..len]);
+        self.meta[self.len] = Received {
+            len,
+            source,
+            timestamp_ns,
+            kernel_drops: 0,
+            truncated: len < data.len(),
+        };
+        self.len += 1;
+        true
     }
 
     /// True when the last receive returned nothing.
@@ -227,6 +263,22 @@ mod tests {
             }
         }
         assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn pushed_frames_fill_the_batch_and_long_ones_are_cut() {
+        let mut batch = RecvBatch::new(2, 4);
+        assert!(batch.push(b"ab", 7, None));
+        assert!(batch.push(b"abcdef", 8, None));
+        assert!(batch.is_full());
+        assert!(!batch.push(b"x", 9, None));
+        let got: Vec<(&[u8], u64, bool)> = batch
+            .iter()
+            .map(|(d, m)| (d, m.timestamp_ns, m.truncated))
+            .collect();
+        assert_eq!(got, [(&b"ab"[..], 7, false), (&b"abcd"[..], 8, true)]);
+        batch.clear();
+        assert!(batch.is_empty());
     }
 
     #[test]

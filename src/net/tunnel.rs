@@ -12,12 +12,8 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
-use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-
-/// How long a receive waits before the caller looks at its shutdown flag again.
-pub const READ_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// The receive buffer we ask for: room for a burst of about 4000 full-size Ethernet frames.
 pub const RECV_BUFFER: usize = 8 << 20;
@@ -26,13 +22,12 @@ fn udp_socket(addr: SocketAddr) -> io::Result<Socket> {
     Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
 }
 
-/// Prepares a receiving socket: big buffer (forced past `rmem_max` when we may), read
-/// timeout, receive timestamps and drop counter.
+/// Prepares a receiving socket: big buffer (forced past `rmem_max` when we may), receive
+/// timestamps and drop counter.
 fn prepare_receiver(socket: &Socket) -> io::Result<()> {
     if super::sys::force_recv_buffer(socket.as_fd(), RECV_BUFFER).is_err() {
         socket.set_recv_buffer_size(RECV_BUFFER)?;
     }
-    socket.set_read_timeout(Some(READ_TIMEOUT))?;
     super::sys::enable_receive_metadata(socket.as_fd())
 }
 
@@ -94,6 +89,7 @@ pub fn is_local(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_steal_socket_takes_only_the_peers_datagrams() {

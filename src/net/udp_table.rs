@@ -1,23 +1,55 @@
 //! The kernel's table of UDP sockets (`/proc/net/udp` and `/proc/net/udp6`): tells whether
 //! some process has a socket bound to an address, e.g. whether a VM's tunnel end is up.
 
+use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
-/// True when a UDP socket of this network namespace is bound to `addr`: to its IP and port,
-/// or to the wildcard address of its family (or `::` for IPv4, which dual-stack sockets
-/// cover) on its port.
-pub fn is_bound(addr: SocketAddr) -> io::Result<bool> {
-    let mut bound = Vec::new();
-    for table in ["/proc/net/udp", "/proc/net/udp6"] {
-        match std::fs::read_to_string(Path::new(table)) {
-            Ok(text) => bound.extend(parse(&text)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+/// The local addresses of every UDP socket of this network namespace, as of one reading.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    bound: HashSet<SocketAddr>,
+    /// Ports some socket is bound to on a wildcard address.
+    wildcard: Vec<SocketAddr>,
+}
+
+impl Table {
+    /// Reads `/proc/net/udp` and `/proc/net/udp6` once.
+    pub fn read() -> io::Result<Table> {
+        let mut table = Table::default();
+        for path in ["/proc/net/udp", "/proc/net/udp6"] {
+            match std::fs::read_to_string(Path::new(path)) {
+                Ok(text) => {
+                    for local in parse(&text) {
+                        if local.ip().is_unspecified() {
+                            table.wildcard.push(local);
+                        } else {
+                            table.bound.insert(local);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(table)
     }
-    Ok(bound.iter().any(|local| covers(*local, addr)))
+
+    /// True when a socket bound to `addr`'s IP and port, or to the wildcard address of its
+    /// family (or `::` for IPv4, which dual-stack sockets cover) on its port, was listed.
+    pub fn is_bound(&self, addr: SocketAddr) -> bool {
+        let mapped = match addr.ip() {
+            IpAddr::V4(v4) => Some(SocketAddr::new(
+                IpAddr::V6(v4.to_ipv6_mapped()),
+                addr.port(),
+            )),
+            IpAddr::V6(_) => None,
+        };
+        self.bound.contains(&addr)
+            || mapped.is_some_and(|m| self.bound.contains(&m))
+            || self.wildcard.iter().any(|local| covers(*local, addr))
+    }
 }
 
 /// Whether a socket bound to `local` receives datagrams sent to `addr`.
@@ -102,8 +134,8 @@ mod tests {
     fn sees_a_bound_socket() {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();
-        assert!(is_bound(addr).unwrap());
+        assert!(Table::read().unwrap().is_bound(addr));
         drop(socket);
-        assert!(!is_bound(addr).unwrap());
+        assert!(!Table::read().unwrap().is_bound(addr));
     }
 }

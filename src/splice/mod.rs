@@ -1,16 +1,12 @@
-//! The forwarding engine: steps into QEMU UDP tunnels and relays every frame unchanged.
+//! The splice: steps into QEMU UDP tunnels and relays every frame unchanged, on the
+//! [`crate::engine`].
 //!
-//! One thread per link direction receives a batch (`recvmmsg`), drops what must not pass
-//! (zero-length datagrams, which QEMU takes as end of stream, and datagrams from anyone but
-//! the expected peer), forwards the rest in order with one `sendmmsg`, and offers copies of
-//! the batch's forwarded frames the [`CopyFilter`] takes to the [`copy`], as one [`CopyBatch`],
-//! without ever waiting for it. Reads time out every
-//! [`crate::net::tunnel::READ_TIMEOUT`] so a shutdown flag is seen within 100 ms. Stopping
-//! joins the threads, which closes their sockets and hands the tunnels back to the VMs.
-//!
-//! In [`Mode::Steal`] the splice shares each VM's bound address and connects to the peer
-//! (see [`crate::net::tunnel`]); in [`Mode::Relay`] the VMs were told to send to the
-//! splice's own two ports.
+//! Each link becomes an engine link of two [`TunnelEnd`]s. In [`Mode::Steal`] the splice shares
+//! each VM's bound address and connects to the peer (see [`crate::net::tunnel`]); in
+//! [`Mode::Relay`] the VMs were told to send to the splice's own two ports. Every socket is
+//! opened before anything runs, so a refused address stops the splice before it starts.
+//! Links can be added and removed while it runs; removing one (or stopping) closes its
+//! sockets, which hands the tunnel straight back to the VMs.
 
 pub mod copy;
 pub mod demo;
@@ -19,27 +15,22 @@ pub mod recorder;
 pub mod stats;
 pub mod watch;
 
+use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 
 pub use crate::direction::Direction;
-use crate::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch};
+use crate::engine::udp::TunnelEnd;
+pub use crate::engine::{BATCH, LinkStats};
+use crate::engine::{Engine, EngineConfig, Link, LinkId};
 use crate::net::{tunnel, udp_table};
 use crate::{Error, Result};
 pub use copy::{CopyBatch, CopyFilter, CopyRecord};
 pub use stats::DirectionStats;
-
-/// Datagrams per system call.
-pub const BATCH: usize = 64;
-
-/// Batches forwarded at most from a receive queue when stopping.
-const DRAIN_BATCHES: usize = 64;
 
 /// How the splice gets into a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,20 +98,28 @@ pub struct Survey {
 impl Survey {
     /// Looks at both ends of `link` (in `/proc/net/udp{,6}` and the host's addresses).
     pub fn of(link: &LinkConfig) -> Result<Survey> {
-        let end = |addr: SocketAddr| -> Result<EndState> {
-            Ok(EndState {
-                addr,
-                local: tunnel::is_local(addr.ip()),
-                bound: udp_table::is_bound(addr).map_err(|source| Error::Io {
-                    path: "/proc/net/udp".into(),
-                    source,
-                })?,
-            })
+        Ok(Survey::all(std::slice::from_ref(link))?.remove(0))
+    }
+
+    /// Looks at both ends of every link, reading the kernel's socket tables once for all.
+    pub fn all(links: &[LinkConfig]) -> Result<Vec<Survey>> {
+        let table = udp_table::Table::read().map_err(|source| Error::Io {
+            path: "/proc/net/udp".into(),
+            source,
+        })?;
+        let mut host = Host::default();
+        let mut end = |addr: SocketAddr| EndState {
+            addr,
+            local: host.is_local(addr.ip()),
+            bound: table.is_bound(addr),
         };
-        Ok(Survey {
-            a: end(link.a)?,
-            b: end(link.b)?,
-        })
+        Ok(links
+            .iter()
+            .map(|link| Survey {
+                a: end(link.a),
+                b: end(link.b),
+            })
+            .collect())
     }
 
     /// The directions a steal-mode splice on this host can carry: those arriving at a
@@ -137,89 +136,63 @@ impl Survey {
     }
 }
 
+/// Which IPs belong to this host, each looked up once.
+#[derive(Debug, Default)]
+struct Host {
+    local: HashMap<IpAddr, bool>,
+}
+
+impl Host {
+    fn is_local(&mut self, ip: IpAddr) -> bool {
+        *self.local.entry(ip).or_insert_with(|| tunnel::is_local(ip))
+    }
+}
+
 /// What a splice forwards and how much of it the copy channel takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpliceConfig {
     pub links: Vec<LinkConfig>,
     /// Which forwarded frames are offered to the copy channel (when there is one).
     pub copy: CopyFilter,
-}
-
-/// Forwarding counters of one link, per direction (`None`: that direction is not spliced).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkStats {
-    pub name: String,
-    pub a_to_b: Option<DirectionStats>,
-    pub b_to_a: Option<DirectionStats>,
-}
-
-impl LinkStats {
-    /// The counters of one direction.
-    pub fn direction(&self, direction: Direction) -> Option<&DirectionStats> {
-        match direction {
-            Direction::AToB => self.a_to_b.as_ref(),
-            Direction::BToA => self.b_to_a.as_ref(),
-        }
-    }
-}
-
-/// One direction's sockets and addresses, ready to run.
-struct Path {
-    link: usize,
-    direction: Direction,
-    thread_name: String,
-    receiver: UdpSocket,
-    sender: UdpSocket,
-    source: SocketAddr,
-    /// Where to send; `None` when `sender` is connected there.
-    destination: Option<SocketAddr>,
-    stats: Arc<Mutex<DirectionStats>>,
+    /// Forwarding threads; 0: one per core.
+    pub workers: usize,
 }
 
 /// A running splice. Dropping it stops it too.
 pub struct Splice {
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-    names: Vec<String>,
-    stats: Vec<(usize, Direction, Arc<Mutex<DirectionStats>>)>,
+    engine: Engine,
+    host: Host,
 }
 
 impl Splice {
-    /// Opens every socket first (so a refused address stops us before anything runs), then
-    /// starts one forwarding thread per direction. Copies of forwarded frames go to `tap`
-    /// when given. `stop` ends the splice when set (by a signal handler, a consumer, …).
+    /// Opens every link's sockets first (so a refused address stops us before anything
+    /// runs), then forwards on [`SpliceConfig::workers`] threads. Copies of forwarded frames
+    /// go to `copy` when given; their `link` is the link's index in `config.links`. `stop` is
+    /// the flag the caller watches to end the splice (a signal handler or a consumer sets it);
+    /// the splice itself stops on [`Splice::stop`] or when dropped.
     pub fn start(
         config: &SpliceConfig,
-        tap: Option<Sender<CopyBatch>>,
+        copy: Option<Sender<CopyBatch>>,
         stop: Arc<AtomicBool>,
     ) -> Result<Splice> {
-        let mut paths = Vec::new();
-        for (index, link) in config.links.iter().enumerate() {
-            paths.extend(open(index, link)?);
-        }
-        let mut splice = Splice {
-            stop,
-            threads: Vec::new(),
-            names: config.links.iter().map(|l| l.name.clone()).collect(),
-            stats: paths
-                .iter()
-                .map(|p| (p.link, p.direction, p.stats.clone()))
-                .collect(),
-        };
-        for path in paths {
-            let stop = splice.stop.clone();
-            let tap = tap.clone();
-            let filter = config.copy;
-            let thread = std::thread::Builder::new()
-                .name(path.thread_name.clone())
-                .spawn(move || run(path, tap, filter, &stop))
-                .map_err(|source| Error::Io {
-                    path: "thread".into(),
-                    source,
-                })?;
-            splice.threads.push(thread);
-        }
-        Ok(splice)
+        // Steal mode takes four sockets per link; the default soft limit (1024) would stop a
+        // lab of a few hundred links.
+        let _ = crate::net::sys::raise_open_files_limit();
+        let mut host = Host::default();
+        let links = config
+            .links
+            .iter()
+            .map(|link| open(link, &mut host))
+            .collect::<Result<Vec<_>>>()?;
+        let mut engine = Engine::start(EngineConfig {
+            workers: config.workers,
+            copy,
+            filter: config.copy,
+            name: "splice".into(),
+        })?;
+        engine.add_links(links)?;
+        Ok(Splice { stop, engine, host })
     }
 
     /// The flag that stops the splice.
@@ -227,48 +200,34 @@ impl Splice {
         &self.stop
     }
 
-    /// Counters as of now, one entry per configured link.
+    /// How many forwarding threads run.
+    pub fn workers(&self) -> usize {
+        self.engine.workers()
+    }
+
+    /// Opens one more link's sockets and starts forwarding it; its number follows the
+    /// numbers of the links before it.
+    pub fn add_link(&mut self, link: &LinkConfig) -> Result<LinkId> {
+        let link = open(link, &mut self.host)?;
+        self.engine.add_link(link)
+    }
+
+    /// Stops forwarding one link and closes its sockets, which hands the tunnel straight back
+    /// to its VMs; returns its final counters.
+    pub fn remove_link(&mut self, id: LinkId) -> Result<LinkStats> {
+        self.engine.remove_link(id)
+    }
+
+    /// Counters as of now, one entry per running link, in the order they were added.
     pub fn stats(&self) -> Vec<LinkStats> {
-        let mut links: Vec<LinkStats> = self
-            .names
-            .iter()
-            .map(|name| LinkStats {
-                name: name.clone(),
-                a_to_b: None,
-                b_to_a: None,
-            })
-            .collect();
-        for (link, direction, stats) in &self.stats {
-            let snapshot = *stats.lock().unwrap_or_else(PoisonError::into_inner);
-            match direction {
-                Direction::AToB => links[*link].a_to_b = Some(snapshot),
-                Direction::BToA => links[*link].b_to_a = Some(snapshot),
-            }
-        }
-        links
+        self.engine.stats()
     }
 
-    /// Stops forwarding and joins the threads, which closes the splice's sockets (steal
-    /// sockets hand the tunnel straight back) and drops their tap senders. Returns the final
+    /// Stops forwarding: forwards what is already queued, closes the splice's sockets (steal
+    /// sockets hand the tunnel straight back) and drops the copy senders. Returns the final
     /// counters.
-    pub fn stop(mut self) -> Vec<LinkStats> {
-        self.halt();
-        self.stats()
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for thread in self.threads.drain(..) {
-            // A forwarding thread has no panicking path; if one did, its counters up to
-            // then are still in its shared snapshot.
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Splice {
-    fn drop(&mut self) {
-        self.halt();
+    pub fn stop(self) -> Vec<LinkStats> {
+        self.engine.stop()
     }
 }
 
@@ -299,26 +258,14 @@ fn socket_error(field: &str, addr: SocketAddr, source: io::Error) -> Error {
     }
 }
 
-/// Opens the sockets of one link's directions.
-fn open(index: usize, link: &LinkConfig) -> Result<Vec<Path>> {
-    let path = |direction: Direction,
-                receiver,
-                sender,
-                (source, destination): (SocketAddr, Option<SocketAddr>)| Path {
-        link: index,
-        direction,
-        thread_name: format!("splice-{}-{}", link.name, direction.label()),
-        receiver,
-        sender,
-        source,
-        destination,
-        stats: Arc::default(),
-    };
+/// Opens the sockets of one link as an engine link of two tunnel ends.
+fn open(link: &LinkConfig, host: &mut Host) -> Result<Link> {
+    let local = |e: io::Error, field, addr| socket_error(field, addr, e);
     match link.mode {
         Mode::Steal => {
-            let survey = Survey::of(link)?;
-            let directions = survey.stealable();
-            if directions.is_empty() {
+            let a_to_b = host.is_local(link.b.ip());
+            let b_to_a = host.is_local(link.a.ip());
+            if !a_to_b && !b_to_a {
                 return Err(Error::Argument {
                     field: "link".into(),
                     message: format!(
@@ -328,134 +275,41 @@ fn open(index: usize, link: &LinkConfig) -> Result<Vec<Path>> {
                     ),
                 });
             }
-            let mut paths = Vec::new();
-            for direction in directions {
-                let (from, to, field) = match direction {
-                    Direction::AToB => (link.a, link.b, "b"),
-                    Direction::BToA => (link.b, link.a, "a"),
-                };
-                let receiver = tunnel::steal(to, from).map_err(|e| socket_error(field, to, e))?;
-                let sender = tunnel::forward(to).map_err(|e| socket_error(field, to, e))?;
-                paths.push(path(direction, receiver, sender, (from, None)));
+            // A→B: a steal socket on B's address takes what A sends; a forward socket sends
+            // it to B. B→A the other way round.
+            let (mut from_a, mut to_b, mut from_b, mut to_a) = (None, None, None, None);
+            if a_to_b {
+                from_a = Some(tunnel::steal(link.b, link.a).map_err(|e| local(e, "b", link.b))?);
+                to_b = Some(tunnel::forward(link.b).map_err(|e| local(e, "b", link.b))?);
             }
-            Ok(paths)
+            if b_to_a {
+                from_b = Some(tunnel::steal(link.a, link.b).map_err(|e| local(e, "a", link.a))?);
+                to_a = Some(tunnel::forward(link.a).map_err(|e| local(e, "a", link.a))?);
+            }
+            let a = TunnelEnd::stolen(link.a, from_a, to_a).map_err(|e| local(e, "a", link.a))?;
+            let b = TunnelEnd::stolen(link.b, from_b, to_b).map_err(|e| local(e, "b", link.b))?;
+            Ok(Link::pair(
+                link.name.clone(),
+                Box::new(a),
+                Box::new(b),
+                (a_to_b, b_to_a),
+            ))
         }
         Mode::Relay { listen_a, listen_b } => {
-            let socket_a =
-                tunnel::relay(listen_a).map_err(|e| socket_error("listen", listen_a, e))?;
-            let socket_b =
-                tunnel::relay(listen_b).map_err(|e| socket_error("listen", listen_b, e))?;
-            let clone =
-                |s: &UdpSocket, addr| s.try_clone().map_err(|e| socket_error("listen", addr, e));
-            let a_sender = clone(&socket_a, listen_a)?;
-            let b_sender = clone(&socket_b, listen_b)?;
-            Ok(vec![
-                path(Direction::AToB, socket_a, b_sender, (link.a, Some(link.b))),
-                path(Direction::BToA, socket_b, a_sender, (link.b, Some(link.a))),
-            ])
+            let socket_a = tunnel::relay(listen_a).map_err(|e| local(e, "listen", listen_a))?;
+            let socket_b = tunnel::relay(listen_b).map_err(|e| local(e, "listen", listen_b))?;
+            let a =
+                TunnelEnd::relayed(link.a, socket_a).map_err(|e| local(e, "listen", listen_a))?;
+            let b =
+                TunnelEnd::relayed(link.b, socket_b).map_err(|e| local(e, "listen", listen_b))?;
+            Ok(Link::pair(
+                link.name.clone(),
+                Box::new(a),
+                Box::new(b),
+                (true, true),
+            ))
         }
     }
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// The forwarding loop of one direction.
-fn run(path: Path, mut tap: Option<Sender<CopyBatch>>, filter: CopyFilter, stop: &AtomicBool) {
-    let mut batch = RecvBatch::new(BATCH, MAX_DATAGRAM);
-    let mut send = SendBatch::new(BATCH);
-    let mut stats = DirectionStats::default();
-    // The tap's consumed batches come back here to be filled again.
-    let (back, spares) = crossbeam_channel::bounded(copy::SPARE_BATCHES);
-    // Once stopping, forward what is already queued (a bounded number of batches, without
-    // waiting), then return, which closes the socket: what arrives later goes straight to
-    // the VM again.
-    let mut drain_batches = DRAIN_BATCHES;
-    loop {
-        let stopping = stop.load(Ordering::Relaxed);
-        let received = if stopping {
-            if drain_batches == 0 {
-                break;
-            }
-            drain_batches -= 1;
-            batch.try_recv(&path.receiver)
-        } else {
-            batch.recv(&path.receiver)
-        };
-        match received {
-            Ok(_) => {}
-            Err(_) if stopping => break,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
-            Err(_) => {
-                stats.receive_error();
-                publish(&path, &stats);
-                // A persistent error (it should not happen on a bound UDP socket) must
-                // not turn into a busy loop.
-                std::thread::sleep(tunnel::READ_TIMEOUT);
-                continue;
-            }
-        }
-        let mut frames: Vec<(&[u8], u64)> = Vec::with_capacity(batch.len());
-        for (data, meta) in batch.iter() {
-            stats.kernel_counter(meta.kernel_drops);
-            if meta.source != Some(path.source) {
-                stats.drop_foreign();
-            } else if meta.truncated {
-                stats.drop_truncated();
-            } else if data.is_empty() {
-                stats.drop_zero_length();
-            } else {
-                stats.forwarded(data.len());
-                frames.push((data, meta.timestamp_ns));
-            }
-        }
-        if !frames.is_empty() {
-            let slices: Vec<&[u8]> = frames.iter().map(|(d, _)| *d).collect();
-            let outcome = send.send(&path.sender, path.destination, &slices);
-            if outcome.failed > 0 {
-                stats.unsent(outcome.failed as u64, outcome.failed_bytes);
-            }
-            if let Some(sender) = &tap {
-                let taken = || frames.iter().filter(|(data, _)| filter.takes(data));
-                let (count, bytes) = taken().fold((0, 0), |(n, b), (d, _)| (n + 1, b + d.len()));
-                if count > 0 {
-                    // One clock reading per batch: the return of the send, for the splice's
-                    // own added delay.
-                    let mut copies = CopyBatch::new(
-                        (path.link, path.direction, now_ns()),
-                        spares.try_recv().unwrap_or_default(),
-                        (count, bytes),
-                        Some(back.clone()),
-                    );
-                    for (data, timestamp_ns) in taken() {
-                        copies.push(data, *timestamp_ns);
-                    }
-                    match sender.try_send(copies) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(_)) => stats.drop_tap(count as u64),
-                        Err(TrySendError::Disconnected(_)) => tap = None,
-                    }
-                }
-            }
-        }
-        publish(&path, &stats);
-    }
-}
-
-fn publish(path: &Path, stats: &DirectionStats) {
-    *path.stats.lock().unwrap_or_else(PoisonError::into_inner) = *stats;
 }
 
 #[cfg(test)]

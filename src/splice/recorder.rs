@@ -59,8 +59,8 @@ pub fn interface_stats(stats: &[LinkStats]) -> Vec<InterfaceStats> {
         .flat_map(|link| Direction::BOTH.map(|d| link.direction(d).copied().unwrap_or_default()))
         .map(|s| InterfaceStats {
             received: s.received(),
-            dropped_by_us: s.tap_dropped(),
-            dropped_by_kernel: s.kernel_drops(),
+            dropped_by_us: s.copy_dropped(),
+            dropped_by_kernel: s.kernel_rx_overflow(),
         })
         .collect()
 }
@@ -100,6 +100,7 @@ mod tests {
         assert_eq!(interface(0, Direction::BToA), 1);
         assert_eq!(interface(3, Direction::BToA), 7);
         let stats = vec![LinkStats {
+            id: crate::engine::LinkId(0),
             name: "x".into(),
             a_to_b: None,
             b_to_a: Some(Default::default()),

@@ -1,20 +1,21 @@
 //! Counters of one forwarding direction: private fields behind methods, merged with
-//! `AddAssign`, published as snapshots.
+//! `AddAssign`, published as snapshots. The names are those of the JSON report
+//! ([`crate::measure::report::Dropped`]): one name per counter from the engine to the report.
 
 use std::ops::AddAssign;
 
-/// What one direction of a splice forwarded and dropped, by cause.
+/// What one direction of a link forwarded and dropped, by cause.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DirectionStats {
     frames: u64,
     bytes: u64,
     zero_length: u64,
-    foreign: u64,
+    foreign_source: u64,
     truncated: u64,
-    send_failed: u64,
-    receive_errors: u64,
-    kernel_drops: u64,
-    tap_dropped: u64,
+    send_error: u64,
+    kernel_rx_overflow: u64,
+    copy_dropped: u64,
+    stage_dropped: u64,
 }
 
 impl DirectionStats {
@@ -31,32 +32,33 @@ impl DirectionStats {
         self.zero_length
     }
     /// Datagrams dropped because they came from someone other than the expected peer.
-    pub fn foreign(&self) -> u64 {
-        self.foreign
+    pub fn foreign_source(&self) -> u64 {
+        self.foreign_source
     }
     /// Datagrams dropped because they did not fit the receive slot.
     pub fn truncated(&self) -> u64 {
         self.truncated
     }
     /// Frames the kernel refused to send on.
-    pub fn send_failed(&self) -> u64 {
-        self.send_failed
-    }
-    /// Receive calls that failed for a reason other than the read timeout.
-    pub fn receive_errors(&self) -> u64 {
-        self.receive_errors
+    pub fn send_error(&self) -> u64 {
+        self.send_error
     }
     /// Datagrams the kernel dropped before we read them (full receive buffer).
-    pub fn kernel_drops(&self) -> u64 {
-        self.kernel_drops
+    pub fn kernel_rx_overflow(&self) -> u64 {
+        self.kernel_rx_overflow
     }
     /// Frames forwarded whose copy was dropped because the copy channel was full.
-    pub fn tap_dropped(&self) -> u64 {
-        self.tap_dropped
+    pub fn copy_dropped(&self) -> u64 {
+        self.copy_dropped
     }
-    /// Datagrams that arrived from the expected peer and the kernel, dropped or not.
+    /// Frames a stage of the link dropped (an impairment).
+    pub fn stage_dropped(&self) -> u64 {
+        self.stage_dropped
+    }
+    /// Datagrams that arrived from the expected peer and the kernel and have left the stages,
+    /// forwarded or dropped.
     pub fn received(&self) -> u64 {
-        self.frames + self.zero_length + self.truncated + self.send_failed
+        self.frames + self.zero_length + self.truncated + self.send_error + self.stage_dropped
     }
 
     pub(crate) fn forwarded(&mut self, len: usize) {
@@ -66,27 +68,27 @@ impl DirectionStats {
     pub(crate) fn drop_zero_length(&mut self) {
         self.zero_length += 1;
     }
-    pub(crate) fn drop_foreign(&mut self) {
-        self.foreign += 1;
+    pub(crate) fn drop_foreign_source(&mut self) {
+        self.foreign_source += 1;
     }
     pub(crate) fn drop_truncated(&mut self) {
         self.truncated += 1;
     }
-    /// Moves `count` frames that were counted as forwarded to the send failures.
-    pub(crate) fn unsent(&mut self, count: u64, bytes: u64) {
-        self.frames -= count;
-        self.bytes -= bytes;
-        self.send_failed += count;
+    pub(crate) fn drop_stage(&mut self) {
+        self.stage_dropped += 1;
     }
-    pub(crate) fn receive_error(&mut self) {
-        self.receive_errors += 1;
+    /// Moves `count` frames that were counted as forwarded to the send errors.
+    pub(crate) fn unsent(&mut self, count: u64, bytes: u64) {
+        self.frames = self.frames.saturating_sub(count);
+        self.bytes = self.bytes.saturating_sub(bytes);
+        self.send_error += count;
     }
     /// Records the socket's cumulative kernel drop counter.
     pub(crate) fn kernel_counter(&mut self, total: u32) {
-        self.kernel_drops = self.kernel_drops.max(u64::from(total));
+        self.kernel_rx_overflow = self.kernel_rx_overflow.max(u64::from(total));
     }
-    pub(crate) fn drop_tap(&mut self, frames: u64) {
-        self.tap_dropped += frames;
+    pub(crate) fn drop_copy(&mut self, frames: u64) {
+        self.copy_dropped += frames;
     }
 }
 
@@ -95,12 +97,12 @@ impl AddAssign for DirectionStats {
         self.frames += other.frames;
         self.bytes += other.bytes;
         self.zero_length += other.zero_length;
-        self.foreign += other.foreign;
+        self.foreign_source += other.foreign_source;
         self.truncated += other.truncated;
-        self.send_failed += other.send_failed;
-        self.receive_errors += other.receive_errors;
-        self.kernel_drops += other.kernel_drops;
-        self.tap_dropped += other.tap_dropped;
+        self.send_error += other.send_error;
+        self.kernel_rx_overflow += other.kernel_rx_overflow;
+        self.copy_dropped += other.copy_dropped;
+        self.stage_dropped += other.stage_dropped;
     }
 }
 
@@ -118,12 +120,20 @@ mod tests {
         a.kernel_counter(2);
         let mut b = DirectionStats::default();
         b.forwarded(10);
-        b.drop_foreign();
-        b.drop_tap(1);
+        b.drop_foreign_source();
+        b.drop_copy(1);
+        b.drop_stage();
         b.unsent(1, 10);
         a += b;
         assert_eq!((a.frames(), a.bytes()), (2, 160));
-        assert_eq!((a.zero_length(), a.foreign(), a.tap_dropped()), (1, 1, 1));
-        assert_eq!((a.kernel_drops(), a.send_failed(), a.received()), (3, 1, 4));
+        assert_eq!(
+            (a.zero_length(), a.foreign_source(), a.copy_dropped()),
+            (1, 1, 1)
+        );
+        assert_eq!(a.stage_dropped(), 1);
+        assert_eq!(
+            (a.kernel_rx_overflow(), a.send_error(), a.received()),
+            (3, 1, 5)
+        );
     }
 }
