@@ -195,6 +195,7 @@ impl Worker {
                     && let Some(state) = self.endpoint(slot, endpoint)
                 {
                     state.endpoint.writable();
+                    self.arm_link(slot);
                 }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
                     self.serve(slot, endpoint, BATCHES_PER_TURN, true);
@@ -312,9 +313,27 @@ impl Worker {
         Ok(())
     }
 
-    /// Receives from one endpoint up to `batches` times and forwards what came; true when it
-    /// may have more. With `requeue`, such an endpoint joins the ready list.
+    /// Receives from one endpoint up to `batches` times and forwards what came. With
+    /// `requeue`, an endpoint that may have more joins the ready list. Then asks for the
+    /// timers the link's endpoints want now (a stream whose peer went away wants one to
+    /// reconnect).
     fn serve(&mut self, slot: usize, endpoint: usize, batches: usize, requeue: bool) {
+        self.receive(slot, endpoint, batches, requeue);
+        self.arm_link(slot);
+    }
+
+    /// Arms the timer each endpoint of the link at `slot` wants, if earlier than the one it
+    /// has.
+    fn arm_link(&mut self, slot: usize) {
+        let Some(link) = self.links.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        for (i, state) in link.endpoints.iter_mut().enumerate() {
+            arm_endpoint(state, slot, link.generation, i, &mut self.io.timers);
+        }
+    }
+
+    fn receive(&mut self, slot: usize, endpoint: usize, batches: usize, requeue: bool) {
         let Some(link) = self.links.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
@@ -362,6 +381,9 @@ impl Worker {
                     released.clear();
                     state.stage.release(Some(now), &mut released);
                     pass_released(link, timer.slot, route, stage, &released, now, &mut self.io);
+                    for (i, state) in link.endpoints.iter_mut().enumerate() {
+                        arm_endpoint(state, timer.slot, link.generation, i, &mut self.io.timers);
+                    }
                 }
                 TimerOf::Endpoint(endpoint) => {
                     let state = &mut link.endpoints[endpoint];
