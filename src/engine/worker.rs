@@ -10,7 +10,7 @@ use mio::{Events, Poll, Token};
 
 use super::endpoint::{Endpoint, Inbox};
 use super::stage::{Frame, FrameRef, Stage, Verdict};
-use super::{Link, LinkId};
+use super::{Link, LinkId, Select};
 use crate::direction::Direction;
 use crate::net::batch::{MAX_DATAGRAM, SendBatch};
 use crate::splice::copy::{self, CopyBatch, CopyFilter, Spare};
@@ -96,6 +96,7 @@ struct RouteState {
     to: Vec<usize>,
     direction: Direction,
     stages: Vec<StageState>,
+    select: Option<Box<dyn Select>>,
     stats: DirectionStats,
     shared: Arc<Mutex<DirectionStats>>,
 }
@@ -290,6 +291,7 @@ impl Worker {
                 from: route.from,
                 to: route.to,
                 direction: route.direction,
+                select: route.select,
                 stages: route
                     .stages
                     .into_iter()
@@ -600,8 +602,33 @@ fn deliver(
     for frame in &slices {
         route.stats.forwarded(frame.len());
     }
-    for &to in &route.to {
-        let outcome = endpoints[to].endpoint.send(&mut io.send, &slices);
+    let chosen: Vec<u64> = match &mut route.select {
+        Some(select) => {
+            let now = Instant::now();
+            slices.iter().map(|f| select.select(f, now)).collect()
+        }
+        None => Vec::new(),
+    };
+    let mut picked: Vec<&[u8]> = Vec::new();
+    for (position, &to) in route.to.iter().enumerate() {
+        let frames = if route.select.is_some() {
+            picked.clear();
+            let bit = 1u64 << position.min(63);
+            picked.extend(
+                slices
+                    .iter()
+                    .zip(&chosen)
+                    .filter(|(_, set)| *set & bit != 0)
+                    .map(|(f, _)| *f),
+            );
+            if picked.is_empty() {
+                continue;
+            }
+            &picked
+        } else {
+            &slices
+        };
+        let outcome = endpoints[to].endpoint.send(&mut io.send, frames);
         if outcome.failed > 0 {
             route
                 .stats
