@@ -52,6 +52,9 @@ pub struct Route {
     pub stages: Vec<Box<dyn Stage>>,
     /// Chooses, per frame, which of `to` it goes to (a learning switch); `None`: all.
     pub select: Option<Box<dyn Select>>,
+    /// The link number this route's copies carry instead of the link's id, so that a link
+    /// of more than two endpoints can give each endpoint its own capture interface.
+    pub copy_link: Option<usize>,
 }
 
 /// Chooses per frame which of a route's destinations get it, after the stages. Runs on the
@@ -87,6 +90,7 @@ impl Link {
                 direction: Direction::AToB,
                 stages: Vec::new(),
                 select: None,
+                copy_link: None,
             });
         }
         if b_to_a {
@@ -96,6 +100,7 @@ impl Link {
                 direction: Direction::BToA,
                 stages: Vec::new(),
                 select: None,
+                copy_link: None,
             });
         }
         Link {

@@ -97,6 +97,7 @@ struct RouteState {
     direction: Direction,
     stages: Vec<StageState>,
     select: Option<Box<dyn Select>>,
+    copy_link: Option<usize>,
     stats: DirectionStats,
     shared: Arc<Mutex<DirectionStats>>,
 }
@@ -292,6 +293,7 @@ impl Worker {
                 to: route.to,
                 direction: route.direction,
                 select: route.select,
+                copy_link: route.copy_link,
                 stages: route
                     .stages
                     .into_iter()
@@ -646,7 +648,7 @@ fn deliver(
     }
     // One clock reading per batch: the return of the send, for the splice's own delay.
     let mut copies = CopyBatch::new(
-        (link.0, route.direction, now_ns()),
+        (route.copy_link.unwrap_or(link.0), route.direction, now_ns()),
         io.spares.try_recv().unwrap_or_default(),
         (count, bytes),
         Some(io.back.clone()),
