@@ -539,6 +539,16 @@ pub fn kill_process_group(group: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Sends SIGTERM to this process, as if someone had asked it to stop (its handler, if any,
+/// runs; without one the process ends).
+pub fn terminate_self() -> io::Result<()> {
+    // SAFETY: getpid and kill take and return integers only and touch no memory of ours.
+    if unsafe { libc::kill(libc::getpid(), libc::SIGTERM) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Waits until `fd` is readable or `timeout` has passed; true when readable.
 pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
     let mut pfd = libc::pollfd {

@@ -15,15 +15,16 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt as _;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use super::counter::{Counter, Counters};
+use super::endpoint::Counters;
 use super::framing::{Decoder, Encoder, Fill, FramingError};
 use crate::engine::endpoint::{Endpoint, Inbox, Received};
 use crate::net::batch::{SendBatch, SendOutcome};
@@ -44,7 +45,7 @@ struct Pipes {
     encoder: Encoder,
     /// The reading side ended or broke the framing: nothing more is read or written.
     closed: bool,
-    framing_errors: Counter,
+    stats: Arc<PipeStats>,
 }
 
 impl Pipes {
@@ -57,7 +58,7 @@ impl Pipes {
             decoder: Decoder::new(),
             encoder: Encoder::new(QUEUE_BYTES),
             closed: false,
-            framing_errors: Counter::default(),
+            stats: Arc::default(),
         })
     }
 
@@ -100,7 +101,7 @@ impl Pipes {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             if !self.take_frames(inbox) {
-                self.framing_errors.add(1);
+                self.stats.framing_errors.fetch_add(1, Ordering::Relaxed);
                 self.close();
                 continue;
             }
@@ -158,18 +159,41 @@ fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// How a child ended, once it has; shared with whoever reports it.
-#[derive(Debug, Clone, Default)]
-pub struct ExitWatch(Arc<Mutex<Option<ExitStatus>>>);
+/// The counters of a pipe endpoint and, for a child, how it ended; shared with whoever
+/// reports them.
+#[derive(Debug, Default)]
+pub struct PipeStats {
+    framing_errors: AtomicU64,
+    exit: Mutex<Option<ExitStatus>>,
+}
 
-impl ExitWatch {
+impl PipeStats {
     /// The child's exit status, once it was reaped.
-    pub fn status(&self) -> Option<ExitStatus> {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        *self.exit.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn set(&self, status: ExitStatus) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(status);
+    fn set_exit(&self, status: ExitStatus) {
+        *self.exit.lock().unwrap_or_else(PoisonError::into_inner) = Some(status);
+    }
+}
+
+impl Counters for PipeStats {
+    /// `framing_errors`: the peer broke the framing (and was cut off); once a child was
+    /// reaped, `exit_code` (it exited) or `exit_signal` (a signal ended it).
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let mut counters = vec![(
+            "framing_errors",
+            self.framing_errors.load(Ordering::Relaxed),
+        )];
+        if let Some(status) = self.exit_status() {
+            match (status.code(), status.signal()) {
+                (Some(code), _) => counters.push(("exit_code", code as u64)),
+                (None, Some(signal)) => counters.push(("exit_signal", signal as u64)),
+                (None, None) => {}
+            }
+        }
+        counters
     }
 }
 
@@ -178,7 +202,6 @@ impl ExitWatch {
 pub struct Exec {
     pipes: Pipes,
     child: Child,
-    exit: ExitWatch,
 }
 
 impl Exec {
@@ -199,11 +222,7 @@ impl Exec {
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let pipes = Pipes::new(OwnedFd::from(stdout), OwnedFd::from(stdin)).map_err(fail)?;
-        Ok(Exec {
-            pipes,
-            child,
-            exit: ExitWatch::default(),
-        })
+        Ok(Exec { pipes, child })
     }
 
     /// The child's process id (also its process group's).
@@ -211,23 +230,19 @@ impl Exec {
         self.child.id()
     }
 
-    /// Where the child's exit status appears once it was reaped (at the latest on stop).
-    pub fn exit_watch(&self) -> ExitWatch {
-        self.exit.clone()
+    /// The endpoint's counters; the child's exit status appears there once it was reaped
+    /// (at the latest on stop).
+    pub fn stats(&self) -> Arc<PipeStats> {
+        self.pipes.stats.clone()
     }
 
     /// Records the child's exit status if it has exited.
     fn reap(&mut self) {
-        if self.exit.status().is_none()
+        if self.pipes.stats.exit_status().is_none()
             && let Ok(Some(status)) = self.child.try_wait()
         {
-            self.exit.set(status);
+            self.pipes.stats.set_exit(status);
         }
-    }
-
-    /// `stream_framing_errors`: the child broke the framing (and was cut off).
-    pub fn counters(&self) -> Counters {
-        vec![("stream_framing_errors", self.pipes.framing_errors.clone())]
     }
 }
 
@@ -235,14 +250,14 @@ impl Drop for Exec {
     /// Kills the child's process group and reaps the child.
     fn drop(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
-            self.exit.set(status);
+            self.pipes.stats.set_exit(status);
             return;
         }
         // The group may be gone already (the child exited between the two calls); the wait
         // below reaps it either way.
         let _ = sys::kill_process_group(self.child.id());
         if let Ok(status) = self.child.wait() {
-            self.exit.set(status);
+            self.pipes.stats.set_exit(status);
         }
     }
 }
@@ -267,7 +282,8 @@ impl Endpoint for Exec {
     /// Once the pipes are closed, the child is looked for every [`REAP_EVERY`] until it
     /// has exited (its stdout closes a moment before it does).
     fn next_timer(&self) -> Option<Instant> {
-        (self.pipes.closed && self.exit.status().is_none()).then(|| Instant::now() + REAP_EVERY)
+        (self.pipes.closed && self.pipes.stats.exit_status().is_none())
+            .then(|| Instant::now() + REAP_EVERY)
     }
 
     fn timer(&mut self, _now: Instant, _registry: &Registry, _token: Token) -> io::Result<()> {
@@ -290,10 +306,13 @@ impl Endpoint for Exec {
 }
 
 /// `stdio`: our own stdin and stdout, as a relay endpoint (the far end of `exec://`). Nothing
-/// else may write to stdout meanwhile: it carries frames.
+/// else may write to stdout meanwhile: it carries frames. When stdin ends or breaks the
+/// framing (the far side is gone: ssh closed), the process is sent SIGTERM, so the relay
+/// stops as if asked to instead of holding its other endpoints forever.
 #[derive(Debug)]
 pub struct Stdio {
     pipes: Pipes,
+    stopping: bool,
 }
 
 impl Stdio {
@@ -307,12 +326,13 @@ impl Stdio {
         let writer = io::stdout().as_fd().try_clone_to_owned().map_err(fail)?;
         Ok(Stdio {
             pipes: Pipes::new(reader, writer).map_err(fail)?,
+            stopping: false,
         })
     }
 
-    /// `stream_framing_errors`: what came on stdin broke the framing (and was cut off).
-    pub fn counters(&self) -> Counters {
-        vec![("stream_framing_errors", self.pipes.framing_errors.clone())]
+    /// The endpoint's counters.
+    pub fn stats(&self) -> Arc<PipeStats> {
+        self.pipes.stats.clone()
     }
 }
 
@@ -334,7 +354,12 @@ impl Endpoint for Stdio {
     }
 
     fn receive(&mut self, inbox: &mut Inbox) -> io::Result<()> {
-        self.pipes.receive(inbox)
+        let result = self.pipes.receive(inbox);
+        if self.pipes.closed && !self.stopping {
+            self.stopping = true;
+            sys::terminate_self()?;
+        }
+        result
     }
 
     /// Whatever comes on stdin is the peer's.
@@ -358,7 +383,6 @@ mod tests {
     use crate::engine::{Engine, EngineConfig, Link};
     use crate::splice::copy::CopyFilter;
     use std::net::UdpSocket;
-    use std::os::unix::process::ExitStatusExt as _;
 
     fn engine() -> Engine {
         Engine::start(EngineConfig {
@@ -393,7 +417,7 @@ mod tests {
         let (vm, udp) = udp_pair();
         // `cat` hands back every byte: each frame returns, framed, as it went.
         let exec = Exec::spawn("cat").unwrap();
-        let exit = exec.exit_watch();
+        let exit = exec.stats();
         let mut engine = engine();
         engine
             .add_link(Link::pair(
@@ -415,7 +439,7 @@ mod tests {
         let stats = engine.stop();
         assert_eq!(stats[0].a_to_b.unwrap().frames(), 200);
         assert_eq!(stats[0].b_to_a.unwrap().frames(), 200);
-        let status = exit.status().expect("reaped on stop");
+        let status = exit.exit_status().expect("reaped on stop");
         assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
     }
 
@@ -424,8 +448,7 @@ mod tests {
         let (vm, udp) = udp_pair();
         let exec = Exec::spawn("printf '\\000\\000\\000\\000'; exec sleep 600").unwrap();
         let group = exec.pid();
-        let counters = exec.counters();
-        let exit = exec.exit_watch();
+        let exit = exec.stats();
         let mut engine = engine();
         engine
             .add_link(Link::pair(
@@ -435,11 +458,11 @@ mod tests {
                 (true, true),
             ))
             .unwrap();
-        wait_for(|| counters[0].1.get() == 1);
+        wait_for(|| exit.counters()[0] == ("framing_errors", 1));
         vm.send(&[1; 60]).unwrap();
         let stats = engine.stop();
         assert_eq!(stats[0].b_to_a.unwrap().frames(), 0);
-        let status = exit.status().expect("reaped on stop");
+        let status = exit.exit_status().expect("reaped on stop");
         assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
         // Nothing of the group is left.
         let err = sys::kill_process_group(group).unwrap_err();
@@ -450,7 +473,7 @@ mod tests {
     fn a_child_that_exits_reports_its_status() {
         let (_vm, udp) = udp_pair();
         let exec = Exec::spawn("exit 3").unwrap();
-        let exit = exec.exit_watch();
+        let exit = exec.stats();
         let mut engine = engine();
         engine
             .add_link(Link::pair(
@@ -460,8 +483,8 @@ mod tests {
                 (true, true),
             ))
             .unwrap();
-        wait_for(|| exit.status().is_some());
-        assert_eq!(exit.status().unwrap().code(), Some(3));
+        wait_for(|| exit.exit_status().is_some());
+        assert_eq!(exit.exit_status().unwrap().code(), Some(3));
         engine.stop();
     }
 }

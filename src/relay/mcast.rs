@@ -16,13 +16,15 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::counter::{Counter, Counters};
+use super::endpoint::Counters;
 use crate::engine::endpoint::{Endpoint, Inbox, Received};
 use crate::net::batch::{SendBatch, SendOutcome};
 
@@ -37,7 +39,20 @@ pub struct Mcast {
     /// The sender's address as the group sees it: datagrams from it are our own echo.
     own: SocketAddr,
     datagram: Box<[u8]>,
-    own_echo: Counter,
+    stats: Arc<McastStats>,
+}
+
+/// What a multicast endpoint dropped.
+#[derive(Debug, Default)]
+pub struct McastStats {
+    own_echo: AtomicU64,
+}
+
+impl Counters for McastStats {
+    /// `mcast_own_echo`: our own transmissions heard back from the group.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![("mcast_own_echo", self.own_echo.load(Ordering::Relaxed))]
+    }
 }
 
 impl Mcast {
@@ -101,7 +116,7 @@ impl Mcast {
             sender,
             own,
             datagram: vec![0; MAX_DATAGRAM].into_boxed_slice(),
-            own_echo: Counter::default(),
+            stats: Arc::default(),
         })
     }
 
@@ -110,9 +125,9 @@ impl Mcast {
         self.own
     }
 
-    /// `mcast_own_echo`: our own transmissions heard back from the group and dropped.
-    pub fn counters(&self) -> Counters {
-        vec![("mcast_own_echo", self.own_echo.clone())]
+    /// The endpoint's own counters, shared with whoever reports them.
+    pub fn stats(&self) -> Arc<McastStats> {
+        self.stats.clone()
     }
 }
 
@@ -139,7 +154,7 @@ impl Endpoint for Mcast {
         while !inbox.is_full() {
             let (len, source) = self.receiver.recv_from(&mut self.datagram)?;
             if source == self.own {
-                self.own_echo.add(1);
+                self.stats.own_echo.fetch_add(1, Ordering::Relaxed);
             } else {
                 inbox.push(&self.datagram[..len], now_ns(), Some(source));
             }

@@ -44,6 +44,8 @@ pub struct TableStats {
     pub full: u64,
     /// Times a known address was seen on another endpoint than before.
     pub moves: u64,
+    /// Frames not forwarded because their destination sits behind their ingress endpoint.
+    pub filtered: u64,
 }
 
 /// The learning table; see the [module documentation](self).
@@ -54,6 +56,7 @@ pub struct Table {
     capacity: usize,
     full: u64,
     moves: u64,
+    filtered: u64,
 }
 
 impl Table {
@@ -66,6 +69,7 @@ impl Table {
             capacity: capacity.max(1),
             full: 0,
             moves: 0,
+            filtered: 0,
         }
     }
 
@@ -74,6 +78,7 @@ impl Table {
             entries: self.entries.len(),
             full: self.full,
             moves: self.moves,
+            filtered: self.filtered,
         }
     }
 
@@ -92,6 +97,7 @@ impl Table {
         match self.entries.get(dst) {
             Some(e) if now.duration_since(e.seen) < self.aging => {
                 if e.endpoint == ingress {
+                    self.filtered += 1;
                     Forward::Filter
                 } else {
                     Forward::To(e.endpoint)
@@ -167,6 +173,7 @@ mod tests {
         assert_eq!(table.forward(&frame(STP, B), 1, t0), Forward::Flood);
         assert_eq!(table.forward(&frame(C, A), 0, t0), Forward::Flood);
         assert_eq!(table.forward(&frame(A, C), 0, t0), Forward::Filter);
+        assert_eq!(table.stats().filtered, 1);
         assert_eq!(table.forward(&[0; 5], 2, t0), Forward::Flood);
         assert_eq!(table.stats().entries, 3);
     }
@@ -202,7 +209,8 @@ mod tests {
             TableStats {
                 entries: 2,
                 full: 1,
-                moves: 0
+                moves: 0,
+                filtered: 0,
             }
         );
         assert_eq!(table.forward(&frame(C, A), 0, t0), Forward::Flood);

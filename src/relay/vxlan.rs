@@ -16,12 +16,14 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use super::counter::{Counter, Counters};
+use super::endpoint::Counters;
 use crate::engine::endpoint::{Endpoint, Inbox, Received};
 use crate::net::batch::{SendBatch, SendOutcome};
 
@@ -74,8 +76,24 @@ pub struct Vxlan {
     datagram: Box<[u8]>,
     /// Headers and frames of one send, back to back.
     outgoing: Vec<u8>,
-    other_vni: Counter,
-    bad_header: Counter,
+    stats: Arc<VxlanStats>,
+}
+
+/// Datagrams from the remote a VXLAN endpoint dropped.
+#[derive(Debug, Default)]
+pub struct VxlanStats {
+    other_vni: AtomicU64,
+    bad_header: AtomicU64,
+}
+
+impl Counters for VxlanStats {
+    /// `vxlan_other_vni`: another network's; `vxlan_bad_header`: not VXLAN as configured.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("vxlan_other_vni", self.other_vni.load(Ordering::Relaxed)),
+            ("vxlan_bad_header", self.bad_header.load(Ordering::Relaxed)),
+        ]
+    }
 }
 
 impl Vxlan {
@@ -105,8 +123,7 @@ impl Vxlan {
             vni,
             datagram: vec![0; MAX_DATAGRAM].into_boxed_slice(),
             outgoing: Vec::new(),
-            other_vni: Counter::default(),
-            bad_header: Counter::default(),
+            stats: Arc::default(),
         })
     }
 
@@ -115,13 +132,9 @@ impl Vxlan {
         self.socket.local_addr()
     }
 
-    /// `vxlan_other_vni` and `vxlan_bad_header`: datagrams from the remote dropped for
-    /// carrying another network or a header that is not VXLAN's.
-    pub fn counters(&self) -> Counters {
-        vec![
-            ("vxlan_other_vni", self.other_vni.clone()),
-            ("vxlan_bad_header", self.bad_header.clone()),
-        ]
+    /// The endpoint's own counters, shared with whoever reports them.
+    pub fn stats(&self) -> Arc<VxlanStats> {
+        self.stats.clone()
     }
 }
 
@@ -155,8 +168,12 @@ impl Endpoint for Vxlan {
                     Ok(frame) => {
                         inbox.push(frame, now_ns(), Some(source));
                     }
-                    Err(Refusal::OtherVni(_)) => self.other_vni.add(1),
-                    Err(Refusal::BadHeader) => self.bad_header.add(1),
+                    Err(Refusal::OtherVni(_)) => {
+                        self.stats.other_vni.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(Refusal::BadHeader) => {
+                        self.stats.bad_header.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             } else {
                 inbox.push(datagram, now_ns(), Some(source));
