@@ -150,13 +150,34 @@ fn options(args: &Args) -> crate::Result<Options> {
             Output::File(path.clone())
         }
     });
+    // `stdio` frames own standard input and output: nothing else may read or write them.
+    let stdio = args
+        .endpoints
+        .iter()
+        .filter(|e| matches!(e, Locator::Stdio))
+        .count();
+    if stdio > 1 {
+        return Err(bad(
+            "ENDPOINT",
+            format!("stdio given {stdio} times: there is one standard input and output"),
+        ));
+    }
+    if stdio == 1 {
+        let taken = "standard output carries the frames of the stdio endpoint";
+        if matches!(output, Some(Output::Stdout)) {
+            return Err(bad("-w -", taken.into()));
+        }
+        if args.json.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+            return Err(bad("--json -", taken.into()));
+        }
+    }
     Ok(Options {
         mode,
         names,
         output,
         packets,
         duration: duration.map(Duration::from_secs),
-        quiet: args.quiet,
+        quiet: args.quiet || stdio == 1,
         stats_interval: Duration::from_secs_f64(args.stats_interval),
         json: args.json.clone(),
     })
@@ -318,6 +339,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     outcome?;
     eprintln!("{}", status(&stats, &options.names));
+    for (name, counters) in options.names.iter().zip(&stats.endpoints) {
+        for (key, value) in counters {
+            match *key {
+                "exit_code" => eprintln!("relay: {name}: the child exited with status {value}"),
+                "exit_signal" => eprintln!("relay: {name}: the child was ended by signal {value}"),
+                _ => {}
+            }
+        }
+    }
     if let Some(path) = &options.json {
         let report = json_report(&stats, &options.names, started.elapsed());
         let text = serde_json::to_string_pretty(&report)? + "\n";
