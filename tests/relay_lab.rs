@@ -16,6 +16,7 @@ use lab::prereq::{self, Need};
 use lab::vm::{self, Guest, Spec};
 use linkscope::engine::udp::TunnelEnd;
 use linkscope::engine::{Engine, EngineConfig, Link};
+use linkscope::relay::Counters as _;
 use linkscope::relay::tap::TapEnd;
 use linkscope::relay::vxlan::Vxlan;
 use linkscope::splice::copy::CopyFilter;
@@ -211,7 +212,7 @@ fn vxlan_reaches_a_kernel_vxlan_device_and_drops_other_vnis() {
     let remote: SocketAddr = format!("{there}:{port}").parse().unwrap();
     let vxlan = Vxlan::open(remote, vni, Some(here.parse().unwrap()), None).unwrap();
     assert_eq!(vxlan.local_addr().unwrap().port(), port);
-    let counters = vxlan.counters();
+    let stats = vxlan.stats();
     let [vm_port] = lab::free_udp_ports::<1>();
     let (udp, relay_port) = tunnel_end(vm_port);
     let mut engine = engine();
@@ -227,10 +228,11 @@ fn vxlan_reaches_a_kernel_vxlan_device_and_drops_other_vnis() {
 
     // The kernel floods vx1's ARP requests to the relay with VNI + 1.
     let other = |name: &str| {
-        counters
-            .iter()
+        stats
+            .counters()
+            .into_iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, c)| c.get())
+            .map(|(_, c)| c)
             .unwrap()
     };
     let before = other("vxlan_other_vni");
