@@ -395,3 +395,68 @@ fn tcp_relays_carry_jumbo_frames_between_hosts_where_udp_fragments() {
     );
     assert_eq!(tcp, [0, 0], "the TCP relays fragmented");
 }
+
+/// A VM on a QEMU multicast tunnel (`-netdev socket,mcast=`) and a VM on a UDP tunnel ping
+/// each other through `linkscope relay mcast://… udp://…`, all in one namespace with a
+/// multicast route on its loopback. Every frame the relay sends to the group comes back to
+/// it (multicast loopback, which the VM on the group needs): each is dropped as its own echo,
+/// so the number dropped equals the number sent and none is forwarded back.
+#[test]
+fn mcast_joins_a_qemu_multicast_tunnel_without_echoing_its_own_frames() {
+    let test = "mcast_joins_a_qemu_multicast_tunnel_without_echoing_its_own_frames";
+    let Some(image) = prereq::vm_image(test, &[Need::Root, Need::Iproute, Need::Qemu]) else {
+        return;
+    };
+    let ns = Netns::new().unwrap();
+    ns.ip(["route", "add", "224.0.0.0/4", "dev", "lo"]).unwrap();
+    let [group_port, relay_port, vm_port] = lab::free_udp_ports::<3>();
+    let group = format!("239.255.{}.1:{group_port}", std::process::id() % 250);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("relay.json");
+    let relay = NsRelay::start(
+        &ns,
+        &[
+            "--json".into(),
+            json.display().to_string(),
+            format!("mcast://{group}"),
+            format!("udp://127.0.0.1:{relay_port}->127.0.0.1:{vm_port}"),
+        ],
+    );
+    let guests = lab::scenario::ping_guests(None, 56, PINGS);
+    let nets = [
+        format!("socket,id=n0,mcast={group}"),
+        format!("socket,id=n0,udp=127.0.0.1:{relay_port},localaddr=127.0.0.1:{vm_port}"),
+    ];
+    let specs = guests
+        .into_iter()
+        .zip(nets)
+        .enumerate()
+        .map(|(i, (guest, net))| Spec {
+            guest,
+            net_args: vec![
+                "-netdev".into(),
+                net,
+                "-device".into(),
+                format!("virtio-net-pci,netdev=n0,mac=52:54:00:4c:53:1{i}"),
+            ],
+            netns: Some(&ns),
+        })
+        .collect();
+    let mut vms = vm::start(&image, specs).unwrap();
+    for result in lab::scenario::results(&mut vms).unwrap() {
+        lab::scenario::check_no_loss(&result, PINGS).unwrap();
+    }
+    drop(vms);
+    assert!(relay.stop().success());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let to_group = report["from_odd_endpoints"]["frames"].as_u64().unwrap();
+    let from_group = report["from_even_endpoints"]["frames"].as_u64().unwrap();
+    let echo = report["endpoints"][0]["mcast_own_echo"].as_u64().unwrap();
+    assert!(to_group >= u64::from(PINGS), "{report}");
+    assert!(from_group >= u64::from(PINGS), "{report}");
+    assert_eq!(
+        echo, to_group,
+        "every frame sent to the group is its own echo: {report}"
+    );
+}
