@@ -184,3 +184,102 @@ fn a_tap_without_cap_net_admin_exits_2_with_the_reason() {
     assert!(stderr.contains("needs CAP_NET_ADMIN"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// A VXLAN peer on loopback (a plain UDP socket speaking RFC 7348) and an emulated QEMU end
+/// through `linkscope relay vxlan://… udp://…`: frames of our VNI cross both ways with the
+/// header added and removed; another VNI, bad flags, a short datagram and a stranger's
+/// datagram are dropped and counted in the JSON report.
+#[test]
+fn vxlan_takes_its_network_only_and_counts_the_rest() {
+    let vm = end();
+    let peer = end();
+    let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let (relay_udp, relay_vxlan) = (free_udp_port(), free_udp_port());
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("relay.json");
+    let mut relay = Running(
+        linkscope()
+            .args(["relay", "-q", "--stats-interval", "0", "--json"])
+            .arg(&json)
+            .arg(format!(
+                "vxlan://{}?vni=5000&local=127.0.0.1:{relay_vxlan}",
+                peer.local_addr().unwrap()
+            ))
+            .arg(format!(
+                "udp://127.0.0.1:{relay_udp}->{}",
+                vm.local_addr().unwrap()
+            ))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let frame: Vec<u8> = (0..1514).map(|i| (i % 251) as u8).collect();
+    let header = |flags: u8, vni: u32| {
+        let v = vni.to_be_bytes();
+        [flags, 0, 0, 0, v[1], v[2], v[3], 0]
+    };
+    let datagram = |h: [u8; 8]| [&h[..], &frame].concat();
+    // Ours, until the relay is up; then the refusals, then ours again.
+    let mut buf = [0; 4096];
+    let up = (0..50).any(|_| {
+        peer.send_to(&datagram(header(0x08, 5000)), ("127.0.0.1", relay_vxlan))
+            .unwrap();
+        vm.recv(&mut buf).is_ok_and(|n| buf[..n] == frame[..])
+    });
+    assert!(up, "no frame crossed from the VXLAN peer");
+    let to = ("127.0.0.1", relay_vxlan);
+    peer.send_to(&datagram(header(0x08, 5001)), to).unwrap();
+    peer.send_to(&datagram(header(0x0c, 5000)), to).unwrap();
+    peer.send_to(&header(0x08, 5000), to).unwrap();
+    stranger.send_to(&datagram(header(0x08, 5000)), to).unwrap();
+    peer.send_to(&datagram(header(0x08, 5000)), to).unwrap();
+    let n = vm.recv(&mut buf).unwrap();
+    assert_eq!(
+        &buf[..n],
+        &frame[..],
+        "the next frame through is the good one"
+    );
+    // The other way: the header is added, with our VNI.
+    vm.send_to(&frame, ("127.0.0.1", relay_udp)).unwrap();
+    let (n, from) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!(from.port(), relay_vxlan);
+    assert_eq!(&buf[..8], &header(0x08, 5000));
+    assert_eq!(&buf[8..n], &frame[..]);
+    let killed = Command::new("kill")
+        .args(["-TERM", &relay.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(wait_exit(&mut relay.0, WAIT, "the relay did not stop").success());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let vxlan = &report["endpoints"][0];
+    assert_eq!(vxlan["vxlan_other_vni"], 1, "{report}");
+    assert_eq!(vxlan["vxlan_bad_header"], 2, "{report}");
+    assert_eq!(
+        report["from_even_endpoints"]["foreign_source"], 1,
+        "{report}"
+    );
+    assert_eq!(report["from_odd_endpoints"]["frames"], 1, "{report}");
+}
+
+#[test]
+fn a_vxlan_port_in_use_is_named() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (code, stderr) = refused(
+        linkscope()
+            .arg("relay")
+            .arg(format!("vxlan://127.0.0.3:{port}?vni=1&local=127.0.0.1"))
+            .arg(format!(
+                "udp://127.0.0.1:{}->127.0.0.1:{}",
+                free_udp_port(),
+                free_udp_port()
+            )),
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port} is in use")),
+        "{stderr}"
+    );
+}
