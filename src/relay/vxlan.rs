@@ -24,6 +24,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
 use super::endpoint::Counters;
+use crate::engine::BATCH;
 use crate::engine::endpoint::{Endpoint, Inbox, Received};
 use crate::net::batch::{SendBatch, SendOutcome};
 
@@ -188,19 +189,32 @@ impl Endpoint for Vxlan {
 
     fn send(&mut self, batch: &mut SendBatch, frames: &[&[u8]]) -> SendOutcome {
         let header = header(self.vni);
-        self.outgoing.clear();
-        for frame in frames {
-            self.outgoing.extend_from_slice(&header);
-            self.outgoing.extend_from_slice(frame);
+        let mut outcome = SendOutcome {
+            sent: 0,
+            failed: 0,
+            failed_bytes: 0,
+            last_error: None,
+        };
+        for run in frames.chunks(BATCH) {
+            self.outgoing.clear();
+            for frame in run {
+                self.outgoing.extend_from_slice(&header);
+                self.outgoing.extend_from_slice(frame);
+            }
+            let mut datagrams: [&[u8]; BATCH] = [&[]; BATCH];
+            let mut at = 0;
+            for (slot, frame) in datagrams.iter_mut().zip(run) {
+                let end = at + HEADER + frame.len();
+                *slot = &self.outgoing[at..end];
+                at = end;
+            }
+            let sent = batch.send(&self.socket, Some(self.remote), &datagrams[..run.len()]);
+            outcome.sent += sent.sent;
+            outcome.failed += sent.failed;
+            outcome.failed_bytes += sent.failed_bytes;
+            outcome.last_error = sent.last_error.or(outcome.last_error);
         }
-        let mut datagrams = Vec::with_capacity(frames.len());
-        let mut at = 0;
-        for frame in frames {
-            let end = at + HEADER + frame.len();
-            datagrams.push(&self.outgoing[at..end]);
-            at = end;
-        }
-        batch.send(&self.socket, Some(self.remote), &datagrams)
+        outcome
     }
 }
 
