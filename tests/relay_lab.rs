@@ -460,3 +460,27 @@ fn mcast_joins_a_qemu_multicast_tunnel_without_echoing_its_own_frames() {
         "every frame sent to the group is its own echo: {report}"
     );
 }
+
+/// In a namespace without a multicast route, an mcast endpoint stops the relay before it
+/// starts: exit 2, the step and the fix on stderr.
+#[test]
+fn mcast_without_a_multicast_route_exits_2_naming_the_fix() {
+    let test = "mcast_without_a_multicast_route_exits_2_naming_the_fix";
+    if !prereq::ready(test, &[Need::Root, Need::Iproute]) {
+        return;
+    }
+    let ns = Netns::new().unwrap();
+    let [a, b, c] = lab::free_udp_ports::<3>();
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_linkscope"))
+        .args(["relay", &format!("mcast://239.255.0.1:{a}")])
+        .arg(format!("udp://127.0.0.1:{b}->127.0.0.1:{c}"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("ip route add 224.0.0.0/4 dev lo"),
+        "{stderr}"
+    );
+}

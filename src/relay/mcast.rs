@@ -59,26 +59,45 @@ impl Mcast {
     /// Joins `group` (on the interface holding `local`, default the kernel's choice) and
     /// connects the sending socket. Failures name the address and the step.
     pub fn open(group: SocketAddr, local: Option<IpAddr>) -> crate::Result<Mcast> {
-        let fail = |addr: SocketAddr, op: &'static str| {
-            move |source| crate::Error::Socket { addr, op, source }
+        let locator = match local {
+            Some(ip) => format!("mcast://{group}?local={ip}"),
+            None => format!("mcast://{group}"),
+        };
+        // Every failure here is about what the user named or the host's setup (a port in
+        // use, no multicast route): the relay does not start, exit 2, naming the step.
+        let fail = |addr: SocketAddr, step: &'static str| {
+            let field = format!("endpoint `{locator}`");
+            move |source: io::Error| {
+                let hint = match source.raw_os_error() {
+                    Some(libc::ENODEV | libc::ENETUNREACH) => {
+                        " (no route for multicast: on loopback, ip route add 224.0.0.0/4 dev lo)"
+                    }
+                    Some(libc::EADDRINUSE) => " (in use)",
+                    _ => "",
+                };
+                crate::Error::Argument {
+                    field,
+                    message: format!("{step} {addr}: {source}{hint}"),
+                }
+            }
         };
         let domain = Domain::for_address(group);
         let receiver = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
-            .map_err(fail(group, "socket (mcast)"))?;
+            .map_err(fail(group, "opening a socket for"))?;
         receiver
             .set_reuse_address(true)
-            .map_err(fail(group, "SO_REUSEADDR (mcast)"))?;
+            .map_err(fail(group, "SO_REUSEADDR for"))?;
         receiver
             .bind(&group.into())
-            .map_err(fail(group, "bind (mcast)"))?;
+            .map_err(fail(group, "binding"))?;
         match (group.ip(), local) {
             (IpAddr::V4(g), Some(IpAddr::V4(l))) => receiver.join_multicast_v4(&g, &l),
             (IpAddr::V4(g), _) => receiver.join_multicast_v4(&g, &Ipv4Addr::UNSPECIFIED),
             (IpAddr::V6(g), _) => receiver.join_multicast_v6(&g, 0),
         }
-        .map_err(fail(group, "join the group (mcast)"))?;
+        .map_err(fail(group, "joining the group"))?;
         let sender = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
-            .map_err(fail(group, "socket (mcast)"))?;
+            .map_err(fail(group, "opening a socket for"))?;
         let bind = SocketAddr::new(
             local.unwrap_or(match group {
                 SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -88,7 +107,7 @@ impl Mcast {
         );
         sender
             .bind(&bind.into())
-            .map_err(fail(bind, "bind (mcast sender)"))?;
+            .map_err(fail(bind, "binding the sender to"))?;
         match (group, local) {
             (SocketAddr::V4(_), Some(IpAddr::V4(l))) => sender
                 .set_multicast_if_v4(&l)
@@ -96,20 +115,19 @@ impl Mcast {
             (SocketAddr::V4(_), _) => sender.set_multicast_loop_v4(true),
             (SocketAddr::V6(_), _) => sender.set_multicast_loop_v6(true),
         }
-        .map_err(fail(group, "multicast options (mcast sender)"))?;
-        sender.connect(&group.into()).map_err(fail(
-            group,
-            "connect (mcast sender: is there a multicast route?)",
-        ))?;
+        .map_err(fail(group, "setting the sender's multicast options for"))?;
+        sender
+            .connect(&group.into())
+            .map_err(fail(group, "connecting the sender to"))?;
         let receiver = UdpSocket::from(receiver);
         let sender = UdpSocket::from(sender);
         let own = sender
             .local_addr()
-            .map_err(fail(group, "getsockname (mcast sender)"))?;
+            .map_err(fail(group, "reading the sender's address for"))?;
         for socket in [&receiver, &sender] {
             socket
                 .set_nonblocking(true)
-                .map_err(fail(group, "non-blocking (mcast)"))?;
+                .map_err(fail(group, "making the sockets non-blocking for"))?;
         }
         Ok(Mcast {
             receiver,
