@@ -1,10 +1,15 @@
-//! The relay's device and tunnel endpoints against real peers: a QEMU VM on a UDP tunnel
-//! reaches, through the engine and a `tap://` or `vxlan://` endpoint, an address on a Linux
-//! bridge or behind the kernel's own vxlan device in a namespace; the kernel's frames of
-//! another VNI are dropped and counted. The relay runs in this process (the engine and the
-//! endpoints `linkscope relay` builds), in the initial namespace, where the test makes a
-//! bridge or a veth of its own (unique names, deleted on drop); the addresses pinged live in
-//! the test's namespace. VM tests: run under `flock /tmp/linkscope-vm.lock`.
+//! The relay's endpoints and the planner's TCP transport against real peers:
+//! - a QEMU VM on a UDP tunnel reaches, through the engine and a `tap://` or `vxlan://`
+//!   endpoint, an address on a Linux bridge or behind the kernel's own vxlan device in a
+//!   namespace (the kernel's frames of another VNI dropped and counted). These relays run in
+//!   this process (the engine and the endpoints `linkscope relay` builds), in the initial
+//!   namespace, where the test makes a bridge or a veth of its own (unique names, deleted on
+//!   drop); the addresses pinged live in the test's namespace;
+//! - `linkscope relay` processes: between two namespaces as `plan --format relays` says
+//!   (jumbo pings unfragmented over TCP, fragmented over the plain UDP tunnel), between a VM
+//!   on a QEMU multicast tunnel and one on a UDP tunnel, and through a real ssh session.
+//!
+//! VM tests: run under `flock /tmp/linkscope-vm.lock`.
 
 mod lab;
 
@@ -256,19 +261,22 @@ fn vxlan_reaches_a_kernel_vxlan_device_and_drops_other_vnis() {
     assert!(forwarded >= u64::from(PINGS));
 }
 
-/// A `linkscope relay` running in a namespace; killed on drop, stopped with SIGTERM by
-/// [`NsRelay::stop`] (which lets it write its report).
-struct NsRelay(std::process::Child);
+/// A `linkscope relay` process; killed on drop, stopped with SIGTERM by [`RelayProcess::stop`]
+/// (which lets it write its report).
+struct RelayProcess(std::process::Child);
 
-impl NsRelay {
-    /// Starts `linkscope relay -q --stats-interval 0 ARGS…` in `ns`.
-    fn start(ns: &Netns, args: &[String]) -> NsRelay {
-        let mut cmd = ns.command(env!("CARGO_BIN_EXE_linkscope"));
+impl RelayProcess {
+    /// Starts `linkscope relay -q --stats-interval 0 ARGS…` in `ns`, or here.
+    fn start(ns: Option<&Netns>, args: &[String]) -> RelayProcess {
+        let mut cmd = match ns {
+            Some(ns) => ns.command(env!("CARGO_BIN_EXE_linkscope")),
+            None => Command::new(env!("CARGO_BIN_EXE_linkscope")),
+        };
         cmd.args(["relay", "-q", "--stats-interval", "0"])
             .args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null());
-        NsRelay(cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}")))
+        RelayProcess(cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}")))
     }
 
     /// SIGTERM, then waits for the exit; the exit status.
@@ -280,7 +288,7 @@ impl NsRelay {
     }
 }
 
-impl Drop for NsRelay {
+impl Drop for RelayProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -357,7 +365,7 @@ fn tcp_relays_carry_jumbo_frames_between_hosts_where_udp_fragments() {
             assert_eq!(commands.len(), 2, "{text}");
             for (host, args) in &commands {
                 let index = host_ips.iter().position(|h| h == host).unwrap();
-                relays.push(NsRelay::start(&hosts[index], args));
+                relays.push(RelayProcess::start(Some(&hosts[index]), args));
             }
         }
         let before = [hosts[0].snmp().unwrap(), hosts[1].snmp().unwrap()];
@@ -413,8 +421,8 @@ fn mcast_joins_a_qemu_multicast_tunnel_without_echoing_its_own_frames() {
     let group = format!("239.255.{}.1:{group_port}", std::process::id() % 250);
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("relay.json");
-    let relay = NsRelay::start(
-        &ns,
+    let relay = RelayProcess::start(
+        Some(&ns),
         &[
             "--json".into(),
             json.display().to_string(),
@@ -483,4 +491,131 @@ fn mcast_without_a_multicast_route_exits_2_naming_the_fix() {
         stderr.contains("ip route add 224.0.0.0/4 dev lo"),
         "{stderr}"
     );
+}
+
+/// An sshd of the test's own (its host key, port and authorized key in a temporary
+/// directory, on 127.0.0.1); killed on drop.
+struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        for key in ["hostkey", "id"] {
+            lab::run(Command::new("ssh-keygen").args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-f",
+                &path(key),
+            ]))
+            .unwrap();
+        }
+        std::fs::copy(path("id.pub"), path("authorized_keys")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n",
+            path("hostkey"),
+            path("authorized_keys"),
+            path("sshd.pid")
+        );
+        std::fs::write(path("sshd_config"), config).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f", &path("sshd_config")])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Ready once it accepts connections.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "sshd did not listen");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Sshd { dir, port, child }
+    }
+
+    /// `ssh …` to this sshd with the test's key, for a shell command line.
+    fn ssh(&self) -> String {
+        format!(
+            "ssh -F /dev/null -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -p {} 127.0.0.1",
+            self.dir.path().join("id").display(),
+            self.port
+        )
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The README's cross-host form with a real ssh: `linkscope relay udp://… "exec://ssh HOST
+/// linkscope relay stdio udp://…"` carries frames both ways through the ssh session; when the
+/// local relay stops, ssh is killed, the session ends, and the far relay, its input ended,
+/// stops too and frees its port.
+#[test]
+fn exec_ssh_carries_a_link_through_a_real_ssh_session() {
+    let test = "exec_ssh_carries_a_link_through_a_real_ssh_session";
+    if !prereq::ready(test, &[Need::Ssh]) {
+        return;
+    }
+    let sshd = Sshd::start();
+    let (a, b) = (
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+    );
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+    }
+    let [relay_a, relay_b] = lab::free_udp_ports::<2>();
+    let far = format!(
+        "{} relay stdio 'udp://127.0.0.1:{relay_b}->{}'",
+        env!("CARGO_BIN_EXE_linkscope"),
+        b.local_addr().unwrap()
+    );
+    let relay = RelayProcess::start(
+        None,
+        &[
+            format!("udp://127.0.0.1:{relay_a}->{}", a.local_addr().unwrap()),
+            format!("exec://{} \"{far}\"", sshd.ssh()),
+        ],
+    );
+    let mut buf = [0; 65_536];
+    let mut crosses = |from: &UdpSocket, to: u16, at: &UdpSocket, frame: &[u8]| {
+        from.send_to(frame, ("127.0.0.1", to)).unwrap();
+        at.recv(&mut buf).is_ok_and(|n| buf[..n] == *frame)
+    };
+    let first = [0x33; 60];
+    assert!(
+        (0..15).any(|_| crosses(&a, relay_a, &b, &first)),
+        "no frame crossed the ssh session"
+    );
+    for size in [60, 1514, 9014] {
+        let frame: Vec<u8> = (0..size).map(|i| (i % 249) as u8).collect();
+        assert!(crosses(&a, relay_a, &b, &frame), "{size} bytes a→b");
+        assert!(crosses(&b, relay_b, &a, &frame), "{size} bytes b→a");
+    }
+    assert!(relay.stop().success());
+    // The far relay stopped with the session: its port comes free.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while UdpSocket::bind(("127.0.0.1", relay_b)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the far relay still holds its port"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
