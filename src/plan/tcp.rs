@@ -43,16 +43,23 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// The `linkscope relay` arguments, each ready for a shell (the UDP locator is quoted:
-    /// its `->` holds a `>`).
-    pub fn args(&self) -> [String; 2] {
-        let udp = format!("'udp://{}->{}'", self.bind, self.vm);
+    /// The two endpoints as `linkscope relay` takes them: the UDP tunnel end, then the TCP
+    /// end (`tcp-listen://` on the listening host, `tcp://` on the other).
+    pub fn endpoints(&self) -> [String; 2] {
+        let udp = format!("udp://{}->{}", self.bind, self.vm);
         let tcp = if self.listens {
             format!("tcp-listen://{}", self.tcp)
         } else {
             format!("tcp://{}", self.tcp)
         };
         [udp, tcp]
+    }
+
+    /// [`Relay::endpoints`] ready for a shell: the UDP locator quoted (its `->` holds a
+    /// `>`).
+    pub fn args(&self) -> [String; 2] {
+        let [udp, tcp] = self.endpoints();
+        [format!("'{udp}'"), tcp]
     }
 }
 
@@ -235,7 +242,8 @@ mod tests {
         // this host's VM; the connecting side targets the listener.
         for relay in [&first[0], &second[0]] {
             let [udp, tcp] = relay.args();
-            match crate::relay::Locator::parse(udp.trim_matches('\'')).unwrap() {
+            assert_eq!(udp, format!("'{}'", relay.endpoints()[0]));
+            match crate::relay::Locator::parse(&relay.endpoints()[0]).unwrap() {
                 crate::relay::Locator::Udp { bind, peer } => {
                     assert_eq!((bind, peer), (relay.bind, relay.vm));
                 }
@@ -281,6 +289,23 @@ mod tests {
             err.starts_with("m.yaml:2:25: defaults.cross_host_transport: expected a string"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_json_plan_lists_the_relays_when_there_are_any() {
+        let json: serde_json::Value =
+            serde_json::from_str(&crate::plan::json::plan(&plan(TWO_HOSTS).unwrap())).unwrap();
+        assert_eq!(
+            json["relays"],
+            serde_json::json!([
+                {"link": "100:1-103:1", "host": "10.0.0.1", "listens": true,
+                 "endpoints": ["udp://127.0.0.1:41001->127.0.0.1:41031", "tcp-listen://10.0.0.1:41031"]},
+                {"link": "100:1-103:1", "host": "10.0.0.2", "listens": false,
+                 "endpoints": ["udp://127.0.0.1:41031->127.0.0.1:41001", "tcp://10.0.0.1:41031"]},
+            ])
+        );
+        let none = crate::plan::json::plan(&plan("links: [[100, 1, 102, 1]]\n").unwrap());
+        assert!(!none.contains("\"relays\""), "{none}");
     }
 
     #[test]
