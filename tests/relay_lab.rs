@@ -1,70 +1,32 @@
-//! The relay's endpoints and the planner's TCP transport against real peers:
-//! - a QEMU VM on a UDP tunnel reaches, through the engine and a `tap://` or `vxlan://`
-//!   endpoint, an address on a Linux bridge or behind the kernel's own vxlan device in a
-//!   namespace (the kernel's frames of another VNI dropped and counted). These relays run in
-//!   this process (the engine and the endpoints `linkscope relay` builds), in the initial
-//!   namespace, where the test makes a bridge or a veth of its own (unique names, deleted on
-//!   drop); the addresses pinged live in the test's namespace;
-//! - `linkscope relay` processes: between two namespaces as `plan --format relays` says
-//!   (jumbo pings unfragmented over TCP, fragmented over the plain UDP tunnel), between a VM
-//!   on a QEMU multicast tunnel and one on a UDP tunnel, and through a real ssh session.
+//! `linkscope relay` against real peers, each relay a process in the test's namespaces:
+//! - a QEMU VM on a UDP tunnel reaches, through `tap://…?bridge=`, an address on a Linux
+//!   bridge, and through `vxlan://`, an address behind the kernel's own vxlan device in
+//!   another namespace (the kernel's frames of another VNI dropped and counted);
+//! - between two namespaces as `plan --format relays` says: jumbo pings unfragmented over
+//!   TCP, fragmented over the plain UDP tunnel;
+//! - between a VM on a QEMU multicast tunnel and one on a UDP tunnel, none of the relay's own
+//!   frames coming back; without a multicast route, exit 2;
+//! - through a real ssh session (`exec://ssh … linkscope relay stdio …`).
 //!
 //! VM tests: run under `flock /tmp/linkscope-vm.lock`.
 
 mod lab;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
+use std::path::Path;
 use std::process::Command;
 
 use lab::netns::Netns;
 use lab::prereq::{self, Need};
 use lab::vm::{self, Guest, Spec};
-use linkscope::engine::udp::TunnelEnd;
-use linkscope::engine::{Engine, EngineConfig, Link};
-use linkscope::relay::Counters as _;
-use linkscope::relay::tap::TapEnd;
-use linkscope::relay::vxlan::Vxlan;
-use linkscope::splice::copy::CopyFilter;
 
 const PINGS: u32 = 5;
 const VM_IP: &str = "10.77.0.1";
 const PEER_IP: &str = "10.77.0.2";
 
-/// An interface of the initial namespace made by the test; deleted on drop.
-struct RootLink(String);
-
-impl Drop for RootLink {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    lab::run(Command::new("ip").args(args)).unwrap();
-}
-
-/// The relay's UDP tunnel end for a VM that binds `127.0.0.1:vm_port`, and the port the VM
-/// must send to.
-fn tunnel_end(vm_port: u16) -> (TunnelEnd, u16) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = socket.local_addr().unwrap().port();
-    let vm: SocketAddr = ([127, 0, 0, 1], vm_port).into();
-    (TunnelEnd::relayed(vm, socket).unwrap(), port)
-}
-
-fn engine() -> Engine {
-    Engine::start(EngineConfig {
-        workers: 1,
-        copy: None,
-        filter: CopyFilter::All,
-        name: "relay-lab".into(),
-    })
-    .unwrap()
-}
-
-/// Boots one VM on a UDP tunnel (binding `vm_port`, sending to `relay_port`) that pings
-/// [`PEER_IP`] and checks that every ping was answered.
-fn vm_pings(image: &lab::image::Image, vm_port: u16, relay_port: u16) {
+/// Boots one VM in `ns` on a UDP tunnel (binding `127.0.0.1:vm_port`, sending to
+/// `127.0.0.1:relay_port`) that pings [`PEER_IP`], and checks that every ping was answered.
+fn vm_pings(image: &lab::image::Image, ns: &Netns, vm_port: u16, relay_port: u16) {
     let spec = Spec {
         guest: Guest {
             count: PINGS,
@@ -76,13 +38,37 @@ fn vm_pings(image: &lab::image::Image, vm_port: u16, relay_port: u16) {
             "-device".into(),
             "virtio-net-pci,netdev=n0,mac=52:54:00:4c:53:01".into(),
         ],
-        netns: None,
+        netns: Some(ns),
     };
     let mut vms = vm::start(image, vec![spec]).unwrap();
     let result = vms[0].result().unwrap();
     lab::scenario::check_no_loss(&result, PINGS).unwrap();
 }
 
+/// The relay's JSON report.
+fn report(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Waits until `ip -n NS link show DEV` prints `text`.
+fn wait_link(ns: &Netns, dev: &str, text: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let shown = ns.ip(["link", "show", dev]).unwrap_or_default();
+        if shown.contains(text) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{dev} never showed {text:?}: {shown}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A Linux bridge in a namespace holds the address the VM pings; the relay, in the same
+/// namespace, creates a tap, brings it up and enslaves it to the bridge (`?bridge=`); the tap
+/// is gone when the relay stops.
 #[test]
 fn tap_joins_a_vm_to_a_linux_bridge() {
     let Some(image) = prereq::vm_image(
@@ -91,57 +77,42 @@ fn tap_joins_a_vm_to_a_linux_bridge() {
     ) else {
         return;
     };
-    // A bridge of the initial namespace with one port, a veth whose other end, in the
-    // namespace, holds the address the VM pings.
     let ns = Netns::new().unwrap();
-    let bridge = RootLink(lab::unique_name("lsbr"));
-    ip(&["link", "add", &bridge.0, "type", "bridge"]);
-    ip(&["link", "set", &bridge.0, "up"]);
-    let port = RootLink(lab::unique_name("lsbp"));
-    ip(&[
-        "link",
-        "add",
-        &port.0,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        ns.name(),
-    ]);
-    ip(&["link", "set", &port.0, "master", &bridge.0, "up"]);
-    ns.ip(["addr", "add", &format!("{PEER_IP}/24"), "dev", "eth0"])
+    ns.ip(["link", "add", "br0", "type", "bridge"]).unwrap();
+    ns.ip(["addr", "add", &format!("{PEER_IP}/24"), "dev", "br0"])
         .unwrap();
-    ns.ip(["link", "set", "eth0", "up"]).unwrap();
-
-    let tap_name = lab::unique_name("lstp");
-    let tap = TapEnd::open(&tap_name, Some(&bridge.0)).unwrap();
-    let master = std::fs::read_link(format!("/sys/class/net/{tap_name}/master")).unwrap();
-    assert!(master.ends_with(&bridge.0), "{master:?}");
-    let [vm_port] = lab::free_udp_ports::<1>();
-    let (udp, relay_port) = tunnel_end(vm_port);
-    let mut engine = engine();
-    engine
-        .add_link(Link::pair(
-            "vm-tap".into(),
-            Box::new(udp),
-            Box::new(tap),
-            (true, true),
-        ))
-        .unwrap();
-    vm_pings(&image, vm_port, relay_port);
-    let stats = engine.stop();
-    assert!(stats[0].a_to_b.unwrap().frames() >= u64::from(PINGS));
-    assert!(stats[0].b_to_a.unwrap().frames() >= u64::from(PINGS));
-    // Closing the endpoint removed the device it created.
+    ns.ip(["link", "set", "br0", "up"]).unwrap();
+    let tap = lab::unique_name("lstp");
+    let [vm_port, relay_port] = lab::free_udp_ports::<2>();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("relay.json");
+    let relay = RelayProcess::start(
+        Some(&ns),
+        &[
+            "--json".into(),
+            json.display().to_string(),
+            format!("tap://{tap}?bridge=br0"),
+            format!("udp://127.0.0.1:{relay_port}->127.0.0.1:{vm_port}"),
+        ],
+    );
+    wait_link(&ns, &tap, "master br0");
+    wait_link(&ns, &tap, "UP");
+    vm_pings(&image, &ns, vm_port, relay_port);
+    assert!(relay.stop().success());
+    let report = report(&json);
+    for direction in ["from_even_endpoints", "from_odd_endpoints"] {
+        let frames = report[direction]["frames"].as_u64().unwrap();
+        assert!(frames >= u64::from(PINGS), "{report}");
+    }
     assert!(
-        !std::path::Path::new("/sys/class/net")
-            .join(&tap_name)
-            .exists()
+        ns.ip(["link", "show", &tap]).is_err(),
+        "the tap outlived the relay"
     );
 }
 
+/// Two namespaces joined by a veth: in one the relay and the VM, in the other the kernel's
+/// vxlan devices, vx0 with our VNI (holding the address the VM pings) and vx1 with the next
+/// VNI, whose frames the relay drops and counts.
 #[test]
 fn vxlan_reaches_a_kernel_vxlan_device_and_drops_other_vnis() {
     let Some(image) = prereq::vm_image(
@@ -150,115 +121,82 @@ fn vxlan_reaches_a_kernel_vxlan_device_and_drops_other_vnis() {
     ) else {
         return;
     };
-    // The underlay: a veth from the initial namespace into the test's, in 198.18.0.0/15
-    // (set aside for benchmarks, RFC 2544), one /30 per test run.
-    let net = (std::process::id() % 250) as u8 + 1;
-    let (here, there) = (format!("198.18.{net}.1"), format!("198.18.{net}.2"));
-    let ns = Netns::new().unwrap();
+    let hosts = [Netns::new().unwrap(), Netns::new().unwrap()];
+    let [here, there] = lab::scenario::HOST_IPS;
+    lab::netns::veth(
+        &hosts[0],
+        &format!("{here}/24"),
+        &hosts[1],
+        &format!("{there}/24"),
+        "veth0",
+        1500,
+    )
+    .unwrap();
     // No IPv6: the devices would send router solicitations and MLD reports of their own.
     for key in ["all", "default"] {
         lab::run(
-            ns.command("sysctl")
+            hosts[1]
+                .command("sysctl")
                 .args(["-qw", &format!("net.ipv6.conf.{key}.disable_ipv6=1")]),
         )
         .unwrap();
     }
-    let underlay = RootLink(lab::unique_name("lsvx"));
-    ip(&[
-        "link",
-        "add",
-        &underlay.0,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        ns.name(),
-    ]);
-    ip(&["addr", "add", &format!("{here}/30"), "dev", &underlay.0]);
-    ip(&["link", "set", &underlay.0, "up"]);
-    ns.ip(["addr", "add", &format!("{there}/30"), "dev", "eth0"])
-        .unwrap();
-    ns.ip(["link", "set", "eth0", "up"]).unwrap();
-    // The VXLAN port: a free one here, which the kernel uses as its dstport there.
-    let port = UdpSocket::bind(format!("{here}:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let [port, vm_port, relay_port] = lab::free_udp_ports::<3>();
     let vni = 4242u32;
-    // vx0 carries our VNI and the address the VM pings; vx1 another VNI, whose frames the
-    // relay must drop.
     for (dev, id, addr) in [
         ("vx0", vni, format!("{PEER_IP}/24")),
         ("vx1", vni + 1, "10.78.0.2/24".to_string()),
     ] {
-        ns.ip([
-            "link",
-            "add",
-            dev,
-            "type",
-            "vxlan",
-            "id",
-            &id.to_string(),
-            "remote",
-            &here,
-            "local",
-            &there,
-            "dstport",
-            &port.to_string(),
-        ])
-        .unwrap();
-        ns.ip(["addr", "add", &addr, "dev", dev]).unwrap();
-        ns.ip(["link", "set", dev, "up"]).unwrap();
+        hosts[1]
+            .ip([
+                "link",
+                "add",
+                dev,
+                "type",
+                "vxlan",
+                "id",
+                &id.to_string(),
+                "remote",
+                here,
+                "local",
+                there,
+                "dstport",
+                &port.to_string(),
+            ])
+            .unwrap();
+        hosts[1].ip(["addr", "add", &addr, "dev", dev]).unwrap();
+        hosts[1].ip(["link", "set", dev, "up"]).unwrap();
     }
-
-    let remote: SocketAddr = format!("{there}:{port}").parse().unwrap();
-    let vxlan = Vxlan::open(remote, vni, Some(here.parse().unwrap()), None).unwrap();
-    assert_eq!(vxlan.local_addr().unwrap().port(), port);
-    let stats = vxlan.stats();
-    let [vm_port] = lab::free_udp_ports::<1>();
-    let (udp, relay_port) = tunnel_end(vm_port);
-    let mut engine = engine();
-    engine
-        .add_link(Link::pair(
-            "vm-vxlan".into(),
-            Box::new(udp),
-            Box::new(vxlan),
-            (true, true),
-        ))
-        .unwrap();
-    vm_pings(&image, vm_port, relay_port);
-
-    // The kernel floods vx1's ARP requests to the relay with VNI + 1.
-    let other = |name: &str| {
-        stats
-            .counters()
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, c)| c)
-            .unwrap()
-    };
-    let before = other("vxlan_other_vni");
-    let forwarded = engine.stats()[0].b_to_a.unwrap().frames();
-    let _ = ns
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("relay.json");
+    let relay = RelayProcess::start(
+        Some(&hosts[0]),
+        &[
+            "--json".into(),
+            json.display().to_string(),
+            format!("vxlan://{there}:{port}?vni={vni}&local={here}"),
+            format!("udp://127.0.0.1:{relay_port}->127.0.0.1:{vm_port}"),
+        ],
+    );
+    vm_pings(&image, &hosts[0], vm_port, relay_port);
+    // vx1's ARP requests reach the relay with VNI + 1.
+    let _ = hosts[1]
         .command("busybox")
         .args(["ping", "-c", "2", "-W", "1", "10.78.0.9"])
         .output();
+    assert!(relay.stop().success());
+    let report = report(&json);
+    let vxlan = &report["endpoints"][0];
     assert!(
-        other("vxlan_other_vni") > before,
-        "no frame of VNI {} counted",
+        vxlan["vxlan_other_vni"].as_u64().unwrap() >= 1,
+        "no frame of VNI {} counted: {report}",
         vni + 1
     );
-    assert_eq!(other("vxlan_bad_header"), 0);
-    let stats = engine.stop();
-    assert_eq!(
-        stats[0].b_to_a.unwrap().frames(),
-        forwarded,
-        "a frame of another VNI was forwarded"
-    );
-    assert!(forwarded >= u64::from(PINGS));
+    assert_eq!(vxlan["vxlan_bad_header"], 0, "{report}");
+    for direction in ["from_even_endpoints", "from_odd_endpoints"] {
+        let frames = report[direction]["frames"].as_u64().unwrap();
+        assert!(frames >= u64::from(PINGS), "{report}");
+    }
 }
 
 /// A `linkscope relay` process; killed on drop, stopped with SIGTERM by [`RelayProcess::stop`]
