@@ -6,8 +6,10 @@
 //! mode, measurements off: `--no-measure`), (c) `linkscope splice` with all its
 //! measurements on (the default: meters, layer-2 view, status line every second), (d)
 //! `linkscope splice -w FILE --no-measure` and (e) `linkscope splice -w FILE` (writing
-//! pcapng, measurements off / on), (f) `vde_plug udp:// udp://`, (g) `socat -u UDP4-RECV
-//! UDP4-SENDTO`, one after the other in one run, and prints the delivered frames per second,
+//! pcapng, measurements off / on), (f) GNS3 ubridge (`source_udp`/`destination_udp`) and (g)
+//! ubridge writing pcap (`pcap_file`), both found through `LINKSCOPE_UBRIDGE=/path` (built
+//! from its public source for measurement only), (h) `vde_plug udp:// udp://`, (i) `socat -u
+//! UDP4-RECV UDP4-SENDTO`, one after the other in one run, and prints the delivered frames per second,
 //! Gbit/s of frame bytes and the ratio to the direct path, and the ratios of measured to
 //! unmeasured splices. Frames are IPv4/UDP, so the meter
 //! parses them down to the transport header as it would real traffic. Then
@@ -183,6 +185,30 @@ fn path(kind: &str, ends: &Ends) -> Option<Path> {
             .ok()?;
             (SocketAddr::from(([127, 0, 0, 1], p1)), Some(relay), None)
         }
+        "ubridge" | "ubridge -w" => {
+            let ubridge = std::env::var("LINKSCOPE_UBRIDGE").ok()?;
+            let dir = tempfile::tempdir().unwrap();
+            let (p1, p2) = (free_port(), free_port());
+            let mut ini = format!(
+                "[bridge0]\nsource_udp = {p1}:127.0.0.1:{}\ndestination_udp = {p2}:127.0.0.1:{}\n",
+                ends.la().port(),
+                ends.lb().port()
+            );
+            if kind == "ubridge -w" {
+                ini.push_str(&format!(
+                    "pcap_file = {}\n",
+                    dir.path().join("ubridge.pcap").display()
+                ));
+            }
+            let file = dir.path().join("ubridge.ini");
+            std::fs::write(&file, ini).unwrap();
+            let relay = Running::quiet(Command::new(ubridge).arg("-f").arg(&file)).ok()?;
+            (
+                SocketAddr::from(([127, 0, 0, 1], p1)),
+                Some(relay),
+                Some(dir),
+            )
+        }
         "socat" => {
             if !installed("socat") {
                 return None;
@@ -306,6 +332,8 @@ fn main() {
         "splice +measure",
         "splice -w --no-measure",
         "splice -w",
+        "ubridge",
+        "ubridge -w",
         "vde_plug",
         "socat",
     ]
@@ -354,6 +382,17 @@ fn main() {
         ] {
             if let (Some(p), Some(m)) = (of(plain), of(measured)) {
                 overhead.push((len, measured, plain, m / p));
+            }
+        }
+        // The targets: the plain splice against ubridge, and with -w against ubridge
+        // writing pcap.
+        for (ours, theirs) in [
+            ("splice", "ubridge"),
+            ("splice -w --no-measure", "ubridge -w"),
+            ("splice -w", "ubridge -w"),
+        ] {
+            if let (Some(o), Some(t)) = (of(ours), of(theirs)) {
+                overhead.push((len, ours, theirs, o / t));
             }
         }
     }

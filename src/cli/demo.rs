@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::splice::{LinkNames, Printer, capture_layout, join, print_summary, watch};
+use super::spliced::{LinkNames, Printer, capture_layout, join, print_summary, watch};
 use crate::capture::{Output, Writer};
 use crate::measure::meter::Ends;
 use crate::splice::copy::{self, Consumer, CopyRecord, Next};

@@ -19,6 +19,7 @@ mod mtu;
 mod plan;
 mod relay;
 mod splice;
+mod spliced;
 
 #[derive(Debug, Parser)]
 #[command(name = "linkscope", version, about, long_about = None)]

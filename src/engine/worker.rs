@@ -209,7 +209,9 @@ impl Worker {
                     self.serve(slot, endpoint, BATCHES_PER_TURN, true);
                 }
             }
-            self.fire_timers();
+            if !self.io.timers.is_empty() {
+                self.fire_timers();
+            }
             if woken && self.commands() {
                 break;
             }

@@ -96,11 +96,6 @@ pub struct Survey {
 }
 
 impl Survey {
-    /// Looks at both ends of `link` (in `/proc/net/udp{,6}` and the host's addresses).
-    pub fn of(link: &LinkConfig) -> Result<Survey> {
-        Ok(Survey::all(std::slice::from_ref(link))?.remove(0))
-    }
-
     /// Looks at both ends of every link, reading the kernel's socket tables once for all.
     pub fn all(links: &[LinkConfig]) -> Result<Vec<Survey>> {
         let table = udp_table::Table::read().map_err(|source| Error::Io {

@@ -71,7 +71,7 @@ pub(in crate::cli) fn print_summary(
 
 /// Prints whether every link showed every expected protocol, naming what never came;
 /// returns whether it did.
-pub(super) fn verdict(
+pub(in crate::cli) fn verdict(
     expect: &Expect,
     views: &[View],
     names: &[LinkNames],
@@ -108,18 +108,6 @@ pub(super) fn verdict(
             missing.join(", ")
         )?;
         Ok(false)
-    }
-}
-
-/// The `--timeout` of `--expect`, in seconds (default 60).
-pub(super) fn timeout(seconds: Option<f64>) -> crate::Result<Duration> {
-    match seconds {
-        None => Ok(Duration::from_secs(60)),
-        Some(s) if s.is_finite() && s > 0.0 && s <= 1e9 => Ok(Duration::from_secs_f64(s)),
-        Some(s) => Err(crate::Error::Argument {
-            field: "--timeout".into(),
-            message: format!("{s}: expected a number of seconds above 0"),
-        }),
     }
 }
 
@@ -165,14 +153,5 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "expect: passed: lldp a>b seen on 100:1-102:1\n"
         );
-    }
-
-    #[test]
-    fn timeout_must_be_positive() {
-        assert_eq!(timeout(None).unwrap(), Duration::from_secs(60));
-        assert_eq!(timeout(Some(0.5)).unwrap(), Duration::from_millis(500));
-        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(timeout(Some(bad)).unwrap_err().is_input());
-        }
     }
 }

@@ -1,0 +1,185 @@
+//! Added latency of a relay-mode splice against GNS3 ubridge, in one run.
+//!
+//! `linkscope bench send` (10,000 frames/s of 64 bytes) against `linkscope bench reflect`,
+//! three ways, in interleaved rounds: directly; through `linkscope splice --mode relay` (the
+//! sender and the reflector send to the splice's ports; `-q --no-measure`); through ubridge
+//! (`source_udp` / `destination_udp` between the same ends, the same topology). The added
+//! round-trip time of a relay is its p50 (p99) minus the direct path's p50 (p99) of the same
+//! round.
+//!
+//! ubridge is built from its public source for measurement only and found through
+//! `LINKSCOPE_UBRIDGE=/path/to/ubridge`; without it its column is skipped with a note.
+//! `cargo bench --bench latency` runs three rounds of 3 s per path; `cargo test
+//! --all-targets` runs one round of 0.3 s as a smoke test. `LATENCY_SECONDS` and
+//! `LATENCY_ROUNDS` change those.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const LINKSCOPE: &str = env!("CARGO_BIN_EXE_linkscope");
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A UDP port free right now on loopback.
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `linkscope bench reflect` on a port of its choosing; its address.
+fn reflector() -> (Killed, SocketAddr) {
+    let mut child = Command::new(LINKSCOPE)
+        .args(["bench", "reflect", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("linkscope bench reflect");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the address line");
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("an address");
+    (Killed(child), addr)
+}
+
+/// The relay between the sender at `a` and the reflector at `b`: where the sender sends.
+fn relay(
+    kind: &str,
+    a: SocketAddr,
+    b: SocketAddr,
+    dir: &std::path::Path,
+) -> Option<(Option<Killed>, SocketAddr)> {
+    let (port_a, port_b) = (free_port(), free_port());
+    let target = SocketAddr::from(([127, 0, 0, 1], port_a));
+    let child = match kind {
+        "direct" => return Some((None, b)),
+        "splice" => Command::new(LINKSCOPE)
+            .args(["splice", "-q", "--no-measure", "--mode", "relay"])
+            .args(["--a", &a.to_string(), "--b", &b.to_string()])
+            .args(["--listen", &format!("127.0.0.1:{port_a},{port_b}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("linkscope splice"),
+        "ubridge" => {
+            let ubridge = std::env::var("LINKSCOPE_UBRIDGE").ok()?;
+            let ini = dir.join(format!("ubridge-{port_a}.ini"));
+            std::fs::write(
+                &ini,
+                format!(
+                    "[bridge0]\nsource_udp = {port_a}:127.0.0.1:{}\ndestination_udp = \
+                     {port_b}:127.0.0.1:{}\n",
+                    a.port(),
+                    b.port()
+                ),
+            )
+            .unwrap();
+            Command::new(ubridge)
+                .arg("-f")
+                .arg(&ini)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?
+        }
+        _ => unreachable!("a known path"),
+    };
+    // Both relays bind their ports within milliseconds; the sender's warm-up covers the rest.
+    std::thread::sleep(Duration::from_millis(300));
+    Some((Some(Killed(child)), target))
+}
+
+/// Round-trip p50 and p99 in µs, and the replies, of one `bench send` run.
+fn round_trip(from: SocketAddr, to: SocketAddr, seconds: f64) -> (f64, f64, u64) {
+    let out = Command::new(LINKSCOPE)
+        .args(["bench", "send", "--json", "--interval", "0"])
+        .args(["--local", &from.to_string(), "--to", &to.to_string()])
+        .args(["--rate", "10000", "--size", "64", "--warmup", "0.3"])
+        .args(["--duration", &seconds.to_string(), "--drain", "0.1"])
+        .output()
+        .expect("linkscope bench send");
+    assert!(
+        out.status.success(),
+        "bench send: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let size = &run["sizes"][0];
+    let rtt = &size["rtt_us"];
+    (
+        rtt["p50"].as_f64().expect("p50"),
+        rtt["p99"].as_f64().expect("p99"),
+        size["received"].as_u64().unwrap_or(0),
+    )
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
+    let seconds = env("LATENCY_SECONDS").unwrap_or(if full { 3.0 } else { 0.3 });
+    let rounds = env("LATENCY_ROUNDS").map_or(if full { 3 } else { 1 }, |r| r as usize);
+    if std::env::var("LINKSCOPE_UBRIDGE").is_err() {
+        println!("LINKSCOPE_UBRIDGE is not set: ubridge is skipped");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kinds = ["direct", "splice", "ubridge"];
+    println!(
+        "round trips: bench send ⇄ bench reflect, 10,000 frames/s of 64 B, {seconds} s per \
+         path, {rounds} interleaved round(s)"
+    );
+    println!("| round | path | RTT p50 µs | RTT p99 µs | added p50 µs | added p99 µs | replies |");
+    println!("|---:|---|---:|---:|---:|---:|---:|");
+    let mut added: Vec<Vec<(f64, f64)>> = vec![Vec::new(); kinds.len()];
+    for round in 1..=rounds {
+        let mut direct = None;
+        for (k, kind) in kinds.iter().enumerate() {
+            let (_reflector, b) = reflector();
+            let a = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let Some((_relay, target)) = relay(kind, a, b, dir.path()) else {
+                continue;
+            };
+            let (p50, p99, replies) = round_trip(a, target, seconds);
+            let (d50, d99) = *direct.get_or_insert((p50, p99));
+            added[k].push((p50 - d50, p99 - d99));
+            println!(
+                "| {round} | {kind} | {p50:.1} | {p99:.1} | {:.1} | {:.1} | {replies} |",
+                p50 - d50,
+                p99 - d99
+            );
+        }
+    }
+    for (kind, samples) in kinds.iter().zip(added).skip(1) {
+        if samples.is_empty() {
+            continue;
+        }
+        println!(
+            "{kind}: adds {:.1} µs at p50, {:.1} µs at p99 (median of {} rounds)",
+            median(samples.iter().map(|s| s.0).collect()),
+            median(samples.iter().map(|s| s.1).collect()),
+            samples.len()
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! What `linkscope splice` reports: the start report per link, the status lines, the human
+//! summary of the measurements and the JSON report.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::spliced::{LinkNames, print_summary, stdout_error, watch};
+use crate::measure::meter::{Counters, Ends, SpliceCounters};
+use crate::measure::report::{self, Report};
+use crate::measure::snmp::{self, FragCounters};
+use crate::splice::meters::{self, Meters};
+use crate::splice::watch::Views;
+use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Survey};
+
+use super::options::Options;
+
+/// The start report: per end whether it is local and bound, and which directions this host
+/// carries.
+pub(super) fn start_report(
+    link: &LinkConfig,
+    survey: &Survey,
+    names: &LinkNames,
+    err: &mut impl Write,
+) -> anyhow::Result<()> {
+    match link.mode {
+        Mode::Steal => writeln!(err, "splicing {} (steal mode)", names.link)?,
+        Mode::Relay { listen_a, listen_b } => writeln!(
+            err,
+            "splicing {} (relay mode: end A sends to {listen_a}, end B to {listen_b})",
+            names.link
+        )?,
+    }
+    for (label, name, end) in [("A", &names.a, survey.a), ("B", &names.b, survey.b)] {
+        let place = if end.local {
+            "on this host"
+        } else {
+            "on another host"
+        };
+        let bound = match (end.local, end.bound) {
+            (true, true) => "bound",
+            (true, false) => {
+                "not bound yet (a VM started later binds it too, and the splice still receives first)"
+            }
+            (false, _) => "not visible from here",
+        };
+        if *name == end.addr.to_string() {
+            writeln!(err, "  end {label} {name}: {place}, {bound}")?;
+        } else {
+            writeln!(err, "  end {label} {name} ({}): {place}, {bound}", end.addr)?;
+        }
+    }
+    if link.mode == Mode::Steal {
+        match survey.stealable().as_slice() {
+            [_, _] => writeln!(err, "  both directions are visible from this host")?,
+            [direction] => {
+                let (from, to) = names.ends(*direction);
+                writeln!(
+                    err,
+                    "  only {from} > {to} arrives at this host and is spliced; for the other \
+                     direction run a splice on the host of {from}, or use --mode relay"
+                )?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Where the JSON report goes.
+pub(super) enum JsonOut {
+    Stdout,
+    File(io::BufWriter<std::fs::File>, PathBuf),
+}
+
+impl JsonOut {
+    pub(super) fn open(path: &Path, capture_on_stdout: bool) -> anyhow::Result<JsonOut> {
+        if path == Path::new("-") {
+            if capture_on_stdout {
+                return Err(crate::Error::Argument {
+                    field: "--json".into(),
+                    message: "standard output carries the capture (-w -); write the report to \
+                              a file"
+                        .into(),
+                }
+                .into());
+            }
+            return Ok(JsonOut::Stdout);
+        }
+        let file = std::fs::File::create(path).map_err(|source| crate::Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(JsonOut::File(io::BufWriter::new(file), path.to_owned()))
+    }
+
+    /// Writes `report` as one line (`stream`) or pretty-printed, and flushes it.
+    pub(super) fn write(&mut self, report: &Report, stream: bool) -> anyhow::Result<()> {
+        let text = if stream {
+            serde_json::to_string(report)?
+        } else {
+            serde_json::to_string_pretty(report)?
+        };
+        match self {
+            JsonOut::Stdout => {
+                let mut out = io::stdout().lock();
+                writeln!(out, "{text}")
+                    .and_then(|()| out.flush())
+                    .map_err(stdout_error)?;
+            }
+            JsonOut::File(out, path) => {
+                writeln!(out, "{text}")
+                    .and_then(|()| out.flush())
+                    .map_err(|source| crate::Error::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The splice's measurements as the CLI shows them: the meters, the names of the links'
+/// ends, the directions each link carries here, and the kernel's counters at the start.
+pub(super) struct Measurement {
+    pub meters: Meters,
+    ends: Vec<Ends>,
+    directions: Vec<Vec<Direction>>,
+    family: snmp::Family,
+    snmp_start: FragCounters,
+    started_ns: u64,
+    /// Counters at the last status line, per link, for the current rates.
+    last: Vec<[Counters; 2]>,
+    last_ns: u64,
+    terminal: bool,
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Measurement {
+    pub(super) fn new(options: &Options, surveys: &[Survey]) -> anyhow::Result<Measurement> {
+        let (links, names) = (&options.links, &options.names);
+        let budgets = links
+            .iter()
+            .zip(&options.host_mtus)
+            .map(|(link, mtu)| meters::budget(link, *mtu, options.path_mtu))
+            .collect::<crate::Result<Vec<_>>>()?;
+        let directions = links
+            .iter()
+            .zip(surveys)
+            .map(|(link, survey)| match link.mode {
+                Mode::Steal => survey.stealable(),
+                Mode::Relay { .. } => Direction::BOTH.to_vec(),
+            })
+            .collect();
+        let family = links
+            .first()
+            .map_or(snmp::Family::V4, |l| snmp::Family::of(&meters::peer(l)));
+        let now = now_ns();
+        Ok(Measurement {
+            meters: Meters::new(&budgets),
+            ends: names
+                .iter()
+                .map(|n| Ends {
+                    name: n.link.clone(),
+                    a: n.a.clone(),
+                    b: n.b.clone(),
+                })
+                .collect(),
+            directions,
+            family,
+            snmp_start: FragCounters::read(family)?,
+            started_ns: now,
+            last: vec![[Counters::default(); 2]; links.len()],
+            last_ns: now,
+            terminal: io::stderr().is_terminal(),
+        })
+    }
+
+    /// Counts overdue requests as unanswered and prints one status line (a refreshing one
+    /// on a terminal).
+    pub(super) fn status(&mut self) -> io::Result<()> {
+        let now = now_ns();
+        let mut meters = self.meters.lock();
+        let mut parts = Vec::new();
+        for (i, meter) in meters.iter_mut().enumerate() {
+            meter.expire(now);
+            let line = meter.status_line(
+                &self.directions[i],
+                self.last[i],
+                now - self.last_ns.min(now),
+            );
+            parts.push(format!("{}: {line}", self.ends[i].name));
+            self.last[i] = Direction::BOTH.map(|d| meter.counters(d));
+        }
+        drop(meters);
+        self.last_ns = now;
+        let line = parts.join("  ");
+        let mut err = io::stderr().lock();
+        if self.terminal {
+            write!(err, "\r{line}\x1b[K")?;
+        } else {
+            writeln!(err, "{line}")?;
+        }
+        err.flush()
+    }
+
+    /// Ends a refreshing status line before other output.
+    pub(super) fn end_status(&self) -> io::Result<()> {
+        if self.terminal {
+            writeln!(io::stderr())?;
+        }
+        Ok(())
+    }
+
+    /// The report as of now, with the splice's own counters and the control-plane views.
+    pub(super) fn report(&self, stats: &[LinkStats], views: &Views) -> anyhow::Result<Report> {
+        let now = now_ns();
+        let duration_s = now.saturating_sub(self.started_ns) as f64 / 1e9;
+        let snmp_now = FragCounters::read(self.family)?;
+        let mut meters = self.meters.lock();
+        let views = views.lock();
+        let links = meters
+            .iter_mut()
+            .zip(views.iter())
+            .enumerate()
+            .map(|(i, (meter, l2))| {
+                meter.expire(now);
+                let splice = Direction::BOTH.map(|d| {
+                    let s = stats
+                        .get(i)
+                        .and_then(|l| l.direction(d))
+                        .copied()
+                        .unwrap_or_default();
+                    SpliceCounters {
+                        dropped: report::Dropped {
+                            kernel_rx_overflow: s.kernel_rx_overflow(),
+                            send_error: s.send_error(),
+                            foreign_source: s.foreign_source(),
+                            zero_length: s.zero_length(),
+                            truncated: s.truncated(),
+                        },
+                        capture_dropped: s.copy_dropped(),
+                    }
+                });
+                let mut link = meter.report(&self.ends[i], splice, duration_s);
+                for (direction, out) in Direction::BOTH.iter().zip(&mut link.directions) {
+                    let view = l2.direction(*direction);
+                    out.lldp = serde_json::to_value(view.lldp())?;
+                    out.stp = serde_json::to_value(view.stp())?;
+                    out.lacp = serde_json::to_value(view.lacp())?;
+                }
+                let seen = &self.directions[i];
+                let mut directions = std::mem::take(&mut link.directions).into_iter();
+                link.directions = Direction::BOTH
+                    .iter()
+                    .filter_map(|d| {
+                        let next = directions.next();
+                        if seen.contains(d) { next } else { None }
+                    })
+                    .collect();
+                Ok(link)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Report {
+            version: 1,
+            duration_s,
+            links,
+            host: report::Host::from(snmp_now - self.snmp_start),
+        })
+    }
+
+    /// The human summary of every link.
+    pub(super) fn summary(&self, err: &mut impl Write) -> io::Result<()> {
+        let duration_s = now_ns().saturating_sub(self.started_ns) as f64 / 1e9;
+        let meters = self.meters.lock();
+        for (i, meter) in meters.iter().enumerate() {
+            write!(
+                err,
+                "{}",
+                meter.summary(&self.ends[i], &self.directions[i], duration_s)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What the splice shows at the end on standard error (its own counters, the measurements'
+/// summary, the control plane, the `--expect` verdict) and the final JSON report; returns
+/// whether `--expect` passed (true without it).
+pub(super) fn finish(
+    options: &Options,
+    measurement: Option<&Measurement>,
+    json: Option<&mut JsonOut>,
+    stats: &[LinkStats],
+    views: &Views,
+    waited: Duration,
+) -> anyhow::Result<bool> {
+    let mut err = io::stderr().lock();
+    if let Some(m) = measurement {
+        m.end_status()?;
+    }
+    print_summary(stats, &options.names, &mut err)?;
+    if let Some(m) = measurement {
+        m.summary(&mut err)?;
+        if let Some(json) = json {
+            json.write(&m.report(stats, views)?, options.json_stream)?;
+        }
+    }
+    let views = views.lock();
+    watch::print_summary(&views, stats, &options.names, &mut err)?;
+    Ok(match &options.expect {
+        Some(expect) => watch::verdict(expect, &views, &options.names, waited, &mut err)?,
+        None => true,
+    })
+}
