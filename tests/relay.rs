@@ -613,3 +613,58 @@ fn expect_passes_once_every_endpoint_sent_lldp_and_stp_and_fails_naming_what_nev
         "{stderr}"
     );
 }
+
+#[test]
+fn a_stalled_stream_peer_never_stalls_the_other_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let (sender, receiver) = (end(), end());
+    let ports: Vec<SocketAddr> = (0..2)
+        .map(|_| format!("127.0.0.1:{}", free_udp_port()).parse().unwrap())
+        .collect();
+    let tcp: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let running = relay(
+        &[
+            "--hub".into(),
+            format!("udp://{}->{}", ports[0], sender.local_addr().unwrap()),
+            format!("udp://{}->{}", ports[1], receiver.local_addr().unwrap()),
+            format!("tcp-listen://{tcp}"),
+        ],
+        &json,
+    );
+    // A stream peer that connects and never reads: its queue and socket buffers fill up.
+    let stalled = connect_retrying(tcp);
+    let frame = ether([0xff; 6], MAC[0], 1);
+    let deadline = Instant::now() + WAIT;
+    let mut buf = [0; 2048];
+    while receiver.recv(&mut buf).is_err() {
+        sender.send_to(&frame, ports[0]).unwrap();
+        assert!(Instant::now() < deadline, "the hub never forwarded");
+    }
+    // 60 MB for the stalled peer, far beyond its queue and the kernel's buffers; every frame
+    // paced so the UDP receiver can keep up, and each must reach it.
+    let big = {
+        let mut f = ether([0xff; 6], MAC[0], 2);
+        f.resize(1500, 2);
+        f
+    };
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut delivered = 0;
+    for _ in 0..40_000 {
+        sender.send_to(&big, ports[0]).unwrap();
+        let n = receiver
+            .recv(&mut buf)
+            .expect("the UDP end keeps receiving");
+        assert_eq!(&buf[..n], &big[..]);
+        delivered += 1;
+    }
+    assert_eq!(delivered, 40_000);
+    let report = stop(running, &json);
+    drop(stalled);
+    assert!(
+        endpoint_counter(&report, 2, "dropped_queue") > 0,
+        "the stalled peer's frames are dropped and counted: {report}"
+    );
+}
