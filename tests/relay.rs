@@ -398,16 +398,10 @@ const MAC: [[u8; 6]; 3] = [
 
 /// An STP configuration BPDU and an LLDPDU from `src` (to their group addresses).
 fn control_frames(src: [u8; 6]) -> [Vec<u8>; 2] {
-    let mut bpdu = vec![0x01, 0x80, 0xc2, 0, 0, 0];
-    bpdu.extend_from_slice(&src);
-    bpdu.extend_from_slice(&[0, 38, 0x42, 0x42, 0x03, 0, 0, 0, 0]);
-    bpdu.resize(60, 0);
-    let mut lldp = vec![0x01, 0x80, 0xc2, 0, 0, 0x0e];
-    lldp.extend_from_slice(&src);
-    lldp.extend_from_slice(&[0x88, 0xcc, 0x02, 0x07, 0x04]);
-    lldp.extend_from_slice(&src);
-    lldp.resize(60, 0);
-    [bpdu, lldp]
+    [
+        support::frames::stp_frame(src, 32768),
+        support::frames::lldp_frame(src, "end"),
+    ]
 }
 
 /// Waits until every end gets a broadcast from end 0 (the relay is up).
@@ -557,4 +551,120 @@ fn a_port_in_use_is_named() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn expect_passes_once_every_endpoint_sent_lldp_and_stp_and_fails_naming_what_never_came() {
+    let mut three = Three::start(&["--hub", "--expect", "lldp,stp", "--timeout", "60"]);
+    until_up(&three);
+    // Each end sends its LLDPDU and BPDU until the relay has seen them from every end.
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        for (i, mac) in MAC.iter().enumerate() {
+            for frame in control_frames(*mac) {
+                three.send(i, &frame);
+            }
+        }
+        if let Some(status) = three.running.as_mut().unwrap().0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the relay did not stop on --expect"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "--expect passed: {status}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let a = end();
+    let b = end();
+    let out = linkscope()
+        .arg("relay")
+        .args([
+            "-q",
+            "--stats-interval",
+            "0",
+            "--expect",
+            "lacp",
+            "--timeout",
+            "1",
+        ])
+        .args(["--name", "first", "--name", "second"])
+        .arg(format!(
+            "udp://127.0.0.1:{}->{}",
+            free_udp_port(),
+            a.local_addr().unwrap()
+        ))
+        .arg(format!(
+            "udp://127.0.0.1:{}->{}",
+            free_udp_port(),
+            b.local_addr().unwrap()
+        ))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("never seen")
+            && stderr.contains("lacp from first")
+            && stderr.contains("lacp from second"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_stalled_stream_peer_never_stalls_the_other_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let (sender, receiver) = (end(), end());
+    let ports: Vec<SocketAddr> = (0..2)
+        .map(|_| format!("127.0.0.1:{}", free_udp_port()).parse().unwrap())
+        .collect();
+    let tcp: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let running = relay(
+        &[
+            "--hub".into(),
+            format!("udp://{}->{}", ports[0], sender.local_addr().unwrap()),
+            format!("udp://{}->{}", ports[1], receiver.local_addr().unwrap()),
+            format!("tcp-listen://{tcp}"),
+        ],
+        &json,
+    );
+    // A stream peer that connects and never reads: its queue and socket buffers fill up.
+    let stalled = connect_retrying(tcp);
+    let frame = ether([0xff; 6], MAC[0], 1);
+    let deadline = Instant::now() + WAIT;
+    let mut buf = [0; 2048];
+    while receiver.recv(&mut buf).is_err() {
+        sender.send_to(&frame, ports[0]).unwrap();
+        assert!(Instant::now() < deadline, "the hub never forwarded");
+    }
+    // 60 MB for the stalled peer, far beyond its queue and the kernel's buffers; every frame
+    // paced so the UDP receiver can keep up, and each must reach it.
+    let big = {
+        let mut f = ether([0xff; 6], MAC[0], 2);
+        f.resize(1500, 2);
+        f
+    };
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut delivered = 0;
+    for _ in 0..40_000 {
+        sender.send_to(&big, ports[0]).unwrap();
+        let n = receiver
+            .recv(&mut buf)
+            .expect("the UDP end keeps receiving");
+        assert_eq!(&buf[..n], &big[..]);
+        delivered += 1;
+    }
+    assert_eq!(delivered, 40_000);
+    let report = stop(running, &json);
+    drop(stalled);
+    assert!(
+        endpoint_counter(&report, 2, "dropped_queue") > 0,
+        "the stalled peer's frames are dropped and counted: {report}"
+    );
 }

@@ -11,10 +11,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::spliced::time_of_day;
 use crate::capture::{Interface, InterfaceStats, Output, Packet, Writer};
+use crate::direction::Direction;
+use crate::measure::l2::{Expect, Expectation, PROTOCOLS, View};
 use crate::relay::{Locator, Mode, Relay, RelayConfig, RelayStats, endpoint, switch};
 use crate::splice::copy::{self, Consumer, CopyFilter, CopyRecord, Next};
 use crate::splice::recorder;
+use crate::splice::watch::{Change, OnChange, Views, Watched};
 
 /// Join endpoints of any transport into one link.
 #[derive(Debug, clap::Args)]
@@ -70,6 +74,15 @@ pub struct Args {
     /// Write the JSON report at the end to FILE, or to standard output with `--json -`.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Exit 0 as soon as these control protocols have come from every endpoint, else exit 1
+    /// after --timeout naming what never came: lldp, stp, lacp, each optionally :a>b (only
+    /// from the first endpoint, and the 3rd, 5th, …) or :b>a (the 2nd, 4th, …);
+    /// comma-separated, repeatable.
+    #[arg(long, value_name = "PROTO[:DIR],...")]
+    expect: Vec<String>,
+    /// With --expect: how long to wait, in seconds [default: 60].
+    #[arg(long, value_name = "SECONDS", requires = "expect")]
+    timeout: Option<f64>,
 }
 
 /// The validated command line.
@@ -82,6 +95,8 @@ struct Options {
     quiet: bool,
     stats_interval: Duration,
     json: Option<PathBuf>,
+    expect: Option<Expect>,
+    expect_timeout: Duration,
 }
 
 fn options(args: &Args) -> crate::Result<Options> {
@@ -143,6 +158,21 @@ fn options(args: &Args) -> crate::Result<Options> {
             format!("{}: not a number of seconds", args.stats_interval),
         ));
     }
+    let expect = if args.expect.is_empty() {
+        None
+    } else {
+        Some(Expect::parse(&args.expect, "--expect")?)
+    };
+    let expect_timeout = match args.timeout {
+        None => Duration::from_secs(60),
+        Some(t) if t.is_finite() && t > 0.0 => Duration::from_secs_f64(t),
+        Some(t) => {
+            return Err(bad(
+                "--timeout",
+                format!("{t}: not a positive number of seconds"),
+            ));
+        }
+    };
     let output = args.write.as_ref().map(|path| {
         if path.as_os_str() == "-" {
             Output::Stdout
@@ -180,6 +210,8 @@ fn options(args: &Args) -> crate::Result<Options> {
         quiet: args.quiet || stdio == 1,
         stats_interval: Duration::from_secs_f64(args.stats_interval),
         json: args.json.clone(),
+        expect,
+        expect_timeout,
     })
 }
 
@@ -276,7 +308,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })
         .transpose()?;
     let print = !options.quiet && !matches!(options.output, Some(Output::Stdout));
-    let copying = writer.is_some() || print || options.packets.is_some();
+    let everything = writer.is_some() || print || options.packets.is_some();
     let sink = Sink {
         writer,
         names: options.names.clone(),
@@ -285,14 +317,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         frames: 0,
         per_endpoint: vec![0; args.endpoints.len()],
     };
+    // The layer-2 view watches every endpoint's control frames: copies carry link i / 2 and
+    // direction i % 2 for endpoint i (see crate::relay).
+    let views = Views::new(options.names.len().div_ceil(2));
+    let watched = Watched::new(
+        views.clone(),
+        None,
+        on_change(options.names.clone()),
+        Some(sink),
+    );
     let (copies, receiver) = copy::channel(copy::DEFAULT_CAPACITY);
-    let consumer = copy::spawn(receiver, sink, stop.clone())?;
+    let consumer = copy::spawn(receiver, watched, stop.clone())?;
     let relay = Relay::start(RelayConfig {
         endpoints: opened,
         mode: options.mode,
         name: "relay".into(),
-        copy: copying.then_some(copies),
-        filter: CopyFilter::All,
+        copy: Some(copies),
+        filter: if everything {
+            CopyFilter::All
+        } else {
+            CopyFilter::Control
+        },
     })?;
     let mut err = io::stderr().lock();
     writeln!(
@@ -311,7 +356,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     drop(err);
     let started = Instant::now();
     let mut next_status = started + options.stats_interval;
+    let n = options.names.len();
     while !stop.load(Ordering::SeqCst) && options.duration.is_none_or(|d| started.elapsed() < d) {
+        if let Some(expect) = &options.expect
+            && (missing(expect, &views.lock(), n).is_empty()
+                || started.elapsed() >= options.expect_timeout)
+        {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(20));
         if !options.stats_interval.is_zero() && Instant::now() >= next_status {
             next_status += options.stats_interval;
@@ -320,9 +372,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let stats = relay.stop()?;
-    let (sink, outcome) = consumer
+    let (watched, outcome) = consumer
         .join()
         .map_err(|_| anyhow::anyhow!("the copy consumer panicked"))?;
+    let sink = watched
+        .into_inner()
+        .ok_or_else(|| anyhow::anyhow!("the copy consumer lost its sink"))?;
     if let Some(writer) = sink.writer {
         let interfaces: Vec<InterfaceStats> = if options.names.len() == 2 {
             recorder::interface_stats(std::slice::from_ref(&stats.link))
@@ -348,6 +403,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let views = views.lock().clone();
+    let mut err = io::stderr().lock();
+    l2_summary(&views, &options.names, &mut err)?;
+    let passed = match &options.expect {
+        Some(expect) => verdict(expect, &views, &options.names, started.elapsed(), &mut err)?,
+        None => true,
+    };
+    drop(err);
     if let Some(path) = &options.json {
         let report = json_report(&stats, &options.names, started.elapsed());
         let text = serde_json::to_string_pretty(&report)? + "\n";
@@ -360,7 +423,104 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             })?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The endpoint whose frames a copy of link `link`, `direction` holds.
+fn endpoint_of(link: usize, direction: Direction) -> usize {
+    link * 2
+        + match direction {
+            Direction::AToB => 0,
+            Direction::BToA => 1,
+        }
+}
+
+/// Prints each change of what an endpoint shows (LLDP neighbour, STP view, LACP state) on
+/// standard error.
+fn on_change(names: Vec<String>) -> OnChange {
+    Box::new(move |c: &Change<'_>| {
+        let Some(name) = names.get(endpoint_of(c.link, c.direction)) else {
+            return;
+        };
+        if let Some(text) = c.view.describe(c.protocol) {
+            // A closed standard error must not stop the relay.
+            let _ = writeln!(
+                io::stderr(),
+                "{} {name} > {text}",
+                time_of_day(c.timestamp_ns)
+            );
+        }
+    })
+}
+
+/// What `expect` still waits for, per endpoint (of `n`).
+fn missing(expect: &Expect, views: &[View], n: usize) -> Vec<(Expectation, usize)> {
+    views
+        .iter()
+        .enumerate()
+        .flat_map(|(link, view)| {
+            expect
+                .missing(view)
+                .into_iter()
+                .map(move |e| (e, endpoint_of(link, e.direction)))
+        })
+        .filter(|(_, endpoint)| *endpoint < n)
+        .collect()
+}
+
+/// One line per endpoint that sent control frames: the newest state of each protocol.
+fn l2_summary(views: &[View], names: &[String], err: &mut impl Write) -> io::Result<()> {
+    for (i, name) in names.iter().enumerate() {
+        let direction = if i % 2 == 0 {
+            Direction::AToB
+        } else {
+            Direction::BToA
+        };
+        let Some(view) = views.get(i / 2) else {
+            continue;
+        };
+        let shown = view.direction(direction);
+        let parts: Vec<String> = PROTOCOLS
+            .iter()
+            .filter_map(|&p| shown.describe(p))
+            .collect();
+        if !parts.is_empty() {
+            writeln!(err, "{name} >: {}", parts.join("; "))?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints whether every endpoint showed every expected protocol, naming what never came;
+/// returns whether it did.
+fn verdict(
+    expect: &Expect,
+    views: &[View],
+    names: &[String],
+    waited: Duration,
+    err: &mut impl Write,
+) -> io::Result<bool> {
+    let missing: Vec<String> = missing(expect, views, names.len())
+        .into_iter()
+        .map(|(e, endpoint)| format!("{} from {}", e.protocol.name(), names[endpoint]))
+        .collect();
+    if missing.is_empty() {
+        let wanted: Vec<String> = expect.wanted().iter().map(ToString::to_string).collect();
+        writeln!(err, "expect: passed: {}", wanted.join(", "))?;
+        Ok(true)
+    } else {
+        writeln!(
+            err,
+            "expect: FAILED: never seen in {:.1} s: {}",
+            waited.as_secs_f64(),
+            missing.join(", ")
+        )?;
+        Ok(false)
+    }
 }
 
 /// One status line: the link's frames each way and each endpoint's own counters that are
