@@ -557,3 +557,28 @@ fn exec_ssh_carries_a_link_through_a_real_ssh_session() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A persistent tap already in the bridge (`ip tuntap add`, `ip link set … master`) is
+/// attached as it is: the relay runs, and the device and its bridge port outlive it.
+#[test]
+fn a_persistent_tap_already_in_the_bridge_is_attached_and_stays() {
+    let test = "a_persistent_tap_already_in_the_bridge_is_attached_and_stays";
+    if !prereq::ready(test, &[Need::Root, Need::Tun, Need::Iproute]) {
+        return;
+    }
+    let ns = Netns::new().unwrap();
+    ns.ip(["link", "add", "br0", "type", "bridge"]).unwrap();
+    ns.ip(["tuntap", "add", "tap0", "mode", "tap"]).unwrap();
+    ns.ip(["link", "set", "tap0", "master", "br0"]).unwrap();
+    let [a, b] = lab::free_udp_ports::<2>();
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_linkscope"))
+        .args(["relay", "-q", "-a", "duration:1", "tap://tap0?bridge=br0"])
+        .arg(format!("udp://127.0.0.1:{a}->127.0.0.1:{b}"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let shown = ns.ip(["link", "show", "tap0"]).unwrap();
+    assert!(shown.contains("master br0"), "{shown}");
+}
