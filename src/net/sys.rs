@@ -491,7 +491,8 @@ pub fn interface_index(name: &str) -> io::Result<i32> {
 }
 
 /// Enslaves the interface `port` to the Linux bridge `bridge` (as `ip link set PORT master
-/// BRIDGE`; a port already in that bridge is fine); needs CAP_NET_ADMIN.
+/// BRIDGE`); needs CAP_NET_ADMIN. A port that already has a master, even this bridge, is
+/// refused with `EBUSY`: check first.
 pub fn bridge_add(bridge: &str, port: &str) -> io::Result<()> {
     let index = interface_index(port)?;
     let mut req = ifreq(bridge.as_bytes())?;
