@@ -16,6 +16,7 @@ pub mod engine;
 pub mod measure;
 pub mod net;
 pub mod plan;
+pub mod relay;
 pub mod splice;
 pub mod wire;
 

@@ -3,7 +3,8 @@
 //! Each directory there is one case: `mapping.yaml`, optionally `pve/` (the PVE state:
 //! `<vmid>.conf` and `<vmid>.cmd`, the text `qm showcmd` prints; without it the empty
 //! state), and the expected results, each derived by hand from the generator's rules:
-//! - `expected.qm` / `.qemu` / `.dgram` / `.libvirt`: stdout of `plan` in that format;
+//! - `expected.qm` / `.qemu` / `.dgram` / `.libvirt` / `.relays` / `.relays-systemd`: stdout
+//!   of `plan` in that format;
 //! - `expected.links` / `expected.links.json`: stdout of `links` / `links --json`;
 //! - `expected.stderr`: the warnings of `plan` (absent: stderr must be empty), or for one
 //!   format `expected.FORMAT.stderr`;
@@ -90,6 +91,14 @@ fn every_case_matches_its_expected_output() {
         (
             "expected.libvirt",
             &["plan", "mapping.yaml", "--format", "libvirt"],
+        ),
+        (
+            "expected.relays",
+            &["plan", "mapping.yaml", "--format", "relays"],
+        ),
+        (
+            "expected.relays-systemd",
+            &["plan", "mapping.yaml", "--format", "relays-systemd"],
         ),
         ("expected.links", &["links", "mapping.yaml"]),
         ("expected.links.json", &["links", "mapping.yaml", "--json"]),

@@ -17,6 +17,7 @@ mod extcap;
 mod links;
 mod mtu;
 mod plan;
+mod relay;
 mod splice;
 mod spliced;
 
@@ -47,6 +48,8 @@ enum Command {
     Compare(compare::Args),
     /// Probe the path MTU towards a host, or answer probes with --reflect.
     Mtu(mtu::Args),
+    /// Join endpoints of any transport (UDP tunnels, TCP/Unix streams, …) into one link.
+    Relay(relay::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -62,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Mtu(args) => mtu::run(args),
+        Command::Relay(args) => relay::run(args),
     };
     match outcome {
         Ok(code) => code,

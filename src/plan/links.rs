@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use super::mac;
-use super::mapping::{HostIp, LinkSpec, Mapping, NicRef};
+use super::mapping::{HostIp, LinkSpec, Mapping, NicRef, Transport};
 use crate::direction::Direction;
 
 /// One end of a link: a VM's NIC.
@@ -128,6 +128,16 @@ pub(crate) struct Resolved {
     pub link: Link,
     pub ip_a: String,
     pub ip_b: String,
+    /// The hosts of a link carried over TCP between relays; its [`Link`] then holds what
+    /// each VM sees on its own host (a loopback tunnel to the relay there).
+    pub tcp: Option<TcpHosts>,
+}
+
+/// The hosts of the two ends of a link with `transport: tcp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpHosts {
+    pub a: HostIp,
+    pub b: HostIp,
 }
 
 /// Every link of a mapping with its ports, in file order.
@@ -155,6 +165,7 @@ pub(crate) fn resolve(mapping: &Mapping) -> crate::Result<Resolution> {
         };
         let mut ip_a = d.udp_ip_by_vm.get(&spec.a.vm).unwrap_or(&d.udp_default_ip);
         let mut ip_b = d.udp_ip_by_vm.get(&spec.b.vm).unwrap_or(&d.udp_default_ip);
+        let host = ip_a.text.clone();
         let loopback = HostIp::loopback();
         if d.loopback_if_same_host
             && ip_a.text == ip_b.text
@@ -183,6 +194,31 @@ pub(crate) fn resolve(mapping: &Mapping) -> crate::Result<Resolution> {
             }
         }
         let host_mtu = u32::try_from(d.host_mtu).ok().filter(|m| *m > 0);
+        let crosses = ip_a.addr != ip_b.addr;
+        let transport = match spec.transport {
+            Some((Transport::Tcp, at)) if !crosses => {
+                return Err(crate::Error::Input {
+                    file: mapping.file.clone(),
+                    line: (at.line > 0).then_some(at.line),
+                    column: (at.line > 0).then_some(at.column),
+                    field: format!("{}.transport", spec.field()),
+                    message: format!(
+                        "tcp carries a link between two hosts, and both ends of this one are on {host}"
+                    ),
+                });
+            }
+            Some((given, _)) => given,
+            None if crosses => d.cross_host_transport,
+            None => Transport::Udp,
+        };
+        let tcp = (transport == Transport::Tcp).then(|| TcpHosts {
+            a: ip_a.clone(),
+            b: ip_b.clone(),
+        });
+        if tcp.is_some() {
+            ip_a = &loopback;
+            ip_b = &loopback;
+        }
         let addr_a = SocketAddr::new(ip_a.addr, port_a);
         let addr_b = SocketAddr::new(ip_b.addr, port_b);
         links.push(Resolved {
@@ -206,6 +242,7 @@ pub(crate) fn resolve(mapping: &Mapping) -> crate::Result<Resolution> {
             },
             ip_a: ip_a.text.clone(),
             ip_b: ip_b.text.clone(),
+            tcp,
         });
     }
     Ok(Resolution { links, ports })

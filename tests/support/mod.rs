@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests. Each test binary uses a part of them.
 #![allow(dead_code)]
 
+pub mod frames;
 pub mod impair;
 pub mod process;
 pub mod tunnel;
