@@ -19,6 +19,7 @@ pub mod measure;
 pub mod net;
 pub mod plan;
 pub mod serve;
+pub mod relay;
 pub mod splice;
 pub mod wire;
 

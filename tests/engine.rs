@@ -301,12 +301,16 @@ fn relay_link(
                 to: vec![1],
                 direction: Direction::AToB,
                 stages,
+                select: None,
+                copy_link: None,
             },
             Route {
                 from: 1,
                 to: vec![0],
                 direction: Direction::BToA,
                 stages: Vec::new(),
+                select: None,
+                copy_link: None,
             },
         ],
     };

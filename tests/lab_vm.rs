@@ -4,6 +4,8 @@
 //! prerequisites and skips with a reason (fails under LINKSCOPE_REQUIRE_LAB=1).
 
 mod lab;
+#[path = "lab_vm/relay.rs"]
+mod relay;
 #[path = "lab_vm/splice.rs"]
 mod splice;
 

@@ -6,11 +6,11 @@
 
 mod support;
 
+use support::frames::{ethernet, lldp_frame, stp_frame};
 use support::process::{Running, linkscope};
 
 mod lab;
 
-use std::borrow::Cow;
 use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -23,59 +23,13 @@ use std::time::{Duration, Instant};
 use lab::daemons::{self, Lldpd};
 use lab::netns::Netns;
 use lab::prereq::{self, Need};
-use linkscope::wire::lldp::{self, ChassisIdSubtype, PortIdSubtype, TlvRepr};
-use linkscope::wire::{MacAddr, lacp, savefile, stp};
+use linkscope::wire::{MacAddr, lacp, savefile};
 
 const MAC_A: [u8; 6] = [0x52, 0x54, 0x00, 0x00, 0x64, 0x01];
 const MAC_B: [u8; 6] = [0x52, 0x54, 0x00, 0x00, 0x66, 0x01];
 
 fn end() -> UdpSocket {
     support::tunnel::end(None)
-}
-
-fn ethernet(dst: [u8; 6], src: [u8; 6], ether_type: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = dst.to_vec();
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ether_type.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-fn lldp_frame(src: [u8; 6], name: &str) -> Vec<u8> {
-    let repr = lldp::Repr {
-        tlvs: vec![
-            TlvRepr::ChassisId {
-                subtype: ChassisIdSubtype::MAC_ADDRESS,
-                id: Cow::Owned(src.to_vec()),
-            },
-            TlvRepr::PortId {
-                subtype: PortIdSubtype::INTERFACE_NAME,
-                id: Cow::Borrowed(b"eth1"),
-            },
-            TlvRepr::Ttl(120),
-            TlvRepr::SystemName(Cow::Owned(name.as_bytes().to_vec())),
-        ],
-    };
-    let mut payload = Vec::new();
-    repr.emit(&mut payload).unwrap();
-    ethernet([0x01, 0x80, 0xc2, 0, 0, 0x0e], src, 0x88cc, &payload)
-}
-
-fn stp_frame(src: [u8; 6], priority: u16) -> Vec<u8> {
-    let id = stp::BridgeId {
-        priority,
-        system_id_ext: 0,
-        mac: MacAddr(src),
-    };
-    let repr = stp::Repr {
-        version: stp::Version::STP,
-        body: stp::Body::Config(stp::Config::root(id)),
-        pvst_vlan: None,
-    };
-    let mut llc = vec![0x42, 0x42, 0x03];
-    repr.emit(&mut llc).unwrap();
-    let len = u16::try_from(llc.len()).unwrap();
-    ethernet([0x01, 0x80, 0xc2, 0, 0, 0], src, len, &llc)
 }
 
 fn lacp_frame(src: [u8; 6]) -> Vec<u8> {

@@ -20,6 +20,7 @@ mod links;
 mod mtu;
 mod plan;
 mod serve;
+mod relay;
 mod splice;
 mod spliced;
 
@@ -54,6 +55,8 @@ enum Command {
     Ctl(ctl::Args),
     /// Every link of a lab this node carries, live: a web page, a JSON API, Prometheus metrics.
     Serve(serve::Args),
+    /// Join endpoints of any transport (UDP tunnels, TCP/Unix streams, …) into one link.
+    Relay(relay::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Mtu(args) => mtu::run(args),
         Command::Ctl(args) => ctl::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Relay(args) => relay::run(args),
     };
     match outcome {
         Ok(code) => code,

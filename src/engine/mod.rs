@@ -50,6 +50,20 @@ pub struct Route {
     pub direction: Direction,
     /// Run in order between accepting and sending.
     pub stages: Vec<Box<dyn Stage>>,
+    /// Chooses, per frame, which of `to` it goes to (a learning switch); `None`: all.
+    pub select: Option<Box<dyn Select>>,
+    /// The link number this route's copies carry instead of the link's id, so that a link
+    /// of more than two endpoints can give each endpoint its own capture interface.
+    pub copy_link: Option<usize>,
+}
+
+/// Chooses per frame which of a route's destinations get it, after the stages. Runs on the
+/// worker that owns the link.
+pub trait Select: Send {
+    /// The destinations `frame` goes to at `now`, as a bit set over the route's `to`: bit
+    /// `i` set sends it to `to[i]`; 0 sends it nowhere. Routes with more than 64
+    /// destinations use the first 64 bits.
+    fn select(&mut self, frame: &[u8], now: std::time::Instant) -> u64;
 }
 
 /// A link for [`Engine::add_link`].
@@ -75,6 +89,8 @@ impl Link {
                 to: vec![1],
                 direction: Direction::AToB,
                 stages: Vec::new(),
+                select: None,
+                copy_link: None,
             });
         }
         if b_to_a {
@@ -83,6 +99,8 @@ impl Link {
                 to: vec![0],
                 direction: Direction::BToA,
                 stages: Vec::new(),
+                select: None,
+                copy_link: None,
             });
         }
         Link {

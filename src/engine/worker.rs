@@ -11,7 +11,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::endpoint::{Endpoint, Inbox};
 use super::stage::{Frame, FrameRef, Stage, Verdict};
-use super::{Link, LinkId};
+use super::{Link, LinkId, Select};
 use crate::direction::Direction;
 use crate::net::batch::{MAX_DATAGRAM, SendBatch};
 use crate::splice::copy::{self, CopyBatch, CopyFilter, Spare};
@@ -101,6 +101,8 @@ struct RouteState {
     to: Vec<usize>,
     direction: Direction,
     stages: Vec<StageState>,
+    select: Option<Box<dyn Select>>,
+    copy_link: Option<usize>,
     stats: DirectionStats,
     shared: Arc<Mutex<DirectionStats>>,
 }
@@ -219,6 +221,7 @@ impl Worker {
                     && let Some(state) = self.endpoint(slot, endpoint)
                 {
                     state.endpoint.writable();
+                    self.arm_link(slot);
                 }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
                     self.serve(slot, endpoint, BATCHES_PER_TURN, true);
@@ -331,6 +334,8 @@ impl Worker {
                 from: route.from,
                 to: route.to,
                 direction: route.direction,
+                select: route.select,
+                copy_link: route.copy_link,
                 stages: route
                     .stages
                     .into_iter()
@@ -354,9 +359,27 @@ impl Worker {
         Ok(())
     }
 
-    /// Receives from one endpoint up to `batches` times and forwards what came; true when it
-    /// may have more. With `requeue`, such an endpoint joins the ready list.
+    /// Receives from one endpoint up to `batches` times and forwards what came. With
+    /// `requeue`, an endpoint that may have more joins the ready list. Then asks for the
+    /// timers the link's endpoints want now (a stream whose peer went away wants one to
+    /// reconnect).
     fn serve(&mut self, slot: usize, endpoint: usize, batches: usize, requeue: bool) {
+        self.receive(slot, endpoint, batches, requeue);
+        self.arm_link(slot);
+    }
+
+    /// Arms the timer each endpoint of the link at `slot` wants, if earlier than the one it
+    /// has.
+    fn arm_link(&mut self, slot: usize) {
+        let Some(link) = self.links.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        for (i, state) in link.endpoints.iter_mut().enumerate() {
+            arm_endpoint(state, slot, link.generation, i, &mut self.io.timers);
+        }
+    }
+
+    fn receive(&mut self, slot: usize, endpoint: usize, batches: usize, requeue: bool) {
         let Some(link) = self.links.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
@@ -404,6 +427,9 @@ impl Worker {
                     released.clear();
                     state.stage.release(Some(now), &mut released);
                     pass_released(link, timer.slot, route, stage, &released, now, &mut self.io);
+                    for (i, state) in link.endpoints.iter_mut().enumerate() {
+                        arm_endpoint(state, timer.slot, link.generation, i, &mut self.io.timers);
+                    }
                 }
                 TimerOf::Endpoint(endpoint) => {
                     let state = &mut link.endpoints[endpoint];
@@ -620,8 +646,33 @@ fn deliver(
     for frame in &slices {
         route.stats.forwarded(frame.len());
     }
-    for &to in &route.to {
-        let outcome = endpoints[to].endpoint.send(&mut io.send, &slices);
+    let chosen: Vec<u64> = match &mut route.select {
+        Some(select) => {
+            let now = Instant::now();
+            slices.iter().map(|f| select.select(f, now)).collect()
+        }
+        None => Vec::new(),
+    };
+    let mut picked: Vec<&[u8]> = Vec::new();
+    for (position, &to) in route.to.iter().enumerate() {
+        let frames = if route.select.is_some() {
+            picked.clear();
+            let bit = 1u64 << position.min(63);
+            picked.extend(
+                slices
+                    .iter()
+                    .zip(&chosen)
+                    .filter(|(_, set)| *set & bit != 0)
+                    .map(|(f, _)| *f),
+            );
+            if picked.is_empty() {
+                continue;
+            }
+            &picked
+        } else {
+            &slices
+        };
+        let outcome = endpoints[to].endpoint.send(&mut io.send, frames);
         if outcome.failed > 0 {
             route
                 .stats
@@ -639,7 +690,7 @@ fn deliver(
     }
     // One clock reading per batch: the return of the send, for the splice's own delay.
     let mut copies = CopyBatch::new(
-        (link.0, route.direction, now_ns()),
+        (route.copy_link.unwrap_or(link.0), route.direction, now_ns()),
         io.spares.try_recv().unwrap_or_default(),
         (count, bytes),
         Some(io.back.clone()),

@@ -20,7 +20,7 @@ use crate::engine::{LinkId, LinkStats};
 use crate::impair::{DirectedSpec, ImpairConfig, Live};
 use crate::measure::fragment::{Budget, Outer};
 use crate::measure::l2::View;
-use crate::measure::meter::{Config, Ends, Meter, SpliceCounters};
+use crate::measure::meter::{Config, Meter, SpliceCounters};
 use crate::measure::report;
 use crate::net::{tunnel, udp_table};
 use crate::plan::{self, Mapping};
@@ -557,11 +557,7 @@ impl Lab {
             });
             let report = track.as_ref().and_then(|t| {
                 let s = link_stats?;
-                let ends = Ends {
-                    name: planned.link.name.clone(),
-                    a: planned.a.name.clone(),
-                    b: planned.b.name.clone(),
-                };
+                let names = plan::LinkNames::planned(&planned.link);
                 let counters = Direction::BOTH.map(|d| {
                     let d = s.direction(d).copied().unwrap_or_default();
                     SpliceCounters {
@@ -576,7 +572,7 @@ impl Lab {
                     }
                 });
                 let seconds = now.duration_since(t.started).as_secs_f64();
-                serde_json::to_value(t.meter.report(&ends, counters, seconds)).ok()
+                serde_json::to_value(t.meter.report(&names, counters, seconds)).ok()
             });
             let (rtt_ms, neighbour, mismatch) = match track {
                 Some(track) => {

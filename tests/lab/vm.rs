@@ -32,6 +32,9 @@ pub struct Guest {
     pub size: u32,
     /// Counted pings (after the warm-up that covers the first ARP).
     pub count: u32,
+    /// Seconds to keep answering after the result before powering off (the image's
+    /// default, 30 s, when `None`).
+    pub hold: Option<u32>,
 }
 
 impl Guest {
@@ -45,6 +48,7 @@ impl Guest {
             mtu: None,
             size: 56,
             count: 10,
+            hold: None,
         }
     }
 
@@ -60,6 +64,9 @@ impl Guest {
         }
         if let Some(mtu) = self.mtu {
             args += &format!(" ls.mtu={mtu}");
+        }
+        if let Some(hold) = self.hold {
+            args += &format!(" ls.hold={hold}");
         }
         args
     }

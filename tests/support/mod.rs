@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod frames;
 pub mod impair;
 pub mod process;
 pub mod prometheus;

@@ -1,0 +1,308 @@
+//! UDP → TCP → UDP: how many frames two relays deliver when they carry a QEMU UDP tunnel over
+//! a TCP connection in QEMU's stream framing, linkscope against netrelay.
+//!
+//! An independent generator (sendmmsg, 64 frames a call, as fast as it can) sends to the
+//! first relay's UDP port; a sink (recvmmsg) counts what the second relay delivers. Paths,
+//! interleaved in every round so a burst of load elsewhere hits them all alike:
+//! - `direct`: generator to sink, no relay;
+//! - `linkscope`: `linkscope relay udp://P1->GEN tcp-listen://127.0.0.1:T` and
+//!   `linkscope relay tcp://127.0.0.1:T udp://P2->SINK`;
+//! - `netrelay`: `netrelay -l T P1:127.0.0.1:GEN` and `netrelay 127.0.0.1:T
+//!   P2:127.0.0.1:SINK` (TortugaLabs/netrelay, built from its public source for this
+//!   benchmark only: `gcc -O2 -o netrelay netrelay.c -lpthread`; found through
+//!   `LINKSCOPE_NETRELAY=/path/to/netrelay`, skipped with a note when that is not set).
+//!
+//! `cargo bench --bench relay_tcp` runs 64 and 1500-byte frames, five interleaved rounds of
+//! 2 s per path (the median is shown, with every round); `cargo test --all-targets` runs one
+//! short round of 64-byte frames as a smoke test. `RELAY_TCP_SECONDS`, `RELAY_TCP_ROUNDS`
+//! and `RELAY_TCP_SIZES=64,1500` change that.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use linkscope::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch, enable_receive_metadata};
+use linkscope::net::tunnel;
+
+const BATCH: usize = 64;
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(command: &mut Command) -> Running {
+    Running(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{command:?}: {e}")),
+    )
+}
+
+/// The generator's and the sink's sockets, bound as QEMU binds a tunnel end.
+struct Ends {
+    generator: UdpSocket,
+    sink: UdpSocket,
+}
+
+impl Ends {
+    fn new() -> Ends {
+        let end = || tunnel::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
+        let sink = end();
+        socket2::SockRef::from(&sink)
+            .set_recv_buffer_size(8 << 20)
+            .unwrap();
+        enable_receive_metadata(&sink).unwrap();
+        sink.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let generator = end();
+        Ends { generator, sink }
+    }
+
+    fn port(socket: &UdpSocket) -> u16 {
+        socket.local_addr().unwrap().port()
+    }
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An IPv4/UDP frame of `len` bytes (at least 42).
+fn frame(len: usize) -> Vec<u8> {
+    let mut f = Vec::with_capacity(len);
+    etherparse::PacketBuilder::ethernet2([0x02, 0, 0, 0, 0, 0x0a], [0x02, 0, 0, 0, 0, 0x0b])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(40000, 9)
+        .write(&mut f, &vec![0x5a; len.max(42) - 42])
+        .expect("a frame");
+    f
+}
+
+/// Waits until a TCP port accepts connections (the first relay is listening).
+fn until_listening(port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Sends probes until the sink receives one through the relays; then empties the sink.
+fn until_relayed(ends: &Ends, target: SocketAddr) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let probe = frame(64);
+    let mut buf = vec![0; MAX_DATAGRAM];
+    while Instant::now() < deadline {
+        ends.generator.send_to(&probe, target).unwrap();
+        if ends.sink.recv(&mut buf).is_ok() {
+            ends.sink.set_nonblocking(true).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            while ends.sink.recv(&mut buf).is_ok() {}
+            ends.sink.set_nonblocking(false).unwrap();
+            return true;
+        }
+    }
+    false
+}
+
+/// The relays of one path, and where the generator sends.
+struct Path {
+    target: SocketAddr,
+    _relays: Vec<Running>,
+}
+
+fn path(kind: &str, ends: &Ends, netrelay: Option<&str>) -> Option<Path> {
+    let (gen_port, sink_port) = (Ends::port(&ends.generator), Ends::port(&ends.sink));
+    let (p1, p2, tcp) = (free_udp_port(), free_udp_port(), free_tcp_port());
+    let target = SocketAddr::from(([127, 0, 0, 1], p1));
+    let relays = match kind {
+        "direct" => {
+            return Some(Path {
+                target: ends.sink.local_addr().unwrap(),
+                _relays: Vec::new(),
+            });
+        }
+        "linkscope" => {
+            let linkscope = || {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_linkscope"));
+                c.args(["relay", "-q", "--stats-interval", "0"]);
+                c
+            };
+            let first = spawn(
+                linkscope()
+                    .arg(format!("udp://127.0.0.1:{p1}->127.0.0.1:{gen_port}"))
+                    .arg(format!("tcp-listen://127.0.0.1:{tcp}")),
+            );
+            if !until_listening(tcp) {
+                return None;
+            }
+            let second = spawn(
+                linkscope()
+                    .arg(format!("tcp://127.0.0.1:{tcp}"))
+                    .arg(format!("udp://127.0.0.1:{p2}->127.0.0.1:{sink_port}")),
+            );
+            vec![first, second]
+        }
+        "netrelay" => {
+            let netrelay = netrelay?;
+            let first = spawn(Command::new(netrelay).args([
+                "-l".to_string(),
+                tcp.to_string(),
+                format!("{p1}:127.0.0.1:{gen_port}"),
+            ]));
+            if !until_listening(tcp) {
+                return None;
+            }
+            let second = spawn(Command::new(netrelay).args([
+                format!("127.0.0.1:{tcp}"),
+                format!("{p2}:127.0.0.1:{sink_port}"),
+            ]));
+            vec![first, second]
+        }
+        _ => unreachable!("a known path"),
+    };
+    until_relayed(ends, target).then_some(Path {
+        target,
+        _relays: relays,
+    })
+}
+
+/// Frames per second the sink received while the generator sent for `time`.
+fn throughput(ends: &Ends, target: SocketAddr, len: usize, time: Duration) -> f64 {
+    let sending = Arc::new(AtomicBool::new(true));
+    let sink = ends.sink.try_clone().unwrap();
+    let flag = sending.clone();
+    let counter = std::thread::spawn(move || {
+        let mut batch = RecvBatch::new(BATCH, MAX_DATAGRAM.min(len + 1));
+        let mut received = 0u64;
+        let mut idle = 0;
+        // Count until the generator stopped and nothing arrived for a moment (frames still
+        // in the relays' queues arrive late, within the time they were sent in).
+        while flag.load(Ordering::Relaxed) || idle < 4 {
+            match batch.recv(&sink) {
+                Ok(n) => {
+                    received += n as u64;
+                    idle = 0;
+                }
+                Err(_) => idle += 1,
+            }
+        }
+        received
+    });
+    let data = frame(len);
+    let frames: Vec<&[u8]> = vec![&data; BATCH];
+    let mut send = SendBatch::new(BATCH);
+    let start = Instant::now();
+    while start.elapsed() < time {
+        send.send(&ends.generator, Some(target), &frames);
+    }
+    let elapsed = start.elapsed();
+    sending.store(false, Ordering::Relaxed);
+    counter.join().unwrap() as f64 / elapsed.as_secs_f64()
+}
+
+fn median(samples: &[f64]) -> Option<f64> {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied()
+}
+
+fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs us without it.
+    let full = std::env::args().any(|a| a == "--bench");
+    let seconds: f64 = env("RELAY_TCP_SECONDS").unwrap_or(if full { 2.0 } else { 0.2 });
+    let rounds: usize = env("RELAY_TCP_ROUNDS").unwrap_or(if full { 5 } else { 1 });
+    let sizes: Vec<usize> = match std::env::var("RELAY_TCP_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+        Err(_) if full => vec![64, 1500],
+        Err(_) => vec![64],
+    };
+    let netrelay = std::env::var("LINKSCOPE_NETRELAY").ok();
+    if netrelay.is_none() {
+        println!(
+            "note: LINKSCOPE_NETRELAY is not set: the netrelay pair is skipped (build \
+             TortugaLabs/netrelay with `gcc -O2 -o netrelay netrelay.c -lpthread` and point \
+             LINKSCOPE_NETRELAY at it)"
+        );
+    }
+    let kinds = ["direct", "linkscope", "netrelay"];
+    println!(
+        "UDP → TCP → UDP through two relays: {seconds} s per measurement, {rounds} interleaved \
+         round(s), {} core(s)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let mut table = Vec::new();
+    for &len in &sizes {
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+        for round in 1..=rounds {
+            let mut line = format!("{len} B round {round}:");
+            for (kind, cell) in kinds.iter().zip(&mut samples) {
+                let ends = Ends::new();
+                match path(kind, &ends, netrelay.as_deref()) {
+                    Some(p) => {
+                        let fps =
+                            throughput(&ends, p.target, len, Duration::from_secs_f64(seconds));
+                        line.push_str(&format!(" {kind} {fps:.0}"));
+                        cell.push(fps);
+                    }
+                    None => line.push_str(&format!(" {kind} skipped")),
+                }
+            }
+            println!("{line}");
+        }
+        table.push((len, samples.iter().map(|s| median(s)).collect::<Vec<_>>()));
+    }
+    println!();
+    println!(
+        "| frame bytes | direct fps | linkscope pair fps | netrelay pair fps | linkscope / netrelay | linkscope / direct |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    let cell = |v: Option<f64>| v.map_or("skipped".to_string(), |v| format!("{v:.0}"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "–".to_string(),
+    };
+    for (len, m) in table {
+        println!(
+            "| {len} | {} | {} | {} | {} | {} |",
+            cell(m[0]),
+            cell(m[1]),
+            cell(m[2]),
+            ratio(m[1], m[2]),
+            ratio(m[1], m[0])
+        );
+    }
+}

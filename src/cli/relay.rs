@@ -1,0 +1,596 @@
+//! `linkscope relay ENDPOINT ENDPOINT [ENDPOINT…]`: joins endpoints of any transport (QEMU
+//! UDP tunnels, TCP and Unix streams in QEMU's framing, …) into one link, point to point, as
+//! a hub or as a learning switch.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::spliced::time_of_day;
+use crate::capture::{Interface, InterfaceStats, Output, Packet, Writer};
+use crate::direction::Direction;
+use crate::measure::l2::{Expect, Expectation, PROTOCOLS, View};
+use crate::relay::{Locator, Mode, Relay, RelayConfig, RelayStats, endpoint, switch};
+use crate::splice::copy::{self, Consumer, CopyFilter, CopyRecord, Next};
+use crate::splice::recorder;
+use crate::splice::watch::{Change, OnChange, Views, Watched};
+
+/// Join endpoints of any transport into one link.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "ENDPOINTS:
+  udp://[BIND_IP:]BIND_PORT->PEER_IP:PEER_PORT   a QEMU UDP tunnel end (-netdev socket,udp= / dgram)
+  tcp://HOST:PORT          connect to -netdev stream,server=on / socket,listen= (reconnects)
+  tcp-listen://IP:PORT     accept -netdev socket,connect= / stream,server=off (newest wins)
+  unix://PATH, unix-listen://PATH   the same over Unix stream sockets
+  tap://NAME[?bridge=BR]   vxlan://REMOTE_IP[:PORT]?vni=N[&local=IP[:PORT]]
+  mcast://GROUP:PORT[?local=IP]   exec://COMMAND   stdio")]
+pub struct Args {
+    /// The endpoints, as locators (see below); two make a point-to-point link, more need
+    /// --hub or --switch.
+    #[arg(value_name = "ENDPOINT", num_args = 2.., required = true)]
+    endpoints: Vec<Locator>,
+    /// Every frame goes to every other endpoint.
+    #[arg(long, conflicts_with = "switch")]
+    hub: bool,
+    /// Learn which endpoint each MAC address is behind; unknown and group addresses flood.
+    #[arg(long)]
+    switch: bool,
+    /// With --switch: forget an address this many seconds after it was last seen.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        requires = "switch",
+        default_value_t = 300
+    )]
+    aging: u64,
+    /// With --switch: the most addresses learned (more are counted as `full`).
+    #[arg(long, value_name = "N", requires = "switch", default_value_t = switch::DEFAULT_CAPACITY)]
+    max_macs: usize,
+    /// A name for each endpoint in order (printed and as capture interface names; default:
+    /// the locator); repeatable.
+    #[arg(long, value_name = "NAME")]
+    name: Vec<String>,
+    /// Write pcapng to FILE (one interface per endpoint), or to standard output with `-w -`.
+    #[arg(short = 'w', value_name = "FILE")]
+    write: Option<PathBuf>,
+    /// Stop after COUNT frames.
+    #[arg(short = 'c', value_name = "COUNT")]
+    count: Option<u64>,
+    /// Stop automatically: duration:SECONDS or packets:N (repeatable; the first reached
+    /// wins).
+    #[arg(short = 'a', value_name = "COND")]
+    autostop: Vec<String>,
+    /// Print nothing per frame (only the status lines and the summary).
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Seconds between status lines on standard error (0: none).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    stats_interval: f64,
+    /// Write the JSON report at the end to FILE, or to standard output with `--json -`.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Exit 0 as soon as these control protocols have come from every endpoint, else exit 1
+    /// after --timeout naming what never came: lldp, stp, lacp, each optionally :a>b (only
+    /// from the first endpoint, and the 3rd, 5th, …) or :b>a (the 2nd, 4th, …);
+    /// comma-separated, repeatable.
+    #[arg(long, value_name = "PROTO[:DIR],...")]
+    expect: Vec<String>,
+    /// With --expect: how long to wait, in seconds [default: 60].
+    #[arg(long, value_name = "SECONDS", requires = "expect")]
+    timeout: Option<f64>,
+}
+
+/// The validated command line.
+struct Options {
+    mode: Mode,
+    names: Vec<String>,
+    output: Option<Output>,
+    packets: Option<u64>,
+    duration: Option<Duration>,
+    quiet: bool,
+    stats_interval: Duration,
+    json: Option<PathBuf>,
+    expect: Option<Expect>,
+    expect_timeout: Duration,
+}
+
+fn options(args: &Args) -> crate::Result<Options> {
+    let bad = |field: &str, message: String| crate::Error::Argument {
+        field: field.into(),
+        message,
+    };
+    let mode = if args.switch {
+        if args.aging == 0 {
+            return Err(bad("--aging", "must be at least 1 second".into()));
+        }
+        Mode::Switch {
+            aging: Duration::from_secs(args.aging),
+            capacity: args.max_macs.max(1),
+        }
+    } else if args.hub {
+        Mode::Hub
+    } else {
+        Mode::Pair
+    };
+    mode.check(args.endpoints.len())?;
+    if args.name.len() > args.endpoints.len() {
+        return Err(bad(
+            "--name",
+            format!(
+                "{} names for {} endpoints",
+                args.name.len(),
+                args.endpoints.len()
+            ),
+        ));
+    }
+    let names = args
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, e)| args.name.get(i).cloned().unwrap_or_else(|| e.to_string()))
+        .collect();
+    let (mut packets, mut duration) = (args.count, None);
+    for text in &args.autostop {
+        let parsed = text
+            .split_once(':')
+            .and_then(|(k, v)| Some((k, v.parse::<u64>().ok().filter(|&v| v > 0)?)));
+        match parsed {
+            Some(("duration", v)) => {
+                duration = Some(duration.map_or(v, |d: u64| d.min(v)));
+            }
+            Some(("packets", v)) => packets = Some(packets.map_or(v, |p| p.min(v))),
+            _ => {
+                return Err(bad(
+                    "-a",
+                    format!("{text:?}: expected duration:SECONDS or packets:N (N ≥ 1)"),
+                ));
+            }
+        }
+    }
+    if !(args.stats_interval.is_finite() && args.stats_interval >= 0.0) {
+        return Err(bad(
+            "--stats-interval",
+            format!("{}: not a number of seconds", args.stats_interval),
+        ));
+    }
+    let expect = if args.expect.is_empty() {
+        None
+    } else {
+        Some(Expect::parse(&args.expect, "--expect")?)
+    };
+    let expect_timeout = match args.timeout {
+        None => Duration::from_secs(60),
+        Some(t) if t.is_finite() && t > 0.0 => Duration::from_secs_f64(t),
+        Some(t) => {
+            return Err(bad(
+                "--timeout",
+                format!("{t}: not a positive number of seconds"),
+            ));
+        }
+    };
+    let output = args.write.as_ref().map(|path| {
+        if path.as_os_str() == "-" {
+            Output::Stdout
+        } else {
+            Output::File(path.clone())
+        }
+    });
+    // `stdio` frames own standard input and output: nothing else may read or write them.
+    let stdio = args
+        .endpoints
+        .iter()
+        .filter(|e| matches!(e, Locator::Stdio))
+        .count();
+    if stdio > 1 {
+        return Err(bad(
+            "ENDPOINT",
+            format!("stdio given {stdio} times: there is one standard input and output"),
+        ));
+    }
+    if stdio == 1 {
+        let taken = "standard output carries the frames of the stdio endpoint";
+        if matches!(output, Some(Output::Stdout)) {
+            return Err(bad("-w -", taken.into()));
+        }
+        if args.json.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+            return Err(bad("--json -", taken.into()));
+        }
+    }
+    Ok(Options {
+        mode,
+        names,
+        output,
+        packets,
+        duration: duration.map(Duration::from_secs),
+        quiet: args.quiet || stdio == 1,
+        stats_interval: Duration::from_secs_f64(args.stats_interval),
+        json: args.json.clone(),
+        expect,
+        expect_timeout,
+    })
+}
+
+/// Takes the copies: writes the capture (one interface per endpoint), prints a line per
+/// frame unless quiet, and stops the relay after a frame count.
+struct Sink {
+    writer: Option<Writer>,
+    names: Vec<String>,
+    print: bool,
+    limit: Option<u64>,
+    frames: u64,
+    /// Frames recorded per endpoint.
+    per_endpoint: Vec<u64>,
+}
+
+impl Consumer for Sink {
+    fn record(&mut self, record: &CopyRecord<'_>) -> crate::Result<Next> {
+        let interface = recorder::interface(record.link, record.direction);
+        if let Some(writer) = &mut self.writer {
+            writer.write(&Packet {
+                interface,
+                timestamp_ns: record.timestamp_ns,
+                data: record.data,
+                outbound: true,
+            })?;
+        }
+        if let Some(n) = self.per_endpoint.get_mut(interface as usize) {
+            *n += 1;
+        }
+        if self.print {
+            let name = self
+                .names
+                .get(interface as usize)
+                .map_or("?", String::as_str);
+            let line = format!(
+                "{name} > {} bytes {}\n",
+                record.data.len(),
+                crate::wire::summary(record.data)
+            );
+            io::stdout()
+                .write_all(line.as_bytes())
+                .map_err(|source| crate::Error::Io {
+                    path: "-".into(),
+                    source,
+                })?;
+        }
+        self.frames += 1;
+        Ok(if self.limit.is_some_and(|n| self.frames >= n) {
+            Next::Stop
+        } else {
+            Next::Continue
+        })
+    }
+
+    fn flush(&mut self) -> crate::Result<()> {
+        match &mut self.writer {
+            Some(writer) => writer.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_flag = stop.clone();
+    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
+        .context("installing the signal handler")?;
+    let options = options(&args)?;
+    if matches!(options.output, Some(Output::Stdout)) && io::stdout().is_terminal() {
+        anyhow::bail!(crate::Error::Argument {
+            field: "-w -".into(),
+            message: "standard output is a terminal; pipe it (| wireshark -k -i -)".into(),
+        });
+    }
+    let mut opened = Vec::with_capacity(args.endpoints.len());
+    for locator in &args.endpoints {
+        opened.push(endpoint::open(locator)?);
+    }
+    let writer = options
+        .output
+        .as_ref()
+        .map(|output| {
+            let interfaces: Vec<Interface> = options
+                .names
+                .iter()
+                .zip(&args.endpoints)
+                .map(|(name, locator)| Interface {
+                    name: name.clone(),
+                    description: format!("linkscope relay endpoint {locator}"),
+                    snaplen: 0,
+                })
+                .collect();
+            Writer::create(output, "linkscope relay", &interfaces)
+        })
+        .transpose()?;
+    let print = !options.quiet && !matches!(options.output, Some(Output::Stdout));
+    let everything = writer.is_some() || print || options.packets.is_some();
+    let sink = Sink {
+        writer,
+        names: options.names.clone(),
+        print,
+        limit: options.packets,
+        frames: 0,
+        per_endpoint: vec![0; args.endpoints.len()],
+    };
+    // The layer-2 view watches every endpoint's control frames: copies carry link i / 2 and
+    // direction i % 2 for endpoint i (see crate::relay).
+    let views = Views::new(options.names.len().div_ceil(2));
+    let watched = Watched::new(
+        views.clone(),
+        None,
+        on_change(options.names.clone()),
+        Some(sink),
+    );
+    let (copies, receiver) = copy::channel(copy::DEFAULT_CAPACITY);
+    let consumer = copy::spawn(receiver, watched, stop.clone())?;
+    let relay = Relay::start(RelayConfig {
+        endpoints: opened,
+        mode: options.mode,
+        name: "relay".into(),
+        copy: Some(copies),
+        filter: if everything {
+            CopyFilter::All
+        } else {
+            CopyFilter::Control
+        },
+    })?;
+    let mut err = io::stderr().lock();
+    writeln!(
+        err,
+        "relay: {} ({})",
+        options.names.join(" ⇄ "),
+        match options.mode {
+            Mode::Pair => "point to point".to_string(),
+            Mode::Hub => "hub".to_string(),
+            Mode::Switch { aging, capacity } => format!(
+                "switch, aging {} s, up to {capacity} addresses",
+                aging.as_secs()
+            ),
+        }
+    )?;
+    drop(err);
+    let started = Instant::now();
+    let mut next_status = started + options.stats_interval;
+    let n = options.names.len();
+    while !stop.load(Ordering::SeqCst) && options.duration.is_none_or(|d| started.elapsed() < d) {
+        if let Some(expect) = &options.expect
+            && (missing(expect, &views.lock(), n).is_empty()
+                || started.elapsed() >= options.expect_timeout)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        if !options.stats_interval.is_zero() && Instant::now() >= next_status {
+            next_status += options.stats_interval;
+            let line = status(&relay.stats(), &options.names);
+            eprintln!("{line}");
+        }
+    }
+    let stats = relay.stop()?;
+    let (watched, outcome) = consumer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the copy consumer panicked"))?;
+    let sink = watched
+        .into_inner()
+        .ok_or_else(|| anyhow::anyhow!("the copy consumer lost its sink"))?;
+    if let Some(writer) = sink.writer {
+        let interfaces: Vec<InterfaceStats> = if options.names.len() == 2 {
+            recorder::interface_stats(std::slice::from_ref(&stats.link))
+        } else {
+            sink.per_endpoint
+                .iter()
+                .map(|&received| InterfaceStats {
+                    received,
+                    ..InterfaceStats::default()
+                })
+                .collect()
+        };
+        writer.finish(&interfaces)?;
+    }
+    outcome?;
+    eprintln!("{}", status(&stats, &options.names));
+    for (name, counters) in options.names.iter().zip(&stats.endpoints) {
+        for (key, value) in counters {
+            match *key {
+                "exit_code" => eprintln!("relay: {name}: the child exited with status {value}"),
+                "exit_signal" => eprintln!("relay: {name}: the child was ended by signal {value}"),
+                _ => {}
+            }
+        }
+    }
+    let views = views.lock().clone();
+    let mut err = io::stderr().lock();
+    l2_summary(&views, &options.names, &mut err)?;
+    let passed = match &options.expect {
+        Some(expect) => verdict(expect, &views, &options.names, started.elapsed(), &mut err)?,
+        None => true,
+    };
+    drop(err);
+    if let Some(path) = &options.json {
+        let report = json_report(&stats, &options.names, started.elapsed());
+        let text = serde_json::to_string_pretty(&report)? + "\n";
+        if path.as_os_str() == "-" {
+            io::stdout().write_all(text.as_bytes())?;
+        } else {
+            std::fs::write(path, text).map_err(|source| crate::Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The endpoint whose frames a copy of link `link`, `direction` holds.
+fn endpoint_of(link: usize, direction: Direction) -> usize {
+    link * 2
+        + match direction {
+            Direction::AToB => 0,
+            Direction::BToA => 1,
+        }
+}
+
+/// Prints each change of what an endpoint shows (LLDP neighbour, STP view, LACP state) on
+/// standard error.
+fn on_change(names: Vec<String>) -> OnChange {
+    Box::new(move |c: &Change<'_>| {
+        let Some(name) = names.get(endpoint_of(c.link, c.direction)) else {
+            return;
+        };
+        if let Some(text) = c.view.describe(c.protocol) {
+            // A closed standard error must not stop the relay.
+            let _ = writeln!(
+                io::stderr(),
+                "{} {name} > {text}",
+                time_of_day(c.timestamp_ns)
+            );
+        }
+    })
+}
+
+/// What `expect` still waits for, per endpoint (of `n`).
+fn missing(expect: &Expect, views: &[View], n: usize) -> Vec<(Expectation, usize)> {
+    views
+        .iter()
+        .enumerate()
+        .flat_map(|(link, view)| {
+            expect
+                .missing(view)
+                .into_iter()
+                .map(move |e| (e, endpoint_of(link, e.direction)))
+        })
+        .filter(|(_, endpoint)| *endpoint < n)
+        .collect()
+}
+
+/// One line per endpoint that sent control frames: the newest state of each protocol.
+fn l2_summary(views: &[View], names: &[String], err: &mut impl Write) -> io::Result<()> {
+    for (i, name) in names.iter().enumerate() {
+        let direction = if i % 2 == 0 {
+            Direction::AToB
+        } else {
+            Direction::BToA
+        };
+        let Some(view) = views.get(i / 2) else {
+            continue;
+        };
+        let shown = view.direction(direction);
+        let parts: Vec<String> = PROTOCOLS
+            .iter()
+            .filter_map(|&p| shown.describe(p))
+            .collect();
+        if !parts.is_empty() {
+            writeln!(err, "{name} >: {}", parts.join("; "))?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints whether every endpoint showed every expected protocol, naming what never came;
+/// returns whether it did.
+fn verdict(
+    expect: &Expect,
+    views: &[View],
+    names: &[String],
+    waited: Duration,
+    err: &mut impl Write,
+) -> io::Result<bool> {
+    let missing: Vec<String> = missing(expect, views, names.len())
+        .into_iter()
+        .map(|(e, endpoint)| format!("{} from {}", e.protocol.name(), names[endpoint]))
+        .collect();
+    if missing.is_empty() {
+        let wanted: Vec<String> = expect.wanted().iter().map(ToString::to_string).collect();
+        writeln!(err, "expect: passed: {}", wanted.join(", "))?;
+        Ok(true)
+    } else {
+        writeln!(
+            err,
+            "expect: FAILED: never seen in {:.1} s: {}",
+            waited.as_secs_f64(),
+            missing.join(", ")
+        )?;
+        Ok(false)
+    }
+}
+
+/// One status line: the link's frames each way and each endpoint's own counters that are
+/// not zero.
+fn status(stats: &RelayStats, names: &[String]) -> String {
+    let dir = |d: Option<&crate::splice::stats::DirectionStats>| {
+        d.map_or(0, crate::splice::stats::DirectionStats::frames)
+    };
+    let mut line = format!(
+        "relay: {} frames from even endpoints, {} from odd ones",
+        dir(stats.link.a_to_b.as_ref()),
+        dir(stats.link.b_to_a.as_ref())
+    );
+    for (name, counters) in names.iter().zip(&stats.endpoints) {
+        let set: Vec<String> = counters
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !set.is_empty() {
+            line.push_str(&format!("; {name}: {}", set.join(", ")));
+        }
+    }
+    if let Some(table) = stats.table {
+        line.push_str(&format!(
+            "; switch: {} addresses, {} filtered, {} not learned (full), {} moves",
+            table.entries, table.filtered, table.full, table.moves
+        ));
+    }
+    line
+}
+
+fn json_report(stats: &RelayStats, names: &[String], carried: Duration) -> serde_json::Value {
+    let direction = |d: Option<&crate::splice::stats::DirectionStats>| {
+        d.map(|d| {
+            serde_json::json!({
+                "frames": d.frames(),
+                "bytes": d.bytes(),
+                "foreign_source": d.foreign_source(),
+                "zero_length": d.zero_length(),
+                "truncated": d.truncated(),
+                "send_error": d.send_error(),
+                "kernel_rx_overflow": d.kernel_rx_overflow(),
+                "copy_dropped": d.copy_dropped(),
+                "stage_dropped": d.stage_dropped(),
+            })
+        })
+    };
+    let endpoints: Vec<serde_json::Value> = names
+        .iter()
+        .zip(&stats.endpoints)
+        .map(|(name, counters)| {
+            let mut object = serde_json::Map::new();
+            object.insert("name".into(), name.clone().into());
+            for (k, v) in counters {
+                object.insert((*k).into(), (*v).into());
+            }
+            serde_json::Value::Object(object)
+        })
+        .collect();
+    serde_json::json!({
+        "seconds": carried.as_secs_f64(),
+        "from_even_endpoints": direction(stats.link.a_to_b.as_ref()),
+        "from_odd_endpoints": direction(stats.link.b_to_a.as_ref()),
+        "endpoints": endpoints,
+        "switch": stats.table.map(|t| serde_json::json!({
+            "entries": t.entries,
+            "filtered": t.filtered,
+            "full": t.full,
+            "moves": t.moves,
+        })),
+    })
+}
