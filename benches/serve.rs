@@ -14,6 +14,8 @@
 //! `cargo bench --bench serve` runs 1,000 links (`SERVE_LINKS=N` for another size); `cargo
 //! test --all-targets` runs 10 links as a smoke test.
 
+// The tests' WebDriver client; this harness uses a part of it.
+#[allow(dead_code)]
 #[path = "../tests/support/browser.rs"]
 mod browser;
 
