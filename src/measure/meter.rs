@@ -323,8 +323,10 @@ impl Meter {
                 *bucket += meter.histogram.count_between(0, (bound * 1000.0) as u64);
             }
             match &mut merged {
-                Some(m) => m.add(&meter.histogram).expect("same bounds"),
-                None => merged = Some(meter.histogram.clone()),
+                Some(m) => m
+                    .add(&*meter.histogram)
+                    .expect("auto-resizing histograms take any other's values"),
+                None => merged = Some((*meter.histogram).clone()),
             }
         }
         if let Some(m) = merged.filter(|m| !m.is_empty()) {
