@@ -153,7 +153,10 @@ fn main() {
         .expect("serve prints its URL")
         .to_owned();
     while spliced(&url) < links {
-        assert!(spawned.elapsed() < Duration::from_secs(120), "not every link spliced");
+        assert!(
+            spawned.elapsed() < Duration::from_secs(120),
+            "not every link spliced"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let start_ms = spawned.elapsed().as_secs_f64() * 1e3;
@@ -167,7 +170,10 @@ fn main() {
     }
     std::thread::sleep(Duration::from_millis(2200));
     let pid = serve.0.id();
-    let (threads, rss_mb) = (status(pid, "Threads:"), status(pid, "VmRSS:") as f64 / 1024.0);
+    let (threads, rss_mb) = (
+        status(pid, "Threads:"),
+        status(pid, "VmRSS:") as f64 / 1024.0,
+    );
     let requests = if bench { 20 } else { 3 };
     let api = timed(&format!("{url}/api/links"), requests);
     let metrics = timed(&format!("{url}/metrics"), requests);
@@ -192,7 +198,9 @@ fn main() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !chromium {
-        println!("  page                     skipped: chromedriver (Debian chromium-driver) is missing");
+        println!(
+            "  page                     skipped: chromedriver (Debian chromium-driver) is missing"
+        );
         return;
     }
     let browser = browser::Browser::start(1600, 1000);

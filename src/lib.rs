@@ -18,8 +18,8 @@ pub mod impair;
 pub mod measure;
 pub mod net;
 pub mod plan;
-pub mod serve;
 pub mod relay;
+pub mod serve;
 pub mod splice;
 pub mod wire;
 

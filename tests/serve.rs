@@ -321,6 +321,9 @@ fn prometheus_scrapes_frame_counters_equal_to_what_the_ends_sent() {
             }
             break;
         }
+        if Instant::now() + Duration::from_secs(1) > deadline {
+            eprintln!("{}", serve.get("/metrics").1);
+        }
         assert!(
             Instant::now() < deadline,
             "Prometheus has {seen:?}, expected {expected:?} (targets up: {})",
@@ -328,6 +331,45 @@ fn prometheus_scrapes_frame_counters_equal_to_what_the_ends_sent() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+#[test]
+fn the_grafana_dashboard_asks_only_for_metrics_serve_exposes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mapping, _ends) = lab(dir.path(), 1);
+    let serve = Serve::start(&mapping, &[]);
+    serve.wait_spliced(1);
+    let (status, text) = serve.get("/metrics");
+    assert_eq!(status, 200);
+    let families: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let dashboard = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/grafana-linkscope.json"),
+    )
+    .unwrap();
+    let dashboard: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let mut asked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (at, _) in expr.match_indices("linkscope_") {
+                let name: String = expr[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let family = name.strip_suffix("_bucket").unwrap_or(&name);
+                assert!(
+                    families.contains(family),
+                    "{name}: not in /metrics ({families:?})"
+                );
+                asked += 1;
+            }
+        }
+    }
+    assert!(asked >= 10);
 }
 
 #[test]

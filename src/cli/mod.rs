@@ -19,8 +19,8 @@ pub mod impair;
 mod links;
 mod mtu;
 mod plan;
-mod serve;
 mod relay;
+mod serve;
 mod splice;
 mod spliced;
 
