@@ -259,6 +259,8 @@ struct Row {
     through_splice: u64,
     handed_back: usize,
     stop_ms: f64,
+    /// The splice's summary lines of directions that dropped something.
+    dropped: Vec<String>,
 }
 
 fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
@@ -279,10 +281,11 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
     // Traffic flows directly before the splice starts, as in a running lab.
     lab.pump(Instant::now() + Duration::from_millis(300), true, |_| false);
     let spawned = Instant::now();
+    let log = dir.path().join("splice.err");
     let mut splice = Running(
         command
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("linkscope"),
     );
@@ -328,6 +331,13 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
         .count()
         / 2;
     drop(splice);
+    // The splice's summary, one line per direction: those that dropped anything.
+    let dropped: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("dropped: ") && !l.contains("dropped: 0 zero-length, 0 foreign source, 0 truncated, 0 unsent, 0 by the kernel; copies dropped: 0"))
+        .map(str::to_owned)
+        .collect();
     Row {
         links,
         workers: workers.map_or_else(|| "default".into(), str::to_owned),
@@ -341,6 +351,7 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
         through_splice,
         handed_back,
         stop_ms,
+        dropped,
     }
 }
 
@@ -391,6 +402,9 @@ fn main() {
             row.links,
             row.stop_ms
         );
+        for line in &row.dropped {
+            println!("  {line}");
+        }
         if row.delivered != row.sent {
             failures.push(format!(
                 "{links} links: {} of {} frames delivered",
