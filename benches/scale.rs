@@ -323,6 +323,7 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
     lab.pump(Instant::now() + Duration::from_millis(300), false, |_| {
         false
     });
+    let late = lab.totals().1 - through_splice;
     let handed_back = lab
         .seen
         .iter()
@@ -332,12 +333,17 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
         / 2;
     drop(splice);
     // The splice's summary, one line per direction: those that dropped anything.
-    let dropped: Vec<String> = std::fs::read_to_string(&log)
+    let mut dropped: Vec<String> = std::fs::read_to_string(&log)
         .unwrap_or_default()
         .lines()
         .filter(|l| l.contains("dropped: ") && !l.contains("dropped: 0 zero-length, 0 foreign source, 0 truncated, 0 unsent, 0 by the kernel; copies dropped: 0"))
         .map(str::to_owned)
         .collect();
+    if late > 0 {
+        dropped.push(format!(
+            "{late} frames came through the splice only once it stopped (held until then)"
+        ));
+    }
     Row {
         links,
         workers: workers.map_or_else(|| "default".into(), str::to_owned),
