@@ -209,6 +209,22 @@ impl Lab {
     }
 }
 
+/// Datagrams dropped for lack of receive buffer space by the UDP sockets of this network
+/// namespace bound to one of `ports` (the ends' and the splice's steal sockets), from the
+/// `drops` column of /proc/net/udp.
+fn receive_drops(ports: &std::collections::HashSet<u16>) -> u64 {
+    let text = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?;
+            let drops: u64 = fields.last()?.parse().ok()?;
+            ports.contains(&port).then_some(drops)
+        })
+        .sum()
+}
+
 /// CPU time (user + system) of a process in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -306,6 +322,8 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
     });
     let cpu_idle = cpu_share(&mut lab, pid, window, false);
     let (sent, through_splice, direct) = lab.totals();
+    let ports = lab.addrs.iter().map(SocketAddr::port).collect();
+    let drops = receive_drops(&ports);
 
     // Stop: SIGTERM, as a user's Ctrl-C or a service manager would.
     let stopping = Instant::now();
@@ -339,6 +357,11 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
         .filter(|l| l.contains("dropped: ") && !l.contains("dropped: 0 zero-length, 0 foreign source, 0 truncated, 0 unsent, 0 by the kernel; copies dropped: 0"))
         .map(str::to_owned)
         .collect();
+    if drops > 0 {
+        dropped.push(format!(
+            "{drops} datagrams dropped by full receive queues of sockets on the ends' ports"
+        ));
+    }
     if late > 0 {
         dropped.push(format!(
             "{late} frames came through the splice only once it stopped (held until then)"
