@@ -12,6 +12,7 @@
 //! from its consumer thread, then [`Writer::finish`] with its counters.
 
 pub mod extcap;
+pub mod filter;
 mod host;
 mod output;
 mod pcapng;
