@@ -1,19 +1,26 @@
 //! `linkscope extcap`: the links of a mapping as Wireshark interfaces (the extcap protocol),
-//! and `linkscope extcap install` to put them where Wireshark looks.
+//! this host's or a remote host's over SSH, and `linkscope extcap install` to put them where
+//! Wireshark looks.
 //!
 //! Wireshark shows anything an extcap program prints on standard error as an error, so a
-//! capture that ends normally (SIGTERM from Wireshark, the fifo closed) prints nothing.
+//! capture that ends normally (SIGTERM from Wireshark, the fifo closed) prints nothing. A
+//! capture that cannot run opens the fifo first, then prints why and exits non-zero: dumpcap
+//! sees the fifo end and Wireshark shows the message, instead of waiting on a fifo nobody
+//! opens.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::capture::{Output, Writer, extcap};
+use crate::capture::extcap::{self, Remote};
+use crate::capture::filter::{Filter, Filtered};
+use crate::capture::{Output, Writer};
 use crate::splice::recorder::Recorder;
 use crate::splice::{CopyFilter, LinkConfig, Mode, Splice, SpliceConfig, copy};
 
@@ -26,16 +33,19 @@ use crate::plan::LinkNames;
 pub struct Args {
     #[command(subcommand)]
     action: Option<Action>,
-    /// The mapping.yaml whose links are offered as interfaces.
+    /// The mapping.yaml whose links are offered as interfaces (with --remote: its path on
+    /// the remote host).
     #[arg(long, value_name = "FILE")]
     mapping: Option<PathBuf>,
+    #[command(flatten)]
+    remote: RemoteArgs,
     /// List the interfaces (one per link).
     #[arg(long)]
     extcap_interfaces: bool,
     /// Wireshark's version, sent with --extcap-interfaces; the answer does not depend on it.
     #[arg(long = "extcap-version", value_name = "VERSION")]
     _extcap_version: Option<String>,
-    /// The interface asked about or captured: linkscope-LINK.
+    /// The interface asked about or captured: linkscope-LINK (linkscope-LINK@HOST remote).
     #[arg(long, value_name = "INTERFACE")]
     extcap_interface: Option<String>,
     /// List the interface's link types.
@@ -50,7 +60,9 @@ pub struct Args {
     /// Where to write the capture.
     #[arg(long, value_name = "PATH")]
     fifo: Option<PathBuf>,
-    /// A capture filter: not supported (use a display filter).
+    /// A capture filter in libpcap syntax (as dumpcap's -f). Without --capture, Wireshark's
+    /// check of the filter: nothing on standard output when it is valid, libpcap's message
+    /// when it is not.
     #[arg(long, value_name = "FILTER")]
     extcap_capture_filter: Option<String>,
     /// Bytes kept of each frame (0: whole frames).
@@ -64,6 +76,26 @@ pub struct Args {
     _debug_file: Option<PathBuf>,
 }
 
+/// How to reach a remote host's links.
+#[derive(Debug, Clone, clap::Args)]
+struct RemoteArgs {
+    /// The links are on [USER@]HOST[:PORT], reached with the system's ssh client (your keys,
+    /// agent, ProxyJump and known_hosts apply; BatchMode, so it never prompts).
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    remote: Option<String>,
+    /// linkscope on the remote host.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "linkscope",
+        requires = "remote"
+    )]
+    remote_linkscope: String,
+    /// An ssh option (`-o OPTION`, e.g. IdentityFile=~/.ssh/lab), repeatable.
+    #[arg(long, value_name = "OPTION", requires = "remote")]
+    ssh_option: Vec<String>,
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum Action {
     /// Install the extcap script for a mapping where Wireshark finds it.
@@ -72,87 +104,288 @@ enum Action {
 
 #[derive(Debug, clap::Args)]
 struct InstallArgs {
-    /// The mapping.yaml whose links Wireshark will offer.
+    /// The mapping.yaml whose links Wireshark will offer (with --remote: its path on the
+    /// remote host).
     #[arg(long, value_name = "FILE")]
     mapping: PathBuf,
-    /// Install into DIR instead of Wireshark's personal extcap folder (chosen from the
-    /// installed Wireshark's version: ~/.config/wireshark/extcap up to 4.0,
-    /// ~/.local/lib/wireshark/extcap from 4.2 on; both when no Wireshark answers).
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// Install into DIR instead of Wireshark's personal extcap folder (as `tshark -G folders`
+    /// names it; without tshark, chosen from Wireshark's version: ~/.config/wireshark/extcap
+    /// up to 4.0, ~/.local/lib/wireshark/extcap from 4.2 on; both when no Wireshark answers).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 }
 
+/// How long the remote has to answer a listing, and ssh to connect.
+const SSH_CONNECT_TIMEOUT_S: u32 = 10;
+
+/// Bytes of a remote's standard error kept to explain a failure.
+const STDERR_LIMIT: usize = 16 * 1024;
+
+/// How long a failing capture waits for Wireshark's reader to open the fifo.
+const FIFO_WAIT: Duration = Duration::from_secs(30);
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if let Some(Action::Install(install)) = args.action {
-        return run_install(&install);
+    if let Some(Action::Install(install)) = &args.action {
+        return run_install(install);
     }
-    let mapping = args
-        .mapping
-        .as_deref()
-        .ok_or_else(|| crate::Error::Argument {
-            field: "--mapping".into(),
-            message: "the extcap interfaces are the links of a mapping: give --mapping FILE \
-                  (`linkscope extcap install --mapping FILE` writes a script that does)"
-                .into(),
-        })?;
-    let links = crate::plan::load_links(mapping)?;
+    if args.capture {
+        let fifo = args.fifo.clone().context("--capture needs --fifo")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler_flag = stop.clone();
+        ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
+            .context("installing the signal handler")?;
+        // Held open until the outcome is printed: dumpcap sees the fifo end only after the
+        // message is on standard error, where Wireshark reads it.
+        let held = hold_fifo(&fifo, &stop);
+        let outcome =
+            prepare(&args).and_then(|prepared| capture(prepared, &fifo, args.snaplen, &stop));
+        let code = match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => super::report(&err),
+        };
+        drop(held);
+        return Ok(code);
+    }
+    let source = Source::new(&args)?;
     let mut out = std::io::stdout().lock();
     if args.extcap_interfaces {
-        out.write_all(extcap::interfaces(&links).as_bytes())?;
+        out.write_all(source.interfaces()?.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
     let Some(value) = args.extcap_interface.as_deref() else {
         return Err(crate::Error::Argument {
             field: "--extcap-interface".into(),
             message: "expected --extcap-interfaces, or --extcap-interface with \
-                      --extcap-dlts, --extcap-config or --capture"
+                      --extcap-dlts, --extcap-config, --extcap-capture-filter or --capture"
                 .into(),
         }
         .into());
     };
-    let link = extcap::find(&links, value)?;
+    source.link(value)?;
     if args.extcap_dlts {
         out.write_all(extcap::dlts().as_bytes())?;
     } else if args.extcap_config {
         out.write_all(extcap::config().as_bytes())?;
-    } else if args.capture {
-        if args
-            .extcap_capture_filter
-            .as_deref()
-            .is_some_and(|f| !f.is_empty())
-        {
-            return Err(crate::Error::Argument {
-                field: "capture filter".into(),
-                message: "linkscope captures every frame of a link; use a display filter".into(),
-            }
-            .into());
+    } else if let Some(expression) = &args.extcap_capture_filter {
+        // Wireshark's filter check: an empty answer is valid; otherwise its first line is
+        // the reason, shown under the filter field. Either way the check itself succeeded.
+        if let Err(err) = check_filter(
+            matches!(source, Source::Remote { .. }),
+            expression,
+            args.snaplen,
+        ) {
+            writeln!(out, "{}", one_line(&err))?;
         }
-        let fifo = args.fifo.as_deref().context("--capture needs --fifo")?;
-        drop(out);
-        capture(link, fifo, args.snaplen)?;
     } else {
         return Err(crate::Error::Argument {
             field: "--extcap-interface".into(),
-            message: "expected --extcap-dlts, --extcap-config or --capture with it".into(),
+            message: "expected --extcap-dlts, --extcap-config, --extcap-capture-filter or \
+                      --capture with it"
+                .into(),
         }
         .into());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Splices the link (steal mode) and writes its frames as pcapng to `fifo` until SIGTERM
-/// (Wireshark stopping) or until the reader closes the fifo.
-fn capture(link: &crate::plan::Link, fifo: &Path, snaplen: u32) -> anyhow::Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let handler_flag = stop.clone();
-    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
-        .context("installing the signal handler")?;
+/// Where the interfaces come from: this host's mapping, or a remote host's over SSH.
+enum Source {
+    Local(Vec<crate::plan::Link>),
+    Remote {
+        remote: Remote,
+        args: RemoteArgs,
+        mapping: PathBuf,
+    },
+}
+
+impl Source {
+    fn new(args: &Args) -> anyhow::Result<Source> {
+        let mapping = args
+            .mapping
+            .as_deref()
+            .ok_or_else(|| crate::Error::Argument {
+                field: "--mapping".into(),
+                message: "the extcap interfaces are the links of a mapping: give --mapping \
+                          FILE (`linkscope extcap install --mapping FILE` writes a script \
+                          that does)"
+                    .into(),
+            })?;
+        Ok(match &args.remote.remote {
+            None => Source::Local(crate::plan::load_links(mapping)?),
+            Some(spec) => Source::Remote {
+                remote: Remote::parse(spec, "--remote")?,
+                args: args.remote.clone(),
+                mapping: mapping.to_owned(),
+            },
+        })
+    }
+
+    /// The `--extcap-interfaces` answer.
+    fn interfaces(&self) -> anyhow::Result<String> {
+        match self {
+            Source::Local(links) => Ok(extcap::interfaces(links)),
+            Source::Remote {
+                remote,
+                args,
+                mapping,
+            } => {
+                let listing = remote_listing(remote, args, mapping)?;
+                Ok(extcap::remote_interfaces(&listing, &remote.host))
+            }
+        }
+    }
+
+    /// The link an interface value names (checked against the mapping for this host's).
+    fn link(&self, value: &str) -> crate::Result<String> {
+        match self {
+            Source::Local(links) => extcap::find(links, value).map(|l| l.name.clone()),
+            Source::Remote { remote, .. } => extcap::remote_link(value, &remote.host)
+                .map(str::to_owned)
+                .ok_or_else(|| crate::Error::Argument {
+                    field: "--extcap-interface".into(),
+                    message: format!(
+                        "{value:?} is not an interface of {} (expected {})",
+                        remote.host,
+                        extcap::remote_value("LINK", &remote.host)
+                    ),
+                }),
+        }
+    }
+}
+
+/// Compiles a capture filter for the check call. For a remote host, libpcap missing here is
+/// no verdict: the remote compiles the filter again when the capture starts.
+fn check_filter(remote: bool, expression: &str, snaplen: u32) -> crate::Result<()> {
+    match Filter::compile(expression, snaplen) {
+        Err(crate::Error::Libpcap(_)) if remote => Ok(()),
+        outcome => outcome.map(drop),
+    }
+}
+
+/// An error's message on one line, for Wireshark's filter field.
+fn one_line(err: &crate::Error) -> String {
+    err.to_string().replace(['\n', '\r'], " ")
+}
+
+/// Everything a capture needs, checked before the fifo is touched.
+enum Prepared {
+    Local {
+        link: crate::plan::Link,
+        filter: Option<Filter>,
+    },
+    Remote {
+        remote: Remote,
+        args: RemoteArgs,
+        mapping: PathBuf,
+        link: String,
+        filter: Option<String>,
+    },
+}
+
+fn prepare(args: &Args) -> anyhow::Result<Prepared> {
+    let source = Source::new(args)?;
+    let value = args
+        .extcap_interface
+        .as_deref()
+        .context("--capture needs --extcap-interface")?;
+    let link = source.link(value)?;
+    let expression = args
+        .extcap_capture_filter
+        .as_deref()
+        .filter(|f| !f.trim().is_empty());
+    Ok(match source {
+        Source::Local(links) => Prepared::Local {
+            link: links
+                .into_iter()
+                .find(|l| l.name == link)
+                .context("the link vanished from the mapping")?,
+            filter: expression
+                .map(|e| Filter::compile(e, args.snaplen))
+                .transpose()?,
+        },
+        Source::Remote {
+            remote,
+            args: remote_args,
+            mapping,
+        } => {
+            if let Some(expression) = expression {
+                check_filter(true, expression, args.snaplen)?;
+            }
+            Prepared::Remote {
+                remote,
+                args: remote_args,
+                mapping,
+                link,
+                filter: expression.map(str::to_owned),
+            }
+        }
+    })
+}
+
+/// Opens the fifo for writing, waiting up to [`FIFO_WAIT`] for its reader (dumpcap) to open
+/// it; a stop request ends the wait. None when the reader never came.
+fn hold_fifo(fifo: &Path, stop: &AtomicBool) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let start = Instant::now();
+    while start.elapsed() < FIFO_WAIT && !stop.load(Ordering::SeqCst) {
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo);
+        match opened {
+            Ok(file) => return Some(file),
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+fn capture(
+    prepared: Prepared,
+    fifo: &Path,
+    snaplen: u32,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    match prepared {
+        Prepared::Local { link, filter } => capture_local(&link, filter, fifo, snaplen, stop),
+        Prepared::Remote {
+            remote,
+            args,
+            mapping,
+            link,
+            filter,
+        } => {
+            let command =
+                remote_capture_command(&args, &mapping, &link, snaplen, filter.as_deref());
+            capture_remote(&remote, &args, &command, fifo, stop)
+        }
+    }
+}
+
+/// Splices the link (steal mode) and writes its frames (those `filter` passes) as pcapng to
+/// `fifo` until SIGTERM (Wireshark stopping) or until the reader closes the fifo.
+fn capture_local(
+    link: &crate::plan::Link,
+    filter: Option<Filter>,
+    fifo: &Path,
+    snaplen: u32,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<()> {
     let (interfaces, _) = capture_layout(&[LinkNames::planned(link)], snaplen);
-    let comment = format!("linkscope extcap capture of {}", link.name);
+    let mut comment = format!("linkscope extcap capture of {}", link.name);
+    if let Some(filter) = &filter {
+        comment.push_str(&format!(", capture filter {:?}", filter.expression()));
+    }
     let writer = Writer::create(&Output::File(fifo.to_owned()), &comment, &interfaces)?;
     let (sender, receiver) = copy::channel(copy::DEFAULT_CAPACITY);
-    let consumer = copy::spawn(receiver, Recorder::new(writer, None, None), stop.clone())
-        .context("starting the capture thread")?;
+    let recorder = Filtered::new(Recorder::new(writer, None, None), filter);
+    let consumer =
+        copy::spawn(receiver, recorder, stop.clone()).context("starting the capture thread")?;
     let config = SpliceConfig {
         links: vec![LinkConfig {
             name: link.name.clone(),
@@ -172,45 +405,267 @@ fn capture(link: &crate::plan::Link, fifo: &Path, snaplen: u32) -> anyhow::Resul
         .join()
         .map_err(|_| anyhow::anyhow!("the capture thread panicked"))?;
     outcome?;
-    recorder.finish(&stats)?;
+    recorder.into_inner().finish(&stats)?;
     Ok(())
 }
 
+/// `ssh` to `remote` in batch mode (never a prompt), with the user's options.
+fn ssh(remote: &Remote, args: &RemoteArgs) -> Command {
+    let mut command = Command::new("ssh");
+    command
+        .args(["-o", "BatchMode=yes"])
+        .arg("-o")
+        .arg(format!("ConnectTimeout={SSH_CONNECT_TIMEOUT_S}"));
+    if let Some(port) = remote.port {
+        command.arg("-p").arg(port.to_string());
+    }
+    for option in &args.ssh_option {
+        command.arg("-o").arg(option);
+    }
+    command.arg("--").arg(&remote.destination);
+    command
+}
+
+/// A command line for the remote shell, each word quoted.
+fn remote_words(words: &[&str]) -> String {
+    words
+        .iter()
+        .map(|w| extcap::shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The remote's `--extcap-interfaces` answer for its mapping.
+fn remote_listing(remote: &Remote, args: &RemoteArgs, mapping: &Path) -> anyhow::Result<String> {
+    let mapping = mapping.to_string_lossy();
+    let words = [
+        args.remote_linkscope.as_str(),
+        "extcap",
+        "--mapping",
+        &mapping,
+        "--extcap-interfaces",
+    ];
+    let output = ssh(remote, args)
+        .arg(remote_words(&words))
+        .stdin(Stdio::null())
+        .output()
+        .context("running ssh (Debian package openssh-client)")?;
+    if !output.status.success() {
+        return Err(remote_failure(remote, args, output.status, &output.stderr));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Why a remote command failed, from ssh's exit status and standard error.
+fn remote_failure(
+    remote: &Remote,
+    args: &RemoteArgs,
+    status: std::process::ExitStatus,
+    stderr: &[u8],
+) -> anyhow::Error {
+    let said = String::from_utf8_lossy(stderr).trim().replace('\n', "; ");
+    let hint = match status.code() {
+        Some(255) => " (ssh could not log in: check the key, the user and known_hosts; \
+                      ssh runs with BatchMode=yes, so it never asks for a password)"
+            .to_owned(),
+        Some(127) => format!(
+            " ({:?} is not on the remote's PATH: install linkscope there, or give \
+             `extcap install --remote-linkscope PATH`)",
+            args.remote_linkscope
+        ),
+        _ => String::new(),
+    };
+    anyhow::anyhow!("{} ({status}): {said}{hint}", remote.destination)
+}
+
+/// The remote shell's capture command: `linkscope splice … -w -` in the background, ended
+/// when our side of the connection goes away (standard input reaches its end), so a link is
+/// handed back even when no frame crosses it; the script exits with the splice's status.
+fn remote_capture_command(
+    args: &RemoteArgs,
+    mapping: &Path,
+    link: &str,
+    snaplen: u32,
+    filter: Option<&str>,
+) -> String {
+    let mapping = mapping.to_string_lossy();
+    let snaplen = snaplen.to_string();
+    let mut words = vec![
+        args.remote_linkscope.as_str(),
+        "splice",
+        "--mapping",
+        &mapping,
+        "--link",
+        link,
+        "-w",
+        "-",
+        "-q",
+        "--no-measure",
+        "-s",
+        &snaplen,
+    ];
+    if let Some(filter) = filter {
+        words.extend(["-f", filter]);
+    }
+    let script = format!(
+        "exec 3<&0; {} <&- 3<&- & p=$!; \
+         (cat >/dev/null; kill -TERM $p) <&3 >/dev/null 2>&1 & \
+         wait $p",
+        remote_words(&words)
+    );
+    remote_words(&["sh", "-c", &script])
+}
+
+/// Runs the remote capture with ssh's standard output on the fifo until SIGTERM (Wireshark
+/// stopping) or until ssh ends; a failed ssh (refused login, no linkscope there, a bad link)
+/// is reported with what ssh and the remote said.
+fn capture_remote(
+    remote: &Remote,
+    args: &RemoteArgs,
+    command: &str,
+    fifo: &Path,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let out = File::options()
+        .write(true)
+        .open(fifo)
+        .map_err(|source| crate::Error::Io {
+            path: fifo.to_owned(),
+            source,
+        })?;
+    let mut child = ssh(remote, args)
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running ssh (Debian package openssh-client)")?;
+    let stderr = child.stderr.take().context("ssh's standard error")?;
+    let said = std::thread::spawn(move || keep_tail(stderr, STDERR_LIMIT));
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if stop.load(Ordering::SeqCst) {
+            end(&mut child);
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let said = said.join().unwrap_or_default();
+    match status {
+        Some(status) if !status.success() => Err(remote_failure(remote, args, status, &said)),
+        _ => Ok(()),
+    }
+}
+
+/// Ends ssh: the connection closes, and the remote script stops the splice.
+fn end(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Reads `from` to its end, keeping at most the last `limit` bytes.
+fn keep_tail(mut from: impl Read, limit: usize) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = from.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        kept.extend_from_slice(&buffer[..n]);
+        if kept.len() > limit {
+            kept.drain(..kept.len() - limit);
+        }
+    }
+    kept
+}
+
 fn run_install(args: &InstallArgs) -> anyhow::Result<ExitCode> {
-    crate::plan::load_links(&args.mapping)?;
-    let mapping = std::fs::canonicalize(&args.mapping).map_err(|source| crate::Error::Io {
-        path: args.mapping.clone(),
-        source,
-    })?;
     let linkscope = std::env::current_exe().context("locating the linkscope binary")?;
+    let (remote, mapping) = match &args.remote.remote {
+        None => {
+            crate::plan::load_links(&args.mapping)?;
+            let mapping =
+                std::fs::canonicalize(&args.mapping).map_err(|source| crate::Error::Io {
+                    path: args.mapping.clone(),
+                    source,
+                })?;
+            (None, mapping)
+        }
+        Some(spec) => {
+            let remote = Remote::parse(spec, "--remote")?;
+            // The remote answers now, or the install says why, not Wireshark later.
+            remote_listing(&remote, &args.remote, &args.mapping)?;
+            (Some(remote), args.mapping.clone())
+        }
+    };
+    let mut script_args = vec![
+        "--mapping".to_owned(),
+        mapping.to_string_lossy().into_owned(),
+    ];
+    if let Some(spec) = &args.remote.remote {
+        script_args.extend(["--remote".to_owned(), spec.clone()]);
+        script_args.extend([
+            "--remote-linkscope".to_owned(),
+            args.remote.remote_linkscope.clone(),
+        ]);
+        for option in &args.remote.ssh_option {
+            script_args.extend(["--ssh-option".to_owned(), option.clone()]);
+        }
+    }
+    let script = extcap::script(&linkscope, &script_args);
+    let name = extcap::script_name(remote.as_ref());
     let dirs = match &args.dir {
         Some(dir) => vec![dir.clone()],
-        None => {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .context("HOME is not set: give --dir")?;
-            let config_home = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from);
-            extcap::install_dirs(&home, config_home.as_deref(), installed_wireshark())
-        }
+        None => personal_dirs()?,
     };
     let mut out = std::io::stdout().lock();
     for dir in dirs {
-        let path = extcap::install(&dir, &linkscope, &mapping)?;
+        let path = extcap::install(&dir, &name, &script)?;
         writeln!(out, "installed {}", path.display())?;
     }
+    let whose = remote
+        .as_ref()
+        .map_or_else(String::new, |r| format!(" on {}", r.host));
     writeln!(
         out,
-        "restart Wireshark (or run `tshark -D`): the links of {} appear as linkscope-LINK",
-        mapping.display()
+        "restart Wireshark (or run `tshark -D`): the links of {}{whose} appear as \
+         linkscope-LINK{}",
+        mapping.display(),
+        remote
+            .as_ref()
+            .map_or_else(String::new, |r| format!("@{}", r.host))
     )?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The version of the Wireshark installed here, from `tshark --version` or
-/// `wireshark --version`.
+/// Wireshark's personal extcap folder(s): as the installed tshark names it, else from the
+/// installed Wireshark's version, else both folders Wireshark versions use.
+fn personal_dirs() -> anyhow::Result<Vec<PathBuf>> {
+    let folders = Command::new("tshark")
+        .args(["-G", "folders"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| extcap::personal_dir(&String::from_utf8_lossy(&o.stdout)));
+    if let Some(dir) = folders {
+        return Ok(vec![dir]);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .context("HOME is not set: give --dir")?;
+    let config_home = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from);
+    Ok(extcap::install_dirs(
+        &home,
+        config_home.as_deref(),
+        installed_wireshark(),
+    ))
+}
+
+/// The version of the Wireshark installed here, from `wireshark --version`.
 fn installed_wireshark() -> Option<(u32, u32)> {
-    ["tshark", "wireshark"].into_iter().find_map(|program| {
-        let output = Command::new(program).arg("--version").output().ok()?;
-        extcap::wireshark_version(&String::from_utf8_lossy(&output.stdout))
-    })
+    let output = Command::new("wireshark").arg("--version").output().ok()?;
+    extcap::wireshark_version(&String::from_utf8_lossy(&output.stdout))
 }
