@@ -1,6 +1,8 @@
 //! `linkscope extcap`: the extcap protocol's answers, `extcap install` found by tshark
 //! (`tshark -D`), a capture through tshark on an emulated link, and `--capture --fifo`
-//! stopped by SIGTERM (Wireshark's way) leaving a complete pcapng and the link handed back.
+//! stopped by SIGTERM (Wireshark's way) leaving a complete pcapng and the link handed back;
+//! capture filters through tshark (`-f`), Wireshark's filter check, and an invalid filter
+//! ending tshark with libpcap's message instead of a hang.
 
 mod capture_support;
 mod support;
@@ -9,7 +11,7 @@ use support::process::{Running, linkscope};
 
 use std::io::Read;
 use std::net::UdpSocket;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +50,19 @@ impl Lab {
 
     fn mapping(&self) -> std::path::PathBuf {
         self.dir.path().join("mapping.yaml")
+    }
+
+    /// Installs the extcap into a fresh HOME for Wireshark (tshark finds the personal extcap
+    /// folder from $HOME) and returns that HOME.
+    fn install(&self) -> PathBuf {
+        let home = self.dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        run(linkscope()
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .args(["extcap", "install", "--mapping"])
+            .arg(self.mapping()));
+        home
     }
 
     /// Sends `frame` from `from` to `to` until `to` gets a copy whose source tells whether
@@ -288,4 +303,284 @@ fn tshark_lists_and_captures_the_installed_interfaces() {
             .join(".config/wireshark/extcap/linkscope")
             .exists()
     );
+}
+
+/// tshark with the temporary HOME the extcap was installed into.
+fn tshark(home: &Path) -> Command {
+    let mut command = Command::new("tshark");
+    command.env("HOME", home).env_remove("XDG_CONFIG_HOME");
+    command
+}
+
+/// An 802.1D configuration BPDU from `src`, as a bridge sends it (LLC, 01:80:c2:00:00:00).
+fn stp_frame(src: [u8; 6]) -> Vec<u8> {
+    let mut frame = vec![0x01, 0x80, 0xc2, 0, 0, 0];
+    frame.extend(src);
+    frame.extend([0, 38, 0x42, 0x42, 0x03]);
+    // Protocol 0, version 0, type config, flags, root id, cost, bridge id, port, timers.
+    frame.extend([0, 0, 0, 0, 0x80, 0]);
+    frame.extend(src);
+    frame.extend([0, 0, 0, 0, 0x80, 0]);
+    frame.extend(src);
+    frame.extend([0x80, 0x01, 0, 0, 0x14, 0, 0x02, 0, 0x0f, 0]);
+    frame.resize(60, 0);
+    frame
+}
+
+fn is_stp(frame: &[u8]) -> bool {
+    frame.starts_with(&[0x01, 0x80, 0xc2, 0, 0, 0])
+}
+
+/// Both ends send an STP frame and a numbered frame every 20 ms until stopped, and record
+/// what reached the other end through the splice (from an address that is not the sender's).
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Vec<u8>>>,
+}
+
+impl Traffic {
+    fn start(lab: &Lab) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, b) = (lab.a.try_clone().unwrap(), lab.b.try_clone().unwrap());
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            a.set_nonblocking(true).unwrap();
+            b.set_nonblocking(true).unwrap();
+            let (to_a, to_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+            let mut spliced = Vec::new();
+            let mut buf = [0u8; 2048];
+            let mut drain = |socket: &UdpSocket, peer, spliced: &mut Vec<Vec<u8>>| {
+                while let Ok((n, source)) = socket.recv_from(&mut buf) {
+                    if source != peer {
+                        spliced.push(buf[..n].to_vec());
+                    }
+                }
+            };
+            let mut sequence = 0;
+            while !flag.load(Ordering::SeqCst) {
+                for (from, to, mac) in [
+                    (&a, to_b, [2, 0, 0, 0, 0, 0xa]),
+                    (&b, to_a, [2, 0, 0, 0, 0, 0xb]),
+                ] {
+                    from.send_to(&stp_frame(mac), to).unwrap();
+                    sequence += 1;
+                    from.send_to(&frame(sequence, 80), to).unwrap();
+                }
+                drain(&b, to_a, &mut spliced);
+                drain(&a, to_b, &mut spliced);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            drain(&b, to_a, &mut spliced);
+            drain(&a, to_b, &mut spliced);
+            spliced
+        });
+        Traffic { stop, thread }
+    }
+
+    /// Stops sending; the frames that crossed the splice.
+    fn stop(self) -> Vec<Vec<u8>> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
+}
+
+/// The frames of a capture file, with the interface each came in on.
+fn captured(file: &Path) -> Vec<(u32, Vec<u8>)> {
+    capture_support::blocks(file)
+        .into_iter()
+        .filter_map(|block| match block {
+            Block::EnhancedPacket(epb) => Some((epb.interface_id, epb.data.to_vec())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// libpcap loads (tshark's own dependency), or the test is skipped with the reason printed
+/// (a failure under LINKSCOPE_REQUIRE_LAB=1).
+fn have_libpcap(test: &str) -> bool {
+    let loads = linkscope::capture::filter::Filter::compile("udp", 0).is_ok();
+    if !loads {
+        let reason = format!("{test}: skipped: libpcap does not load (Debian package libpcap0.8)");
+        assert!(
+            std::env::var("LINKSCOPE_REQUIRE_LAB").as_deref() != Ok("1"),
+            "{reason}, and LINKSCOPE_REQUIRE_LAB=1 requires it"
+        );
+        eprintln!("{reason}");
+    }
+    loads
+}
+
+#[test]
+fn the_filter_check_answers_as_wireshark_expects() {
+    if !have_libpcap("the_filter_check_answers_as_wireshark_expects") {
+        return;
+    }
+    let lab = Lab::new();
+    // As Wireshark 4.0 (extcap.c, extcap_verify_capture_filter) and later call it: no
+    // --capture; exit 0 either way; nothing on stdout means valid, else its first line is the
+    // message shown under the filter field.
+    let check = |filter: &str| {
+        linkscope()
+            .arg("extcap")
+            .arg("--mapping")
+            .arg(lab.mapping())
+            .args(["--extcap-capture-filter", filter])
+            .args(["--extcap-interface", "linkscope-100:2-102:1"])
+            .output()
+            .unwrap()
+    };
+    for valid in [
+        "not stp",
+        "udp port 53 or ether proto 0x88cc",
+        "vlan 100 and arp",
+        "",
+    ] {
+        let out = check(valid);
+        assert!(out.status.success(), "{valid:?}: {out:?}");
+        assert_eq!(out.stdout, b"", "{valid:?} is valid");
+        assert_eq!(out.stderr, b"", "{valid:?}");
+    }
+    for invalid in ["udp port", "not stp and", "ether host 1:2:3"] {
+        let out = check(invalid);
+        assert!(out.status.success(), "{invalid:?}: {out:?}");
+        let said = String::from_utf8(out.stdout).unwrap();
+        let first = said.lines().next().unwrap_or_default();
+        assert!(first.contains(invalid), "{invalid:?}: {said:?}");
+        assert!(
+            first.contains("syntax error")
+                || first.contains("bogus")
+                || first.contains("ethernet address"),
+            "libpcap's own message for {invalid:?}: {said:?}"
+        );
+    }
+}
+
+#[test]
+fn tshark_capture_filter_drops_stp_and_keeps_every_other_frame() {
+    let test = "tshark_capture_filter_drops_stp_and_keeps_every_other_frame";
+    if !have("tshark", test) || !have_libpcap(test) {
+        return;
+    }
+    let lab = Lab::new();
+    let home = lab.install();
+    let file = lab.dir.path().join("filtered.pcapng");
+    let traffic = Traffic::start(&lab);
+    let tshark = tshark(&home)
+        .args([
+            "-i",
+            "linkscope-100:2-102:1",
+            "-f",
+            "not stp",
+            "-a",
+            "duration:3",
+            "-w",
+        ])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(tshark);
+    let status = wait_exit(&mut running.0, DEADLINE, "tshark did not stop after 3 s");
+    let spliced = traffic.stop();
+    let mut err = String::new();
+    running
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(!err.contains("Error by extcap pipe"), "{err}");
+
+    let frames = captured(&file);
+    assert!(
+        spliced.iter().any(|f| is_stp(f)),
+        "STP crossed the splice, so the filter had STP to drop"
+    );
+    assert!(
+        !frames.iter().any(|(_, f)| is_stp(f)),
+        "no STP in the capture"
+    );
+    let mut expected: Vec<u32> = spliced
+        .iter()
+        .filter(|f| !is_stp(f))
+        .map(|f| capture_support::sequence_of(f))
+        .collect();
+    let mut got: Vec<u32> = frames
+        .iter()
+        .map(|(_, f)| capture_support::sequence_of(f))
+        .collect();
+    expected.sort_unstable();
+    got.sort_unstable();
+    assert!(!got.is_empty());
+    // tshark stops reading when its 3 s are up, a moment before it stops the extcap: frames
+    // spliced in that moment reach no file. Up to the last frame captured, every frame but
+    // STP that crossed the splice is there.
+    let last = *got.last().unwrap();
+    expected.retain(|s| *s <= last);
+    assert_eq!(
+        got, expected,
+        "every frame but STP that crossed the splice is captured"
+    );
+    assert!(
+        frames.iter().any(|(i, _)| *i == 0) && frames.iter().any(|(i, _)| *i == 1),
+        "both ends"
+    );
+    let protocols = support::wireshark::tshark_fields(&file, &[], &["frame.protocols"]);
+    assert!(
+        protocols.iter().all(|p| !p[0].contains("stp")),
+        "{protocols:?}"
+    );
+}
+
+#[test]
+fn an_invalid_filter_ends_tshark_with_libpcaps_message() {
+    let test = "an_invalid_filter_ends_tshark_with_libpcaps_message";
+    if !have("tshark", test) || !have_libpcap(test) {
+        return;
+    }
+    let lab = Lab::new();
+    let home = lab.install();
+    let started = Instant::now();
+    let tshark = tshark(&home)
+        .args([
+            "-i",
+            "linkscope-100:2-102:1",
+            "-f",
+            "udp port",
+            "-a",
+            "duration:30",
+            "-w",
+        ])
+        .arg(lab.dir.path().join("never.pcapng"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(tshark);
+    let status = wait_exit(
+        &mut running.0,
+        Duration::from_secs(2),
+        "tshark still waits 2 s after starting with an invalid capture filter",
+    );
+    eprintln!("tshark ended after {:?}", started.elapsed());
+    let mut err = String::new();
+    running
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success(), "{status}: {err}");
+    assert!(err.contains("Error by extcap pipe"), "{err}");
+    assert!(
+        err.contains("\"udp port\": can't parse filter expression: syntax error"),
+        "{err}"
+    );
+    // The link was never stolen.
+    lab.until(&lab.a, &lab.b, &frame(1, 60), false);
 }

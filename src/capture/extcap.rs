@@ -396,7 +396,7 @@ mod tests {
         assert!(text.starts_with("#!/bin/sh\n"));
         assert!(
             text.ends_with(
-                "exec '/opt/link scope' extcap --mapping '/labs/it'\\''s.yaml' \"$@\"\n"
+                "exec '/opt/link scope' extcap '--mapping' '/labs/it'\\''s.yaml' \"$@\"\n"
             ),
             "{text}"
         );
