@@ -94,6 +94,10 @@ struct RemoteArgs {
     /// An ssh option (`-o OPTION`, e.g. IdentityFile=~/.ssh/lab), repeatable.
     #[arg(long, value_name = "OPTION", requires = "remote")]
     ssh_option: Vec<String>,
+    /// The remote's interfaces as `extcap install` read them, answered without ssh, so
+    /// Wireshark starts at once even when the remote is unreachable.
+    #[arg(long, value_name = "LISTING", requires = "remote", hide = true)]
+    remote_listing: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -231,7 +235,10 @@ impl Source {
                 args,
                 mapping,
             } => {
-                let listing = remote_listing(remote, args, mapping)?;
+                let listing = match &args.remote_listing {
+                    Some(listing) => listing.clone(),
+                    None => remote_listing(remote, args, mapping)?,
+                };
                 Ok(extcap::remote_interfaces(&listing, &remote.host))
             }
         }
@@ -595,9 +602,10 @@ fn run_install(args: &InstallArgs) -> anyhow::Result<ExitCode> {
         }
         Some(spec) => {
             let remote = Remote::parse(spec, "--remote")?;
-            // The remote answers now, or the install says why, not Wireshark later.
-            remote_listing(&remote, &args.remote, &args.mapping)?;
-            (Some(remote), args.mapping.clone())
+            // The remote answers now, or the install says why, not Wireshark later; its
+            // interfaces go into the script (install again when the mapping changes).
+            let listing = remote_listing(&remote, &args.remote, &args.mapping)?;
+            (Some((remote, listing)), args.mapping.clone())
         }
     };
     let mut script_args = vec![
@@ -614,6 +622,10 @@ fn run_install(args: &InstallArgs) -> anyhow::Result<ExitCode> {
             script_args.extend(["--ssh-option".to_owned(), option.clone()]);
         }
     }
+    if let Some((_, listing)) = &remote {
+        script_args.extend(["--remote-listing".to_owned(), listing.clone()]);
+    }
+    let remote = remote.map(|(remote, _)| remote);
     let script = extcap::script(&linkscope, &script_args);
     let name = extcap::script_name(remote.as_ref());
     let dirs = match &args.dir {
