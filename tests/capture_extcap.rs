@@ -438,6 +438,18 @@ fn tshark_capture_filter_drops_stp_and_keeps_every_other_frame() {
         protocols.iter().all(|p| !p[0].contains("stp")),
         "{protocols:?}"
     );
+    // What Wireshark shows of the interfaces (Capture File Properties): a description read
+    // at a glance, the details in the comment, the capture filter.
+    let info = run(Command::new("capinfos").arg(&file));
+    for wanted in [
+        "Description = vm100:eth2 \u{21c4} vm102:eth1 on link 100:2-102:1\n",
+        "Description = vm102:eth1 \u{21c4} vm100:eth2 on link 100:2-102:1\n",
+        "Comment = end A of link 100:2-102:1, A ",
+        "Comment = end B of link 100:2-102:1, A ",
+        "Filter string = not stp\n",
+    ] {
+        assert!(info.contains(wanted), "{wanted:?} in {info}");
+    }
 }
 
 #[test]

@@ -383,11 +383,12 @@ fn capture_local(
     snaplen: u32,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    let (interfaces, _) = capture_layout(&[LinkNames::planned(link)], snaplen);
-    let mut comment = format!("linkscope extcap capture of {}", link.name);
-    if let Some(filter) = &filter {
-        comment.push_str(&format!(", capture filter {:?}", filter.expression()));
-    }
+    let (interfaces, _) = capture_layout(
+        &[LinkNames::planned(link)],
+        snaplen,
+        filter.as_ref().map(|f| f.expression()),
+    );
+    let comment = format!("linkscope extcap capture of {}", link.name);
     let writer = Writer::create(&Output::File(fifo.to_owned()), &comment, &interfaces)?;
     let (sender, receiver) = copy::channel(copy::DEFAULT_CAPACITY);
     let recorder = Filtered::new(Recorder::new(writer, None, None), filter);

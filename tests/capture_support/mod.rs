@@ -31,6 +31,7 @@ pub fn interface(name: &str, description: &str, snaplen: u32) -> Interface {
         name: name.into(),
         description: description.into(),
         snaplen,
+        ..Interface::default()
     }
 }
 
