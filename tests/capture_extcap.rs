@@ -112,9 +112,23 @@ fn answers_the_extcap_protocol() {
         ask(&[&iface[..], &["--extcap-dlts"]].concat()),
         "dlt {number=1}{name=EN10MB}{display=Ethernet}\n"
     );
-    assert!(
-        ask(&[&iface[..], &["--extcap-config"]].concat())
-            .starts_with("arg {number=0}{call=--snaplen}")
+    let config = ask(&[&iface[..], &["--extcap-config"]].concat());
+    let calls: Vec<&str> = config
+        .lines()
+        .map(|l| l.split("{call=").nth(1).unwrap().split('}').next().unwrap())
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "--snaplen",
+            "--expect",
+            "--expect-timeout",
+            "--measure",
+            "--report",
+            "--stats-interval",
+            "--host-mtu"
+        ],
+        "{config}"
     );
 
     let unknown = linkscope()
@@ -502,4 +516,143 @@ fn an_invalid_filter_ends_tshark_with_libpcaps_message() {
     );
     // The link was never stolen.
     lab.until(&lab.a, &lab.b, &frame(1, 60), false);
+}
+
+/// Runs `linkscope extcap --capture` for the lab's first link with `args`, reading the fifo
+/// as dumpcap does; returns the extcap (still running or not) and the reader's thread.
+fn extcap_capture(lab: &Lab, args: &[&str]) -> (Running, std::thread::JoinHandle<Vec<u8>>) {
+    let fifo = lab.dir.path().join("fifo");
+    run(Command::new("mkfifo").arg(&fifo));
+    let child = linkscope()
+        .arg("extcap")
+        .arg("--mapping")
+        .arg(lab.mapping())
+        .args(["--capture", "--extcap-interface", "linkscope-100:2-102:1"])
+        .args(args)
+        .arg("--fifo")
+        .arg(&fifo)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        std::fs::File::open(fifo)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        bytes
+    });
+    (Running(child), reader)
+}
+
+fn stderr_of(running: &mut Running) -> String {
+    let mut err = String::new();
+    running
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
+#[test]
+fn the_dialogs_expect_ends_the_capture_naming_what_never_came() {
+    let lab = Lab::new();
+    let (mut running, reader) = extcap_capture(
+        &lab,
+        &[
+            "--expect",
+            "lldp:a>b",
+            "--expect-timeout",
+            "1",
+            "--stats-interval",
+            "1",
+        ],
+    );
+    let status = wait_exit(&mut running.0, DEADLINE, "--expect never timed out");
+    let err = stderr_of(&mut running);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "only the verdict reaches Wireshark's dialog: {err}"
+    );
+    assert!(
+        err.starts_with("expect: FAILED: never seen in ")
+            && err.contains("lldp a>b (vm100:eth2 > vm102:eth1) on 100:2-102:1"),
+        "{err}"
+    );
+    // The reader got a whole (empty) capture and its end.
+    let bytes = reader.join().unwrap();
+    assert!(PcapNgReader::new(&bytes[..]).is_ok());
+    lab.until(&lab.a, &lab.b, &frame(1, 60), false);
+}
+
+#[test]
+fn the_dialogs_measurements_go_into_the_report_file() {
+    let lab = Lab::new();
+    let report = lab.dir.path().join("report.json");
+    let report_arg = report.to_string_lossy().into_owned();
+    let (mut running, reader) = extcap_capture(
+        &lab,
+        &[
+            "--measure",
+            "--report",
+            &report_arg,
+            "--stats-interval",
+            "0.2",
+            "--host-mtu",
+            "1400",
+        ],
+    );
+    lab.until(&lab.a, &lab.b, &frame(1, 60), true);
+    lab.until(&lab.b, &lab.a, &frame(2, 1500), true);
+    std::thread::sleep(Duration::from_millis(500));
+    let status = Command::new("kill")
+        .args(["-TERM", &running.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = wait_exit(&mut running.0, DEADLINE, "extcap ignored SIGTERM");
+    let err = stderr_of(&mut running);
+    assert!(status.success(), "{status}: {err}");
+    assert_eq!(
+        err, "",
+        "Wireshark shows any standard error output as an error"
+    );
+    assert!(!reader.join().unwrap().is_empty());
+    let text = std::fs::read_to_string(&report).unwrap();
+    let reports: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        reports.len() >= 2,
+        "one object per interval, then the final one: {text}"
+    );
+    let last = reports.last().unwrap();
+    assert_eq!(last["links"][0]["name"], "100:2-102:1");
+    assert_eq!(last["links"][0]["host_mtu"], 1400);
+    assert_eq!(
+        last["links"][0]["directions"].as_array().unwrap().len(),
+        2,
+        "{last}"
+    );
+}
+
+#[test]
+fn measuring_without_a_report_file_is_explained_in_wireshark() {
+    let lab = Lab::new();
+    let (mut running, reader) = extcap_capture(&lab, &["--measure"]);
+    let status = wait_exit(&mut running.0, DEADLINE, "the extcap hung");
+    let err = stderr_of(&mut running);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--measure: the measurements go into a JSON report"),
+        "{err}"
+    );
+    // dumpcap's read of the fifo ended: no hang.
+    assert!(reader.join().unwrap().is_empty());
 }

@@ -147,10 +147,31 @@ pub fn dlts() -> &'static str {
     "dlt {number=1}{name=EN10MB}{display=Ethernet}\n"
 }
 
-/// `--extcap-config`: the options Wireshark offers in the interface's dialog.
+/// `--extcap-config`: the options Wireshark offers in the interface's dialog (Capture
+/// Options, the gear beside the interface), grouped in tabs; each reaches the splice that
+/// captures the link.
 pub fn config() -> &'static str {
-    "arg {number=0}{call=--snaplen}{display=Snapshot length}{type=unsigned}{default=0}\
-     {tooltip=Bytes kept of each frame; 0 keeps frames whole}\n"
+    concat!(
+        "arg {number=0}{call=--snaplen}{display=Snapshot length}{type=unsigned}{default=0}",
+        "{tooltip=Bytes kept of each frame; 0 keeps frames whole}{group=Capture}\n",
+        "arg {number=1}{call=--expect}{display=Expect control protocols}{type=string}",
+        "{placeholder=lldp,stp:a>b}{tooltip=End the capture once these have crossed the link ",
+        "(lldp, stp, lacp, each optionally :a>b or :b>a), or fail naming what never came}",
+        "{group=Checks}\n",
+        "arg {number=2}{call=--expect-timeout}{display=Expect timeout (seconds)}{type=double}",
+        "{default=60}{tooltip=How long to wait for the expected protocols}{group=Checks}\n",
+        "arg {number=3}{call=--measure}{display=Measure the link}{type=boolflag}{default=false}",
+        "{tooltip=Rates, loss, latency and fragmentation, written to the report}",
+        "{group=Measurements}\n",
+        "arg {number=4}{call=--report}{display=Measurement report (JSON)}{type=fileselect}",
+        "{mustexist=false}{tooltip=One JSON object per interval, then the final one}",
+        "{group=Measurements}\n",
+        "arg {number=5}{call=--stats-interval}{display=Report interval (seconds)}{type=double}",
+        "{default=1}{group=Measurements}\n",
+        "arg {number=6}{call=--host-mtu}{display=Host MTU (bytes)}{type=unsigned}",
+        "{range=68,65535}{tooltip=The link's host_mtu for the fragmentation figures ",
+        "(default: the mapping's)}{group=Measurements}\n",
+    )
 }
 
 /// The link an extcap interface value names.

@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -19,13 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::capture::extcap::{self, Remote};
-use crate::capture::filter::{Filter, Filtered};
-use crate::capture::{Output, Writer};
-use crate::splice::recorder::Recorder;
-use crate::splice::{CopyFilter, LinkConfig, Mode, Splice, SpliceConfig, copy};
-
-use super::spliced::capture_layout;
-use crate::plan::LinkNames;
+use crate::capture::filter::Filter;
 
 /// The links of a mapping as Wireshark capture interfaces (extcap).
 #[derive(Debug, clap::Args)]
@@ -68,12 +62,41 @@ pub struct Args {
     /// Bytes kept of each frame (0: whole frames).
     #[arg(long, default_value_t = 0)]
     snaplen: u32,
+    #[command(flatten)]
+    dialog: DialogArgs,
     /// Sent by Wireshark when its own debug log is on; linkscope keeps no debug log.
     #[arg(long = "debug", hide = true)]
     _debug: bool,
     /// Sent by Wireshark with --debug; linkscope keeps no debug log.
     #[arg(long = "debug-file", value_name = "FILE", hide = true)]
     _debug_file: Option<PathBuf>,
+}
+
+/// The options of Wireshark's interface dialog (`--extcap-config`), passed on to the
+/// splice. Taken as text and checked by the splice, so a bad value reaches Wireshark as a
+/// message rather than as an argument error before the fifo is opened.
+#[derive(Debug, Clone, clap::Args)]
+struct DialogArgs {
+    /// Meter the link (rates, loss, latency, fragmentation) into the --report file.
+    #[arg(long)]
+    measure: bool,
+    /// The JSON measurement report (one object per --stats-interval, then the final one).
+    #[arg(long, value_name = "FILE")]
+    report: Option<String>,
+    /// Seconds between the report's objects.
+    #[arg(long, value_name = "SECONDS")]
+    stats_interval: Option<String>,
+    /// The link's host_mtu for the fragmentation figures.
+    #[arg(long, value_name = "BYTES")]
+    host_mtu: Option<String>,
+    /// End the capture once these control protocols have crossed the link (splice's
+    /// --expect: lldp, stp, lacp, each optionally :a>b or :b>a), or fail naming what never
+    /// came after --expect-timeout.
+    #[arg(long, value_name = "PROTO[:DIR],...")]
+    expect: Option<String>,
+    /// Seconds --expect waits.
+    #[arg(long, value_name = "SECONDS")]
+    expect_timeout: Option<String>,
 }
 
 /// How to reach a remote host's links.
@@ -143,10 +166,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // Held open until the outcome is printed: dumpcap sees the fifo end only after the
         // message is on standard error, where Wireshark reads it.
         let held = hold_fifo(&fifo, &stop);
-        let outcome =
-            prepare(&args).and_then(|prepared| capture(prepared, &fifo, args.snaplen, &stop));
+        let outcome = prepare(&args).and_then(|prepared| capture(prepared, &fifo, &stop));
         let code = match outcome {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(code) => code,
             Err(err) => super::report(&err),
         };
         drop(held);
@@ -276,19 +298,12 @@ fn one_line(err: &crate::Error) -> String {
     err.to_string().replace(['\n', '\r'], " ")
 }
 
-/// Everything a capture needs, checked before the fifo is touched.
-enum Prepared {
-    Local {
-        link: crate::plan::Link,
-        filter: Option<Filter>,
-    },
-    Remote {
-        remote: Remote,
-        args: RemoteArgs,
-        mapping: PathBuf,
-        link: String,
-        filter: Option<String>,
-    },
+/// Everything a capture needs, checked before the fifo is touched: the splice to run
+/// (`linkscope splice … -w -`), here or on a remote host.
+struct Prepared {
+    /// The splice's arguments after `linkscope`.
+    splice: Vec<String>,
+    remote: Option<(Remote, RemoteArgs)>,
 }
 
 fn prepare(args: &Args) -> anyhow::Result<Prepared> {
@@ -298,37 +313,93 @@ fn prepare(args: &Args) -> anyhow::Result<Prepared> {
         .as_deref()
         .context("--capture needs --extcap-interface")?;
     let link = source.link(value)?;
-    let expression = args
+    let filter = args
         .extcap_capture_filter
         .as_deref()
         .filter(|f| !f.trim().is_empty());
-    Ok(match source {
-        Source::Local(links) => Prepared::Local {
-            link: links
-                .into_iter()
-                .find(|l| l.name == link)
-                .context("the link vanished from the mapping")?,
-            filter: expression
-                .map(|e| Filter::compile(e, args.snaplen))
-                .transpose()?,
-        },
+    let remote = matches!(source, Source::Remote { .. });
+    if let Some(filter) = filter {
+        check_filter(remote, filter, args.snaplen)?;
+    }
+    let (mapping, remote) = match source {
+        Source::Local(_) => {
+            let mapping = args.mapping.as_deref().context("--mapping")?;
+            let mapping = std::fs::canonicalize(mapping).map_err(|source| crate::Error::Io {
+                path: mapping.to_owned(),
+                source,
+            })?;
+            (mapping, None)
+        }
         Source::Remote {
             remote,
-            args: remote_args,
+            args,
             mapping,
-        } => {
-            if let Some(expression) = expression {
-                check_filter(true, expression, args.snaplen)?;
+        } => (mapping, Some((remote, args))),
+    };
+    let splice = splice_args(&mapping, &link, args.snaplen, filter, &args.dialog)?;
+    Ok(Prepared { splice, remote })
+}
+
+/// `splice` and its arguments for a capture of `link` to standard output with the dialog's
+/// options: quiet, and metered only when a report is asked for.
+fn splice_args(
+    mapping: &Path,
+    link: &str,
+    snaplen: u32,
+    filter: Option<&str>,
+    dialog: &DialogArgs,
+) -> crate::Result<Vec<String>> {
+    let mut words: Vec<String> = [
+        "splice",
+        "--mapping",
+        &mapping.to_string_lossy(),
+        "--link",
+        link,
+        "-w",
+        "-",
+        "-q",
+        "-s",
+        &snaplen.to_string(),
+    ]
+    .map(str::to_owned)
+    .into();
+    let mut push = |flag: &str, value: &str| words.extend([flag.to_owned(), value.to_owned()]);
+    if let Some(filter) = filter {
+        push("-f", filter);
+    }
+    let report = dialog.report.as_deref().filter(|r| !r.is_empty());
+    match report {
+        Some(report) => {
+            push("--json", report);
+            if let Some(interval) = &dialog.stats_interval {
+                push("--stats-interval", interval);
             }
-            Prepared::Remote {
-                remote,
-                args: remote_args,
-                mapping,
-                link,
-                filter: expression.map(str::to_owned),
+            if let Some(mtu) = dialog.host_mtu.as_deref().filter(|m| !m.is_empty()) {
+                push("--host-mtu", mtu);
             }
         }
-    })
+        None if dialog.measure => {
+            return Err(crate::Error::Argument {
+                field: "--measure".into(),
+                message: "the measurements go into a JSON report: choose its file \
+                          (Measurement report, --report FILE)"
+                    .into(),
+            });
+        }
+        None => {}
+    }
+    if let Some(expect) = dialog.expect.as_deref().filter(|e| !e.is_empty()) {
+        push("--expect", expect);
+        if let Some(timeout) = &dialog.expect_timeout {
+            push("--timeout", timeout);
+        }
+    }
+    if report.is_some() {
+        words.push("--json-stream".into());
+    } else {
+        words.push("--no-measure".into());
+    }
+    Ok(words)
 }
 
 /// Opens the fifo for writing, waiting up to [`FIFO_WAIT`] for its reader (dumpcap) to open
@@ -352,69 +423,89 @@ fn hold_fifo(fifo: &Path, stop: &AtomicBool) -> Option<File> {
     None
 }
 
-fn capture(
-    prepared: Prepared,
-    fifo: &Path,
-    snaplen: u32,
-    stop: &Arc<AtomicBool>,
-) -> anyhow::Result<()> {
-    match prepared {
-        Prepared::Local { link, filter } => capture_local(&link, filter, fifo, snaplen, stop),
-        Prepared::Remote {
-            remote,
-            args,
-            mapping,
-            link,
-            filter,
-        } => {
-            let command =
-                remote_capture_command(&args, &mapping, &link, snaplen, filter.as_deref());
-            capture_remote(&remote, &args, &command, fifo, stop)
+/// Runs the splice, here or over ssh, with its pcapng on the fifo until SIGTERM (Wireshark
+/// stopping) or until it ends by itself (--expect met or failed, an error). A failure's
+/// words (the splice's, ssh's) go to standard error, where Wireshark shows them.
+fn capture(prepared: Prepared, fifo: &Path, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
+    let out = File::options()
+        .write(true)
+        .open(fifo)
+        .map_err(|source| crate::Error::Io {
+            path: fifo.to_owned(),
+            source,
+        })?;
+    let mut command = match &prepared.remote {
+        None => {
+            let mut command =
+                Command::new(std::env::current_exe().context("locating the linkscope binary")?);
+            command.args(&prepared.splice);
+            command
+        }
+        Some((remote, args)) => {
+            let mut command = ssh(remote, args);
+            command.arg(remote_capture_command(args, &prepared.splice));
+            command
+        }
+    };
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .context(match prepared.remote {
+            None => "starting the splice",
+            Some(_) => "running ssh (Debian package openssh-client)",
+        })?;
+    let stderr = child.stderr.take().context("the splice's standard error")?;
+    let said = std::thread::spawn(move || keep_tail(stderr, STDERR_LIMIT));
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if stop.load(Ordering::SeqCst) {
+            match prepared.remote {
+                // The splice hands the link back and finishes the capture.
+                None => crate::net::sys::process::terminate(&child)?,
+                // The connection closes; the remote script stops the splice.
+                Some(_) => child.kill()?,
+            }
+            child.wait()?;
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let said = said.join().unwrap_or_default();
+    let Some(status) = status.filter(|s| !s.success()) else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    match &prepared.remote {
+        Some((remote, args)) => Err(remote_failure(remote, args, status, &said)),
+        None => {
+            std::io::stderr().write_all(&verdict(&said))?;
+            Ok(ExitCode::from(
+                status
+                    .code()
+                    .and_then(|c| u8::try_from(c).ok())
+                    .unwrap_or(1),
+            ))
         }
     }
 }
 
-/// Splices the link (steal mode) and writes its frames (those `filter` passes) as pcapng to
-/// `fifo` until SIGTERM (Wireshark stopping) or until the reader closes the fifo.
-fn capture_local(
-    link: &crate::plan::Link,
-    filter: Option<Filter>,
-    fifo: &Path,
-    snaplen: u32,
-    stop: &Arc<AtomicBool>,
-) -> anyhow::Result<()> {
-    let (interfaces, _) = capture_layout(
-        &[LinkNames::planned(link)],
-        snaplen,
-        filter.as_ref().map(|f| f.expression()),
-    );
-    let comment = format!("linkscope extcap capture of {}", link.name);
-    let writer = Writer::create(&Output::File(fifo.to_owned()), &comment, &interfaces)?;
-    let (sender, receiver) = copy::channel(copy::DEFAULT_CAPACITY);
-    let recorder = Filtered::new(Recorder::new(writer, None, None), filter);
-    let consumer =
-        copy::spawn(receiver, recorder, stop.clone()).context("starting the capture thread")?;
-    let config = SpliceConfig {
-        links: vec![LinkConfig {
-            name: link.name.clone(),
-            a: link.a.local,
-            b: link.b.local,
-            mode: Mode::Steal,
-        }],
-        copy: CopyFilter::All,
-        workers: 1,
-    };
-    let splice = Splice::start(&config, Some(sender), stop.clone())?;
-    while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(20));
+/// What a failed splice said that explains the failure (its error and `--expect` lines,
+/// which Wireshark shows in its dialog), without its start report and summaries; all of it
+/// when it said neither.
+fn verdict(said: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(said);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("linkscope:") || l.starts_with("expect:"))
+        .collect();
+    if lines.is_empty() {
+        said.to_vec()
+    } else {
+        (lines.join("\n") + "\n").into_bytes()
     }
-    let stats = splice.stop();
-    let (recorder, outcome) = consumer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the capture thread panicked"))?;
-    outcome?;
-    recorder.into_inner().finish(&stats)?;
-    Ok(())
 }
 
 /// `ssh` to `remote` in batch mode (never a prompt), with the user's options.
@@ -435,10 +526,10 @@ fn ssh(remote: &Remote, args: &RemoteArgs) -> Command {
 }
 
 /// A command line for the remote shell, each word quoted.
-fn remote_words(words: &[&str]) -> String {
+fn remote_words<S: AsRef<str>>(words: &[S]) -> String {
     words
         .iter()
-        .map(|w| extcap::shell_quote(w))
+        .map(|w| extcap::shell_quote(w.as_ref()))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -489,32 +580,9 @@ fn remote_failure(
 /// The remote shell's capture command: `linkscope splice … -w -` in the background, ended
 /// when our side of the connection goes away (standard input reaches its end), so a link is
 /// handed back even when no frame crosses it; the script exits with the splice's status.
-fn remote_capture_command(
-    args: &RemoteArgs,
-    mapping: &Path,
-    link: &str,
-    snaplen: u32,
-    filter: Option<&str>,
-) -> String {
-    let mapping = mapping.to_string_lossy();
-    let snaplen = snaplen.to_string();
-    let mut words = vec![
-        args.remote_linkscope.as_str(),
-        "splice",
-        "--mapping",
-        &mapping,
-        "--link",
-        link,
-        "-w",
-        "-",
-        "-q",
-        "--no-measure",
-        "-s",
-        &snaplen,
-    ];
-    if let Some(filter) = filter {
-        words.extend(["-f", filter]);
-    }
+fn remote_capture_command(args: &RemoteArgs, splice: &[String]) -> String {
+    let mut words = vec![args.remote_linkscope.clone()];
+    words.extend_from_slice(splice);
     let script = format!(
         "exec 3<&0; {} <&- 3<&- & p=$!; \
          (cat >/dev/null; kill -TERM $p) <&3 >/dev/null 2>&1 & \
@@ -522,55 +590,6 @@ fn remote_capture_command(
         remote_words(&words)
     );
     remote_words(&["sh", "-c", &script])
-}
-
-/// Runs the remote capture with ssh's standard output on the fifo until SIGTERM (Wireshark
-/// stopping) or until ssh ends; a failed ssh (refused login, no linkscope there, a bad link)
-/// is reported with what ssh and the remote said.
-fn capture_remote(
-    remote: &Remote,
-    args: &RemoteArgs,
-    command: &str,
-    fifo: &Path,
-    stop: &AtomicBool,
-) -> anyhow::Result<()> {
-    let out = File::options()
-        .write(true)
-        .open(fifo)
-        .map_err(|source| crate::Error::Io {
-            path: fifo.to_owned(),
-            source,
-        })?;
-    let mut child = ssh(remote, args)
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running ssh (Debian package openssh-client)")?;
-    let stderr = child.stderr.take().context("ssh's standard error")?;
-    let said = std::thread::spawn(move || keep_tail(stderr, STDERR_LIMIT));
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if stop.load(Ordering::SeqCst) {
-            end(&mut child);
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let said = said.join().unwrap_or_default();
-    match status {
-        Some(status) if !status.success() => Err(remote_failure(remote, args, status, &said)),
-        _ => Ok(()),
-    }
-}
-
-/// Ends ssh: the connection closes, and the remote script stops the splice.
-fn end(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Reads `from` to its end, keeping at most the last `limit` bytes.
