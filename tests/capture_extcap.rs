@@ -656,3 +656,58 @@ fn measuring_without_a_report_file_is_explained_in_wireshark() {
     // dumpcap's read of the fifo ended: no hang.
     assert!(reader.join().unwrap().is_empty());
 }
+
+#[test]
+fn wireshark_reads_the_dialog_and_passes_its_options() {
+    if !have(
+        "tshark",
+        "wireshark_reads_the_dialog_and_passes_its_options",
+    ) {
+        return;
+    }
+    let lab = Lab::new();
+    let home = lab.install();
+    // Wireshark turns each option of --extcap-config into a preference of the interface
+    // (what the dialog edits and remembers).
+    let prefs = run(tshark(&home).args(["-G", "currentprefs"]));
+    for pref in [
+        "snaplen: 0",
+        "expect: ",
+        "expecttimeout: 60",
+        "measure: false",
+        "report: ",
+        "statsinterval: 1",
+        "hostmtu: ",
+    ] {
+        let line = format!("#extcap.linkscope_100_2_102_1.{pref}");
+        assert!(
+            prefs.lines().any(|l| l.trim_end() == line.trim_end()),
+            "{line:?} in {prefs}"
+        );
+    }
+    // Set as preferences, as the dialog sets them, they reach the capture: --expect with a
+    // 1 s timeout ends tshark's capture with the verdict.
+    let mut capture = tshark(&home)
+        .args(["-i", "linkscope-100:2-102:1", "-a", "duration:60"])
+        .args(["-o", "extcap.linkscope_100_2_102_1.expect:lldp:a>b"])
+        .args(["-o", "extcap.linkscope_100_2_102_1.expecttimeout:1"])
+        .arg("-w")
+        .arg(lab.dir.path().join("expect.pcapng"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(Running)
+        .unwrap();
+    // (tshark's own exit status is 0 here: its capture ended, with the extcap's message.)
+    wait_exit(
+        &mut capture.0,
+        DEADLINE,
+        "the --expect timeout never ended tshark",
+    );
+    let err = stderr_of(&mut capture);
+    assert!(
+        err.contains("Error by extcap pipe: expect: FAILED: never seen in")
+            && err.contains("lldp a>b (vm100:eth2 > vm102:eth1) on 100:2-102:1"),
+        "{err}"
+    );
+}
