@@ -150,6 +150,9 @@ const SSH_CONNECT_TIMEOUT_S: u32 = 10;
 /// Bytes of a remote's standard error kept to explain a failure.
 const STDERR_LIMIT: usize = 16 * 1024;
 
+/// Bytes of a remote's interface list kept (a few hundred bytes per link).
+const LISTING_LIMIT: u64 = 4 << 20;
+
 /// How long a failing capture waits for Wireshark's reader to open the fifo.
 const FIFO_WAIT: Duration = Duration::from_secs(30);
 
@@ -544,15 +547,37 @@ fn remote_listing(remote: &Remote, args: &RemoteArgs, mapping: &Path) -> anyhow:
         &mapping,
         "--extcap-interfaces",
     ];
-    let output = ssh(remote, args)
+    let mut child = ssh(remote, args)
         .arg(remote_words(&words))
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .context("running ssh (Debian package openssh-client)")?;
-    if !output.status.success() {
-        return Err(remote_failure(remote, args, output.status, &output.stderr));
+    let stderr = child.stderr.take().context("ssh's standard error")?;
+    let said = std::thread::spawn(move || keep_tail(stderr, STDERR_LIMIT));
+    // What the remote can make us hold is bounded: a listing is a line per link.
+    let mut listing = Vec::new();
+    child
+        .stdout
+        .take()
+        .context("ssh's standard output")?
+        .take(LISTING_LIMIT + 1)
+        .read_to_end(&mut listing)?;
+    if listing.len() as u64 > LISTING_LIMIT {
+        let _ = child.kill();
+        let _ = child.wait();
+        anyhow::bail!(
+            "{}: the remote's interface list is over {LISTING_LIMIT} bytes",
+            remote.destination
+        );
     }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    let status = child.wait()?;
+    let said = said.join().unwrap_or_default();
+    if !status.success() {
+        return Err(remote_failure(remote, args, status, &said));
+    }
+    Ok(String::from_utf8_lossy(&listing).into_owned())
 }
 
 /// Why a remote command failed, from ssh's exit status and standard error.

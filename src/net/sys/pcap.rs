@@ -62,10 +62,17 @@ type OfflineFilter = unsafe extern "C" fn(*const BpfProgram, *const PktHdr, *con
 /// Older libpcaps' compiler keeps global state: one compile at a time.
 static COMPILING: Mutex<()> = Mutex::new(());
 
-/// The loaded libpcap.
+/// The loaded libpcap and the functions used, looked up once.
 #[derive(Debug)]
 pub struct Libpcap {
-    library: Library,
+    open_dead: OpenDead,
+    compile: Compile,
+    geterr: GetErr,
+    freecode: FreeCode,
+    close: Close,
+    offline_filter: OfflineFilter,
+    /// Keeps the functions above loaded.
+    _library: Library,
 }
 
 impl Libpcap {
@@ -77,7 +84,17 @@ impl Libpcap {
             // SAFETY: loading libpcap runs its initialisers, which only set up its own
             // state; it is a system library that tshark and tcpdump load the same way.
             match unsafe { Library::new(name) } {
-                Ok(library) => return Ok(Libpcap { library }),
+                Ok(library) => {
+                    return Ok(Libpcap {
+                        open_dead: symbol(&library, b"pcap_open_dead\0")?,
+                        compile: symbol(&library, b"pcap_compile\0")?,
+                        geterr: symbol(&library, b"pcap_geterr\0")?,
+                        freecode: symbol(&library, b"pcap_freecode\0")?,
+                        close: symbol(&library, b"pcap_close\0")?,
+                        offline_filter: symbol(&library, b"pcap_offline_filter\0")?,
+                        _library: library,
+                    });
+                }
                 Err(e) => last = e.to_string(),
             }
         }
@@ -93,11 +110,13 @@ impl Libpcap {
             Ok(0) | Err(_) => MAX_SNAPLEN,
             Ok(n) => n,
         };
-        let open_dead = self.symbol::<OpenDead>(b"pcap_open_dead\0")?;
-        let compile = self.symbol::<Compile>(b"pcap_compile\0")?;
-        let geterr = self.symbol::<GetErr>(b"pcap_geterr\0")?;
-        let freecode = self.symbol::<FreeCode>(b"pcap_freecode\0")?;
-        let close = self.symbol::<Close>(b"pcap_close\0")?;
+        let (open_dead, compile, geterr, freecode, close) = (
+            self.open_dead,
+            self.compile,
+            self.geterr,
+            self.freecode,
+            self.close,
+        );
         let _one_at_a_time = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: pcap_open_dead only allocates a handle; it is closed below on every path.
         let handle = unsafe { open_dead(DLT_EN10MB, snaplen) };
@@ -137,7 +156,7 @@ impl Libpcap {
 
     /// libpcap's verdict on `frame` (captured whole) for `program`: true when it matches.
     pub fn offline_filter(&self, program: &[Insn], frame: &[u8]) -> Result<bool, String> {
-        let filter = self.symbol::<OfflineFilter>(b"pcap_offline_filter\0")?;
+        let filter = self.offline_filter;
         let length = u32::try_from(frame.len()).map_err(|_| "frame too long".to_owned())?;
         let program = BpfProgram {
             bf_len: c_uint::try_from(program.len()).map_err(|_| "program too long".to_owned())?,
@@ -155,13 +174,14 @@ impl Libpcap {
         // live in the borrowed slice), the header, and `caplen` bytes of the frame.
         Ok(unsafe { filter(&program, &header, frame.as_ptr()) } != 0)
     }
+}
 
-    fn symbol<T: Copy>(&self, name: &[u8]) -> Result<T, String> {
-        // SAFETY: every `T` asked for is the function type of libpcap's documented
-        // prototype for that name (pcap(3PCAP)); the library outlives the copy since
-        // callers hold `self` while they call it.
-        unsafe { self.library.get::<T>(name) }
-            .map(|symbol| *symbol)
-            .map_err(|e| e.to_string())
-    }
+/// A function of `library`, by its NUL-terminated name.
+fn symbol<T: Copy>(library: &Library, name: &[u8]) -> Result<T, String> {
+    // SAFETY: every `T` asked for is the function type of libpcap's documented prototype
+    // for that name (pcap(3PCAP)); the copy is kept in a `Libpcap` together with the
+    // library, which stays loaded as long as the copy can be called.
+    unsafe { library.get::<T>(name) }
+        .map(|symbol| *symbol)
+        .map_err(|e| e.to_string())
 }
