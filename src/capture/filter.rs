@@ -19,6 +19,7 @@ use crate::splice::copy::{Consumer, CopyRecord, Next};
 pub struct Filter {
     expression: String,
     program: Vec<Insn>,
+    ops: Vec<Op>,
 }
 
 /// Scratch memory words of classic BPF (`BPF_MEMWORDS`).
@@ -39,6 +40,7 @@ impl Filter {
                 })?;
         Ok(Filter {
             expression: expression.to_owned(),
+            ops: decode(&program),
             program,
         })
     }
@@ -54,129 +56,254 @@ impl Filter {
     }
 
     /// Whether `frame` (a whole Ethernet frame) passes the filter.
+    #[inline]
     pub fn matches(&self, frame: &[u8]) -> bool {
-        run(&self.program, frame) != 0
+        execute(&self.ops, frame) != 0
     }
 }
 
-/// Runs a classic BPF program over `frame` as libpcap's `bpf_filter` does, returning the
+/// One classic BPF instruction, decoded once when the filter is compiled so that running it
+/// is a single match per instruction. Memory indices are checked here; an instruction
+/// libpcap's `bpf_filter` would not run becomes [`Op::Reject`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    LdImm(u32),
+    LdxImm(u32),
+    LdAbsW(u32),
+    LdAbsH(u32),
+    LdAbsB(u32),
+    LdIndW(u32),
+    LdIndH(u32),
+    LdIndB(u32),
+    LdMem(u8),
+    LdxMem(u8),
+    LdLen,
+    LdxLen,
+    LdxMsh(u32),
+    St(u8),
+    Stx(u8),
+    Alu(AluOp, Operand),
+    Neg,
+    Ja(u32),
+    JeqK(u32, u8, u8),
+    JgtK(u32, u8, u8),
+    JgeK(u32, u8, u8),
+    JsetK(u32, u8, u8),
+    JmpX(Cond, u8, u8),
+    RetK(u32),
+    RetA,
+    RetX,
+    Tax,
+    Txa,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AluOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Or,
+    And,
+    Lsh,
+    Rsh,
+    Mod,
+    Xor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operand {
+    K(u32),
+    X,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cond {
+    Eq,
+    Gt,
+    Ge,
+    Set,
+}
+
+/// Decodes libpcap's instructions (`struct bpf_insn`, codes as in `<pcap/bpf.h>`).
+fn decode(program: &[Insn]) -> Vec<Op> {
+    program.iter().map(|i| decode_one(*i)).collect()
+}
+
+fn decode_one(Insn { code, jt, jf, k }: Insn) -> Op {
+    let memory = |k: u32| u8::try_from(k).ok().filter(|&m| usize::from(m) < MEMWORDS);
+    let operand = if code & 0x08 != 0 {
+        Operand::X
+    } else {
+        Operand::K(k)
+    };
+    match code & 0x07 {
+        // BPF_LD: size in 0x18 (W 0x00, H 0x08, B 0x10), mode in 0xe0.
+        0x00 => match (code & 0xe0, code & 0x18) {
+            (0x00, _) => Op::LdImm(k),
+            (0x20, 0x00) => Op::LdAbsW(k),
+            (0x20, 0x08) => Op::LdAbsH(k),
+            (0x20, 0x10) => Op::LdAbsB(k),
+            (0x40, 0x00) => Op::LdIndW(k),
+            (0x40, 0x08) => Op::LdIndH(k),
+            (0x40, 0x10) => Op::LdIndB(k),
+            (0x60, _) => memory(k).map_or(Op::Reject, Op::LdMem),
+            (0x80, _) => Op::LdLen,
+            _ => Op::Reject,
+        },
+        // BPF_LDX
+        0x01 => match code & 0xe0 {
+            0x00 => Op::LdxImm(k),
+            0x60 => memory(k).map_or(Op::Reject, Op::LdxMem),
+            0x80 => Op::LdxLen,
+            0xa0 => Op::LdxMsh(k),
+            _ => Op::Reject,
+        },
+        0x02 => memory(k).map_or(Op::Reject, Op::St),
+        0x03 => memory(k).map_or(Op::Reject, Op::Stx),
+        // BPF_ALU
+        0x04 => {
+            let op = match code & 0xf0 {
+                0x00 => AluOp::Add,
+                0x10 => AluOp::Sub,
+                0x20 => AluOp::Mul,
+                0x30 => AluOp::Div,
+                0x40 => AluOp::Or,
+                0x50 => AluOp::And,
+                0x60 => AluOp::Lsh,
+                0x70 => AluOp::Rsh,
+                0x80 => return Op::Neg,
+                0x90 => AluOp::Mod,
+                0xa0 => AluOp::Xor,
+                _ => return Op::Reject,
+            };
+            Op::Alu(op, operand)
+        }
+        // BPF_JMP
+        0x05 => {
+            let cond = match code & 0xf0 {
+                0x00 => return Op::Ja(k),
+                0x10 => Cond::Eq,
+                0x20 => Cond::Gt,
+                0x30 => Cond::Ge,
+                0x40 => Cond::Set,
+                _ => return Op::Reject,
+            };
+            match (operand, cond) {
+                (Operand::X, cond) => Op::JmpX(cond, jt, jf),
+                (Operand::K(k), Cond::Eq) => Op::JeqK(k, jt, jf),
+                (Operand::K(k), Cond::Gt) => Op::JgtK(k, jt, jf),
+                (Operand::K(k), Cond::Ge) => Op::JgeK(k, jt, jf),
+                (Operand::K(k), Cond::Set) => Op::JsetK(k, jt, jf),
+            }
+        }
+        // BPF_RET: K 0x00, X 0x08, A 0x10.
+        0x06 => match code & 0x18 {
+            0x00 => Op::RetK(k),
+            0x08 => Op::RetX,
+            0x10 => Op::RetA,
+            _ => Op::Reject,
+        },
+        // BPF_MISC: TAX 0x00, TXA 0x80.
+        _ => match code & 0xf8 {
+            0x00 => Op::Tax,
+            0x80 => Op::Txa,
+            _ => Op::Reject,
+        },
+    }
+}
+
+/// `size` bytes of `frame` at `offset`, big-endian; None past the end.
+#[inline(always)]
+fn load(frame: &[u8], offset: u32, size: usize) -> Option<u32> {
+    let start = usize::try_from(offset).ok()?;
+    let bytes = frame.get(start..start.checked_add(size)?)?;
+    Some(match *bytes {
+        [a, b, c, d] => u32::from_be_bytes([a, b, c, d]),
+        [a, b] => u32::from(u16::from_be_bytes([a, b])),
+        [a] => u32::from(a),
+        _ => return None,
+    })
+}
+
+/// Runs a decoded program over `frame` as libpcap's `bpf_filter` does, returning the
 /// program's result (0: reject). An empty program accepts everything; a load beyond the
 /// frame, a division by zero or a jump out of the program rejects the frame.
-fn run(program: &[Insn], frame: &[u8]) -> u32 {
+#[inline]
+fn execute(program: &[Op], frame: &[u8]) -> u32 {
     if program.is_empty() {
         return u32::MAX;
     }
     let length = u32::try_from(frame.len()).unwrap_or(u32::MAX);
-    let load = |offset: u32, size: u32| -> Option<u32> {
-        let start = usize::try_from(offset).ok()?;
-        let bytes = frame.get(start..start.checked_add(size as usize)?)?;
-        Some(bytes.iter().fold(0u32, |a, &b| (a << 8) | u32::from(b)))
-    };
     let (mut a, mut x) = (0u32, 0u32);
     let mut memory = [0u32; MEMWORDS];
     let mut pc = 0usize;
-    while let Some(insn) = program.get(pc) {
-        pc += 1;
-        let k = insn.k;
-        match insn.code & 0x07 {
-            // BPF_LD, BPF_LDX
-            class @ (0x00 | 0x01) => {
-                let size = match insn.code & 0x18 {
-                    0x00 => 4,
-                    0x08 => 2,
-                    0x10 => 1,
-                    _ => return 0,
-                };
-                let value = match (class, insn.code & 0xe0) {
-                    (_, 0x00) => k,
-                    (0x00, 0x20) => match load(k, size) {
-                        Some(v) => v,
-                        None => return 0,
-                    },
-                    (0x00, 0x40) => match k.checked_add(x).and_then(|at| load(at, size)) {
-                        Some(v) => v,
-                        None => return 0,
-                    },
-                    (_, 0x60) => match memory.get(k as usize) {
-                        Some(&v) => v,
-                        None => return 0,
-                    },
-                    (_, 0x80) => length,
-                    (0x01, 0xa0) => match load(k, 1) {
-                        Some(v) => (v & 0x0f) << 2,
-                        None => return 0,
-                    },
-                    _ => return 0,
-                };
-                if class == 0x00 {
-                    a = value;
-                } else {
-                    x = value;
-                }
-            }
-            // BPF_ST, BPF_STX
-            class @ (0x02 | 0x03) => match memory.get_mut(k as usize) {
-                Some(slot) => *slot = if class == 0x02 { a } else { x },
+    macro_rules! fetch {
+        ($value:expr) => {
+            match $value {
+                Some(v) => v,
                 None => return 0,
-            },
-            // BPF_ALU
-            0x04 => {
-                let operand = if insn.code & 0x08 != 0 { x } else { k };
-                a = match insn.code & 0xf0 {
-                    0x00 => a.wrapping_add(operand),
-                    0x10 => a.wrapping_sub(operand),
-                    0x20 => a.wrapping_mul(operand),
-                    0x30 => match a.checked_div(operand) {
-                        Some(v) => v,
-                        None => return 0,
-                    },
-                    0x40 => a | operand,
-                    0x50 => a & operand,
-                    0x60 => a.checked_shl(operand).unwrap_or(0),
-                    0x70 => a.checked_shr(operand).unwrap_or(0),
-                    0x80 => a.wrapping_neg(),
-                    0x90 => match a.checked_rem(operand) {
-                        Some(v) => v,
-                        None => return 0,
-                    },
-                    0xa0 => a ^ operand,
-                    _ => return 0,
+            }
+        };
+    }
+    while let Some(op) = program.get(pc) {
+        pc += 1;
+        match *op {
+            Op::LdImm(k) => a = k,
+            Op::LdxImm(k) => x = k,
+            Op::LdAbsW(k) => a = fetch!(load(frame, k, 4)),
+            Op::LdAbsH(k) => a = fetch!(load(frame, k, 2)),
+            Op::LdAbsB(k) => a = fetch!(load(frame, k, 1)),
+            Op::LdIndW(k) => a = fetch!(k.checked_add(x).and_then(|at| load(frame, at, 4))),
+            Op::LdIndH(k) => a = fetch!(k.checked_add(x).and_then(|at| load(frame, at, 2))),
+            Op::LdIndB(k) => a = fetch!(k.checked_add(x).and_then(|at| load(frame, at, 1))),
+            Op::LdMem(m) => a = memory[usize::from(m)],
+            Op::LdxMem(m) => x = memory[usize::from(m)],
+            Op::LdLen => a = length,
+            Op::LdxLen => x = length,
+            Op::LdxMsh(k) => x = (fetch!(load(frame, k, 1)) & 0x0f) << 2,
+            Op::St(m) => memory[usize::from(m)] = a,
+            Op::Stx(m) => memory[usize::from(m)] = x,
+            Op::Alu(op, operand) => {
+                let v = match operand {
+                    Operand::K(k) => k,
+                    Operand::X => x,
+                };
+                a = match op {
+                    AluOp::Add => a.wrapping_add(v),
+                    AluOp::Sub => a.wrapping_sub(v),
+                    AluOp::Mul => a.wrapping_mul(v),
+                    AluOp::Div => fetch!(a.checked_div(v)),
+                    AluOp::Or => a | v,
+                    AluOp::And => a & v,
+                    AluOp::Lsh => a.checked_shl(v).unwrap_or(0),
+                    AluOp::Rsh => a.checked_shr(v).unwrap_or(0),
+                    AluOp::Mod => fetch!(a.checked_rem(v)),
+                    AluOp::Xor => a ^ v,
                 };
             }
-            // BPF_JMP
-            0x05 => {
-                let operand = if insn.code & 0x08 != 0 { x } else { k };
-                let taken = match insn.code & 0xf0 {
-                    0x00 => {
-                        pc = match pc.checked_add(k as usize) {
-                            Some(next) => next,
-                            None => return 0,
-                        };
-                        continue;
-                    }
-                    0x10 => a == operand,
-                    0x20 => a > operand,
-                    0x30 => a >= operand,
-                    0x40 => a & operand != 0,
-                    _ => return 0,
+            Op::Neg => a = a.wrapping_neg(),
+            Op::Ja(k) => pc = fetch!(pc.checked_add(k as usize)),
+            Op::JeqK(k, jt, jf) => pc += usize::from(if a == k { jt } else { jf }),
+            Op::JgtK(k, jt, jf) => pc += usize::from(if a > k { jt } else { jf }),
+            Op::JgeK(k, jt, jf) => pc += usize::from(if a >= k { jt } else { jf }),
+            Op::JsetK(k, jt, jf) => pc += usize::from(if a & k != 0 { jt } else { jf }),
+            Op::JmpX(cond, jt, jf) => {
+                let taken = match cond {
+                    Cond::Eq => a == x,
+                    Cond::Gt => a > x,
+                    Cond::Ge => a >= x,
+                    Cond::Set => a & x != 0,
                 };
-                pc += usize::from(if taken { insn.jt } else { insn.jf });
+                pc += usize::from(if taken { jt } else { jf });
             }
-            // BPF_RET
-            0x06 => {
-                return match insn.code & 0x18 {
-                    0x00 => k,
-                    0x10 => a,
-                    0x08 => x,
-                    _ => 0,
-                };
-            }
-            // BPF_MISC: TAX, TXA
-            _ => match insn.code & 0xf8 {
-                0x00 => x = a,
-                0x80 => a = x,
-                _ => return 0,
-            },
+            Op::RetK(k) => return k,
+            Op::RetA => return a,
+            Op::RetX => return x,
+            Op::Tax => x = a,
+            Op::Txa => a = x,
+            Op::Reject => return 0,
         }
     }
     0
@@ -218,6 +345,10 @@ impl<C: Consumer> Consumer for Filtered<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(program: &[Insn], frame: &[u8]) -> u32 {
+        execute(&decode(program), frame)
+    }
 
     /// libpcap, or None with the reason printed (a failure under LINKSCOPE_REQUIRE_LAB=1).
     fn libpcap(test: &str) -> Option<Libpcap> {
@@ -359,6 +490,21 @@ mod tests {
         "ip proto 17 or ip6 proto 17",
         "ether[12:2] = 0x0806",
         "len >= 60 and len <= 128",
+        // Comparisons at their boundaries: 60-byte frames, a 48-byte IPv4 total length.
+        "len > 60",
+        "len < 60",
+        "greater 60",
+        "ip[2:2] > 48",
+        "ip[2:2] >= 48 and ip[2:2] < 49",
+        "ip[2:2] & 0x30 != 0",
+        "ip[2:2] - 40 = 8",
+        "ip[2:2] * 2 = 96 and ip[2:2] / 2 = 24 and ip[2:2] % 5 = 3",
+        "ip[2:2] << 1 = 96 and ip[2:2] >> 1 = 24 and ip[2:2] | 16 = 48",
+        "ip[2:2] ^ 16 = 32",
+        "-ip[2:2] = -48",
+        // Arithmetic between two loads (the optimiser cannot fold these): TTL 64.
+        "ip[2:2] - ip[8] = 0xfffffff0",
+        "ip[2:2] + ip[8] = 112",
     ];
 
     #[test]
