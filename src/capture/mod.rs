@@ -6,7 +6,8 @@
 //! snaplen); an enhanced packet block per frame with the direction flag; an interface
 //! statistics block per interface when the file ends. The private modules `pcapng` (block
 //! layout), `output` (how bytes reach the file or pipe) and `ring` (the ring buffer) say more;
-//! [`extcap`] answers Wireshark's extcap protocol.
+//! [`extcap`] answers Wireshark's extcap protocol; [`filter`] compiles and runs capture
+//! filters in libpcap syntax.
 //!
 //! The splice calls [`Writer::write`] for each frame and [`Writer::flush`] after each batch
 //! from its consumer thread, then [`Writer::finish`] with its counters.
