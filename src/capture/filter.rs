@@ -214,17 +214,30 @@ fn decode_one(Insn { code, jt, jf, k }: Insn) -> Op {
     }
 }
 
-/// `size` bytes of `frame` at `offset`, big-endian; None past the end.
+/// The 4 bytes of `frame` at `at`, big-endian; None past the end.
 #[inline(always)]
-fn load(frame: &[u8], offset: u32, size: usize) -> Option<u32> {
-    let start = usize::try_from(offset).ok()?;
-    let bytes = frame.get(start..start.checked_add(size)?)?;
-    Some(match *bytes {
-        [a, b, c, d] => u32::from_be_bytes([a, b, c, d]),
-        [a, b] => u32::from(u16::from_be_bytes([a, b])),
-        [a] => u32::from(a),
-        _ => return None,
-    })
+fn word(frame: &[u8], at: u64) -> Option<u32> {
+    let at = usize::try_from(at).ok()?;
+    match frame.get(at..at.checked_add(4)?) {
+        Some(&[a, b, c, d]) => Some(u32::from_be_bytes([a, b, c, d])),
+        _ => None,
+    }
+}
+
+/// The 2 bytes of `frame` at `at`, big-endian; None past the end.
+#[inline(always)]
+fn half(frame: &[u8], at: u64) -> Option<u32> {
+    let at = usize::try_from(at).ok()?;
+    match frame.get(at..at.checked_add(2)?) {
+        Some(&[a, b]) => Some(u32::from(u16::from_be_bytes([a, b]))),
+        _ => None,
+    }
+}
+
+/// The byte of `frame` at `at`; None past the end.
+#[inline(always)]
+fn byte(frame: &[u8], at: u64) -> Option<u32> {
+    frame.get(usize::try_from(at).ok()?).map(|&b| u32::from(b))
 }
 
 /// Runs a decoded program over `frame` as libpcap's `bpf_filter` does, returning the
@@ -252,17 +265,17 @@ fn execute(program: &[Op], frame: &[u8]) -> u32 {
         match *op {
             Op::LdImm(k) => a = k,
             Op::LdxImm(k) => x = k,
-            Op::LdAbsW(k) => a = fetch!(load(frame, k, 4)),
-            Op::LdAbsH(k) => a = fetch!(load(frame, k, 2)),
-            Op::LdAbsB(k) => a = fetch!(load(frame, k, 1)),
-            Op::LdIndW(k) => a = fetch!(k.checked_add(x).and_then(|at| load(frame, at, 4))),
-            Op::LdIndH(k) => a = fetch!(k.checked_add(x).and_then(|at| load(frame, at, 2))),
-            Op::LdIndB(k) => a = fetch!(k.checked_add(x).and_then(|at| load(frame, at, 1))),
+            Op::LdAbsW(k) => a = fetch!(word(frame, u64::from(k))),
+            Op::LdAbsH(k) => a = fetch!(half(frame, u64::from(k))),
+            Op::LdAbsB(k) => a = fetch!(byte(frame, u64::from(k))),
+            Op::LdIndW(k) => a = fetch!(word(frame, u64::from(k) + u64::from(x))),
+            Op::LdIndH(k) => a = fetch!(half(frame, u64::from(k) + u64::from(x))),
+            Op::LdIndB(k) => a = fetch!(byte(frame, u64::from(k) + u64::from(x))),
             Op::LdMem(m) => a = memory[usize::from(m)],
             Op::LdxMem(m) => x = memory[usize::from(m)],
             Op::LdLen => a = length,
             Op::LdxLen => x = length,
-            Op::LdxMsh(k) => x = (fetch!(load(frame, k, 1)) & 0x0f) << 2,
+            Op::LdxMsh(k) => x = (fetch!(byte(frame, u64::from(k))) & 0x0f) << 2,
             Op::St(m) => memory[usize::from(m)] = a,
             Op::Stx(m) => memory[usize::from(m)] = x,
             Op::Alu(op, operand) => {
