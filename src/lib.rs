@@ -61,6 +61,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A capture filter was given but libpcap, whose compiler reads it, does not load.
+    #[error(
+        "capture filters need libpcap (Debian package libpcap0.8, which tshark and tcpdump \
+         install): {0}"
+    )]
+    Libpcap(String),
     /// The receiving end of a benchmark did not answer.
     #[error(
         "no report from {peer} within {waited:?}: is `linkscope bench sink` or `reflect` running there?"

@@ -302,6 +302,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     name: name.clone(),
                     description: format!("linkscope relay endpoint {locator}"),
                     snaplen: 0,
+                    ..Interface::default()
                 })
                 .collect();
             Writer::create(output, "linkscope relay", &interfaces)

@@ -9,6 +9,9 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
+pub mod pcap;
+pub mod process;
+
 /// Room for the control messages we ask for: one `SCM_TIMESTAMPNS` (a timespec) and one
 /// `SO_RXQ_OVFL` (a u32), each with its header, with margin. Kept as u64 words so the
 /// buffer is aligned for `cmsghdr`.

@@ -4,5 +4,6 @@
 pub mod frames;
 pub mod impair;
 pub mod process;
+pub mod sshd;
 pub mod tunnel;
 pub mod wireshark;

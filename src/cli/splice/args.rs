@@ -56,6 +56,11 @@ pub struct Args {
     /// Keep at most SNAPLEN bytes of each frame in the capture (0: whole frames).
     #[arg(short = 's', value_name = "SNAPLEN", default_value_t = 0)]
     pub(super) snaplen: u32,
+    /// Capture filter in libpcap syntax, as tcpdump's and dumpcap's (e.g. 'not stp'): only
+    /// the frames it passes are written, printed and counted for -c; forwarding, the
+    /// measurements and --expect still see every frame. Needs libpcap (libpcap0.8).
+    #[arg(short = 'f', value_name = "FILTER")]
+    pub(super) filter: Option<String>,
     /// Ring buffer (with -w FILE): filesize:KB, duration:SECONDS, files:N, as dumpcap.
     #[arg(short = 'b', value_name = "COND")]
     pub(super) ring: Vec<String>,

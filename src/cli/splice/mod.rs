@@ -22,6 +22,7 @@ use anyhow::Context;
 
 use super::spliced::{join, watch};
 use crate::capture::Output;
+use crate::capture::filter::Filtered;
 use crate::splice::copy;
 use crate::splice::meters::{Metered, Meters};
 use crate::splice::watch::{Views, Watched};
@@ -54,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None
     };
 
-    let sink = Sink::open(&options)?;
+    let sink = Sink::open(&options)?.map(|sink| Filtered::new(sink, options.filter.clone()));
     // With nothing that takes every frame, only the layer-2 view consumes the copies.
     let copy = if sink.is_none() && measurement.is_none() {
         CopyFilter::Control
@@ -95,7 +96,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &mut takeovers,
     )?;
     let stats = splice.stop();
-    let sink = join(consumer).and_then(|c| Ok(c.into_inner()?.and_then(Watched::into_inner)));
+    let sink = join(consumer).and_then(|c| {
+        Ok(c.into_inner()?
+            .and_then(Watched::into_inner)
+            .map(Filtered::into_inner))
+    });
     let outcome = match sink {
         Ok(Some(Sink::Capture(recorder))) => recorder.finish(&stats).map_err(anyhow::Error::from),
         Ok(_) => Ok(()),

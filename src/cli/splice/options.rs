@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::capture::Output;
+use crate::capture::filter::Filter;
 use crate::measure::l2::Expect;
 use crate::net::udp_owners;
 use crate::splice::{LinkConfig, Mode};
@@ -36,6 +37,8 @@ pub(super) struct Options {
     /// Where the capture goes (None: no capture).
     pub output: Option<Output>,
     pub snaplen: u32,
+    /// The capture filter (-f): which frames the capture, the printed lines and -c take.
+    pub filter: Option<Filter>,
     /// Print nothing per frame.
     pub quiet: bool,
     /// Meter the links (status lines, summary, report); false with --no-measure.
@@ -75,6 +78,12 @@ impl Options {
         let expect_timeout = timeout(args.timeout)?;
         let stats_interval = stats_interval(args.stats_interval)?;
         let output = parse_output(args.write.as_deref(), &args.ring)?;
+        let filter = args
+            .filter
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| Filter::compile(f, args.snaplen))
+            .transpose()?;
         Ok(Options {
             links,
             names,
@@ -90,6 +99,7 @@ impl Options {
             stats_interval,
             output,
             snaplen: args.snaplen,
+            filter,
             quiet: args.quiet,
             measure: !args.no_measure,
             json: args.json,
