@@ -668,3 +668,68 @@ fn a_stalled_stream_peer_never_stalls_the_other_endpoints() {
         "the stalled peer's frames are dropped and counted: {report}"
     );
 }
+
+#[test]
+fn the_capture_has_one_interface_per_endpoint_as_tshark_reads_it() {
+    let test = "the_capture_has_one_interface_per_endpoint_as_tshark_reads_it";
+    if !support::wireshark::have("tshark", test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("relay.pcapng");
+    let ends: Vec<UdpSocket> = (0..3).map(|_| end()).collect();
+    let ports: Vec<SocketAddr> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_udp_port()).parse().unwrap())
+        .collect();
+    let mut relay = linkscope();
+    relay
+        .args([
+            "relay",
+            "--switch",
+            "-q",
+            "--stats-interval",
+            "0",
+            "-c",
+            "3",
+            "-w",
+        ])
+        .arg(&pcap)
+        .args(["--name", "vm1", "--name", "vm2", "--name", "vm3"]);
+    for (end, port) in ends.iter().zip(&ports) {
+        relay.arg(format!("udp://{port}->{}", end.local_addr().unwrap()));
+    }
+    let mut running = Running(relay.stderr(Stdio::null()).spawn().unwrap());
+    // Each end sends a frame (again until the relay is up).
+    let deadline = Instant::now() + WAIT;
+    let mut buf = [0; 2048];
+    for (i, mac) in MAC.iter().enumerate() {
+        let next = (i + 1) % 3;
+        loop {
+            ends[i]
+                .send_to(&ether([0xff; 6], *mac, i as u8), ports[i])
+                .unwrap();
+            if ends[next].recv(&mut buf).is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the relay never forwarded");
+        }
+    }
+    terminate(running.0.id());
+    let status = wait_exit(&mut running.0, WAIT, "the relay did not stop on SIGTERM");
+    assert!(status.success(), "{status}");
+    let rows = support::wireshark::tshark_fields(&pcap, &[], &["frame.interface_name", "eth.src"]);
+    // Every frame is on the interface of the endpoint it came from, and each endpoint's
+    // frames are there.
+    let mut seen = std::collections::BTreeSet::new();
+    for row in &rows {
+        let src = match row[0].as_str() {
+            "vm1" => "52:54:00:00:00:01",
+            "vm2" => "52:54:00:00:00:02",
+            "vm3" => "52:54:00:00:00:03",
+            other => panic!("unexpected interface {other:?}: {rows:?}"),
+        };
+        assert_eq!(row[1], src, "{rows:?}");
+        seen.insert(row[0].clone());
+    }
+    assert_eq!(seen.len(), 3, "{rows:?}");
+}
