@@ -232,6 +232,10 @@ fn udp_and_tcp_listen_carry_many_frames_per_write_and_a_new_connection_replaces_
         Some(101),
         "{report}"
     );
+    // The splice's measurements, per direction of the pair.
+    let measured = &report["measurements"][0]["directions"];
+    assert_eq!(measured[1]["frames"].as_u64(), Some(101), "{report}");
+    assert_eq!(measured[1]["bytes"].as_u64(), Some(101 * 60), "{report}");
 }
 
 #[test]
