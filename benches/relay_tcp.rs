@@ -292,9 +292,10 @@ fn main() {
     }
     println!();
     println!(
-        "| frame bytes | direct fps | linkscope pair fps | netrelay pair fps | linkscope / netrelay | linkscope / direct |"
+        "| frame bytes | direct fps | linkscope pair fps | linkscope --no-measure fps | \
+         netrelay pair fps | linkscope / netrelay | --no-measure / netrelay | linkscope / direct |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     let cell = |v: Option<f64>| v.map_or("skipped".to_string(), |v| format!("{v:.0}"));
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
