@@ -737,3 +737,55 @@ fn the_capture_has_one_interface_per_endpoint_as_tshark_reads_it() {
     }
     assert_eq!(seen.len(), 3, "{rows:?}");
 }
+
+#[test]
+fn a_connection_attempt_nobody_answers_is_given_up_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let vm = end();
+    let relay_udp: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    // A listener whose accept queue is full: the kernel drops further SYNs, so a connect
+    // to it neither succeeds nor fails.
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    listener.listen(0).unwrap();
+    let server = listener.local_addr().unwrap().as_socket().unwrap();
+    // One connection fills a queue of length 0; a second try makes sure (it times out).
+    let fillers: Vec<TcpStream> = (0..2)
+        .filter_map(|_| TcpStream::connect_timeout(&server, Duration::from_millis(500)).ok())
+        .collect();
+    let running = relay(
+        &[
+            format!("udp://{relay_udp}->{}", vm.local_addr().unwrap()),
+            format!("tcp://{server}"),
+        ],
+        &json,
+    );
+    // Long enough for one unanswered attempt to be given up (3 s) and the next begun.
+    std::thread::sleep(Duration::from_secs(5));
+    // Room again: the relay's next attempt gets through.
+    drop(fillers);
+    let listener: TcpListener = listener.into();
+    listener.set_nonblocking(false).unwrap();
+    let mut conn = loop {
+        let (conn, _) = listener.accept().unwrap();
+        // Skip what the fillers and the given-up attempts left in the queue.
+        let mut probe = [0u8; 1];
+        conn.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        match conn.peek(&mut probe) {
+            Ok(0) => continue,
+            _ => break conn,
+        }
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    udp_until_stream(&vm, relay_udp, &mut conn, &ether([4; 6], [2; 6], 1));
+    let report = stop(running, &json);
+    assert!(
+        endpoint_counter(&report, 1, "connect_failures") >= 1,
+        "an unanswered attempt counts as failed: {report}"
+    );
+}
