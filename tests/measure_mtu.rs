@@ -53,6 +53,56 @@ fn loopback_carries_65535_confirmed_by_the_reflector() {
 }
 
 #[test]
+fn link_patterns_choose_the_mapping_links_checked() {
+    let reflector = reflector(Command::new(cargo_bin("linkscope")), "127.0.0.1:0");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mapping = dir.path().join("mapping.yaml");
+    std::fs::write(
+        &mapping,
+        "defaults:\n  udp_ip_by_vm: {100: 127.0.0.1, 103: 127.0.0.2, 104: 127.0.0.3}\n\
+         links:\n  - [100, 1, 103, 1]\n  - [100, 2, 104, 1]\n",
+    )
+    .expect("writes the mapping");
+    let mapping = mapping.to_str().expect("UTF-8 path");
+    let checked = |patterns: &[&str]| -> Vec<String> {
+        let mut extra = vec!["--mapping", mapping];
+        for p in patterns {
+            extra.extend(["--link", p]);
+        }
+        let (code, found) = probe_with(
+            Command::new(cargo_bin("linkscope")),
+            "127.0.0.1",
+            reflector.addr.port(),
+            &extra,
+        );
+        assert_eq!(code, Some(0), "{found}");
+        found["links"]
+            .as_array()
+            .expect("links checked")
+            .iter()
+            .map(|l| l["name"].as_str().expect("a name").to_owned())
+            .collect()
+    };
+    assert_eq!(checked(&[]), ["100:1-103:1", "100:2-104:1"]);
+    assert_eq!(checked(&["104"]), ["100:2-104:1"]);
+    assert_eq!(checked(&["100:*"]), ["100:1-103:1", "100:2-104:1"]);
+    let out = Command::new(cargo_bin("linkscope"))
+        .args([
+            "mtu",
+            "--to",
+            "127.0.0.1",
+            "--mapping",
+            mapping,
+            "--link",
+            "105",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no link '105'"));
+}
+
+#[test]
 fn without_a_reflector_the_kernel_view_is_labelled_unconfirmed() {
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
     let out = Command::new(cargo_bin("linkscope"))

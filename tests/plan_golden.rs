@@ -3,7 +3,8 @@
 //! Each directory there is one case: `mapping.yaml`, optionally `pve/` (the PVE state:
 //! `<vmid>.conf` and `<vmid>.cmd`, the text `qm showcmd` prints; without it the empty
 //! state), and the expected results, each derived by hand from the generator's rules:
-//! - `expected.qm` / `.qemu` / `.dgram` / `.libvirt`: stdout of `plan` in that format;
+//! - `expected.qm` / `.qemu` / `.dgram` / `.libvirt` / `.relays` / `.relays-systemd`: stdout
+//!   of `plan` in that format;
 //! - `expected.links` / `expected.links.json`: stdout of `links` / `links --json`;
 //! - `expected.stderr`: the warnings of `plan` (absent: stderr must be empty), or for one
 //!   format `expected.FORMAT.stderr`;
@@ -90,6 +91,14 @@ fn every_case_matches_its_expected_output() {
         (
             "expected.libvirt",
             &["plan", "mapping.yaml", "--format", "libvirt"],
+        ),
+        (
+            "expected.relays",
+            &["plan", "mapping.yaml", "--format", "relays"],
+        ),
+        (
+            "expected.relays-systemd",
+            &["plan", "mapping.yaml", "--format", "relays-systemd"],
         ),
         ("expected.links", &["links", "mapping.yaml"]),
         ("expected.links.json", &["links", "mapping.yaml", "--json"]),
@@ -264,4 +273,42 @@ fn json_plan_holds_every_decision() {
     let links = linkscope(&case, &["links", "mapping.yaml", "--json"]);
     let links: serde_json::Value = serde_json::from_slice(&links.stdout).unwrap();
     assert_eq!(links["links"], plan["links"]);
+}
+
+#[test]
+fn links_shows_what_link_patterns_select() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mapping.yaml"),
+        "links:\n  - [100, 1, 102, 1]\n  - [101, 1, 102, 2]\n  - [100, 2, 103, 1]\n",
+    )
+    .unwrap();
+    let names = |patterns: &[&str]| -> Vec<String> {
+        let mut args = vec!["links", "mapping.yaml", "--json"];
+        for p in patterns {
+            args.extend(["--link", p]);
+        }
+        let out = linkscope(dir.path(), &args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        value["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&[]).len(), 3);
+    assert_eq!(names(&["100"]), ["100:1-102:1", "100:2-103:1"]);
+    assert_eq!(
+        names(&["103:1", "102:*"]),
+        ["100:1-102:1", "101:1-102:2", "100:2-103:1"]
+    );
+    let out = linkscope(dir.path(), &["links", "mapping.yaml", "--link", "104"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no link '104'"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -297,3 +297,174 @@ fn relay_mode_forwards_between_its_two_ports() {
     assert!(status.success(), "{err}");
     assert!(err.contains("relay mode"), "{err}");
 }
+
+/// A mapping of five links between emulated ends on loopback (kept bound while the test
+/// runs): 100:1-102:1, 101:1-102:2, 100:2-103:1, 104:1-105:1, 106:1-107:1.
+fn five_links() -> (tempfile::TempDir, Vec<UdpSocket>) {
+    let dir = tempfile::tempdir().unwrap();
+    let ends: Vec<UdpSocket> = (0..10).map(|_| end()).collect();
+    let port = |i: usize| ends[i].local_addr().unwrap().port();
+    let mut mapping = String::from("links:\n");
+    for (i, (a, b)) in [
+        ("100, 1", "102, 1"),
+        ("101, 1", "102, 2"),
+        ("100, 2", "103, 1"),
+        ("104, 1", "105, 1"),
+        ("106, 1", "107, 1"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        mapping.push_str(&format!(
+            "  - [{a}, {b}, {{port_a: {}, port_b: {}}}]\n",
+            port(2 * i),
+            port(2 * i + 1)
+        ));
+    }
+    std::fs::write(dir.path().join("mapping.yaml"), mapping).unwrap();
+    (dir, ends)
+}
+
+/// The links a splice of `selection` steps into, from its start report, in its order.
+fn spliced_links(dir: &std::path::Path, selection: &[&str]) -> Vec<String> {
+    let out = linkscope()
+        .current_dir(dir)
+        .args(["splice", "--mapping", "mapping.yaml", "-q", "--no-measure"])
+        .args(selection)
+        .args(["-a", "duration:1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{selection:?}: {err}");
+    err.lines()
+        .filter_map(|l| l.strip_prefix("splicing "))
+        .map(|l| l.split(' ').next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn all_and_link_patterns_splice_the_links_they_name_once_in_mapping_order() {
+    let (dir, _ends) = five_links();
+    let dir = dir.path();
+    assert_eq!(
+        spliced_links(dir, &["--all"]),
+        [
+            "100:1-102:1",
+            "101:1-102:2",
+            "100:2-103:1",
+            "104:1-105:1",
+            "106:1-107:1"
+        ]
+    );
+    assert_eq!(
+        spliced_links(dir, &["--link", "100"]),
+        ["100:1-102:1", "100:2-103:1"]
+    );
+    assert_eq!(
+        spliced_links(dir, &["--link", "102:*"]),
+        ["100:1-102:1", "101:1-102:2"]
+    );
+    assert_eq!(
+        spliced_links(
+            dir,
+            &[
+                "--link",
+                "105:eth1",
+                "--link",
+                "103:1",
+                "--link",
+                "100:1-102:1"
+            ]
+        ),
+        ["100:1-102:1", "100:2-103:1", "104:1-105:1"]
+    );
+    assert_eq!(
+        spliced_links(
+            dir,
+            &["--link", "100", "--link", "100:1", "--link", "102:1-100:1"]
+        ),
+        ["100:1-102:1", "100:2-103:1"]
+    );
+}
+
+#[test]
+fn a_link_pattern_that_names_nothing_exits_2_naming_it() {
+    let (dir, _ends) = five_links();
+    for (pattern, says) in [
+        ("108", "no link '108' in the mapping"),
+        ("100:3", "no link '100:3' in the mapping"),
+        ("100:1-103:1", "no link '100:1-103:1' in the mapping"),
+        ("100:x", "'100:x' is not a link pattern"),
+        ("*", "'*' is not a link pattern"),
+    ] {
+        let out = linkscope()
+            .current_dir(dir.path())
+            .args(["splice", "--mapping", "mapping.yaml", "-q"])
+            .args(["--link", "100", "--link", pattern])
+            // Were the pattern accepted, the splice would still end.
+            .args(["-a", "duration:5"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{pattern}: {err}");
+        assert!(err.contains(says), "{pattern}: {err}");
+        assert!(
+            !err.contains("splicing"),
+            "{pattern}: nothing spliced: {err}"
+        );
+    }
+    let out = linkscope()
+        .current_dir(dir.path())
+        .args([
+            "splice",
+            "--mapping",
+            "mapping.yaml",
+            "--all",
+            "--link",
+            "100",
+        ])
+        .args(["-q", "-a", "duration:5"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--all and --link exclude each other"
+    );
+}
+
+#[test]
+fn the_status_line_of_many_links_shows_their_totals() {
+    let (dir, _ends) = five_links();
+    let status = |selection: &[&str]| -> Vec<String> {
+        let out = linkscope()
+            .current_dir(dir.path())
+            .args(["splice", "--mapping", "mapping.yaml", "-q"])
+            .args(selection)
+            .args(["--stats-interval", "0.1", "-a", "duration:2"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        let lines: Vec<String> = err
+            .lines()
+            .filter(|l| l.contains("fr/s") && !l.starts_with("  ") && !l.starts_with("link "))
+            .map(str::to_owned)
+            .collect();
+        assert!(!lines.is_empty(), "no status line in\n{err}");
+        lines
+    };
+    for line in status(&["--all"]) {
+        assert!(
+            line.starts_with("5 links, 0 carrying frames: 0 fr/s 0.0 Mbit/s"),
+            "{line}"
+        );
+    }
+    for line in status(&["--link", "100", "--link", "101"]) {
+        assert!(
+            line.starts_with("100:1-102:1: a>b 0 fr/s 0.0 Mbit/s | b>a 0 fr/s 0.0 Mbit/s  "),
+            "{line}"
+        );
+        assert!(line.contains("  100:2-103:1: a>b 0 fr/s"), "{line}");
+    }
+}

@@ -1,12 +1,9 @@
-//! Any frame: classification, control decoding and the one-line summary never panic.
+//! cargo-fuzz target: `classify` of the shared targets (fuzz/targets.rs).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use linkscope::wire;
+#[path = "../targets.rs"]
+mod targets;
 
-fuzz_target!(|frame: &[u8]| {
-    let _ = wire::summary(frame);
-    if let Ok(f) = wire::classify(frame) {
-        let _ = f.control();
-    }
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    targets::classify(data);
 });

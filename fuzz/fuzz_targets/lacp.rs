@@ -1,14 +1,9 @@
-//! LACPDUs: no panic, and whatever parses re-emits to the same.
+//! cargo-fuzz target: `lacp` of the shared targets (fuzz/targets.rs).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use linkscope::wire::lacp::Repr;
+#[path = "../targets.rs"]
+mod targets;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(repr) = Repr::parse(data) {
-        let _ = repr.to_string();
-        let mut out = Vec::new();
-        repr.emit(&mut out);
-        assert_eq!(Repr::parse(&out).expect("re-parse"), repr);
-    }
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    targets::lacp(data);
 });

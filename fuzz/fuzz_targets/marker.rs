@@ -1,14 +1,9 @@
-//! Marker PDUs: no panic, and whatever parses re-emits to the same.
+//! cargo-fuzz target: `marker` of the shared targets (fuzz/targets.rs).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use linkscope::wire::marker::Repr;
+#[path = "../targets.rs"]
+mod targets;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(repr) = Repr::parse(data) {
-        let _ = repr.to_string();
-        let mut out = Vec::new();
-        repr.emit(&mut out);
-        assert_eq!(Repr::parse(&out).expect("re-parse"), repr);
-    }
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    targets::marker(data);
 });

@@ -28,7 +28,7 @@ pub fn now_ns() -> u64 {
 /// Socket buffer size we ask for: bursts at full rate must not overflow the default 208 KiB.
 const SOCKET_BUFFER: usize = 8 << 20;
 
-/// Binds a UDP socket with large buffers.
+/// Binds a UDP socket with large buffers and `SO_REUSEADDR`.
 pub(crate) fn open_socket(addr: SocketAddr) -> Result<UdpSocket> {
     let err = |op: &'static str| move |source| Error::Socket { addr, op, source };
     let socket = socket2::Socket::new(
@@ -43,6 +43,10 @@ pub(crate) fn open_socket(addr: SocketAddr) -> Result<UdpSocket> {
         let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
     }
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    // As QEMU binds its tunnel end, so a splice can step in between bench ends in steal mode.
+    socket
+        .set_reuse_address(true)
+        .map_err(err("set SO_REUSEADDR"))?;
     socket.bind(&addr.into()).map_err(err("bind"))?;
     Ok(socket.into())
 }

@@ -21,10 +21,21 @@ pub struct ReceiverConfig {
     pub listen: SocketAddr,
     /// Return every data frame to its sender (reflector) or only count it (sink).
     pub reflect: bool,
+    /// Accept frames only from this peer (port 0: any port of that address); others are
+    /// refused and counted.
+    pub peer: Option<SocketAddr>,
+    /// Send echoes and reports here instead of to each frame's source, as a VM sends to its
+    /// planned peer whoever forwarded the frame (a splice forwards from a port of its own).
+    pub reply_to: Option<SocketAddr>,
 }
 
 /// Tests remembered at once; older ones are forgotten (a sender asks about the current one).
 const TESTS_KEPT: usize = 16;
+
+/// Streams all kept tests may hold together: with [`crate::bench::stats::WINDOW`] bits
+/// each, 8 MiB of windows at most, whatever peers send. A new stream beyond it forgets the
+/// oldest tests.
+pub const MAX_STREAMS_KEPT: usize = 1024;
 
 /// Datagrams per receive and send system call.
 const BATCH: usize = 64;
@@ -42,8 +53,12 @@ pub struct Receiver {
     socket: UdpSocket,
     reflect: bool,
     family: Family,
+    peer: Option<SocketAddr>,
+    reply_to: Option<SocketAddr>,
     tests: VecDeque<TestState>,
     foreign: u64,
+    accepted: u64,
+    refused: u64,
     /// The socket's cumulative drop counter as of the latest datagram.
     drops: u32,
 }
@@ -63,8 +78,12 @@ impl Receiver {
             socket,
             reflect: config.reflect,
             family: Family::of(&config.listen),
+            peer: config.peer,
+            reply_to: config.reply_to,
             tests: VecDeque::new(),
             foreign: 0,
+            accepted: 0,
+            refused: 0,
             drops: 0,
         })
     }
@@ -81,6 +100,24 @@ impl Receiver {
     /// Datagrams received that were not test frames.
     pub fn foreign(&self) -> u64 {
         self.foreign
+    }
+
+    /// Data frames counted in a test's figures.
+    pub fn accepted(&self) -> u64 {
+        self.accepted
+    }
+
+    /// Test frames refused: from a source other than the peer, of a stream beyond
+    /// [`crate::bench::stats::MAX_STREAMS`] per test, or with a sequence number implausibly
+    /// far ahead.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Datagrams the receiving socket dropped for lack of buffer space (as last reported
+    /// by the kernel with a received datagram).
+    pub fn dropped(&self) -> u64 {
+        u64::from(self.drops)
     }
 
     /// Serves until `stop` is set.
@@ -111,10 +148,19 @@ impl Receiver {
             for (bytes, meta) in batch.iter() {
                 // Cumulative; the kernel only attaches it once it is non-zero.
                 self.drops = self.drops.max(meta.kernel_drops);
-                let Some(from) = meta.source else {
+                let Some(source) = meta.source else {
                     self.foreign += 1;
                     continue;
                 };
+                if !self.is_peer(source) {
+                    if Frame::new_checked(bytes).is_ok() {
+                        self.refused += 1;
+                    } else {
+                        self.foreign += 1;
+                    }
+                    continue;
+                }
+                let from = self.reply_to.unwrap_or(source);
                 let arrived = if meta.timestamp_ns == 0 {
                     now_ns()
                 } else {
@@ -165,14 +211,23 @@ impl Receiver {
         if kind == Kind::DATA {
             let (stream, seq, sent) = (frame.stream(), frame.sequence(), frame.sent_ns());
             let family = self.family;
-            self.test(frame.test(), family)
-                .stats
-                .record(stream, seq, bytes.len(), sent, arrived);
+            let counted = self.test(frame.test(), family, Some(stream)).stats.record(
+                stream,
+                seq,
+                bytes.len(),
+                sent,
+                arrived,
+            );
+            if !counted {
+                self.refused += 1;
+                return Ok(None);
+            }
+            self.accepted += 1;
             return Ok(self.reflect.then_some(bytes));
         }
         if kind == Kind::REPORT_REQUEST {
             let (family, drops) = (self.family, self.drops);
-            let state = self.test(frame.test(), family);
+            let state = self.test(frame.test(), family, None);
             let totals = state.stats.totals();
             let fragments = match state.fragments_at_start {
                 Some(start) => FragCounters::read(family).map(|now| now - start)?,
@@ -199,10 +254,20 @@ impl Receiver {
         Ok(None)
     }
 
+    /// True when `source` may send us test frames: anyone without a peer, else the peer's
+    /// address (and port, unless it is 0).
+    fn is_peer(&self, source: SocketAddr) -> bool {
+        self.peer.is_none_or(|peer| {
+            peer.ip() == source.ip() && (peer.port() == 0 || peer.port() == source.port())
+        })
+    }
+
     /// The state of test `id`, created (with a snapshot of the fragmentation counters) on
-    /// first sight.
-    fn test(&mut self, id: u32, family: Family) -> &mut TestState {
-        let at = match self.tests.iter().position(|t| t.id == id) {
+    /// first sight. When a frame of a stream the test does not have yet is about to be
+    /// counted (`new_stream`) and the kept tests already hold [`MAX_STREAMS_KEPT`] streams,
+    /// the oldest other tests are forgotten.
+    fn test(&mut self, id: u32, family: Family, new_stream: Option<u16>) -> &mut TestState {
+        let mut at = match self.tests.iter().position(|t| t.id == id) {
             Some(at) => at,
             None => {
                 if self.tests.len() == TESTS_KEPT {
@@ -217,6 +282,14 @@ impl Receiver {
                 self.tests.len() - 1
             }
         };
+        if new_stream.is_some_and(|stream| !self.tests[at].stats.has_stream(stream)) {
+            while at > 0
+                && self.tests.iter().map(|t| t.stats.streams()).sum::<usize>() >= MAX_STREAMS_KEPT
+            {
+                self.tests.pop_front();
+                at -= 1;
+            }
+        }
         &mut self.tests[at]
     }
 }

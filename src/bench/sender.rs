@@ -189,6 +189,9 @@ fn histogram() -> Histogram<u64> {
 
 type Reports = (u32, u64, Report);
 
+/// Reports of the current test kept until `ask` takes them.
+const REPORTS_QUEUED: usize = 16;
+
 /// Runs every size of `config` and returns the results; `on_event` sees each interval and
 /// each finished size. Setting `stop` ends the current size early and skips the rest.
 pub fn run(
@@ -222,7 +225,9 @@ pub fn run(
         interval: histogram(),
     }));
     let done = Arc::new(AtomicBool::new(false));
-    let (report_tx, report_rx) = crossbeam_channel::unbounded();
+    // Reports wait here only while `ask` waits for one; anyone can send us report frames,
+    // so the queue is short and what does not fit is dropped (`ask` asks again).
+    let (report_tx, report_rx) = crossbeam_channel::bounded(REPORTS_QUEUED);
     let listener = {
         let (book, done) = (Arc::clone(&book), Arc::clone(&done));
         std::thread::Builder::new()
@@ -296,9 +301,10 @@ fn listen(
                     b.interval.saturating_record(rtt);
                 }
             } else if kind == Kind::REPORT
+                && frame.test() == book.lock().unwrap_or_else(PoisonError::into_inner).test
                 && let Ok(report) = Report::parse(frame.body())
             {
-                let _ = reports.send((frame.test(), frame.sequence(), report));
+                let _ = reports.try_send((frame.test(), frame.sequence(), report));
             }
         }
     }
@@ -383,15 +389,16 @@ fn run_size(
             &mut |_| Ok(()),
         )?;
     }
-    // Request 0 opens the test at the receiver (its fragmentation baseline) and proves it
-    // is there before we send anything counted.
-    ask(config, socket, &header, 0, 0, reports)?;
     {
+        // From here on, echoes and reports of this test count (and only theirs).
         let mut b = book.lock().unwrap_or_else(PoisonError::into_inner);
         b.test = test;
         b.total.reset();
         b.interval.reset();
     }
+    // Request 0 opens the test at the receiver (its fragmentation baseline) and proves it
+    // is there before we send anything counted.
+    ask(config, socket, &header, 0, 0, reports)?;
     let frag_start = FragCounters::read(family)?;
     let wire = wire_bytes(size, config.path_mtu, family == Family::V6);
     let mut request = 0;

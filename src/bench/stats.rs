@@ -2,11 +2,18 @@
 //! and RFC 3550 interarrival jitter, per stream.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+/// Streams one test may have (`bench send --streams` allows as many): frames of further
+/// streams are refused, so a peer cannot make a test hold more than
+/// `MAX_STREAMS` × 8 KiB of windows.
+pub const MAX_STREAMS: usize = 256;
 
 /// Counts of one stream.
 #[derive(Debug, Default)]
 pub struct StreamStats {
-    /// One bit per sequence number seen.
+    /// One bit per sequence number of the last [`WINDOW`] up to the highest seen, at
+    /// `seq % WINDOW`; allocated with the stream's first frame.
     seen: Vec<u64>,
     highest: Option<u64>,
     received: u64,
@@ -18,33 +25,70 @@ pub struct StreamStats {
     jitter_ns: f64,
 }
 
-/// Sequence numbers this far beyond the highest one seen are not tracked: a corrupt or
-/// foreign frame must not make us allocate a huge bitmap in one step (2^24 frames is 2 MiB
-/// of bitmap; a real sender never loses that many frames in a row and then recovers).
+/// Sequence numbers remembered per stream for duplicate detection: a frame more than this
+/// far behind the highest one seen counts as received out of order, without a duplicate
+/// check. 2^16 bits is 8 KiB per stream, whatever a peer sends.
+pub const WINDOW: u64 = 1 << 16;
+
+/// Sequence numbers this far beyond the highest one seen are not counted: a corrupt or
+/// foreign frame must not move a stream's window out of reach of the real frames (a real
+/// sender never loses 2^24 frames in a row and then recovers).
 const MAX_JUMP: u64 = 1 << 24;
 
 impl StreamStats {
     /// Accounts one data frame of `len` bytes with sequence `seq`, sent at `sent_ns` by the
-    /// sender's clock and received at `arrived_ns` by ours.
-    pub fn record(&mut self, seq: u64, len: usize, sent_ns: u64, arrived_ns: u64) {
-        if seq > self.highest.unwrap_or(0).saturating_add(MAX_JUMP) {
-            return;
+    /// sender's clock and received at `arrived_ns` by ours. False when the frame was not
+    /// counted (a sequence number implausibly far ahead).
+    pub fn record(&mut self, seq: u64, len: usize, sent_ns: u64, arrived_ns: u64) -> bool {
+        let words = (WINDOW / 64) as usize;
+        let slot = |seq: u64| (((seq % WINDOW) / 64) as usize, seq % 64);
+        match self.highest {
+            None => {
+                self.seen = vec![0; words];
+                self.highest = Some(seq);
+            }
+            Some(h) if seq > h => {
+                if seq - h > MAX_JUMP {
+                    return false;
+                }
+                if seq - h >= WINDOW {
+                    self.seen.fill(0);
+                } else {
+                    // Forget what the window's new part held WINDOW numbers ago.
+                    for gone in h + 1..seq {
+                        let (word, bit) = slot(gone);
+                        self.seen[word] &= !(1 << bit);
+                    }
+                    let (word, bit) = slot(seq);
+                    self.seen[word] &= !(1 << bit);
+                }
+                self.highest = Some(seq);
+            }
+            Some(h) => {
+                if h - seq >= WINDOW {
+                    // Too old to tell a duplicate from a late frame: counted as late.
+                    self.count(len, sent_ns, arrived_ns);
+                    self.out_of_order += 1;
+                    return true;
+                }
+                let (word, bit) = slot(seq);
+                if self.seen[word] & (1 << bit) != 0 {
+                    self.duplicates += 1;
+                    return true;
+                }
+                self.out_of_order += 1;
+            }
         }
-        let (word, bit) = ((seq / 64) as usize, seq % 64);
-        if word >= self.seen.len() {
-            self.seen.resize(word + 1 + self.seen.len() / 2, 0);
-        }
-        if self.seen[word] & (1 << bit) != 0 {
-            self.duplicates += 1;
-            return;
-        }
+        let (word, bit) = slot(seq);
         self.seen[word] |= 1 << bit;
+        self.count(len, sent_ns, arrived_ns);
+        true
+    }
+
+    /// Counts a distinct frame: bytes and RFC 3550 jitter.
+    fn count(&mut self, len: usize, sent_ns: u64, arrived_ns: u64) {
         self.received += 1;
         self.bytes += len as u64;
-        match self.highest {
-            Some(h) if seq < h => self.out_of_order += 1,
-            _ => self.highest = Some(seq),
-        }
         // RFC 3550, 6.4.1: D(i-1,i) = (Rj - Ri) - (Sj - Si); J += (|D| - J) / 16.
         let transit = i128::from(arrived_ns) - i128::from(sent_ns);
         if let Some(last) = self.last_transit {
@@ -97,16 +141,40 @@ pub struct Totals {
 }
 
 impl TestStats {
-    /// Accounts one data frame of `stream`.
-    pub fn record(&mut self, stream: u16, seq: u64, len: usize, sent_ns: u64, arrived_ns: u64) {
+    /// Accounts one data frame of `stream`. False when it was not counted: a new stream
+    /// beyond [`MAX_STREAMS`], or a sequence number implausibly far ahead.
+    pub fn record(
+        &mut self,
+        stream: u16,
+        seq: u64,
+        len: usize,
+        sent_ns: u64,
+        arrived_ns: u64,
+    ) -> bool {
+        let streams = self.streams.len();
+        let stats = match self.streams.entry(stream) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(_) if streams >= MAX_STREAMS => return false,
+            Entry::Vacant(e) => e.insert(StreamStats::default()),
+        };
+        if !stats.record(seq, len, sent_ns, arrived_ns) {
+            return false;
+        }
         if self.first_ns == 0 {
             self.first_ns = arrived_ns;
         }
         self.last_ns = arrived_ns;
-        self.streams
-            .entry(stream)
-            .or_default()
-            .record(seq, len, sent_ns, arrived_ns);
+        true
+    }
+
+    /// True when the test has counted a frame of `stream`.
+    pub fn has_stream(&self, stream: u16) -> bool {
+        self.streams.contains_key(&stream)
+    }
+
+    /// Streams this test has.
+    pub fn streams(&self) -> usize {
+        self.streams.len()
     }
 
     pub fn totals(&self) -> Totals {
@@ -175,12 +243,54 @@ mod tests {
     #[test]
     fn ignores_absurd_sequence_numbers() {
         let mut s = StreamStats::default();
-        s.record(u64::MAX, 60, 0, 0);
-        s.record((1 << 24) + 1, 60, 0, 0);
-        assert_eq!(s.received(), 0);
-        s.record(1 << 24, 60, 0, 0);
+        assert!(s.record(0, 60, 0, 0));
+        assert!(!s.record(u64::MAX, 60, 0, 0));
+        assert!(!s.record((1 << 24) + 1, 60, 0, 0));
         assert_eq!(s.received(), 1);
-        assert!(s.seen.len() <= (1 << 24) / 64 * 2);
+        assert!(s.record(1 << 24, 60, 0, 0));
+        assert_eq!(s.received(), 2);
+        assert_eq!(s.seen.len() as u64, WINDOW / 64);
+    }
+
+    #[test]
+    fn a_stream_holds_one_window_whatever_its_sequence_numbers() {
+        let mut s = StreamStats::default();
+        for seq in [u64::MAX - (1 << 20), u64::MAX - 5, u64::MAX, 3] {
+            s.record(seq, 60, 0, 0);
+        }
+        assert_eq!(s.seen.len() as u64, WINDOW / 64);
+        assert_eq!(s.received(), 4);
+    }
+
+    #[test]
+    fn duplicates_are_found_within_the_window_and_late_frames_beyond_it() {
+        let mut s = StreamStats::default();
+        for seq in 0..3 * WINDOW {
+            s.record(seq, 60, 0, 0);
+        }
+        // Within the window: a duplicate. Beyond it: late, counted out of order.
+        s.record(3 * WINDOW - 10, 60, 0, 0);
+        assert_eq!(s.duplicates(), 1);
+        s.record(WINDOW, 60, 0, 0);
+        assert_eq!(s.out_of_order(), 1);
+        // A gap: the numbers skipped are not remembered as seen from the last lap.
+        s.record(3 * WINDOW + 100, 60, 0, 0);
+        s.record(3 * WINDOW + 50, 60, 0, 0);
+        assert_eq!(s.duplicates(), 1);
+        assert_eq!(s.out_of_order(), 2);
+        assert_eq!(s.received(), 3 * WINDOW + 3);
+    }
+
+    #[test]
+    fn a_test_refuses_streams_beyond_the_cap() {
+        let mut t = TestStats::default();
+        for stream in 0..MAX_STREAMS as u16 {
+            assert!(t.record(stream, 0, 60, 0, 1));
+        }
+        assert!(!t.record(MAX_STREAMS as u16, 0, 60, 0, 1));
+        assert!(t.record(0, 1, 60, 0, 1), "known streams still count");
+        assert_eq!(t.streams(), MAX_STREAMS);
+        assert_eq!(t.totals().received, MAX_STREAMS as u64 + 1);
     }
 
     #[test]

@@ -57,9 +57,9 @@ pub fn config() -> &'static str {
 
 /// The link an extcap interface value names.
 pub fn find<'a>(links: &'a [Link], value: &str) -> crate::Result<&'a Link> {
-    links
-        .iter()
-        .find(|link| value.strip_prefix(PREFIX) == Some(link.name.as_str()))
+    value
+        .strip_prefix(PREFIX)
+        .and_then(|name| crate::plan::find_link(links, name).ok())
         .ok_or_else(|| crate::Error::Argument {
             field: "--extcap-interface".into(),
             message: format!(

@@ -13,6 +13,7 @@ use clap::Subcommand;
 use crate::bench::receiver::{Receiver, ReceiverConfig};
 use crate::bench::sender::{self, Event, IntervalResult, Limit, SendConfig, SizeResult};
 use crate::bench::spec::{self, Rate};
+use crate::bench::stats::MAX_STREAMS;
 use crate::plan::{self, Endpoint, Side};
 
 #[derive(Debug, clap::Args)]
@@ -41,8 +42,23 @@ struct ListenArgs {
         conflicts_with = "mapping"
     )]
     listen: Option<SocketAddr>,
+    /// Accept test frames only from this sender, IP[:PORT] (no port: any port of that
+    /// address); frames from elsewhere are refused and counted. Not implied by --mapping:
+    /// a splice in steal mode forwards from a port of its own.
+    #[arg(long, value_name = "IP[:PORT]", value_parser = parse_peer)]
+    peer: Option<SocketAddr>,
     #[command(flatten)]
     planned: Planned,
+}
+
+/// `IP:PORT`, or `IP` for any port of that address (port 0).
+fn parse_peer(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| {
+            text.parse::<std::net::IpAddr>()
+                .map(|ip| SocketAddr::new(ip, 0))
+        })
+        .map_err(|_| format!("`{text}` is not IP or IP:PORT"))
 }
 
 /// Stand in for one NIC of a planned link instead of giving addresses.
@@ -124,8 +140,8 @@ struct SendArgs {
     /// Seconds of uncounted frames before each size.
     #[arg(long, value_name = "S", default_value_t = 0.0)]
     warmup: f64,
-    /// Parallel flows (one thread and stream id each).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    /// Parallel flows (one thread and stream id each), at most 256 (what a receiver counts).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=MAX_STREAMS as i64))]
     streams: u16,
     /// Seconds between interval reports; 0 for none.
     #[arg(long, value_name = "S", default_value_t = 1.0)]
@@ -165,12 +181,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn listen(args: ListenArgs, reflect: bool, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
-    let listen = match (args.planned.resolve()?, args.listen) {
-        (Some((me, _)), _) => me.local,
-        (None, Some(listen)) => listen,
+    // A planned end answers its planned peer, as the VM it stands in for would.
+    let (listen, reply_to) = match (args.planned.resolve()?, args.listen) {
+        (Some((me, _)), _) => (me.local, Some(me.remote)),
+        (None, Some(listen)) => (listen, None),
         (None, None) => return Err(missing_address("--listen").into()),
     };
-    let mut receiver = Receiver::bind(&ReceiverConfig { listen, reflect })?;
+    let mut receiver = Receiver::bind(&ReceiverConfig {
+        listen,
+        reflect,
+        peer: args.peer,
+        reply_to,
+    })?;
     let role = if reflect { "reflect" } else { "sink" };
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -181,12 +203,16 @@ fn listen(args: ListenArgs, reflect: bool, stop: &AtomicBool) -> anyhow::Result<
     out.flush()?;
     drop(out);
     receiver.run(stop)?;
-    if receiver.foreign() > 0 {
-        eprintln!(
-            "ignored {} datagrams that were not test frames",
-            receiver.foreign()
-        );
-    }
+    eprintln!(
+        "linkscope bench {role}: test frames: {} accounted, {} refused (from a source other \
+         than --peer, beyond {} streams per test, or a sequence number far ahead), {} dropped \
+         by the receiving socket; {} datagrams that were not test frames ignored",
+        receiver.accepted(),
+        receiver.refused(),
+        MAX_STREAMS,
+        receiver.dropped(),
+        receiver.foreign()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

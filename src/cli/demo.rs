@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::spliced::{LinkNames, Printer, capture_layout, join, print_summary, watch};
+use super::spliced::{Printer, capture_layout, join, meter_text, print_summary, watch};
 use crate::capture::{Output, Writer};
-use crate::measure::meter::Ends;
+use crate::plan::LinkNames;
 use crate::splice::copy::{self, Consumer, CopyRecord, Next};
 use crate::splice::demo::{Identity, Vm, VmCounts};
 use crate::splice::meters::{self, Metered, Meters};
@@ -134,7 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         let consumer = copy::spawn(
             receiver,
-            Metered::new(meters.clone(), Some(watched)),
+            Metered::new(meters.clone(), Some(watched), stop.clone()),
             stop.clone(),
         )?;
         let config = SpliceConfig {
@@ -150,7 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         spliced_for = stepped_in.elapsed();
         eprintln!("splice steps out: the tunnel is direct again");
         let tee = join(consumer)?
-            .into_inner()
+            .into_inner()?
             .and_then(Watched::into_inner)
             .context("the demo's capture consumer is gone")?;
         recorded = tee.recorder.frames();
@@ -165,14 +165,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!();
     let mut err = std::io::stderr().lock();
     print_summary(&stats, &names, &mut err)?;
-    let ends = Ends {
-        name: names[0].link.clone(),
-        a: names[0].a.clone(),
-        b: names[0].b.clone(),
-    };
     eprint!(
         "{}",
-        meters.lock()[0].summary(&ends, &Direction::BOTH, spliced_for.as_secs_f64())
+        meter_text::summary(
+            &meters.lock()[0],
+            &names[0],
+            &Direction::BOTH,
+            spliced_for.as_secs_f64()
+        )
     );
     watch::print_summary(&views.lock(), &stats, &names, &mut err)?;
     drop(err);

@@ -17,7 +17,8 @@ use crate::capture::{Output, Writer, extcap};
 use crate::splice::recorder::Recorder;
 use crate::splice::{CopyFilter, LinkConfig, Mode, Splice, SpliceConfig, copy};
 
-use super::spliced::{LinkNames, capture_layout};
+use super::spliced::capture_layout;
+use crate::plan::LinkNames;
 
 /// The links of a mapping as Wireshark capture interfaces (extcap).
 #[derive(Debug, clap::Args)]

@@ -11,6 +11,11 @@ use crate::plan;
 pub struct Args {
     /// The mapping file.
     mapping: PathBuf,
+    /// Only the links these patterns name, as `splice --link` selects them: a link's name
+    /// (100:1-102:1), one end's link (100:1, 100:eth1) or every link of a VM (100, 100:*);
+    /// repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    link: Vec<String>,
     /// Print `{"links":[…]}` instead of a table.
     #[arg(long)]
     json: bool,
@@ -21,7 +26,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for warning in &mapping.warnings {
         eprintln!("linkscope: warning: {warning}");
     }
-    let links = plan::resolve_links(&mapping)?;
+    let mut links = plan::resolve_links(&mapping)?;
+    if !args.link.is_empty() {
+        links = plan::select(&links, &args.link)?
+            .into_iter()
+            .cloned()
+            .collect();
+    }
     let text = if args.json {
         let mut text = plan::json::links(&links);
         text.push('\n');

@@ -47,6 +47,10 @@ pub struct Args {
     /// (exit status 1 when one does not fit).
     #[arg(long, value_name = "FILE", conflicts_with = "reflect")]
     mapping: Option<std::path::PathBuf>,
+    /// With --mapping: check only the links these patterns name (as `splice --link`: 100,
+    /// 100:*, 100:1, 100:1-102:1); repeatable.
+    #[arg(long, value_name = "PATTERN", requires = "mapping")]
+    link: Vec<String>,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -70,7 +74,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             message: format!("{host}: no address"),
         })?;
     let links = match &args.mapping {
-        Some(path) => Some(crate::plan::load_links(path)?),
+        Some(path) => {
+            let links = crate::plan::load_links(path)?;
+            Some(if args.link.is_empty() {
+                links
+            } else {
+                crate::plan::select(&links, &args.link)?
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            })
+        }
         None => None,
     };
     let found = pmtu::probe(&ProbeConfig {
@@ -123,10 +137,10 @@ impl Checks {
     fn human(&self) -> String {
         let mut out = String::new();
         if self.links.is_empty() {
-            out.push_str("the mapping has no cross-host link\n");
+            out.push_str("no cross-host link among the links checked\n");
         } else if self.unrelated {
             out.push_str(
-                "no cross-host link of the mapping ends at the probed address: \
+                "no cross-host link checked ends at the probed address: \
                  checking them all against this path\n",
             );
         }

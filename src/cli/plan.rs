@@ -1,4 +1,5 @@
-//! `linkscope plan MAPPING`: `qm set` commands (or QEMU / libvirt / JSON) for a mapping.
+//! `linkscope plan MAPPING`: `qm set` commands (or QEMU / libvirt / JSON) for a mapping, or
+//! the relays that carry its `transport: tcp` links between hosts.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -16,6 +17,11 @@ enum Format {
     Libvirt,
     /// Everything the plan decided, as JSON.
     Json,
+    /// Per host, the `linkscope relay` commands that carry the `transport: tcp` links
+    /// between hosts (the host whose address sorts first listens).
+    Relays,
+    /// The same relays as systemd service units, per host.
+    RelaysSystemd,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -107,6 +113,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
         Format::Libvirt => plan::libvirt::render(&plan),
         Format::Json => plan::json::plan(&plan),
+        Format::Relays => plan::tcp::render_commands(&plan),
+        Format::RelaysSystemd => plan::tcp::render_systemd(&plan),
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;

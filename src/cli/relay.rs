@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::spliced::time_of_day;
+use super::spliced::{meter_text, time_of_day};
 use crate::capture::{Interface, InterfaceStats, Output, Packet, Writer};
 use crate::direction::Direction;
 use crate::measure::fragment::{Budget, Outer};
 use crate::measure::l2::{Expect, Expectation, PROTOCOLS, View};
-use crate::measure::meter::{Counters, Ends, Exchange, SpliceCounters};
+use crate::measure::meter::{Counters, Exchange, SpliceCounters};
+use crate::plan::LinkNames;
 use crate::relay::{Locator, Mode, Relay, RelayConfig, RelayStats, endpoint, switch};
 use crate::splice::copy::{self, Consumer, CopyFilter, CopyRecord, Next};
 use crate::splice::meters::{Metered, Meters};
@@ -188,13 +189,34 @@ fn options(args: &Args) -> crate::Result<Options> {
             Output::File(path.clone())
         }
     });
+    // `stdio` frames own standard input and output: nothing else may read or write them.
+    let stdio = args
+        .endpoints
+        .iter()
+        .filter(|e| matches!(e, Locator::Stdio))
+        .count();
+    if stdio > 1 {
+        return Err(bad(
+            "ENDPOINT",
+            format!("stdio given {stdio} times: there is one standard input and output"),
+        ));
+    }
+    if stdio == 1 {
+        let taken = "standard output carries the frames of the stdio endpoint";
+        if matches!(output, Some(Output::Stdout)) {
+            return Err(bad("-w -", taken.into()));
+        }
+        if args.json.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+            return Err(bad("--json -", taken.into()));
+        }
+    }
     Ok(Options {
         mode,
         names,
         output,
         packets,
         duration: duration.map(Duration::from_secs),
-        quiet: args.quiet,
+        quiet: args.quiet || stdio == 1,
         stats_interval: Duration::from_secs_f64(args.stats_interval),
         json: args.json.clone(),
         expect,
@@ -327,7 +349,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (copies, receiver) = copy::channel(copy::DEFAULT_CAPACITY);
     let consumer = copy::spawn(
         receiver,
-        Metered::new(meters.clone(), Some(watched)),
+        Metered::new(meters.clone(), Some(watched), stop.clone()),
         stop.clone(),
     )?;
     let relay = Relay::start(RelayConfig {
@@ -383,7 +405,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .join()
         .map_err(|_| anyhow::anyhow!("the copy consumer panicked"))?;
     let sink = metered
-        .into_inner()
+        .into_inner()?
         .and_then(Watched::into_inner)
         .ok_or_else(|| anyhow::anyhow!("the copy consumer lost its sink"))?;
     if let Some(writer) = sink.writer {
@@ -402,17 +424,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     outcome?;
     eprintln!("{}", status(&stats, &options.names));
+    for (name, counters) in options.names.iter().zip(&stats.endpoints) {
+        for (key, value) in counters {
+            match *key {
+                "exit_code" => eprintln!("relay: {name}: the child exited with status {value}"),
+                "exit_signal" => eprintln!("relay: {name}: the child was ended by signal {value}"),
+                _ => {}
+            }
+        }
+    }
     let views = views.lock().clone();
     let carried = started.elapsed();
     let ends = pair_ends(&options.names);
     let mut err = io::stderr().lock();
     for (meter, ends) in meters.lock().iter().zip(&ends) {
         let directions = present(ends);
-        write!(
-            err,
-            "{}",
-            meter.summary(ends, &directions, carried.as_secs_f64())
-        )?;
+        let text = meter_text::summary(meter, ends, &directions, carried.as_secs_f64());
+        write!(err, "{text}")?;
     }
     l2_summary(&views, &options.names, &mut err)?;
     let passed = match &options.expect {
@@ -452,19 +480,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// The endpoints of each pair (endpoint 2k as A, 2k + 1 as B; an odd last one has no B), as
 /// the meters name them.
-fn pair_ends(names: &[String]) -> Vec<Ends> {
+fn pair_ends(names: &[String]) -> Vec<LinkNames> {
     names
         .chunks(2)
-        .map(|pair| Ends {
-            name: pair.join(" ⇄ "),
+        .map(|pair| LinkNames {
+            link: pair.join(" ⇄ "),
             a: pair[0].clone(),
             b: pair.get(1).cloned().unwrap_or_default(),
+            detail: String::new(),
         })
         .collect()
 }
 
 /// The directions of a pair that have an endpoint sending them.
-fn present(ends: &Ends) -> Vec<Direction> {
+fn present(ends: &LinkNames) -> Vec<Direction> {
     if ends.b.is_empty() {
         vec![Direction::AToB]
     } else {

@@ -25,18 +25,13 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
-use std::fs::File;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use pcap_file::DataLink;
-use pcap_file::pcap::PcapReader;
-use pcap_file::pcapng::PcapNgReader;
-use pcap_file::pcapng::blocks::Block;
-use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
-use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use serde::Serialize;
+
+use crate::wire::savefile;
 
 /// Which way a frame travelled, as far as a capture tells.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,23 +88,39 @@ pub struct Capture {
     pub direction_source: DirectionSource,
 }
 
-/// Reads a pcapng or pcap file of Ethernet frames.
+/// Reads a pcapng or pcap file of Ethernet frames (with [`savefile::Reader`], as `decode`).
 pub fn read_capture(path: &Path) -> crate::Result<Capture> {
-    let file = File::open(path).map_err(|source| crate::Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut reader = BufReader::new(file);
-    let mut magic = [0u8; 4];
-    reader
-        .read_exact(&mut magic)
-        .map_err(|e| bad(path, format!("not a capture file: {e}")))?;
-    let chained = std::io::Cursor::new(magic).chain(reader);
-    let frames = if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
-        read_pcapng(path, chained)?
-    } else {
-        read_pcap(path, chained)?
-    };
+    let mut reader = savefile::Reader::open(path)?;
+    let mut frames = Vec::new();
+    while let Some(record) = reader.next_record() {
+        let record = record?;
+        let id = record.interface_id as usize;
+        if record.link_type != DataLink::ETHERNET {
+            return Err(bad(
+                path,
+                format!("interface {id} is {:?}, not Ethernet", record.link_type),
+            ));
+        }
+        let names = reader.interface_names();
+        let name = |id: usize| {
+            names
+                .get(id)
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| format!("interface {id}"))
+        };
+        let way = match record.flags.map(|f| f & 0b11) {
+            Some(2) => Way::From(name(id)),
+            Some(1) if names.len() == 2 => Way::From(name(1 - id)),
+            Some(1) => Way::To(name(id)),
+            _ => source_mac(&record.data),
+        };
+        frames.push(Frame {
+            timestamp_ns: record.time.as_nanos() as u64,
+            way,
+            hash: content_hash(&record.data, record.original_len),
+        });
+    }
     let flagged = frames
         .iter()
         .filter(|f| !matches!(f.way, Way::FromMac(_)))
@@ -135,75 +146,6 @@ fn bad(path: &Path, message: String) -> crate::Error {
         field: "capture".into(),
         message,
     }
-}
-
-fn read_pcapng(path: &Path, input: impl Read) -> crate::Result<Vec<Frame>> {
-    let mut reader = PcapNgReader::new(input).map_err(|e| bad(path, e.to_string()))?;
-    let mut frames = Vec::new();
-    while let Some(block) = reader.next_block() {
-        let (block, state) = block.map_err(|e| bad(path, e.to_string()))?;
-        let Block::EnhancedPacket(packet) = block else {
-            continue;
-        };
-        let interfaces = state.interfaces();
-        let interface = &interfaces[packet.interface_id as usize];
-        if interface.linktype != DataLink::ETHERNET {
-            return Err(bad(
-                path,
-                format!(
-                    "interface {} is {:?}, not Ethernet",
-                    packet.interface_id, interface.linktype
-                ),
-            ));
-        }
-        let name = |id: usize| {
-            interfaces[id]
-                .options
-                .iter()
-                .find_map(|o| match o {
-                    InterfaceDescriptionOption::IfName(n) => Some(n.to_string()),
-                    _ => None,
-                })
-                .unwrap_or_else(|| format!("interface {id}"))
-        };
-        let flags = packet.options.iter().find_map(|o| match o {
-            EnhancedPacketOption::Flags(f) => Some(f & 0b11),
-            _ => None,
-        });
-        let id = packet.interface_id as usize;
-        let way = match flags {
-            Some(2) => Way::From(name(id)),
-            Some(1) if interfaces.len() == 2 => Way::From(name(1 - id)),
-            Some(1) => Way::To(name(id)),
-            _ => source_mac(&packet.data),
-        };
-        frames.push(Frame {
-            timestamp_ns: packet.timestamp.as_nanos() as u64,
-            way,
-            hash: content_hash(&packet.data, packet.original_len),
-        });
-    }
-    Ok(frames)
-}
-
-fn read_pcap(path: &Path, input: impl Read) -> crate::Result<Vec<Frame>> {
-    let mut reader = PcapReader::new(input).map_err(|e| bad(path, e.to_string()))?;
-    if reader.header().datalink != DataLink::ETHERNET {
-        return Err(bad(
-            path,
-            format!("link type {:?}, not Ethernet", reader.header().datalink),
-        ));
-    }
-    let mut frames = Vec::new();
-    while let Some(packet) = reader.next_packet() {
-        let packet = packet.map_err(|e| bad(path, e.to_string()))?;
-        frames.push(Frame {
-            timestamp_ns: packet.timestamp().as_nanos() as u64,
-            way: source_mac(packet.data()),
-            hash: content_hash(packet.data(), packet.orig_len()),
-        });
-    }
-    Ok(frames)
 }
 
 fn source_mac(frame: &[u8]) -> Way {

@@ -19,8 +19,6 @@
 //! copy as unanswered. Requests still within the grace time when the run ends are counted
 //! in neither figure ([`Meter::pending`]).
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::{
@@ -29,8 +27,11 @@ use etherparse::{
 };
 use hdrhistogram::Histogram;
 
+use super::fast_map::FastMap;
 use super::fragment::{Budget, Seen, advice};
+use super::pending::{Pending, Request};
 use super::report;
+use crate::plan::LinkNames;
 
 pub use crate::direction::Direction;
 
@@ -56,13 +57,14 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration with a 3 s grace time and tables of 65536 requests and flows.
+    /// A configuration with a 3 s grace time and tables of 16384 requests (per kind) and
+    /// flows: room for 5000 requests a second in flight, and under 24 MiB per link full.
     pub fn new(budget: Budget) -> Config {
         Config {
             budget,
             grace_ns: 3_000_000_000,
-            max_pending: 65_536,
-            max_flows: 65_536,
+            max_pending: 16_384,
+            max_flows: 16_384,
         }
     }
 }
@@ -73,6 +75,11 @@ pub enum Exchange {
     IcmpEcho,
     Arp,
     TcpHandshake,
+}
+
+impl Exchange {
+    /// Every kind, in the order the figures list them.
+    pub const ALL: [Exchange; 3] = [Exchange::IcmpEcho, Exchange::Arp, Exchange::TcpHandshake];
 }
 
 /// A flow as the loss figures name it. Ports are zero for ICMP and ARP.
@@ -121,17 +128,6 @@ impl Counters {
     }
 }
 
-/// Names the report gives a link and its two ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ends {
-    /// The link's name, e.g. "100:1-102:1".
-    pub name: String,
-    /// Endpoint A, e.g. "100:1".
-    pub a: String,
-    /// Endpoint B, e.g. "102:1".
-    pub b: String,
-}
-
 /// What the splice counted itself in one direction (the meter cannot see these).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SpliceCounters {
@@ -150,6 +146,8 @@ pub struct Meter {
     rtt: [RttMeter; 3],
     tcp: FastMap<TcpFlow, TcpState>,
     tcp_untracked: u64,
+    /// While the TCP flow table is full, it is swept for idle flows no earlier than this.
+    tcp_sweep_ns: u64,
     lossy: FastMap<(Direction, Flow), FlowLoss>,
     lossy_untracked: u64,
     frames: u64,
@@ -167,6 +165,7 @@ impl Meter {
             rtt: [RttMeter::new(), RttMeter::new(), RttMeter::new()],
             tcp: FastMap::default(),
             tcp_untracked: 0,
+            tcp_sweep_ns: 0,
             lossy: FastMap::default(),
             lossy_untracked: 0,
             frames: 0,
@@ -235,6 +234,11 @@ impl Meter {
         self.directions[slot(direction)].unanswered[exchange as usize]
     }
 
+    /// The frames of `direction` against host_mtu and the path MTU, so far.
+    pub fn mtu(&self, direction: Direction) -> report::Mtu {
+        self.directions[slot(direction)].mtu
+    }
+
     /// TCP retransmissions seen travelling in `direction`.
     pub fn retransmissions(&self, direction: Direction) -> u64 {
         self.directions[slot(direction)].retransmissions
@@ -242,14 +246,14 @@ impl Meter {
 
     /// Requests still waiting for their response, within the grace time.
     pub fn pending(&self) -> usize {
-        self.echo.map.len() + self.arp.map.len() + self.syn.map.len()
+        self.echo.waiting() + self.arp.waiting() + self.syn.waiting()
     }
 
     /// Requests and flows not followed because a table was full.
     pub fn untracked(&self) -> u64 {
-        self.echo.untracked
-            + self.arp.untracked
-            + self.syn.untracked
+        self.echo.untracked()
+            + self.arp.untracked()
+            + self.syn.untracked()
             + self.tcp_untracked
             + self.lossy_untracked
     }
@@ -311,136 +315,18 @@ impl Meter {
             .collect()
     }
 
-    /// One status line: per direction the frame and bit rates since `earlier` (taken
-    /// `elapsed_ns` before), the share of frames fragmented so far, the unanswered
-    /// requests and retransmissions so far, and the echo RTT median, e.g.
-    /// `a>b 812 fr/s 9.7 Mbit/s frag 37 % lost 2 | b>a 811 fr/s 9.6 Mbit/s | rtt 0.41 ms`.
-    /// Only `directions` are shown (a splice may see one direction only).
-    pub fn status_line(
-        &self,
-        directions: &[Direction],
-        earlier: [Counters; 2],
-        elapsed_ns: u64,
-    ) -> String {
-        let mut parts: Vec<String> = directions
-            .iter()
-            .map(|&direction| {
-                let d = &self.directions[slot(direction)];
-                let (pps, bps) = self
-                    .counters(direction)
-                    .rates_since(&earlier[slot(direction)], elapsed_ns);
-                let mut part = format!(
-                    "{} {pps:.0} fr/s {:.1} Mbit/s",
-                    direction.label(),
-                    bps / 1e6
-                );
-                if d.mtu.fragmented_frames > 0 {
-                    part.push_str(&format!(
-                        " frag {:.0} %",
-                        d.mtu.fragmented_frames as f64 * 100.0 / d.frames as f64
-                    ));
-                }
-                let lost: u64 = d.unanswered.iter().sum::<u64>() + d.retransmissions;
-                if lost > 0 {
-                    part.push_str(&format!(" lost {lost}"));
-                }
-                part
-            })
-            .collect();
-        if let Some(p50) = self.rtt(Exchange::IcmpEcho).p50 {
-            parts.push(format!("rtt {p50:.2} ms"));
-        }
-        parts.join(" | ")
-    }
-
-    /// The human summary at the end of a run: one block per direction, the round trips,
-    /// the lossiest flows (at most five) and the advice. Only `directions` get a block (a
-    /// splice may see one direction only).
-    pub fn summary(&self, ends: &Ends, directions: &[Direction], duration_s: f64) -> String {
-        let report = self.report(ends, [SpliceCounters::default(); 2], duration_s);
-        let mut out = format!("link {}\n", report.name);
-        for direction in directions {
-            let d = &report.directions[slot(*direction)];
-            let meter = &self.directions[slot(*direction)];
-            out.push_str(&format!(
-                "  {} > {}: {} frames, {} bytes, {:.0} fr/s, {:.2} Mbit/s",
-                d.from,
-                d.to,
-                d.frames,
-                d.bytes,
-                d.pps,
-                d.bps / 1e6
-            ));
-            if let (Some(min), Some(p50), Some(max)) = (d.sizes.min, d.sizes.p50, d.sizes.max) {
-                out.push_str(&format!(", sizes {min}/{p50}/{max} (min/p50/max)"));
-            }
-            out.push('\n');
-            out.push_str(&format!(
-                "    beyond the splice: {} echo, {} ARP, {} SYN unanswered; {} TCP retransmissions\n",
-                meter.unanswered[Exchange::IcmpEcho as usize],
-                meter.unanswered[Exchange::Arp as usize],
-                meter.unanswered[Exchange::TcpHandshake as usize],
-                meter.retransmissions,
-            ));
-            let mtu = d.mtu;
-            if mtu.exceeds_host_mtu + mtu.fragmented_frames + mtu.unsendable > 0 {
-                out.push_str(&format!(
-                    "    mtu: {} fragmented into {} IP fragments, {} unsendable, {} above host_mtu\n",
-                    mtu.fragmented_frames, mtu.ip_fragments, mtu.unsendable, mtu.exceeds_host_mtu,
-                ));
-            }
-        }
-        for (name, rtt) in [
-            ("icmp echo", report.rtt_ms.icmp_echo),
-            ("arp", report.rtt_ms.arp),
-            ("tcp handshake", report.rtt_ms.tcp_handshake),
-        ] {
-            if let (Some(p50), Some(p90), Some(p99), Some(max)) =
-                (rtt.p50, rtt.p90, rtt.p99, rtt.max)
-            {
-                out.push_str(&format!(
-                    "  rtt {name}: {} pairs, p50 {p50:.3} ms, p90 {p90:.3}, p99 {p99:.3}, max {max:.3}\n",
-                    rtt.count
-                ));
-            }
-        }
-        for (direction, flow, loss) in self.lossy_flows().into_iter().take(5) {
-            let ports = if flow.protocol == FlowProtocol::Tcp {
-                format!(" ports {} > {}", flow.source_port, flow.destination_port)
-            } else {
-                String::new()
-            };
-            out.push_str(&format!(
-                "  lossy flow {} {:?} {} > {}{ports}: {} unanswered, {} retransmissions\n",
-                direction.label(),
-                flow.protocol,
-                flow.source,
-                flow.destination,
-                loss.unanswered,
-                loss.retransmissions,
-            ));
-        }
-        for line in &report.advice {
-            out.push_str(&format!("  advice: {line}\n"));
-        }
-        out
-    }
-
     /// The link's part of the JSON report over a run of `duration_s` seconds. The LLDP,
     /// STP and LACP summaries are null: the decoders fill them.
     pub fn report(
         &self,
-        ends: &Ends,
+        names: &LinkNames,
         splice: [SpliceCounters; 2],
         duration_s: f64,
-    ) -> report::Link {
+    ) -> report::LinkReport {
         let directions = Direction::BOTH
             .iter()
             .map(|&direction| {
-                let (from, to) = match direction {
-                    Direction::AToB => (&ends.a, &ends.b),
-                    Direction::BToA => (&ends.b, &ends.a),
-                };
+                let (from, to) = names.ends(direction);
                 self.directions[slot(direction)].report(
                     from,
                     to,
@@ -449,8 +335,8 @@ impl Meter {
                 )
             })
             .collect();
-        report::Link {
-            name: ends.name.clone(),
+        report::LinkReport {
+            name: names.link.clone(),
             host_mtu: self.config.budget.host_mtu,
             path_mtu: self.config.budget.path_mtu,
             directions,
@@ -644,8 +530,13 @@ impl Meter {
             return;
         }
         if self.tcp.len() >= self.config.max_flows {
-            let idle_before = ts.saturating_sub(TCP_IDLE_NS);
-            self.tcp.retain(|_, state| state.last_ns >= idle_before);
+            // A sweep walks the whole table: at most one per TCP_SWEEP_NS, so a flood of new
+            // flows into a full table costs a lookup each, not a walk each.
+            if ts >= self.tcp_sweep_ns {
+                self.tcp_sweep_ns = ts.saturating_add(TCP_SWEEP_NS);
+                let idle_before = ts.saturating_sub(TCP_IDLE_NS);
+                self.tcp.retain(|_, state| state.last_ns >= idle_before);
+            }
             if self.tcp.len() >= self.config.max_flows {
                 self.tcp_untracked += 1;
                 return;
@@ -699,58 +590,11 @@ fn ethernet(frame: &[u8]) -> (u32, Option<(EtherType, &[u8])>) {
     (tags, Some((ether_type, rest)))
 }
 
-/// Hash maps keyed by addresses and ports, hashed with a multiply-rotate hash (as rustc's
-/// FxHash) rather than SipHash: several times cheaper per frame. The tables are capped, so
-/// crafted collisions can slow the meter down but not grow its memory.
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct WordHasher {
-    hash: u64,
-}
-
-impl WordHasher {
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for WordHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
 /// A TCP flow idle this long may be forgotten when the flow table is full.
 const TCP_IDLE_NS: u64 = 60_000_000_000;
+
+/// A full TCP flow table is swept for idle flows at most this often (by frame time).
+const TCP_SWEEP_NS: u64 = 1_000_000_000;
 
 #[derive(Debug, Clone)]
 struct DirectionMeter {
@@ -804,7 +648,7 @@ impl DirectionMeter {
         to: &str,
         splice: SpliceCounters,
         duration_s: f64,
-    ) -> report::Direction {
+    ) -> report::DirectionReport {
         let any = self.frames > 0;
         let size_at = |q: f64| {
             self.sizes
@@ -822,7 +666,7 @@ impl DirectionMeter {
             (!self.added_latency.is_empty())
                 .then(|| self.added_latency.value_at_quantile(q) as f64 / 1000.0)
         };
-        report::Direction {
+        report::DirectionReport {
             from: from.to_string(),
             to: to.to_string(),
             frames: self.frames,
@@ -872,11 +716,6 @@ impl RttMeter {
         self.max_us = self.max_us.max(us);
         self.histogram.saturating_record(us);
     }
-}
-
-/// A request that expects a response, identified by what the response echoes back.
-trait Request: Copy + Eq + Hash {
-    fn flow(&self) -> Flow;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -984,129 +823,6 @@ struct Segment {
     has_ack: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Waiting {
-    sent_ns: u64,
-    direction: Direction,
-}
-
-/// Requests awaiting their response: a map for lookups, a queue in arrival order for
-/// ageing, both capped.
-#[derive(Debug, Clone)]
-struct Pending<K> {
-    map: FastMap<K, Waiting>,
-    /// Responses seen before their request, by the request's key. The splice's forwarding
-    /// threads hand frames to the tap independently, so a fast response can reach the meter
-    /// before its request; both carry their kernel receive times, so the pair still counts.
-    early: FastMap<K, Waiting>,
-    order: VecDeque<(u64, K)>,
-    cap: usize,
-    untracked: u64,
-}
-
-impl<K: Request> Pending<K> {
-    fn new(cap: usize) -> Pending<K> {
-        Pending {
-            map: FastMap::default(),
-            early: FastMap::default(),
-            order: VecDeque::new(),
-            cap,
-            untracked: 0,
-        }
-    }
-
-    /// Starts waiting for `key`'s response; returns the flow of an earlier identical
-    /// request that was still waiting (it now counts as unanswered).
-    fn request(&mut self, key: K, ts: u64, direction: Direction) -> Option<Flow> {
-        let waiting = Waiting {
-            sent_ns: ts,
-            direction,
-        };
-        if let Some(earlier) = self.map.get_mut(&key) {
-            *earlier = waiting;
-            self.order.push_back((ts, key));
-            self.trim();
-            return Some(key.flow());
-        }
-        if self.map.len() >= self.cap {
-            self.untracked += 1;
-            return None;
-        }
-        self.map.insert(key, waiting);
-        self.order.push_back((ts, key));
-        self.trim();
-        None
-    }
-
-    /// The round-trip time when the response to `key`, travelling the other way, was seen
-    /// already (before its request); the pair is then complete.
-    fn answered_early(&mut self, key: &K, ts: u64, direction: Direction) -> Option<u64> {
-        let response = self.early.get(key)?;
-        if response.direction == direction || response.sent_ns < ts {
-            return None;
-        }
-        let rtt = response.sent_ns - ts;
-        self.early.remove(key);
-        Some(rtt)
-    }
-
-    /// The round-trip time when `key` was waiting for a response in the other direction.
-    /// A response with no waiting request is kept (within the cap) for
-    /// [`Pending::answered_early`].
-    fn response(&mut self, key: &K, ts: u64, direction: Direction) -> Option<u64> {
-        let Some(waiting) = self.map.get(key) else {
-            if self.early.len() < self.cap {
-                self.early.insert(
-                    *key,
-                    Waiting {
-                        sent_ns: ts,
-                        direction,
-                    },
-                );
-            }
-            return None;
-        };
-        if waiting.direction == direction {
-            return None;
-        }
-        let rtt = ts.saturating_sub(waiting.sent_ns);
-        self.map.remove(key);
-        Some(rtt)
-    }
-
-    /// Hands every request sent before `deadline` and still waiting to `lost`.
-    fn expire(&mut self, deadline: u64, mut lost: impl FnMut(Direction, Flow)) {
-        if !self.early.is_empty() {
-            self.early.retain(|_, w| w.sent_ns >= deadline);
-        }
-        while let Some(&(ts, key)) = self.order.front() {
-            if ts >= deadline {
-                break;
-            }
-            self.order.pop_front();
-            if let Some(w) = self.map.get(&key)
-                && w.sent_ns == ts
-            {
-                lost(w.direction, key.flow());
-                self.map.remove(&key);
-            }
-        }
-    }
-
-    /// Keeps the ageing queue within twice the cap: the oldest entries beyond that stop
-    /// being followed (counted as untracked, never as lost).
-    fn trim(&mut self) {
-        while self.order.len() > 2 * self.cap {
-            if let Some((ts, key)) = self.order.pop_front()
-                && self.map.get(&key).is_some_and(|w| w.sent_ns == ts)
-            {
-                self.map.remove(&key);
-                self.untracked += 1;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use etherparse::{ArpHardwareId, ArpPacket, EtherType, PacketBuilder, VlanId};
@@ -1199,10 +915,11 @@ mod tests {
                 bytes: 600
             }
         );
-        let ends = Ends {
-            name: "100:1-102:1".into(),
+        let ends = LinkNames {
+            link: "100:1-102:1".into(),
             a: "100:1".into(),
             b: "102:1".into(),
+            detail: String::new(),
         };
         let r = m.report(&ends, [SpliceCounters::default(); 2], 2.0);
         assert_eq!(r.directions[0].from, "100:1");
@@ -1263,10 +980,11 @@ mod tests {
                 &echo(false, false, seq as u16, 3000),
             );
         }
-        let ends = Ends {
-            name: "l".into(),
+        let ends = LinkNames {
+            link: "l".into(),
             a: "a".into(),
             b: "b".into(),
+            detail: String::new(),
         };
         let sizes = m
             .report(&ends, [SpliceCounters::default(); 2], 1.0)
@@ -1412,10 +1130,11 @@ mod tests {
             .expect("builds");
         assert_eq!(tagged.len(), 1518);
         m.record(Direction::BToA, 0, &tagged);
-        let ends = Ends {
-            name: "l".into(),
+        let ends = LinkNames {
+            link: "l".into(),
             a: "a".into(),
             b: "b".into(),
+            detail: String::new(),
         };
         let r = m.report(&ends, [SpliceCounters::default(); 2], 1.0);
         assert_eq!(
@@ -1480,15 +1199,49 @@ mod tests {
     }
 
     #[test]
+    fn a_full_tcp_flow_table_is_swept_at_most_once_a_second() {
+        let mut config = Config::new(Budget {
+            host_mtu: None,
+            path_mtu: 65535,
+            outer: Outer::Ipv4,
+        });
+        config.max_flows = 2;
+        let mut m = Meter::new(config);
+        let flow = |m: &mut Meter, port: u16, ts: u64| {
+            let mut frame = Vec::new();
+            PacketBuilder::ethernet2(MAC_A, MAC_B)
+                .ipv4(IP_A, IP_B, 64)
+                .tcp(port, 80, 1, 100)
+                .write(&mut frame, &[0; 10])
+                .expect("builds");
+            m.record(Direction::AToB, ts, &frame);
+        };
+        let half = TCP_SWEEP_NS / 2;
+        flow(&mut m, 1, 0);
+        flow(&mut m, 2, half);
+        // Full; flow 1 is idle: the sweep forgets it and flow 3 is followed.
+        flow(&mut m, 3, TCP_IDLE_NS + half / 2);
+        assert_eq!(m.untracked(), 0);
+        // Flow 2 is idle now too, but the last sweep was less than a second ago.
+        flow(&mut m, 4, TCP_IDLE_NS + half + half / 2);
+        assert_eq!(m.untracked(), 1);
+        // A second after the last sweep: swept again, flow 2 is forgotten, flow 5 followed.
+        flow(&mut m, 5, TCP_IDLE_NS + half / 2 + TCP_SWEEP_NS);
+        assert_eq!(m.untracked(), 1);
+        assert_eq!(m.tcp.len(), 2);
+    }
+
+    #[test]
     fn added_latency_is_reported_in_microseconds() {
         let mut m = meter(None, 65535);
         for us in 1..=100u64 {
             m.record_added_latency(Direction::AToB, us * 1000);
         }
-        let ends = Ends {
-            name: "l".into(),
+        let ends = LinkNames {
+            link: "l".into(),
             a: "a".into(),
             b: "b".into(),
+            detail: String::new(),
         };
         let r = m.report(&ends, [SpliceCounters::default(); 2], 1.0);
         let l = r.directions[0].added_latency_us;
@@ -1543,44 +1296,6 @@ mod tests {
         let mut m = meter(None, 65535);
         m.record(Direction::AToB, 0, &frame);
         assert_eq!(m.pending(), 0);
-    }
-
-    #[test]
-    fn status_line_and_summary_show_rates_loss_and_advice() {
-        let mut m = meter(Some(9000), 1500);
-        for seq in 0..4u16 {
-            let t = u64::from(seq) * 250 * MS;
-            m.record(Direction::AToB, t, &echo(true, true, seq, 3000));
-            if seq != 2 {
-                m.record(Direction::BToA, t + MS, &echo(false, false, seq, 3000));
-            }
-        }
-        m.expire(60_000 * MS);
-        let line = m.status_line(&Direction::BOTH, [Counters::default(); 2], 1_000_000_000);
-        assert_eq!(
-            line,
-            "a>b 4 fr/s 0.1 Mbit/s frag 100 % lost 1 | b>a 3 fr/s 0.1 Mbit/s frag 100 % | rtt 1.00 ms"
-        );
-        let ends = Ends {
-            name: "100:1-102:1".into(),
-            a: "100:1".into(),
-            b: "102:1".into(),
-        };
-        let summary = m.summary(&ends, &Direction::BOTH, 1.0);
-        assert!(summary.contains("100:1 > 102:1: 4 frames"), "{summary}");
-        assert!(
-            summary.contains("1 echo, 0 ARP, 0 SYN unanswered"),
-            "{summary}"
-        );
-        assert!(summary.contains("rtt icmp echo: 3 pairs"), "{summary}");
-        assert!(
-            summary.contains("lossy flow a>b IcmpEcho 10.0.0.1 > 10.0.0.2"),
-            "{summary}"
-        );
-        assert!(
-            summary.contains("advice: host_mtu 9000 on a 1500-byte path: 100 % of a>b frames were fragmented; set host_mtu ≤ 1458"),
-            "{summary}"
-        );
     }
 
     proptest::proptest! {

@@ -3,9 +3,11 @@
 //! fragmentation counters, the JSON report, path-MTU probing and capture comparison.
 
 pub mod compare;
+mod fast_map;
 pub mod fragment;
 pub mod l2;
 pub mod meter;
+mod pending;
 pub mod pmtu;
 pub mod report;
 pub mod snmp;

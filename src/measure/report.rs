@@ -10,17 +10,17 @@ use serde::Serialize;
 pub struct Report {
     pub version: u32,
     pub duration_s: f64,
-    pub links: Vec<Link>,
+    pub links: Vec<LinkReport>,
     pub host: Host,
 }
 
 /// One spliced link.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Link {
+pub struct LinkReport {
     pub name: String,
     pub host_mtu: Option<u32>,
     pub path_mtu: u32,
-    pub directions: Vec<Direction>,
+    pub directions: Vec<DirectionReport>,
     pub rtt_ms: RttSet,
     pub tcp_retransmissions: u64,
     pub advice: Vec<String>,
@@ -28,7 +28,7 @@ pub struct Link {
 
 /// One direction of a link, e.g. from "a" to "b".
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Direction {
+pub struct DirectionReport {
     pub from: String,
     pub to: String,
     pub frames: u64,
@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn keys_are_exactly_the_contract() {
-        let direction = Direction {
+        let direction = DirectionReport {
             from: "a".into(),
             to: "b".into(),
             frames: 0,
@@ -196,7 +196,7 @@ mod tests {
         let report = Report {
             version: 1,
             duration_s: 1.5,
-            links: vec![Link {
+            links: vec![LinkReport {
                 name: "100:1-102:1".into(),
                 host_mtu: Some(9000),
                 path_mtu: 1500,

@@ -7,4 +7,5 @@ pub mod batch;
 pub mod sys;
 pub mod tap;
 pub mod tunnel;
+pub mod udp_owners;
 pub mod udp_table;

@@ -384,25 +384,11 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 /// with `IFF_TAP | IFF_NO_PI`, and returns the name the kernel gave it. `name` must be shorter
 /// than `IFNAMSIZ` bytes and hold no NUL.
 pub fn tun_attach_tap(tun: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<u8>> {
-    if name.len() >= libc::IFNAMSIZ || name.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "an interface name is 1 to 15 bytes without NUL",
-        ));
-    }
-    let mut ifr_name = [0 as libc::c_char; libc::IFNAMSIZ];
-    for (d, s) in ifr_name.iter_mut().zip(name) {
-        *d = *s as libc::c_char;
-    }
-    let mut req = libc::ifreq {
-        ifr_name,
-        ifr_ifru: libc::__c_anonymous_ifr_ifru {
-            ifru_flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
-        },
-    };
+    let mut req = ifreq(name)?;
+    req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes one `struct ifreq`; `req` is a live, exclusively
-    // borrowed `ifreq` for the whole call, its name NUL-terminated (checked length above), and
-    // `tun` is an open descriptor borrowed for the call.
+    // borrowed `ifreq` for the whole call, its name NUL-terminated (`ifreq` checked its
+    // length), and `tun` is an open descriptor borrowed for the call.
     let rc = unsafe {
         libc::ioctl(
             tun.as_raw_fd(),
@@ -440,6 +426,128 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
         }
     }
     Ok(limit.rlim_cur)
+}
+
+/// `SIOCBRADDIF` from linux/sockios.h (the libc crate has it for Android only): adds the
+/// interface whose index is in `ifr_ifindex` to the bridge named in `ifr_name`.
+const SIOCBRADDIF: libc::c_ulong = 0x89a2;
+
+/// An `ifreq` naming `name`, the rest zero; refuses names the kernel cannot take (at most 15
+/// bytes, no NUL; an empty name asks TUNSETIFF to choose one and names nothing elsewhere).
+fn ifreq(name: &[u8]) -> io::Result<libc::ifreq> {
+    if name.len() >= libc::IFNAMSIZ || name.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an interface name is 1 to 15 bytes without NUL",
+        ));
+    }
+    let mut ifr_name = [0 as libc::c_char; libc::IFNAMSIZ];
+    for (d, s) in ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    Ok(libc::ifreq {
+        ifr_name,
+        ifr_ifru: libc::__c_anonymous_ifr_ifru { ifru_ifindex: 0 },
+    })
+}
+
+/// One interface ioctl (`request` takes and may fill one `struct ifreq`) on a throwaway
+/// datagram socket, as `ip link` does.
+fn interface_ioctl(request: libc::c_ulong, req: &mut libc::ifreq) -> io::Result<()> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+    // SAFETY: every request passed here (SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCGIFINDEX,
+    // SIOCBRADDIF) reads and writes at most one `struct ifreq`; `req` is a live, exclusively
+    // borrowed `ifreq` for the whole call with a NUL-terminated name (built by `ifreq`), and
+    // the socket is open for the call.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), request, req as *mut libc::ifreq) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Brings the interface `name` up (sets `IFF_UP`, as `ip link set NAME up`); needs
+/// CAP_NET_ADMIN unless it is up already.
+pub fn interface_up(name: &str) -> io::Result<()> {
+    let mut req = ifreq(name.as_bytes())?;
+    interface_ioctl(libc::SIOCGIFFLAGS, &mut req)?;
+    // SAFETY: SIOCGIFFLAGS filled the `ifru_flags` member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    let up = libc::IFF_UP as libc::c_short;
+    if flags & up != 0 {
+        return Ok(());
+    }
+    req.ifr_ifru.ifru_flags = flags | up;
+    interface_ioctl(libc::SIOCSIFFLAGS, &mut req)
+}
+
+/// The index of the interface `name`.
+pub fn interface_index(name: &str) -> io::Result<i32> {
+    let mut req = ifreq(name.as_bytes())?;
+    interface_ioctl(libc::SIOCGIFINDEX, &mut req)?;
+    // SAFETY: SIOCGIFINDEX filled the `ifru_ifindex` member of the union.
+    Ok(unsafe { req.ifr_ifru.ifru_ifindex })
+}
+
+/// Enslaves the interface `port` to the Linux bridge `bridge` (as `ip link set PORT master
+/// BRIDGE`); needs CAP_NET_ADMIN. A port that already has a master, even this bridge, is
+/// refused with `EBUSY`: check first.
+pub fn bridge_add(bridge: &str, port: &str) -> io::Result<()> {
+    let index = interface_index(port)?;
+    let mut req = ifreq(bridge.as_bytes())?;
+    req.ifr_ifru.ifru_ifindex = index;
+    interface_ioctl(SIOCBRADDIF, &mut req)
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd` (for pipes and terminals, which the standard library
+/// offers no switch for). The flag belongs to the open file description, which duplicates of
+/// the descriptor share.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags; the descriptor
+    // is open for the borrow.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let wanted = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if wanted == flags {
+        return Ok(());
+    }
+    // SAFETY: F_SETFL takes an int of flags by value; the descriptor is open for the borrow.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, wanted) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends SIGKILL to every process of the process group `group` (a child started as the
+/// leader of its own group, so that what it started dies with it).
+pub fn kill_process_group(group: u32) -> io::Result<()> {
+    let group = libc::pid_t::try_from(group)
+        .ok()
+        .filter(|g| *g > 1)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill takes two integers by value and touches no memory of ours; with a group
+    // id above 1 (checked), -group is never 0 (our own group) or -1 (every process).
+    if unsafe { libc::kill(-group, libc::SIGKILL) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends SIGTERM to this process, as if someone had asked it to stop (its handler, if any,
+/// runs; without one the process ends).
+pub fn terminate_self() -> io::Result<()> {
+    // SAFETY: getpid and kill take and return integers only and touch no memory of ours.
+    if unsafe { libc::kill(libc::getpid(), libc::SIGTERM) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Waits until `fd` is readable or `timeout` has passed; true when readable.
@@ -519,6 +627,21 @@ pub fn route_mtu(socket: &impl std::os::fd::AsFd, ipv6: bool) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interface_requests_refuse_bad_names_and_find_loopback() {
+        for name in ["sixteen-bytes-xx", "nul\0"] {
+            let err = interface_up(name).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{name:?}");
+        }
+        assert_eq!(
+            interface_up("").unwrap_err().raw_os_error(),
+            Some(libc::ENODEV)
+        );
+        assert!(interface_index("lo").unwrap() > 0);
+        let err = interface_index("linkscope-none").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENODEV));
+    }
 
     #[test]
     fn sockaddr_round_trips() {

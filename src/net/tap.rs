@@ -11,6 +11,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,6 +30,16 @@ pub struct Tap {
 impl Tap {
     /// Opens the tap interface `name`, creating it when it does not exist.
     pub fn open(name: &str) -> Result<Tap> {
+        Tap::open_with(name, 0)
+    }
+
+    /// Opens the tap interface `name` like [`Tap::open`], with reads and writes that never
+    /// wait (`WouldBlock` instead), for a readiness-driven loop.
+    pub fn open_nonblocking(name: &str) -> Result<Tap> {
+        Tap::open_with(name, libc::O_NONBLOCK)
+    }
+
+    fn open_with(name: &str, flags: i32) -> Result<Tap> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(['\0', '/', ' ']) {
             return Err(Error::Argument {
                 field: "tap".into(),
@@ -44,6 +55,7 @@ impl Tap {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(flags)
             .open(TUN_DEVICE)
             .map_err(io_error)?;
         let given = sys::tun_attach_tap(file.as_fd(), name.as_bytes()).map_err(io_error)?;

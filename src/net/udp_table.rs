@@ -77,7 +77,7 @@ fn parse(text: &str) -> Vec<SocketAddr> {
 
 /// One `local_address` field: the address as the kernel's words in hexadecimal (each
 /// 32-bit word in host byte order), a colon, the port in hexadecimal.
-fn parse_local(field: &str) -> Option<SocketAddr> {
+pub(super) fn parse_local(field: &str) -> Option<SocketAddr> {
     let (ip, port) = field.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let word = |i: usize| -> Option<[u8; 4]> {

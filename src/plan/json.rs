@@ -100,7 +100,20 @@ struct PlanView<'a> {
     ports: Vec<PortView>,
     vms: Vec<VmView<'a>>,
     links: Vec<LinkView<'a>>,
+    /// The relays of the links carried over TCP (absent when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    relays: Vec<RelayView>,
     warnings: &'a [String],
+}
+
+/// One relay of `plan --format relays`, as JSON.
+#[derive(Debug, Serialize)]
+struct RelayView {
+    link: String,
+    host: String,
+    listens: bool,
+    /// The `linkscope relay` endpoints.
+    endpoints: [String; 2],
 }
 
 /// The whole plan, pretty-printed.
@@ -161,6 +174,16 @@ pub fn plan(plan: &Plan) -> String {
             .collect(),
         vms,
         links: plan.links.iter().map(link_view).collect(),
+        relays: super::tcp::relays(plan)
+            .into_values()
+            .flatten()
+            .map(|r| RelayView {
+                endpoints: r.endpoints(),
+                link: r.link,
+                host: r.host.text,
+                listens: r.listens,
+            })
+            .collect(),
         warnings: &plan.warnings,
     };
     let mut text = serde_json::to_string_pretty(&view).expect("serializing plain data");

@@ -9,7 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use super::mac;
-use super::mapping::{HostIp, LinkSpec, Mapping, NicRef};
+use super::mapping::{HostIp, LinkSpec, Mapping, NicRef, Transport};
+use crate::direction::Direction;
 
 /// One end of a link: a VM's NIC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,6 +34,59 @@ pub struct Link {
     pub host_mtu: Option<u32>,
     pub a: Endpoint,
     pub b: Endpoint,
+}
+
+/// The names of a link and its two ends as every output shows them: printed lines, capture
+/// interfaces (one per end), the measurements' summary and JSON report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkNames {
+    /// The link's name, e.g. `100:1-102:1`.
+    pub link: String,
+    /// End A, e.g. `vm100:eth1`.
+    pub a: String,
+    /// End B, e.g. `vm102:eth1`.
+    pub b: String,
+    /// More about the link for capture interface descriptions (addresses, MACs, MTU), e.g.
+    /// `, A be:24:99:00:64:01 binds 127.0.0.1:41001, …`; empty when nothing more is known.
+    pub detail: String,
+}
+
+impl LinkNames {
+    /// The names of a planned link's ends (`vm100:eth1`) and the details of its capture
+    /// interface descriptions (MACs, bound addresses, host_mtu).
+    pub fn planned(link: &Link) -> LinkNames {
+        let end = |e: &Endpoint| format!("vm{}:eth{}", e.vm, e.eth);
+        let mtu = link
+            .host_mtu
+            .map_or(String::new(), |m| format!(", host_mtu {m}"));
+        LinkNames {
+            link: link.name.clone(),
+            a: end(&link.a),
+            b: end(&link.b),
+            detail: format!(
+                ", A {} binds {}, B {} binds {}{mtu}",
+                link.a.mac, link.a.local, link.b.mac, link.b.local
+            ),
+        }
+    }
+
+    /// A link known only by its ends' bound addresses: `A-B`, each end named by its address.
+    pub fn addresses(a: SocketAddr, b: SocketAddr) -> LinkNames {
+        LinkNames {
+            link: format!("{a}-{b}"),
+            a: a.to_string(),
+            b: b.to_string(),
+            detail: String::new(),
+        }
+    }
+
+    /// The sending and the receiving end of `direction`.
+    pub fn ends(&self, direction: Direction) -> (&str, &str) {
+        match direction {
+            Direction::AToB => (&self.a, &self.b),
+            Direction::BToA => (&self.b, &self.a),
+        }
+    }
 }
 
 /// Which end of a link.
@@ -74,6 +128,16 @@ pub(crate) struct Resolved {
     pub link: Link,
     pub ip_a: String,
     pub ip_b: String,
+    /// The hosts of a link carried over TCP between relays; its [`Link`] then holds what
+    /// each VM sees on its own host (a loopback tunnel to the relay there).
+    pub tcp: Option<TcpHosts>,
+}
+
+/// The hosts of the two ends of a link with `transport: tcp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpHosts {
+    pub a: HostIp,
+    pub b: HostIp,
 }
 
 /// Every link of a mapping with its ports, in file order.
@@ -101,6 +165,7 @@ pub(crate) fn resolve(mapping: &Mapping) -> crate::Result<Resolution> {
         };
         let mut ip_a = d.udp_ip_by_vm.get(&spec.a.vm).unwrap_or(&d.udp_default_ip);
         let mut ip_b = d.udp_ip_by_vm.get(&spec.b.vm).unwrap_or(&d.udp_default_ip);
+        let host = ip_a.text.clone();
         let loopback = HostIp::loopback();
         if d.loopback_if_same_host
             && ip_a.text == ip_b.text
@@ -129,6 +194,31 @@ pub(crate) fn resolve(mapping: &Mapping) -> crate::Result<Resolution> {
             }
         }
         let host_mtu = u32::try_from(d.host_mtu).ok().filter(|m| *m > 0);
+        let crosses = ip_a.addr != ip_b.addr;
+        let transport = match spec.transport {
+            Some((Transport::Tcp, at)) if !crosses => {
+                return Err(crate::Error::Input {
+                    file: mapping.file.clone(),
+                    line: (at.line > 0).then_some(at.line),
+                    column: (at.line > 0).then_some(at.column),
+                    field: format!("{}.transport", spec.field()),
+                    message: format!(
+                        "tcp carries a link between two hosts, and both ends of this one are on {host}"
+                    ),
+                });
+            }
+            Some((given, _)) => given,
+            None if crosses => d.cross_host_transport,
+            None => Transport::Udp,
+        };
+        let tcp = (transport == Transport::Tcp).then(|| TcpHosts {
+            a: ip_a.clone(),
+            b: ip_b.clone(),
+        });
+        if tcp.is_some() {
+            ip_a = &loopback;
+            ip_b = &loopback;
+        }
         let addr_a = SocketAddr::new(ip_a.addr, port_a);
         let addr_b = SocketAddr::new(ip_b.addr, port_b);
         links.push(Resolved {
@@ -152,6 +242,7 @@ pub(crate) fn resolve(mapping: &Mapping) -> crate::Result<Resolution> {
             },
             ip_a: ip_a.text.clone(),
             ip_b: ip_b.text.clone(),
+            tcp,
         });
     }
     Ok(Resolution { links, ports })
@@ -188,18 +279,99 @@ fn place(
     Ok(port)
 }
 
-/// Finds a link by its name (`100:1-102:1`, either end first) or by one end (`100:2`,
-/// `100:eth2`).
-pub fn find_link<'a>(links: &'a [Link], spec: &str) -> crate::Result<&'a Link> {
-    if let Some((left, right)) = spec.split_once('-') {
-        let (a, b) = (parse_end(left, spec)?, parse_end(right, spec)?);
-        let ends = |l: &Link| ((l.a.vm, l.a.eth), (l.b.vm, l.b.eth));
-        return links
-            .iter()
-            .find(|l| ends(l) == (a, b) || ends(l) == (b, a))
-            .ok_or_else(|| not_found(links, spec));
+/// What a `--link` names: one link, or every link of a VM. Every command that takes links
+/// of a mapping parses them here, so a link is named the same way everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    /// Every link of a VM: `100` or `100:*`.
+    Vm(u32),
+    /// The link one end belongs to: `100:1` or `100:eth1`.
+    End { vm: u32, eth: u32 },
+    /// A link by its name, either end first: `100:1-102:1`.
+    Link { a: (u32, u32), b: (u32, u32) },
+}
+
+impl Pattern {
+    /// Parses `100`, `100:*`, `100:1`, `100:eth1` or `100:1-102:1`.
+    pub fn parse(text: &str) -> crate::Result<Pattern> {
+        let bad = || crate::Error::Argument {
+            field: "link".into(),
+            message: format!(
+                "'{text}' is not a link pattern: expected a VM (100, 100:*), a link end \
+                 (100:1, 100:eth1) or a link name (100:1-102:1)"
+            ),
+        };
+        let trimmed = text.trim();
+        if let Some((left, right)) = trimmed.split_once('-') {
+            let a = parse_end(left, text).map_err(|_| bad())?;
+            let b = parse_end(right, text).map_err(|_| bad())?;
+            return Ok(Pattern::Link { a, b });
+        }
+        match trimmed.split_once(':') {
+            Some((vm, "*")) => number(vm).map(Pattern::Vm).ok_or_else(bad),
+            Some(_) => parse_end(trimmed, text)
+                .map(|(vm, eth)| Pattern::End { vm, eth })
+                .map_err(|_| bad()),
+            None => number(trimmed).map(Pattern::Vm).ok_or_else(bad),
+        }
     }
-    find_end(links, spec).map(|(link, _)| link)
+
+    /// Whether `link` is one the pattern names.
+    pub fn matches(&self, link: &Link) -> bool {
+        let ends = ((link.a.vm, link.a.eth), (link.b.vm, link.b.eth));
+        match *self {
+            Pattern::Vm(vm) => link.a.vm == vm || link.b.vm == vm,
+            Pattern::End { vm, eth } => ends.0 == (vm, eth) || ends.1 == (vm, eth),
+            Pattern::Link { a, b } => ends == (a, b) || ends == (b, a),
+        }
+    }
+}
+
+/// The links `patterns` name (see [`Pattern`]), each once and in mapping order: their
+/// union. A pattern that does not parse or names no link of the mapping is an error naming
+/// it.
+pub fn select<'a, S: AsRef<str>>(
+    links: &'a [Link],
+    patterns: &[S],
+) -> crate::Result<Vec<&'a Link>> {
+    let mut chosen = vec![false; links.len()];
+    for text in patterns {
+        let text = text.as_ref();
+        let pattern = Pattern::parse(text)?;
+        let mut any = false;
+        for (link, chosen) in links.iter().zip(&mut chosen) {
+            if pattern.matches(link) {
+                *chosen = true;
+                any = true;
+            }
+        }
+        if !any {
+            return Err(not_found(links, text));
+        }
+    }
+    Ok(links
+        .iter()
+        .zip(chosen)
+        .filter_map(|(link, chosen)| chosen.then_some(link))
+        .collect())
+}
+
+/// Finds the one link `spec` names: by its name (`100:1-102:1`, either end first) or by one
+/// end (`100:2`, `100:eth2`); a VM pattern (`100`, `100:*`) is refused, it may name several.
+pub fn find_link<'a>(links: &'a [Link], spec: &str) -> crate::Result<&'a Link> {
+    let pattern = Pattern::parse(spec)?;
+    if let Pattern::Vm(vm) = pattern {
+        return Err(crate::Error::Argument {
+            field: "link".into(),
+            message: format!(
+                "'{spec}' names every link of VM {vm}; name one link (100:1, 100:1-102:1)"
+            ),
+        });
+    }
+    links
+        .iter()
+        .find(|l| pattern.matches(l))
+        .ok_or_else(|| not_found(links, spec))
 }
 
 /// Finds the link one end (`VM:ETH`, e.g. `100:2` or `100:eth2`) belongs to, and which side
@@ -217,6 +389,14 @@ pub fn find_end<'a>(links: &'a [Link], spec: &str) -> crate::Result<(&'a Link, S
         .ok_or_else(|| not_found(links, spec))
 }
 
+/// A whole number in decimal digits only (no sign, no blanks).
+fn number(s: &str) -> Option<u32> {
+    s.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| s.parse::<u32>().ok())
+        .flatten()
+}
+
 fn parse_end(text: &str, spec: &str) -> crate::Result<(u32, u32)> {
     let bad = || crate::Error::Argument {
         field: "link".into(),
@@ -228,12 +408,6 @@ fn parse_end(text: &str, spec: &str) -> crate::Result<(u32, u32)> {
     let eth = match eth.get(..3) {
         Some(p) if p.eq_ignore_ascii_case("eth") => &eth[3..],
         _ => eth,
-    };
-    let number = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| s.parse::<u32>().ok())
-            .flatten()
     };
     Ok((number(vm).ok_or_else(bad)?, number(eth).ok_or_else(bad)?))
 }
@@ -338,6 +512,75 @@ mod tests {
             let err = find_link(&l, bad).unwrap_err();
             assert!(err.is_input(), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn patterns_select_the_union_in_mapping_order() {
+        let l = links(
+            "links:\n  - [100, 1, 102, 1]\n  - [101, 1, 102, 2]\n  - [100, 2, 103, 1]\n  - [104, 1, 105, 1]\n",
+        )
+        .unwrap();
+        let names = |patterns: &[&str]| -> Vec<String> {
+            select(&l, patterns)
+                .unwrap()
+                .into_iter()
+                .map(|link| link.name.clone())
+                .collect()
+        };
+        let vm100 = ["100:1-102:1", "100:2-103:1"];
+        assert_eq!(names(&["100"]), vm100);
+        assert_eq!(names(&["100:*"]), vm100);
+        assert_eq!(names(&[" 100:* "]), vm100);
+        assert_eq!(names(&["102"]), ["100:1-102:1", "101:1-102:2"]);
+        assert_eq!(names(&["100:eth2"]), ["100:2-103:1"]);
+        assert_eq!(names(&["103:1"]), ["100:2-103:1"]);
+        assert_eq!(names(&["102:2-101:1"]), ["101:1-102:2"]);
+        // A union: each link once, in the mapping's order, whatever the patterns' order.
+        assert_eq!(
+            names(&["105:1", "100", "100:1", "102:1-100:1"]),
+            ["100:1-102:1", "100:2-103:1", "104:1-105:1"]
+        );
+        assert_eq!(Pattern::parse("100:*").unwrap(), Pattern::Vm(100));
+        assert_eq!(
+            Pattern::parse("100:eth1").unwrap(),
+            Pattern::End { vm: 100, eth: 1 }
+        );
+    }
+
+    #[test]
+    fn a_pattern_that_fails_is_named() {
+        let l = links("links:\n  - [100, 1, 102, 1]\n").unwrap();
+        for bad in [
+            "x",
+            "100:",
+            "100:*-102:1",
+            "100:1-",
+            "*",
+            "-1",
+            "100:eth",
+            "100:1:2",
+        ] {
+            let err = select(&l, &["100", bad]).unwrap_err();
+            assert!(err.is_input(), "{bad}: {err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("link: '{bad}' is not a link pattern")),
+                "{bad}: {err}"
+            );
+        }
+        for unknown in ["101", "101:*", "100:2", "100:1-103:1"] {
+            let err = select(&l, &["100:1", unknown]).unwrap_err();
+            assert!(err.is_input(), "{unknown}: {err}");
+            assert_eq!(
+                err.to_string(),
+                format!("link: no link '{unknown}' in the mapping (links: 100:1-102:1)")
+            );
+        }
+        let err = find_link(&l, "100").unwrap_err();
+        assert!(
+            err.to_string().contains("names every link of VM 100"),
+            "{err}"
+        );
     }
 
     #[test]

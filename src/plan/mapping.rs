@@ -91,6 +91,30 @@ pub struct Defaults {
     pub auto_pci_addr: bool,
     pub pci_alloc_strategy: PciStrategy,
     pub port_scheme: PortScheme,
+    /// How links whose ends are on different hosts travel between them, unless the link
+    /// says otherwise (`cross_host_transport`, default udp).
+    pub cross_host_transport: Transport,
+}
+
+/// How a link's frames travel between its two hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// The VMs' own UDP tunnel, host to host (what QEMU does; large frames fragment when
+    /// they exceed the path MTU).
+    Udp,
+    /// Each VM tunnels over UDP to a `linkscope relay` on its own host, and the two relays
+    /// carry the frames between the hosts over one TCP connection (no fragmentation).
+    Tcp,
+}
+
+impl Transport {
+    /// `"udp"` or `"tcp"`, as written in the mapping.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
 }
 
 /// One NIC named by a link: VM id and eth index.
@@ -107,6 +131,9 @@ pub struct LinkSpec {
     pub b: NicRef,
     pub port_a: Option<u16>,
     pub port_b: Option<u16>,
+    /// The link's own `transport` and where it is written; `None` follows
+    /// `defaults.cross_host_transport`.
+    pub transport: Option<(Transport, Pos)>,
     /// Where the link's list starts.
     pub at: Pos,
     /// 0-based index in `links`.
@@ -135,15 +162,13 @@ const DEFAULT_KEYS: &[&str] = &[
     "port_scheme",
     "port_stride",
     "port_first_vmid",
+    "cross_host_transport",
 ];
 
 impl Mapping {
-    /// Reads and validates a mapping file.
+    /// Reads and validates a mapping file of at most [`MAX_MAPPING_BYTES`] of UTF-8 text.
     pub fn load(path: &Path) -> crate::Result<Mapping> {
-        let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read_text(path)?;
         Mapping::parse(path, &text)
     }
 
@@ -156,6 +181,68 @@ impl Mapping {
         }
         .mapping(&root)
     }
+}
+
+/// The largest mapping file read (16 MiB): far beyond any lab, small enough that `/dev/zero`
+/// or an endless pipe given as the mapping is refused instead of filling memory.
+pub const MAX_MAPPING_BYTES: u64 = 16 << 20;
+
+/// The text of the file at `path`: at most [`MAX_MAPPING_BYTES`], UTF-8. Anything else is an
+/// input error naming the file (and, for bytes that are not UTF-8, their line, column and
+/// byte offset).
+fn read_text(path: &Path) -> crate::Result<String> {
+    use std::io::Read;
+    let io = |source| crate::Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_MAPPING_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    let refuse = |line, column, field: &str, message| crate::Error::Input {
+        file: path.to_path_buf(),
+        line,
+        column,
+        field: field.into(),
+        message,
+    };
+    if bytes.len() as u64 > MAX_MAPPING_BYTES {
+        return Err(refuse(
+            None,
+            None,
+            "(file)",
+            format!(
+                "larger than {} MiB: a mapping is a small text file",
+                MAX_MAPPING_BYTES >> 20
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|err| {
+        let offset = err.utf8_error().valid_up_to();
+        let before = &err.as_bytes()[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        // Characters, not bytes, before the offending byte on its line (all valid UTF-8).
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        refuse(
+            Some(line),
+            Some(column),
+            "(encoding)",
+            format!(
+                "not UTF-8: byte 0x{:02x} at byte offset {offset} (save the file as UTF-8)",
+                err.as_bytes()[offset]
+            ),
+        )
+    })
 }
 
 struct Loader<'a> {
@@ -386,6 +473,10 @@ impl Loader<'_> {
                 }
             }
         };
+        let cross_host_transport = match keys.get("cross_host_transport") {
+            None => Transport::Udp,
+            Some(n) => self.transport("defaults.cross_host_transport", n)?,
+        };
         Ok(Defaults {
             model,
             host_mtu,
@@ -400,6 +491,7 @@ impl Loader<'_> {
             auto_pci_addr,
             pci_alloc_strategy,
             port_scheme,
+            cross_host_transport,
         })
     }
 
@@ -446,7 +538,7 @@ impl Loader<'_> {
                 return Err(self.error(
                     Pos::of(item),
                     &field,
-                    format!("each link must be [vmA, ethA, vmB, ethB] (optionally a 5th element {{port_a, port_b}}), found {found}"),
+                    format!("each link must be [vmA, ethA, vmB, ethB] (optionally a 5th element {{port_a, port_b, transport}}), found {found}"),
                 ));
             }
         };
@@ -458,14 +550,14 @@ impl Loader<'_> {
             vm: self.vmid(&format!("{field}.vmB"), &parts[2])?,
             eth: self.eth(&format!("{field}.ethB"), &parts[3])?,
         };
-        let (mut port_a, mut port_b) = (None, None);
+        let (mut port_a, mut port_b, mut transport) = (None, None, None);
         if let Some(extra) = parts.get(4) {
             let Value::Map(entries) = &extra.value else {
                 return Err(self.error(
                     Pos::of(extra),
                     &format!("{field}[4]"),
                     format!(
-                        "must be a mapping {{port_a, port_b}}, found {}",
+                        "must be a mapping {{port_a, port_b, transport}}, found {}",
                         extra.value.kind()
                     ),
                 ));
@@ -475,11 +567,16 @@ impl Loader<'_> {
                 let slot = match name.as_deref() {
                     Some("port_a") => &mut port_a,
                     Some("port_b") => &mut port_b,
+                    Some("transport") => {
+                        let given = self.transport(&format!("{field}.transport"), value)?;
+                        transport = Some((given, Pos::of(value)));
+                        continue;
+                    }
                     _ => {
                         return Err(self.error(
                             Pos::of(key),
                             &format!("{field}.{}", describe_key(key)),
-                            "unknown key (use port_a and port_b)",
+                            "unknown key (use port_a, port_b and transport)",
                         ));
                     }
                 };
@@ -500,9 +597,24 @@ impl Loader<'_> {
             b,
             port_a,
             port_b,
+            transport,
             at: Pos::of(item),
             index,
         })
+    }
+
+    /// `udp` or `tcp` (any case).
+    fn transport(&self, field: &str, node: &Node) -> crate::Result<Transport> {
+        let text = self.text(field, node)?;
+        match text.to_ascii_lowercase().as_str() {
+            "udp" => Ok(Transport::Udp),
+            "tcp" => Ok(Transport::Tcp),
+            _ => Err(self.error(
+                Pos::of(node),
+                field,
+                format!("unknown transport '{text}' (use udp or tcp)"),
+            )),
+        }
     }
 
     /// Python's `int(x)` on what YAML gave: integers, and strings holding one.

@@ -10,7 +10,8 @@
 //! - [`pve`]: readers of the existing PVE state (`<vmid>.conf`, `qm showcmd`);
 //! - [`pci`]: PCI slot allocation;
 //! - [`links`]: links and endpoints, lookup by name or end;
-//! - [`qm`], [`qemu`], [`libvirt`], [`json`]: the renderers.
+//! - [`qm`], [`qemu`], [`libvirt`], [`json`]: the renderers;
+//! - [`tcp`]: the relays that carry `transport: tcp` links between hosts.
 
 pub mod json;
 pub mod libvirt;
@@ -23,14 +24,15 @@ pub mod pve;
 pub mod qemu;
 pub mod qm;
 pub mod relay;
+pub mod tcp;
 mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 
-pub use links::{Endpoint, Link, Side, find_end, find_link};
-pub use mapping::{Mapping, NicRef, PciStrategy};
+pub use links::{Endpoint, Link, LinkNames, Pattern, Side, TcpHosts, find_end, find_link, select};
+pub use mapping::{Mapping, NicRef, PciStrategy, Transport};
 pub use ports::PortScheme;
 pub use pve::{PveSource, Showcmd};
 
@@ -61,6 +63,9 @@ pub struct Plan {
     pub port_scheme: PortScheme,
     /// Every link, in file order.
     pub links: Vec<Link>,
+    /// The links carried over TCP between relays (`transport: tcp`), by index in
+    /// [`Plan::links`], with their two hosts.
+    pub tcp: BTreeMap<usize, TcpHosts>,
     /// Every port given out: its NIC and whether the mapping gave it explicitly.
     pub ports: BTreeMap<u16, (NicRef, bool)>,
     /// Per VM ascending: the first netN for new NICs and the NICs in the order made.
@@ -195,7 +200,14 @@ pub fn plan(mapping: &Mapping, pve: &PveSource, path_mtu: u32) -> crate::Result<
                 });
         }
     }
-    let links: Vec<Link> = resolution.links.into_iter().map(|r| r.link).collect();
+    let mut tcp = BTreeMap::new();
+    let mut links = Vec::with_capacity(resolution.links.len());
+    for (index, resolved) in resolution.links.into_iter().enumerate() {
+        if let Some(hosts) = resolved.tcp {
+            tcp.insert(index, hosts);
+        }
+        links.push(resolved.link);
+    }
     let mut warnings = mapping.warnings.clone();
     warnings.extend(mtu_warnings(mapping, &links, path_mtu));
     Ok(Plan {
@@ -207,6 +219,7 @@ pub fn plan(mapping: &Mapping, pve: &PveSource, path_mtu: u32) -> crate::Result<
         pci_alloc_strategy: d.pci_alloc_strategy,
         port_scheme: d.port_scheme,
         links,
+        tcp,
         ports: resolution.ports,
         vms,
         reused,
@@ -247,7 +260,7 @@ pub fn mtu_warnings(mapping: &Mapping, links: &[Link], path_mtu: u32) -> Vec<Str
         let limit = i64::from(path_mtu) - i64::from(overhead);
         if i64::from(host_mtu) > limit {
             warnings.push(format!(
-                "{}: link {} crosses hosts ({} - {}): host_mtu {host_mtu} is above path MTU {path_mtu} - {overhead} = {limit}, so every larger frame is fragmented (set host_mtu <= {limit} or raise the path MTU, --path-mtu)",
+                "{}: link {} crosses hosts ({} - {}): host_mtu {host_mtu} is above path MTU {path_mtu} - {overhead} = {limit}, so every larger frame is fragmented (set host_mtu <= {limit}, raise the path MTU (--path-mtu) or carry the link over TCP: transport: tcp)",
                 at("defaults.host_mtu"),
                 link.name,
                 link.a.local.ip(),

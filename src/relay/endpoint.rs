@@ -10,7 +10,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use super::Locator;
+use super::exec::{self, Exec};
+use super::mcast::Mcast;
 use super::stream::{Listener, StreamEnd, StreamStats, Target};
+use super::tap::TapEnd;
+use super::vxlan::Vxlan;
 use crate::Error;
 use crate::engine::Endpoint;
 use crate::engine::udp::TunnelEnd;
@@ -91,16 +95,49 @@ pub fn open(locator: &Locator) -> crate::Result<Opened> {
                 Listener::unix(path).map_err(|e| in_use(path.display().to_string(), e))?;
             Ok(stream(StreamEnd::listening(listener)))
         }
-        Locator::Tap { .. }
-        | Locator::Vxlan { .. }
-        | Locator::Mcast { .. }
-        | Locator::Exec { .. }
-        | Locator::Stdio => Err(Error::Argument {
-            field: field(),
-            message: format!(
-                "{}:// endpoints are not part of this build of linkscope relay yet",
-                locator.scheme()
-            ),
+        Locator::Tap { name, bridge } => Ok(Opened {
+            endpoint: Box::new(TapEnd::open(name, bridge.as_deref())?),
+            counters: None,
         }),
+        Locator::Vxlan {
+            remote,
+            vni,
+            local,
+            local_port,
+        } => {
+            let end = Vxlan::open(*remote, *vni, *local, *local_port).map_err(|e| match e {
+                Error::Socket { addr, source, .. } => in_use(addr.to_string(), source),
+                other => other,
+            })?;
+            let counters: Arc<dyn Counters> = end.stats();
+            Ok(Opened {
+                endpoint: Box::new(end),
+                counters: Some(counters),
+            })
+        }
+        Locator::Mcast { group, local } => {
+            let end = Mcast::open(*group, *local)?;
+            let counters: Arc<dyn Counters> = end.stats();
+            Ok(Opened {
+                endpoint: Box::new(end),
+                counters: Some(counters),
+            })
+        }
+        Locator::Exec { command } => {
+            let end = Exec::spawn(command)?;
+            let counters: Arc<dyn Counters> = end.stats();
+            Ok(Opened {
+                endpoint: Box::new(end),
+                counters: Some(counters),
+            })
+        }
+        Locator::Stdio => {
+            let end = exec::Stdio::open()?;
+            let counters: Arc<dyn Counters> = end.stats();
+            Ok(Opened {
+                endpoint: Box::new(end),
+                counters: Some(counters),
+            })
+        }
     }
 }

@@ -6,6 +6,8 @@
 //!   [`stream`] the TCP and Unix stream endpoints built on it, [`backoff`] paces their
 //!   reconnects.
 //! - [`switch`] is the learning table of `--switch`.
+//! - [`tap`], [`vxlan`], [`mcast`], [`exec`] are endpoints: a TAP device, a VXLAN tunnel, a
+//!   QEMU multicast tunnel, a child's (or our own) stdin and stdout.
 //!
 //! A relay is one engine link: two endpoints forward to each other; more need [`Mode::Hub`]
 //! (every frame to every other endpoint) or [`Mode::Switch`] (learning). A frame never goes
@@ -19,10 +21,14 @@
 
 pub mod backoff;
 pub mod endpoint;
+pub mod exec;
 pub mod framing;
 pub mod locator;
+pub mod mcast;
 pub mod stream;
 pub mod switch;
+pub mod tap;
+pub mod vxlan;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

@@ -7,6 +7,7 @@
 //! frame, uncontended but for those reads.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::measure::fragment::{Budget, Outer};
@@ -85,37 +86,73 @@ impl Meters {
 }
 
 /// A copy consumer that meters every frame, then hands it to `inner` when there is one.
+///
+/// Every frame the splice forwards is metered, also those that follow the end of `inner`
+/// (its limit reached, or an error such as a reader that went away): `inner` stopping sets
+/// the splice's stop flag, and the frames still on their way are metered, not passed on, so
+/// the measured count is the forwarded count.
 pub struct Metered<C> {
     meters: Meters,
     inner: Option<C>,
+    stop: Arc<AtomicBool>,
+    /// `inner` asked to stop or failed: frames are only metered.
+    done: bool,
+    failed: Option<crate::Error>,
 }
 
 impl<C: Consumer> Metered<C> {
-    /// Meters frames into `meters` and passes them on to `inner`.
-    pub fn new(meters: Meters, inner: Option<C>) -> Metered<C> {
-        Metered { meters, inner }
+    /// Meters frames into `meters` and passes them on to `inner`; sets `stop` when `inner`
+    /// stops.
+    pub fn new(meters: Meters, inner: Option<C>, stop: Arc<AtomicBool>) -> Metered<C> {
+        Metered {
+            meters,
+            inner,
+            stop,
+            done: false,
+            failed: None,
+        }
     }
 
-    /// The consumer the frames were passed on to.
-    pub fn into_inner(self) -> Option<C> {
-        self.inner
+    /// The consumer the frames were passed on to, or the error it stopped on.
+    pub fn into_inner(self) -> crate::Result<Option<C>> {
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok(self.inner),
+        }
+    }
+
+    /// Stops passing frames on after `inner` stopped or failed, and stops the splice.
+    fn inner_done(&mut self, failed: Option<crate::Error>) {
+        self.failed = failed;
+        self.done = true;
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
 impl<C: Consumer> Consumer for Metered<C> {
     fn record(&mut self, record: &CopyRecord<'_>) -> crate::Result<Next> {
         self.meters.record(record);
-        match &mut self.inner {
-            Some(inner) => inner.record(record),
-            None => Ok(Next::Continue),
+        if self.done {
+            return Ok(Next::Continue);
         }
+        let Some(inner) = &mut self.inner else {
+            return Ok(Next::Continue);
+        };
+        match inner.record(record) {
+            Ok(Next::Continue) => {}
+            Ok(Next::Stop) => self.inner_done(None),
+            Err(e) => self.inner_done(Some(e)),
+        }
+        Ok(Next::Continue)
     }
 
     fn flush(&mut self) -> crate::Result<()> {
-        match &mut self.inner {
-            Some(inner) => inner.flush(),
-            None => Ok(()),
+        if let (false, Some(inner)) = (self.done, &mut self.inner)
+            && let Err(e) = inner.flush()
+        {
+            self.inner_done(Some(e));
         }
+        Ok(())
     }
 }
 
@@ -161,7 +198,7 @@ mod tests {
             outer: Outer::Ipv4,
         };
         let meters = Meters::new(&[budget]);
-        let mut metered = Metered::new(meters.clone(), Some(Count(0)));
+        let mut metered = Metered::new(meters.clone(), Some(Count(0)), Arc::default());
         for (len, sent) in [(60, Some(1_500)), (3000, None)] {
             let record = CopyRecord {
                 link: 0,
@@ -175,14 +212,60 @@ mod tests {
         metered.flush().unwrap();
         let counters = meters.lock()[0].counters(Direction::BToA);
         assert_eq!((counters.frames, counters.bytes), (2, 3060));
-        let ends = crate::measure::meter::Ends {
-            name: "l".into(),
+        let names = crate::plan::LinkNames {
+            link: "l".into(),
             a: "a".into(),
             b: "b".into(),
+            detail: String::new(),
         };
-        let report = meters.lock()[0].report(&ends, Default::default(), 1.0);
+        let report = meters.lock()[0].report(&names, Default::default(), 1.0);
         assert_eq!(report.directions[1].mtu.fragmented_frames, 1);
         assert_eq!(report.directions[1].added_latency_us.max, Some(0.5));
-        assert_eq!(metered.into_inner().map(|c| c.0), Some(2));
+        assert_eq!(metered.into_inner().unwrap().map(|c| c.0), Some(2));
+    }
+
+    /// Fails on its second frame, as a capture whose reader went away.
+    struct FailsSecond(u64);
+
+    impl Consumer for FailsSecond {
+        fn record(&mut self, _: &CopyRecord<'_>) -> crate::Result<Next> {
+            self.0 += 1;
+            if self.0 == 2 {
+                return Err(crate::Error::Io {
+                    path: "-".into(),
+                    source: std::io::ErrorKind::BrokenPipe.into(),
+                });
+            }
+            Ok(Next::Continue)
+        }
+
+        fn flush(&mut self) -> crate::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn frames_after_the_inner_consumer_failed_are_still_metered() {
+        let budget = Budget {
+            host_mtu: None,
+            path_mtu: 1500,
+            outer: Outer::Ipv4,
+        };
+        let meters = Meters::new(&[budget]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut metered = Metered::new(meters.clone(), Some(FailsSecond(0)), stop.clone());
+        for _ in 0..5 {
+            let record = CopyRecord {
+                link: 0,
+                direction: Direction::AToB,
+                timestamp_ns: 1_000,
+                sent_ns: None,
+                data: &[0; 60],
+            };
+            assert_eq!(metered.record(&record).unwrap(), Next::Continue);
+        }
+        assert!(stop.load(Ordering::SeqCst), "the failure stops the splice");
+        assert_eq!(meters.lock()[0].counters(Direction::AToB).frames, 5);
+        assert!(metered.into_inner().is_err(), "the failure is reported");
     }
 }

@@ -291,8 +291,16 @@ fn open(link: &LinkConfig, host: &mut Host) -> Result<Link> {
             ))
         }
         Mode::Relay { listen_a, listen_b } => {
-            let socket_a = tunnel::relay(listen_a).map_err(|e| local(e, "listen", listen_a))?;
-            let socket_b = tunnel::relay(listen_b).map_err(|e| local(e, "listen", listen_b))?;
+            // A relay owns its ports: one in use needs other ports, not another mode.
+            let listen = |e: io::Error, addr| match e.kind() {
+                io::ErrorKind::AddrInUse => Error::Argument {
+                    field: "--listen".into(),
+                    message: format!("{addr} is in use by another socket: give free ports"),
+                },
+                _ => socket_error("listen", addr, e),
+            };
+            let socket_a = tunnel::relay(listen_a).map_err(|e| listen(e, listen_a))?;
+            let socket_b = tunnel::relay(listen_b).map_err(|e| listen(e, listen_b))?;
             let a =
                 TunnelEnd::relayed(link.a, socket_a).map_err(|e| local(e, "listen", listen_a))?;
             let b =

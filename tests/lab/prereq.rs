@@ -23,6 +23,9 @@ pub enum Need {
     Lldpd,
     /// `busybox` (its applets, e.g. `busybox ping`).
     Busybox,
+    /// OpenSSH: `sshd` (run with a configuration of the test's own), `ssh`, `ssh-keygen`,
+    /// and as root the privilege separation directory /run/sshd.
+    Ssh,
 }
 
 impl Need {
@@ -56,6 +59,17 @@ impl Need {
             Need::Tcpdump => tool("tcpdump", "--version"),
             Need::Lldpd => tool("lldpd", "-v").or_else(|| tool("lldpcli", "-v")),
             Need::Busybox => tool("busybox", "--help"),
+            Need::Ssh => (!Path::new("/usr/sbin/sshd").exists())
+                .then(|| "no /usr/sbin/sshd (openssh-server)".to_string())
+                .or_else(|| tool("ssh", "-V"))
+                .or_else(|| {
+                    (!Path::new("/usr/bin/ssh-keygen").exists())
+                        .then(|| "no ssh-keygen (openssh-client)".into())
+                })
+                .or_else(|| {
+                    (is_root() && !Path::new("/run/sshd").is_dir())
+                        .then(|| "no /run/sshd (sshd's privilege separation directory)".into())
+                }),
         }
     }
 }

@@ -41,3 +41,44 @@ pub fn tshark_fields(file: &Path, options: &[&str], fields: &[&str]) -> Vec<Vec<
         .map(|line| line.split('\t').map(str::to_owned).collect())
         .collect()
 }
+
+/// The pcapng blocks of `bytes` as linkscope writes them (little-endian): the number of
+/// blocks and of enhanced packet blocks when the file ends on a whole block, else the byte
+/// offset of the first torn one.
+pub fn pcapng_blocks(bytes: &[u8]) -> Result<(usize, usize), usize> {
+    let (mut at, mut blocks, mut packets) = (0, 0, 0);
+    while at < bytes.len() {
+        let word = |i: usize| {
+            bytes
+                .get(i..i + 4)
+                .map(|w| u32::from_le_bytes(w.try_into().unwrap()) as usize)
+        };
+        let (Some(kind), Some(len)) = (word(at), word(at + 4)) else {
+            return Err(at);
+        };
+        if len < 12 || !len.is_multiple_of(4) || word(at + len - 4) != Some(len) {
+            return Err(at);
+        }
+        packets += usize::from(kind == 6);
+        blocks += 1;
+        at += len;
+    }
+    Ok((blocks, packets))
+}
+
+/// tshark's output for `file`, failing the test when tshark exits with an error or
+/// complains on stderr (its warning about running as root aside).
+pub fn tshark_reads_cleanly(file: &Path) -> String {
+    let out = Command::new("tshark").arg("-r").arg(file).output().unwrap();
+    let complaints: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.is_empty() && !l.contains("Running as user"))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        out.status.success() && complaints.is_empty(),
+        "tshark on {}: {complaints:?}",
+        file.display()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

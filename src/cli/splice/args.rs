@@ -14,14 +14,19 @@ pub(super) enum ModeArg {
 
 /// Step into running QEMU UDP socket links and show what crosses them.
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("links").args(["link", "all"]))]
 pub struct Args {
     /// The mapping.yaml the links are planned from.
-    #[arg(long, value_name = "FILE", requires = "link")]
+    #[arg(long, value_name = "FILE", requires = "links")]
     pub(super) mapping: Option<PathBuf>,
-    /// A link of the mapping: its name (100:1-102:1) or one of its ends (100:1, 100:eth1);
-    /// repeatable, all links go into one capture.
-    #[arg(long, value_name = "SPEC", requires = "mapping")]
+    /// Links of the mapping: a link's name (100:1-102:1), one end's link (100:1, 100:eth1)
+    /// or every link of a VM (100, 100:*); repeatable: every link named, once each and in
+    /// the mapping's order, goes into one capture.
+    #[arg(long, value_name = "PATTERN", requires = "mapping")]
     pub(super) link: Vec<String>,
+    /// Every link of the mapping.
+    #[arg(long, requires = "mapping")]
+    pub(super) all: bool,
     /// End A's bound address (the address its QEMU netdev binds), IP:PORT.
     #[arg(
         long = "a",
@@ -33,11 +38,15 @@ pub struct Args {
     /// End B's bound address, IP:PORT.
     #[arg(long = "b", value_name = "IP:PORT", requires = "end_a")]
     pub(super) end_b: Option<SocketAddr>,
+    /// Steal a link even when another splice holds it: that one loses the tunnel (and
+    /// reports the gap) until this one ends.
+    #[arg(long)]
+    pub(super) force: bool,
     /// steal (default): share the VMs' addresses; relay: own the --listen ports.
     #[arg(long, value_enum, default_value = "steal")]
     pub(super) mode: ModeArg,
     /// Relay mode: IP:PORT_A,PORT_B, the ports end A and end B send to (one per link, in
-    /// order).
+    /// the links' order, which is the mapping's).
     #[arg(long, value_name = "IP:PORT_A,PORT_B")]
     pub(super) listen: Vec<String>,
     /// Write pcapng to FILE, or to standard output with `-w -` (flushed per batch, for

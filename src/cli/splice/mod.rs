@@ -10,6 +10,7 @@ mod args;
 mod options;
 mod report;
 mod sink;
+mod takeover;
 
 use std::io;
 use std::process::ExitCode;
@@ -30,6 +31,7 @@ pub use args::Args;
 use options::Options;
 use report::{JsonOut, Measurement};
 use sink::Sink;
+use takeover::Takeovers;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -45,11 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .transpose()?;
     // One reading of the kernel's socket tables for every link.
     let surveys = Survey::all(&options.links)?;
-    let mut err = io::stderr().lock();
-    for ((link, survey), names) in options.links.iter().zip(&surveys).zip(&options.names) {
-        report::start_report(link, survey, names, &mut err)?;
-    }
-    drop(err);
+    report::start(&options, &surveys)?;
     let mut measurement = if options.measure {
         Some(Measurement::new(&options, &surveys)?)
     } else {
@@ -74,7 +72,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map_or_else(|| Meters::new(&[]), |m| m.meters.clone());
     let (copies, receiver) = copy::channel(copy::DEFAULT_CAPACITY);
-    let consumer = copy::spawn(receiver, Metered::new(meters, Some(watched)), stop.clone())?;
+    let consumer = copy::spawn(
+        receiver,
+        Metered::new(meters, Some(watched), stop.clone()),
+        stop.clone(),
+    )?;
 
     let config = SpliceConfig {
         links: options.links.clone(),
@@ -82,6 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         workers: options.workers,
     };
     let splice = Splice::start(&config, Some(copies), stop.clone())?;
+    let mut takeovers = Takeovers::new(&options);
     let waited = carry(
         &options,
         &stop,
@@ -89,9 +92,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         measurement.as_mut(),
         json.as_mut(),
         &views,
+        &mut takeovers,
     )?;
     let stats = splice.stop();
-    let sink = join(consumer).map(|c| c.into_inner().and_then(Watched::into_inner));
+    let sink = join(consumer).and_then(|c| Ok(c.into_inner()?.and_then(Watched::into_inner)));
     let outcome = match sink {
         Ok(Some(Sink::Capture(recorder))) => recorder.finish(&stats).map_err(anyhow::Error::from),
         Ok(_) => Ok(()),
@@ -105,13 +109,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &views,
         waited,
     )?;
+    let gaps = takeovers.finish(&mut io::stderr().lock())?;
     outcome?;
-    Ok(if passed {
+    Ok(if passed && !gaps {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
+
+/// How often the splice looks for another splice that took one of its tunnels.
+const TAKEOVER_CHECK: Duration = Duration::from_secs(1);
 
 /// Carries the links until stopped (Ctrl-C, -c, -a or the --expect timeout), with a status
 /// line (and a streamed JSON report) per stats interval; returns how long it carried them.
@@ -122,10 +130,12 @@ fn carry(
     mut measurement: Option<&mut Measurement>,
     mut json: Option<&mut JsonOut>,
     views: &Views,
+    takeovers: &mut Takeovers,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let interval = options.stats_interval;
     let mut next_status = started + interval;
+    let mut next_takeover_check = started;
     while !stop.load(Ordering::SeqCst) {
         if options
             .autostop
@@ -136,6 +146,10 @@ fn carry(
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() >= next_takeover_check {
+            next_takeover_check += TAKEOVER_CHECK;
+            takeovers.check(&mut io::stderr().lock())?;
+        }
         if let Some(m) = &mut measurement
             && !interval.is_zero()
             && Instant::now() >= next_status

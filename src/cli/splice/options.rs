@@ -2,15 +2,17 @@
 //! `linkscope splice` in one place ([`Options::from_args`]), so that the rest only reads
 //! validated options.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::capture::Output;
 use crate::measure::l2::Expect;
+use crate::net::udp_owners;
 use crate::splice::{LinkConfig, Mode};
 
 use super::args::{Args, ModeArg};
-use crate::cli::spliced::LinkNames;
+use crate::plan::LinkNames;
 
 /// How long `--expect` waits without `--timeout`.
 const EXPECT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,6 +52,20 @@ impl Options {
     /// Checks `args` and fills in every default; an error names the argument at fault.
     pub(super) fn from_args(args: Args) -> crate::Result<Options> {
         let (links, names, host_mtus) = resolve(&args)?;
+        for link in &links {
+            check_link(link)?;
+        }
+        if !args.force {
+            for link in &links {
+                refuse_spliced(link)?;
+            }
+        }
+        if args.count == Some(0) {
+            return Err(crate::Error::Argument {
+                field: "-c".into(),
+                message: "0: the count must be at least 1 (leave -c out for no limit)".into(),
+            });
+        }
         let autostop = parse_autostop(&args.autostop, args.count)?;
         let expect = if args.expect.is_empty() {
             None
@@ -208,23 +224,119 @@ fn stats_interval(seconds: f64) -> crate::Result<Duration> {
     })
 }
 
+/// Refuses a link whose ends cannot be two tunnel ends (the same address, port 0, two
+/// address families), and a relay that would listen on an end's own port.
+fn check_link(link: &LinkConfig) -> crate::Result<()> {
+    let bad = |field: &str, message: String| crate::Error::Argument {
+        field: field.into(),
+        message: format!("{}: {message}", link.name),
+    };
+    let family = |addr: SocketAddr| if addr.is_ipv4() { "IPv4" } else { "IPv6" };
+    if link.a == link.b {
+        return Err(bad(
+            "--a/--b",
+            format!(
+                "both ends are the same address {}: a link joins two ends",
+                link.a
+            ),
+        ));
+    }
+    for (field, end) in [("--a", link.a), ("--b", link.b)] {
+        if end.port() == 0 {
+            return Err(bad(
+                field,
+                format!("{end}: port 0 is no tunnel end's port (QEMU binds a fixed port)"),
+            ));
+        }
+    }
+    if link.a.is_ipv4() != link.b.is_ipv4() {
+        return Err(bad(
+            "--a/--b",
+            format!(
+                "end A {} is {} and end B {} is {}: both ends of a tunnel use one family",
+                link.a,
+                family(link.a),
+                link.b,
+                family(link.b)
+            ),
+        ));
+    }
+    if let Mode::Relay { listen_a, listen_b } = link.mode {
+        for listen in [listen_a, listen_b] {
+            if listen.port() == 0 {
+                return Err(bad(
+                    "--listen",
+                    format!("{listen}: port 0 is no port the ends can be told to send to"),
+                ));
+            }
+            if listen.is_ipv4() != link.a.is_ipv4() {
+                return Err(bad(
+                    "--listen",
+                    format!(
+                        "{listen} is {} and the ends are {}: listen in the ends' family",
+                        family(listen),
+                        family(link.a)
+                    ),
+                ));
+            }
+            for (label, end) in [("A", link.a), ("B", link.b)] {
+                let same_host = listen.ip() == end.ip() || listen.ip().is_unspecified();
+                if same_host && listen.port() == end.port() {
+                    return Err(bad(
+                        "--listen",
+                        format!(
+                            "{listen} is end {label}'s own port {end}: a relay listens on the \
+                             ports the ends send to, not on the ones they bind (`linkscope \
+                             plan --splice` gives both ends new peer ports)"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses to steal a link another splice already holds: a socket bound to one end's
+/// address and connected to the other's (what a steal-mode splice opens; QEMU never
+/// connects), named by its process where /proc tells.
+fn refuse_spliced(link: &LinkConfig) -> crate::Result<()> {
+    if link.mode != Mode::Steal {
+        return Ok(());
+    }
+    for (to, from) in [(link.b, link.a), (link.a, link.b)] {
+        let inodes = udp_owners::connected(to, from).map_err(|source| crate::Error::Io {
+            path: "/proc/net/udp".into(),
+            source,
+        })?;
+        if inodes.is_empty() {
+            continue;
+        }
+        let holder = udp_owners::describe(&inodes);
+        return Err(crate::Error::Argument {
+            field: "link".into(),
+            message: format!(
+                "{}: already spliced: {holder} holds a socket on {to} connected to {from}; \
+                 stop that splice first, or pass --force to take the tunnel from it (it will \
+                 notice and report the gap)",
+                link.name
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The links to splice, their names, and their host_mtu from the mapping.
 type Resolved = (Vec<LinkConfig>, Vec<LinkNames>, Vec<Option<u32>>);
 
 fn resolve(args: &Args) -> crate::Result<Resolved> {
     let (links, names, host_mtus): Resolved = if let Some(mapping) = &args.mapping {
         let planned = crate::plan::load_links(mapping)?;
-        let mut chosen: Vec<&crate::plan::Link> = Vec::new();
-        for spec in &args.link {
-            let link = crate::plan::find_link(&planned, spec)?;
-            if chosen.iter().any(|c| c.name == link.name) {
-                return Err(crate::Error::Argument {
-                    field: "--link".into(),
-                    message: format!("{spec}: link {} is already selected", link.name),
-                });
-            }
-            chosen.push(link);
-        }
+        let chosen = if args.all {
+            planned.iter().collect()
+        } else {
+            crate::plan::select(&planned, &args.link)?
+        };
         chosen
             .into_iter()
             .enumerate()
@@ -250,23 +362,17 @@ fn resolve(args: &Args) -> crate::Result<Resolved> {
         let (Some(a), Some(b)) = (args.end_a, args.end_b) else {
             return Err(crate::Error::Argument {
                 field: "--a/--b".into(),
-                message: "name the links to splice: --mapping FILE --link SPEC, or --a IP:PORT \
-                          --b IP:PORT"
+                message: "name the links to splice: --mapping FILE --link PATTERN (or --all), \
+                          or --a IP:PORT --b IP:PORT"
                     .into(),
             });
         };
-        let name = format!("{a}-{b}");
+        let names = LinkNames::addresses(a, b);
         let config = LinkConfig {
-            name: name.clone(),
+            name: names.link.clone(),
             a,
             b,
             mode: mode(args, 0)?,
-        };
-        let names = LinkNames {
-            link: name,
-            a: a.to_string(),
-            b: b.to_string(),
-            detail: String::new(),
         };
         (vec![config], vec![names], vec![None])
     };

@@ -5,24 +5,35 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::spliced::{LinkNames, print_summary, stdout_error, watch};
-use crate::measure::meter::{Counters, Ends, SpliceCounters};
+use crate::cli::spliced::meter_text::{self, Rates};
+use crate::cli::spliced::{print_summary, stdout_error, watch};
+use crate::measure::meter::{Counters, SpliceCounters};
 use crate::measure::report::{self, Report};
 use crate::measure::snmp::{self, FragCounters};
+use crate::plan::LinkNames;
 use crate::splice::meters::{self, Meters};
 use crate::splice::watch::Views;
 use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Survey};
 
 use super::options::Options;
 
-/// The start report: per end whether it is local and bound, and which directions this host
-/// carries.
-pub(super) fn start_report(
+/// The start report on standard error: per link and end whether it is local and bound, and
+/// which directions this host carries (from `surveys`, one per link).
+pub(super) fn start(options: &Options, surveys: &[Survey]) -> io::Result<()> {
+    let mut err = io::stderr().lock();
+    for ((link, survey), names) in options.links.iter().zip(surveys).zip(&options.names) {
+        link_start(link, survey, names, &mut err)?;
+    }
+    Ok(())
+}
+
+/// The start report of one link.
+fn link_start(
     link: &LinkConfig,
     survey: &Survey,
     names: &LinkNames,
     err: &mut impl Write,
-) -> anyhow::Result<()> {
+) -> io::Result<()> {
     match link.mode {
         Mode::Steal => writeln!(err, "splicing {} (steal mode)", names.link)?,
         Mode::Relay { listen_a, listen_b } => writeln!(
@@ -37,12 +48,15 @@ pub(super) fn start_report(
         } else {
             "on another host"
         };
-        let bound = match (end.local, end.bound) {
-            (true, true) => "bound",
-            (true, false) => {
+        let bound = match (end.local, end.bound, link.mode) {
+            (true, true, _) => "bound",
+            (true, false, Mode::Steal) => {
                 "not bound yet (a VM started later binds it too, and the splice still receives first)"
             }
-            (false, _) => "not visible from here",
+            (true, false, Mode::Relay { .. }) => {
+                "not bound yet (the relay forwards to it once its VM binds it)"
+            }
+            (false, _, _) => "not visible from here",
         };
         if *name == end.addr.to_string() {
             writeln!(err, "  end {label} {name}: {place}, {bound}")?;
@@ -121,11 +135,14 @@ impl JsonOut {
     }
 }
 
+/// With more links than this, a status line shows their totals rather than each link.
+const STATUS_LINKS_SHOWN: usize = 4;
+
 /// The splice's measurements as the CLI shows them: the meters, the names of the links'
 /// ends, the directions each link carries here, and the kernel's counters at the start.
 pub(super) struct Measurement {
     pub meters: Meters,
-    ends: Vec<Ends>,
+    names: Vec<LinkNames>,
     directions: Vec<Vec<Direction>>,
     family: snmp::Family,
     snmp_start: FragCounters,
@@ -164,14 +181,7 @@ impl Measurement {
         let now = now_ns();
         Ok(Measurement {
             meters: Meters::new(&budgets),
-            ends: names
-                .iter()
-                .map(|n| Ends {
-                    name: n.link.clone(),
-                    a: n.a.clone(),
-                    b: n.b.clone(),
-                })
-                .collect(),
+            names: names.clone(),
             directions,
             family,
             snmp_start: FragCounters::read(family)?,
@@ -183,24 +193,46 @@ impl Measurement {
     }
 
     /// Counts overdue requests as unanswered and prints one status line (a refreshing one
-    /// on a terminal).
+    /// on a terminal): each link's figures, or with more than [`STATUS_LINKS_SHOWN`] links
+    /// their totals and the busiest.
     pub(super) fn status(&mut self) -> io::Result<()> {
         let now = now_ns();
+        let elapsed_ns = now - self.last_ns.min(now);
         let mut meters = self.meters.lock();
-        let mut parts = Vec::new();
-        for (i, meter) in meters.iter_mut().enumerate() {
+        for meter in meters.iter_mut() {
             meter.expire(now);
-            let line = meter.status_line(
-                &self.directions[i],
-                self.last[i],
-                now - self.last_ns.min(now),
-            );
-            parts.push(format!("{}: {line}", self.ends[i].name));
-            self.last[i] = Direction::BOTH.map(|d| meter.counters(d));
+        }
+        let line = if meters.len() > STATUS_LINKS_SHOWN {
+            let rates: Vec<(&str, Rates)> = meters
+                .iter()
+                .enumerate()
+                .map(|(i, meter)| {
+                    let rates = Rates::of(meter, &self.directions[i], self.last[i], elapsed_ns);
+                    (self.names[i].link.as_str(), rates)
+                })
+                .collect();
+            meter_text::totals_line(&rates)
+        } else {
+            let parts: Vec<String> = meters
+                .iter()
+                .enumerate()
+                .map(|(i, meter)| {
+                    let line = meter_text::status_line(
+                        meter,
+                        &self.directions[i],
+                        self.last[i],
+                        elapsed_ns,
+                    );
+                    format!("{}: {line}", self.names[i].link)
+                })
+                .collect();
+            parts.join("  ")
+        };
+        for (last, meter) in self.last.iter_mut().zip(meters.iter()) {
+            *last = Direction::BOTH.map(|d| meter.counters(d));
         }
         drop(meters);
         self.last_ns = now;
-        let line = parts.join("  ");
         let mut err = io::stderr().lock();
         if self.terminal {
             write!(err, "\r{line}\x1b[K")?;
@@ -248,7 +280,7 @@ impl Measurement {
                         capture_dropped: s.copy_dropped(),
                     }
                 });
-                let mut link = meter.report(&self.ends[i], splice, duration_s);
+                let mut link = meter.report(&self.names[i], splice, duration_s);
                 for (direction, out) in Direction::BOTH.iter().zip(&mut link.directions) {
                     let view = l2.direction(*direction);
                     out.lldp = serde_json::to_value(view.lldp())?;
@@ -283,7 +315,7 @@ impl Measurement {
             write!(
                 err,
                 "{}",
-                meter.summary(&self.ends[i], &self.directions[i], duration_s)
+                meter_text::summary(meter, &self.names[i], &self.directions[i], duration_s)
             )?;
         }
         Ok(())

@@ -1,52 +1,15 @@
-//! What every command that runs a splice shares (`splice`, `demo`, `extcap`): the names of a
-//! link's ends, the capture's interfaces, the per-frame printer, the summaries and the
-//! control-plane lines.
+//! What every command that runs a splice shares (`splice`, `demo`, `extcap`): the capture's
+//! interfaces, the per-frame printer, the summaries, the measurements as text and the
+//! control-plane lines, all naming links and ends by their [`LinkNames`].
 
+pub(super) mod meter_text;
 mod print;
 pub(super) mod watch;
 
 pub(super) use print::{Printer, limit_flow, print_summary, stdout_error, time_of_day};
 
 use crate::capture::Interface;
-use crate::splice::Direction;
-
-/// The names of a link's two ends, as printed and as capture interface names.
-#[derive(Debug, Clone)]
-pub(super) struct LinkNames {
-    pub link: String,
-    pub a: String,
-    pub b: String,
-    /// More about the link for capture interface descriptions (addresses, MACs, MTU).
-    pub detail: String,
-}
-
-impl LinkNames {
-    /// The names of a planned link's ends (`vm100:eth1`) and the details of its capture
-    /// interface descriptions (MACs, bound addresses, host_mtu).
-    pub(super) fn planned(link: &crate::plan::Link) -> LinkNames {
-        let end = |e: &crate::plan::Endpoint| format!("vm{}:eth{}", e.vm, e.eth);
-        let mtu = link
-            .host_mtu
-            .map_or(String::new(), |m| format!(", host_mtu {m}"));
-        LinkNames {
-            link: link.name.clone(),
-            a: end(&link.a),
-            b: end(&link.b),
-            detail: format!(
-                ", A {} binds {}, B {} binds {}{mtu}",
-                link.a.mac, link.a.local, link.b.mac, link.b.local
-            ),
-        }
-    }
-
-    /// The sending and the receiving end of `direction`.
-    pub(super) fn ends(&self, direction: Direction) -> (&str, &str) {
-        match direction {
-            Direction::AToB => (&self.a, &self.b),
-            Direction::BToA => (&self.b, &self.a),
-        }
-    }
-}
+use crate::plan::LinkNames;
 
 /// The capture's interfaces (two per link, A then B) and its section comment.
 pub(super) fn capture_layout(names: &[LinkNames], snaplen: u32) -> (Vec<Interface>, String) {

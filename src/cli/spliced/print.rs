@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use crate::splice::copy::{Consumer, CopyRecord, Next};
 use crate::splice::{Direction, LinkStats};
 
-use super::LinkNames;
+use crate::plan::LinkNames;
 
 /// Prints one line per frame on standard output.
 pub(in crate::cli) struct Printer {

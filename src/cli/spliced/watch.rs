@@ -9,7 +9,8 @@ use crate::measure::l2::{Expect, PROTOCOLS, View};
 use crate::splice::watch::{Change, OnChange};
 use crate::splice::{Direction, LinkStats};
 
-use super::{LinkNames, time_of_day};
+use super::time_of_day;
+use crate::plan::LinkNames;
 
 /// Prints each change as `TIME LINK FROM > TO PROTO ...` on standard error (on a terminal,
 /// over the refreshing status line, which the next status rewrites).

@@ -1,0 +1,129 @@
+//! A steal-mode splice that loses its tunnel to another one: checked once a second from the
+//! status loop (never on the forwarding path), by comparing our own sockets with the
+//! sockets connected on each direction's pair of addresses ([`crate::net::udp_owners`]).
+//! A loss is warned about when it starts and when it ends, and counted: a splice whose
+//! capture has such a gap exits 1.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::net::udp_owners;
+use crate::splice::Mode;
+
+use super::options::Options;
+
+/// One direction of a stolen link: the socket bound to `to` and connected to `from` is ours.
+struct Watch {
+    /// `LINK FROM > TO`, as the summary names the direction.
+    name: String,
+    to: SocketAddr,
+    from: SocketAddr,
+    /// Other sockets already there when this splice started (it took the tunnel from them
+    /// knowingly, with --force): not a loss.
+    known: Vec<u64>,
+    /// Since when another socket holds the tunnel.
+    lost: Option<Instant>,
+    gaps: u32,
+    gap_time: Duration,
+}
+
+/// The directions of the steal-mode links of a splice.
+pub(super) struct Takeovers {
+    watches: Vec<Watch>,
+}
+
+impl Takeovers {
+    /// Watches the steal-mode directions of `options`; call it once the splice's sockets
+    /// are open, so that the sockets of other splices already there are known.
+    pub(super) fn new(options: &Options) -> Takeovers {
+        let ours = udp_owners::own_sockets().unwrap_or_default();
+        let mut watches = Vec::new();
+        for (link, names) in options.links.iter().zip(&options.names) {
+            if link.mode != Mode::Steal {
+                continue;
+            }
+            for (from, to, from_name, to_name) in [
+                (link.a, link.b, &names.a, &names.b),
+                (link.b, link.a, &names.b, &names.a),
+            ] {
+                watches.push(Watch {
+                    name: format!("{} {from_name} > {to_name}", names.link),
+                    to,
+                    from,
+                    known: udp_owners::others(to, from, &ours).unwrap_or_default(),
+                    lost: None,
+                    gaps: 0,
+                    gap_time: Duration::ZERO,
+                });
+            }
+        }
+        Takeovers { watches }
+    }
+
+    /// Looks for other sockets on our directions and warns when one takes or gives back a
+    /// tunnel. /proc that cannot be read skips the check: it must not stop the splice.
+    pub(super) fn check(&mut self, err: &mut impl Write) -> std::io::Result<()> {
+        if self.watches.is_empty() {
+            return Ok(());
+        }
+        let Ok(ours) = udp_owners::own_sockets() else {
+            return Ok(());
+        };
+        for watch in &mut self.watches {
+            let Ok(mut others) = udp_owners::others(watch.to, watch.from, &ours) else {
+                continue;
+            };
+            others.retain(|inode| !watch.known.contains(inode));
+            match (watch.lost, others.is_empty()) {
+                (None, false) => {
+                    watch.lost = Some(Instant::now());
+                    watch.gaps += 1;
+                    let owners = udp_owners::describe(&others);
+                    writeln!(
+                        err,
+                        "linkscope: {}: tunnel lost to another splice, {owners}: its frames \
+                         no longer arrive here, so the capture and the figures have a gap until \
+                         it lets go",
+                        watch.name
+                    )?;
+                }
+                (Some(since), true) => {
+                    let gap = since.elapsed();
+                    watch.gap_time += gap;
+                    watch.lost = None;
+                    writeln!(
+                        err,
+                        "linkscope: {}: tunnel regained after {:.1} s",
+                        watch.name,
+                        gap.as_secs_f64()
+                    )?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Prints the gaps of every direction that had one; true when there were any.
+    pub(super) fn finish(mut self, err: &mut impl Write) -> std::io::Result<bool> {
+        let mut any = false;
+        for watch in &mut self.watches {
+            if let Some(since) = watch.lost.take() {
+                watch.gap_time += since.elapsed();
+            }
+            if watch.gaps > 0 {
+                any = true;
+                writeln!(
+                    err,
+                    "linkscope: {}: the tunnel was taken {} time(s), {:.1} s in all: the \
+                     capture and the figures have a gap there",
+                    watch.name,
+                    watch.gaps,
+                    watch.gap_time.as_secs_f64()
+                )?;
+            }
+        }
+        Ok(any)
+    }
+}
