@@ -197,7 +197,7 @@ impl Meter {
     pub fn record_added_latency(&mut self, direction: Direction, latency_ns: u64) {
         self.directions[slot(direction)]
             .added_latency
-            .saturating_record(latency_ns.max(1));
+            .record(latency_ns);
     }
 
     /// Counts requests older than the grace time at `now_ns` as unanswered. [`record`]
@@ -603,9 +603,9 @@ struct DirectionMeter {
     min_frame: u32,
     max_frame: u32,
     max_vlan_tags: u32,
-    sizes: Histogram<u64>,
+    sizes: Growing,
     mtu: report::Mtu,
-    added_latency: Histogram<u64>,
+    added_latency: Growing,
     unanswered: [u64; 3],
     retransmissions: u64,
 }
@@ -618,10 +618,9 @@ impl DirectionMeter {
             min_frame: u32::MAX,
             max_frame: 0,
             max_vlan_tags: 0,
-            sizes: Histogram::new_with_bounds(1, 1 << 17, 3).expect("valid histogram bounds"),
+            sizes: Growing::new(1 << 17),
             mtu: report::Mtu::default(),
-            added_latency: Histogram::new_with_bounds(1, 60_000_000_000, 3)
-                .expect("valid histogram bounds"),
+            added_latency: Growing::new(60_000_000_000),
             unanswered: [0; 3],
             retransmissions: 0,
         }
@@ -633,7 +632,7 @@ impl DirectionMeter {
         self.min_frame = self.min_frame.min(len);
         self.max_frame = self.max_frame.max(len);
         self.max_vlan_tags = self.max_vlan_tags.max(vlan_tags);
-        self.sizes.saturating_record(u64::from(len.max(1)));
+        self.sizes.record(u64::from(len));
         self.mtu.exceeds_host_mtu += u64::from(fit.exceeds_host_mtu);
         self.mtu.unsendable += u64::from(fit.unsendable);
         if fit.fragments > 1 {
@@ -696,17 +695,47 @@ impl DirectionMeter {
     }
 }
 
+/// A histogram (three significant digits) that takes memory only as the values recorded
+/// need it, up to a ceiling; a larger value counts as the ceiling. A meter of an idle link
+/// holds a few kilobytes instead of the megabyte full-range histograms take, so a lab of a
+/// thousand measured links costs what its traffic needs.
+#[derive(Debug, Clone)]
+struct Growing {
+    histogram: Histogram<u64>,
+    ceiling: u64,
+}
+
+impl Growing {
+    fn new(ceiling: u64) -> Growing {
+        let mut histogram = Histogram::new_with_bounds(1, 2, 3).expect("valid histogram bounds");
+        histogram.auto(true);
+        Growing { histogram, ceiling }
+    }
+
+    fn record(&mut self, value: u64) {
+        // Growing only fails when the counts would not fit in memory's address space.
+        let _ = self.histogram.record(value.clamp(1, self.ceiling));
+    }
+}
+
+impl std::ops::Deref for Growing {
+    type Target = Histogram<u64>;
+
+    fn deref(&self) -> &Histogram<u64> {
+        &self.histogram
+    }
+}
+
 #[derive(Debug, Clone)]
 struct RttMeter {
-    histogram: Histogram<u64>,
+    histogram: Growing,
     max_us: u64,
 }
 
 impl RttMeter {
     fn new() -> RttMeter {
         RttMeter {
-            histogram: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                .expect("valid histogram bounds"),
+            histogram: Growing::new(3_600_000_000),
             max_us: 0,
         }
     }
@@ -714,7 +743,7 @@ impl RttMeter {
     fn record(&mut self, rtt_ns: u64) {
         let us = (rtt_ns / 1000).max(1);
         self.max_us = self.max_us.max(us);
-        self.histogram.saturating_record(us);
+        self.histogram.record(us);
     }
 }
 
@@ -1229,6 +1258,39 @@ mod tests {
         flow(&mut m, 5, TCP_IDLE_NS + half / 2 + TCP_SWEEP_NS);
         assert_eq!(m.untracked(), 1);
         assert_eq!(m.tcp.len(), 2);
+    }
+
+    #[test]
+    fn an_idle_meter_holds_small_histograms_that_grow_with_what_they_record() {
+        let mut m = meter(Some(1500), 1500);
+        let slots = |m: &Meter| {
+            m.directions
+                .iter()
+                .map(|d| d.sizes.distinct_values() + d.added_latency.distinct_values())
+                .chain(m.rtt.iter().map(|r| r.histogram.distinct_values()))
+                .sum::<usize>()
+        };
+        // Full-range histograms hold about 120,000 counters between them.
+        assert!(slots(&m) < 20_000, "{} counters while idle", slots(&m));
+        m.record_added_latency(Direction::AToB, 50_000_000_000);
+        m.record_added_latency(Direction::AToB, 70_000_000_000);
+        let names = LinkNames {
+            link: "l".into(),
+            a: "a".into(),
+            b: "b".into(),
+            detail: String::new(),
+        };
+        let r = m.report(&names, [SpliceCounters::default(); 2], 1.0);
+        // Both count, the one above the 60 s ceiling as the ceiling.
+        let p50 = r.directions[0].added_latency_us.p50.unwrap();
+        assert!((p50 / 50e6 - 1.0).abs() < 1e-3, "{p50}");
+        assert_eq!(
+            r.directions[0]
+                .added_latency_us
+                .max
+                .map(|v| (v / 1e6).round()),
+            Some(60.0)
+        );
     }
 
     #[test]

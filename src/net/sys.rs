@@ -28,6 +28,13 @@ pub fn force_recv_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
     set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes)
 }
 
+/// Sets the send buffer to `bytes` past the `net.core.wmem_max` cap (`SO_SNDBUFFORCE`, which
+/// needs CAP_NET_ADMIN); fails with `PermissionDenied` without it.
+pub fn force_send_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    let bytes = i32::try_from(bytes).unwrap_or(i32::MAX);
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, bytes)
+}
+
 fn set_int_option(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: the pointer and length describe a live i32 on our stack, the length matches
     // its size, and the kernel only reads it; the descriptor is open for the borrow.

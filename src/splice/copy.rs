@@ -44,10 +44,10 @@ impl CopyRecord<'_> {
     }
 }
 
-/// Spare buffers kept per forwarding direction: a consumed [`CopyBatch`] hands its buffers
+/// Spare buffers kept per engine worker: a consumed [`CopyBatch`] hands its buffers
 /// back so the next batch reuses them instead of allocating (and faulting in) new ones. At
-/// most this many per direction, each as large as the largest batch seen.
-pub const SPARE_BATCHES: usize = 4;
+/// most this many per worker, each as large as the largest batch seen.
+pub const SPARE_BATCHES: usize = 8;
 
 /// The buffers of a consumed [`CopyBatch`], ready for the next one.
 #[derive(Debug, Default)]
