@@ -8,6 +8,8 @@ mod lab;
 mod relay;
 #[path = "lab_vm/splice.rs"]
 mod splice;
+#[path = "support/frames.rs"]
+mod support_frames;
 
 use std::time::{Duration, Instant};
 
