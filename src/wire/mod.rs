@@ -27,12 +27,23 @@ mod summary;
 use std::fmt;
 use std::ops::Range;
 
-use etherparse::{EtherType, Ethernet2HeaderSlice, SingleVlanSlice};
+use etherparse::EtherType;
 
 pub use summary::summary;
 
 /// EtherType of LLDP (IEEE 802.1AB clause 7.2).
 pub const ETHERTYPE_LLDP: EtherType = EtherType(0x88cc);
+/// Tag protocol identifiers [`untag`] steps over: 802.1Q (0x8100), 802.1ad (0x88a8) and the
+/// pre-standard double-tagging 0x9100.
+pub const VLAN_TPIDS: [EtherType; 3] = [
+    EtherType::VLAN_TAGGED_FRAME,
+    EtherType::PROVIDER_BRIDGING,
+    EtherType::VLAN_DOUBLE_TAGGED_FRAME,
+];
+/// Length of the Ethernet header without tags: two addresses and the EtherType.
+pub const ETHERNET_HEADER_LEN: usize = 14;
+/// Length of one VLAN tag: TPID and tag control information.
+pub const VLAN_TAG_LEN: usize = 4;
 /// EtherType of the IEEE 802.3 slow protocols (LACP, Marker, OAM).
 pub const ETHERTYPE_SLOW: EtherType = EtherType(0x8809);
 /// Slow protocol subtype of LACP (IEEE 802.1AX clause 6.4.2.3).
@@ -277,26 +288,28 @@ pub struct Frame<'a> {
     pub payload: Payload<'a>,
 }
 
-/// Splits an Ethernet frame (without FCS) into addresses, VLAN tags and a classified
-/// payload. 802.3 frames are cut to their length field, dropping the padding.
-pub fn classify(frame: &[u8]) -> Result<Frame<'_>, Error> {
-    let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|e| Error::Truncated {
-        layer: Layer::Ethernet,
-        field: "header",
-        need: e.required_len,
-        have: e.len,
-    })?;
-    let dst = MacAddr(eth.destination());
-    let src = MacAddr(eth.source());
-    let mut ether_type = eth.ether_type();
-    let mut rest = &frame[eth.slice().len()..];
+/// An Ethernet frame with its VLAN tags stepped over: the one walk over 802.1Q / 802.1ad tags
+/// in the crate. Borrowed, never allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Untagged<'a> {
+    pub dst: MacAddr,
+    pub src: MacAddr,
+    /// The tags' VLAN ids, outermost first.
+    pub vlans: Vlans,
+    /// The EtherType (or IEEE 802.3 length, below 0x0600) after the last tag.
+    pub ether_type: EtherType,
+    /// What follows it, padding included.
+    pub payload: &'a [u8],
+}
+
+/// Steps over the VLAN tags of an Ethernet frame (without FCS): up to [`MAX_VLAN_TAGS`] tags
+/// of any of the [`VLAN_TPIDS`].
+pub fn untag(frame: &[u8]) -> Result<Untagged<'_>, Error> {
+    check_len(frame, ETHERNET_HEADER_LEN, Layer::Ethernet, "header")?;
+    let mut ether_type = EtherType(be16(frame, 12..14));
+    let mut at = ETHERNET_HEADER_LEN;
     let mut vlans = Vlans::default();
-    while matches!(
-        ether_type,
-        EtherType::VLAN_TAGGED_FRAME
-            | EtherType::PROVIDER_BRIDGING
-            | EtherType::VLAN_DOUBLE_TAGGED_FRAME
-    ) {
+    while VLAN_TPIDS.contains(&ether_type) {
         if vlans.len == MAX_VLAN_TAGS {
             return Err(Error::Value {
                 layer: Layer::Vlan,
@@ -304,17 +317,31 @@ pub fn classify(frame: &[u8]) -> Result<Frame<'_>, Error> {
                 value: MAX_VLAN_TAGS as u32 + 1,
             });
         }
-        let tag = SingleVlanSlice::from_slice(rest).map_err(|e| Error::Truncated {
-            layer: Layer::Vlan,
-            field: "tag",
-            need: e.required_len,
-            have: e.len,
-        })?;
-        vlans.ids[vlans.len] = tag.vlan_identifier().value();
+        check_len(&frame[at..], VLAN_TAG_LEN, Layer::Vlan, "tag")?;
+        vlans.ids[vlans.len] = be16(frame, at..at + 2) & 0x0fff;
         vlans.len += 1;
-        ether_type = tag.ether_type();
-        rest = tag.payload_slice();
+        ether_type = EtherType(be16(frame, at + 2..at + 4));
+        at += VLAN_TAG_LEN;
     }
+    Ok(Untagged {
+        dst: mac(frame, 0..6),
+        src: mac(frame, 6..12),
+        vlans,
+        ether_type,
+        payload: &frame[at..],
+    })
+}
+
+/// Splits an Ethernet frame (without FCS) into addresses, VLAN tags and a classified
+/// payload. 802.3 frames are cut to their length field, dropping the padding.
+pub fn classify(frame: &[u8]) -> Result<Frame<'_>, Error> {
+    let Untagged {
+        dst,
+        src,
+        vlans,
+        ether_type,
+        payload: rest,
+    } = untag(frame)?;
     let payload = if ether_type.0 < 0x0600 {
         let len = usize::from(ether_type.0);
         check_len(rest, len, Layer::Ethernet, "802.3 payload")?;
