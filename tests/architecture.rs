@@ -2,7 +2,8 @@
 //! and every module file under src/ and nothing that does not exist; every relative link of
 //! README.md, ARCHITECTURE.md and docs/ reaches a file (and a heading, for `#anchor`s);
 //! README.md stays a front door (at most 15 KB, the two commands CI and users run); every
-//! subcommand clap knows is in README's command table and documented under docs/.
+//! subcommand clap knows is in README's command table and documented under docs/; every test
+//! binary has a row in docs/testing.md.
 
 mod support;
 
@@ -209,4 +210,23 @@ fn every_subcommand_is_in_the_readme_table_and_documented_under_docs() {
             "no page under docs/ shows `linkscope {name}`"
         );
     }
+}
+
+#[test]
+fn every_test_binary_is_in_the_testing_page() {
+    let testing = read("docs/testing.md");
+    let mut missing = Vec::new();
+    for entry in fs::read_dir(Path::new(ROOT).join("tests")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            if !testing.contains(&format!("| `{name}` |")) {
+                missing.push(name);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/testing.md has no row for {missing:?}"
+    );
 }
