@@ -33,13 +33,6 @@ pub use summary::summary;
 
 /// EtherType of LLDP (IEEE 802.1AB clause 7.2).
 pub const ETHERTYPE_LLDP: EtherType = EtherType(0x88cc);
-/// Tag protocol identifiers [`untag`] steps over: 802.1Q (0x8100), 802.1ad (0x88a8) and the
-/// pre-standard double-tagging 0x9100.
-pub const VLAN_TPIDS: [EtherType; 3] = [
-    EtherType::VLAN_TAGGED_FRAME,
-    EtherType::PROVIDER_BRIDGING,
-    EtherType::VLAN_DOUBLE_TAGGED_FRAME,
-];
 /// Length of the Ethernet header without tags: two addresses and the EtherType.
 pub const ETHERNET_HEADER_LEN: usize = 14;
 /// Length of one VLAN tag: TPID and tag control information.
@@ -303,13 +296,27 @@ pub struct Untagged<'a> {
 }
 
 /// Steps over the VLAN tags of an Ethernet frame (without FCS): up to [`MAX_VLAN_TAGS`] tags
-/// of any of the [`VLAN_TPIDS`].
+/// with the TPID of 802.1Q (0x8100), 802.1ad (0x88a8) or pre-standard double tagging
+/// (0x9100). A few byte reads, no copy of the payload: the forwarding
+/// path runs it on every frame it may copy.
+#[inline]
 pub fn untag(frame: &[u8]) -> Result<Untagged<'_>, Error> {
-    check_len(frame, ETHERNET_HEADER_LEN, Layer::Ethernet, "header")?;
-    let mut ether_type = EtherType(be16(frame, 12..14));
-    let mut at = ETHERNET_HEADER_LEN;
+    let Some((h, mut rest)) = frame.split_first_chunk::<ETHERNET_HEADER_LEN>() else {
+        return Err(Error::Truncated {
+            layer: Layer::Ethernet,
+            field: "header",
+            need: ETHERNET_HEADER_LEN,
+            have: frame.len(),
+        });
+    };
+    let mut ether_type = EtherType(u16::from_be_bytes([h[12], h[13]]));
     let mut vlans = Vlans::default();
-    while VLAN_TPIDS.contains(&ether_type) {
+    while matches!(
+        ether_type,
+        EtherType::VLAN_TAGGED_FRAME
+            | EtherType::PROVIDER_BRIDGING
+            | EtherType::VLAN_DOUBLE_TAGGED_FRAME
+    ) {
         if vlans.len == MAX_VLAN_TAGS {
             return Err(Error::Value {
                 layer: Layer::Vlan,
@@ -317,18 +324,25 @@ pub fn untag(frame: &[u8]) -> Result<Untagged<'_>, Error> {
                 value: MAX_VLAN_TAGS as u32 + 1,
             });
         }
-        check_len(&frame[at..], VLAN_TAG_LEN, Layer::Vlan, "tag")?;
-        vlans.ids[vlans.len] = be16(frame, at..at + 2) & 0x0fff;
+        let Some((tag, after)) = rest.split_first_chunk::<VLAN_TAG_LEN>() else {
+            return Err(Error::Truncated {
+                layer: Layer::Vlan,
+                field: "tag",
+                need: VLAN_TAG_LEN,
+                have: rest.len(),
+            });
+        };
+        vlans.ids[vlans.len] = u16::from_be_bytes([tag[0], tag[1]]) & 0x0fff;
         vlans.len += 1;
-        ether_type = EtherType(be16(frame, at + 2..at + 4));
-        at += VLAN_TAG_LEN;
+        ether_type = EtherType(u16::from_be_bytes([tag[2], tag[3]]));
+        rest = after;
     }
     Ok(Untagged {
-        dst: mac(frame, 0..6),
-        src: mac(frame, 6..12),
+        dst: MacAddr([h[0], h[1], h[2], h[3], h[4], h[5]]),
+        src: MacAddr([h[6], h[7], h[8], h[9], h[10], h[11]]),
         vlans,
         ether_type,
-        payload: &frame[at..],
+        payload: rest,
     })
 }
 
