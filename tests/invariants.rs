@@ -178,3 +178,24 @@ fn visit(dir: &Path, f: &mut dyn FnMut(&Path)) {
         }
     }
 }
+
+/// One clock and one VLAN walk: `now_ns` is defined in src/clock.rs only, and only
+/// src/wire/mod.rs (`wire::untag`) matches on VLAN tag protocol identifiers.
+#[test]
+fn one_clock_and_one_vlan_walk() {
+    let mut offenders = Vec::new();
+    visit(&Path::new(ROOT).join("src"), &mut |path| {
+        let text = fs::read_to_string(path).unwrap();
+        let rel = path.strip_prefix(ROOT).unwrap();
+        if text.contains(&["fn ", "now_ns("].concat()) && rel != Path::new("src/clock.rs") {
+            offenders.push(format!("{}: its own now_ns", rel.display()));
+        }
+        let walks = ["VLAN_TAGGED_FRAME", "0x8100 |", "0x88a8 |"]
+            .iter()
+            .any(|pattern| text.contains(pattern));
+        if walks && rel != Path::new("src/wire/mod.rs") {
+            offenders.push(format!("{}: its own VLAN tag walk", rel.display()));
+        }
+    });
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}
