@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod capture;
 pub mod cli;
+pub mod clock;
 pub mod direction;
 pub mod engine;
 pub mod measure;

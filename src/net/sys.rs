@@ -3,6 +3,8 @@
 //! This is the only module of the crate allowed to contain `unsafe`; each block says why it
 //! is sound.
 
+#![allow(unsafe_code)]
+
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -28,6 +28,7 @@ use mio::{Interest, Registry, Token};
 
 use super::backoff::Backoff;
 use super::framing::{Decoder, Encoder, Fill};
+use crate::clock::now_ns;
 use crate::engine::endpoint::Received;
 use crate::engine::{Endpoint, Inbox};
 use crate::net::batch::{SendBatch, SendOutcome};
@@ -425,12 +426,6 @@ impl StreamEnd {
             self.close(Ended::Error);
         }
     }
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl Endpoint for StreamEnd {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cli::spliced::meter_text::{self, Rates};
 use crate::cli::spliced::{print_summary, stdout_error, watch};
+use crate::clock::now_ns;
 use crate::measure::meter::{Counters, SpliceCounters};
 use crate::measure::report::{self, Report};
 use crate::measure::snmp::{self, FragCounters};
@@ -151,12 +152,6 @@ pub(super) struct Measurement {
     last: Vec<[Counters; 2]>,
     last_ns: u64,
     terminal: bool,
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl Measurement {
