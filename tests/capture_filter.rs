@@ -106,3 +106,96 @@ fn an_invalid_filter_is_an_argument_error_with_libpcaps_message() {
     );
     assert!(!file.exists(), "nothing is written for an invalid filter");
 }
+
+#[test]
+fn relay_writes_what_the_filter_passes_and_forwards_everything() {
+    let test = "relay_writes_what_the_filter_passes_and_forwards_everything";
+    if !have_libpcap(test) {
+        return;
+    }
+    let (a, b) = (support::tunnel::end(None), support::tunnel::end(None));
+    let free = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (to_a, to_b) = (free(), free());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("relayed.pcapng");
+    let relay = linkscope()
+        .arg("relay")
+        .arg(format!("udp://{to_a}->{}", a.local_addr().unwrap()))
+        .arg(format!("udp://{to_b}->{}", b.local_addr().unwrap()))
+        .args([
+            "-f",
+            "not stp",
+            "-q",
+            "--no-measure",
+            "-a",
+            "duration:3",
+            "-w",
+        ])
+        .arg(&file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(relay);
+    // Each end sends an STP frame and a numbered frame to its relay port every 20 ms and
+    // keeps what the relay hands it.
+    let mut relayed = Vec::new();
+    let mut buf = [0u8; 2048];
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    let mut sequence = 0;
+    let until = std::time::Instant::now() + Duration::from_millis(2500);
+    while std::time::Instant::now() < until {
+        for (from, to, mac) in [
+            (&a, to_a, [2, 0, 0, 0, 0, 0xa]),
+            (&b, to_b, [2, 0, 0, 0, 0, 0xb]),
+        ] {
+            let _ = from.send_to(&capture_support::stp_frame(mac), to);
+            sequence += 1;
+            let _ = from.send_to(&capture_support::frame(sequence, 80), to);
+        }
+        for socket in [&a, &b] {
+            while let Ok(n) = socket.recv(&mut buf) {
+                relayed.push(buf[..n].to_vec());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = wait_exit(
+        &mut running.0,
+        Duration::from_secs(30),
+        "relay ran past -a duration:3",
+    );
+    for socket in [&a, &b] {
+        while let Ok(n) = socket.recv(&mut buf) {
+            relayed.push(buf[..n].to_vec());
+        }
+    }
+    assert!(status.success(), "{status}");
+    assert!(
+        relayed.iter().any(|f| is_stp(f)),
+        "the relay forwarded STP: forwarding is never filtered"
+    );
+    let frames = captured(&file);
+    assert!(
+        !frames.iter().any(|(_, f)| is_stp(f)),
+        "no STP in the capture"
+    );
+    let mut got: Vec<u32> = frames.iter().map(|(_, f)| sequence_of(f)).collect();
+    let mut expected: Vec<u32> = relayed
+        .iter()
+        .filter(|f| !is_stp(f))
+        .map(|f| sequence_of(f))
+        .collect();
+    got.sort_unstable();
+    expected.sort_unstable();
+    assert!(!got.is_empty());
+    assert_eq!(
+        got, expected,
+        "every relayed frame but STP is in the capture"
+    );
+}

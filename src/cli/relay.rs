@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::spliced::{meter_text, time_of_day};
+use crate::capture::filter::{Filter, Filtered};
 use crate::capture::{Interface, InterfaceStats, Output, Packet, Writer};
 use crate::direction::Direction;
 use crate::measure::fragment::{Budget, Outer};
@@ -62,6 +63,11 @@ pub struct Args {
     /// Write pcapng to FILE (one interface per endpoint), or to standard output with `-w -`.
     #[arg(short = 'w', value_name = "FILE")]
     write: Option<PathBuf>,
+    /// A capture filter in libpcap syntax (e.g. `not stp`, `icmp`): only the frames it passes
+    /// are written, printed and counted for -c; forwarding and the measurements see every
+    /// frame. Needs libpcap (libpcap0.8).
+    #[arg(short = 'f', value_name = "FILTER")]
+    filter: Option<String>,
     /// Stop after COUNT frames.
     #[arg(short = 'c', value_name = "COUNT")]
     count: Option<u64>,
@@ -106,6 +112,8 @@ struct Options {
     expect: Option<Expect>,
     expect_timeout: Duration,
     measure: bool,
+    /// -f: which frames the capture, the printed lines and -c take.
+    filter: Option<Filter>,
 }
 
 fn options(args: &Args) -> crate::Result<Options> {
@@ -222,6 +230,12 @@ fn options(args: &Args) -> crate::Result<Options> {
         expect,
         expect_timeout,
         measure: !args.no_measure,
+        filter: args
+            .filter
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| Filter::compile(f, 0))
+            .transpose()?,
     })
 }
 
@@ -312,6 +326,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     name: name.clone(),
                     description: format!("linkscope relay endpoint {locator}"),
                     snaplen: 0,
+                    filter: options.filter.as_ref().map(|f| f.expression().to_owned()),
                     ..Interface::default()
                 })
                 .collect();
@@ -336,7 +351,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         views.clone(),
         None,
         on_change(options.names.clone()),
-        Some(sink),
+        Some(Filtered::new(sink, options.filter.clone())),
     );
     // The meters see the frames as the splice's do: one meter per pair of endpoints (a
     // pair's echo requests and replies meet in one meter). Frames cross streams here, not
@@ -408,6 +423,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let sink = metered
         .into_inner()?
         .and_then(Watched::into_inner)
+        .map(Filtered::into_inner)
         .ok_or_else(|| anyhow::anyhow!("the copy consumer lost its sink"))?;
     if let Some(writer) = sink.writer {
         let interfaces: Vec<InterfaceStats> = if options.names.len() == 2 {
