@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod direction;
 pub mod engine;
+pub mod impair;
 pub mod measure;
 pub mod net;
 pub mod plan;
