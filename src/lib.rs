@@ -12,6 +12,7 @@ pub mod bench;
 pub mod capture;
 pub mod cli;
 pub mod clock;
+pub mod control;
 pub mod direction;
 pub mod engine;
 pub mod impair;

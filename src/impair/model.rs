@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::rng::{Correlated, Rng};
 use super::spec::{Loss, Spec};
@@ -45,7 +45,7 @@ pub enum Verdict {
 
 /// What the impairment did to one direction. Kept apart from losses linkscope did not
 /// cause (the engine's own counters).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Frames dropped by `loss` / `gemodel`.
     pub dropped_loss: u64,
