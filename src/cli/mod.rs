@@ -12,9 +12,11 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod compare;
 mod completions;
+mod ctl;
 mod decode;
 mod demo;
 mod extcap;
+pub mod impair;
 mod links;
 mod man;
 mod mtu;
@@ -56,6 +58,8 @@ enum Command {
     Completions(completions::Args),
     /// Write man pages, one per command and subcommand, into a directory.
     Man(man::Args),
+    /// Change a running splice or relay: impairment, cable down/up/flap, show.
+    Ctl(ctl::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -74,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Relay(args) => relay::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
+        Command::Ctl(args) => ctl::run(args),
     };
     match outcome {
         Ok(code) => code,

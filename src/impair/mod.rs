@@ -4,11 +4,16 @@
 //!
 //! [`spec`] parses what the user writes (`--impair [DIR:]SPEC`, `linkscope ctl … impair`),
 //! [`model`] is the per-direction state machine the engine drives with its clock and timers,
-//! [`rng`] the seeded random source that makes `--seed N` repeatable.
+//! [`rng`] the seeded random source that makes `--seed N` repeatable, and [`stage`] puts the
+//! model on the engine's stage seam and lets the control socket change it while it runs.
 
+pub mod live;
 pub mod model;
 pub mod rng;
 pub mod spec;
+pub mod stage;
 
+pub use live::{ImpairConfig, Live};
 pub use model::{Cause, Counters, Impairment, Verdict};
 pub use spec::{DirectedSpec, Directions, Loss, Spec};
+pub use stage::{ImpairStage, Registry};

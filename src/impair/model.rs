@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rng::{Correlated, Rng};
 use super::spec::{Loss, Spec};
+use crate::engine::Frame;
 
 /// Why the impairment dropped a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,12 +35,12 @@ pub enum Cause {
 /// What happens to an offered frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Send it now, `copies` times (2 when duplicated), as it is now in the buffer (a
-    /// corrupted frame was changed in place).
-    Pass { copies: u8 },
+    /// Send it now, unchanged.
+    Pass,
     /// Dropped for this cause.
     Drop(Cause),
-    /// Copied into the queue; [`Impairment::release`] hands it over when its time comes.
+    /// Copied into the queue (twice when duplicated, with a bit flipped when corrupted);
+    /// [`Impairment::release`] hands it over when its time comes.
     Held,
 }
 
@@ -87,13 +88,8 @@ impl std::ops::AddAssign for Counters {
 
 struct Held {
     at: Instant,
-    /// What was asked for: time from offer to `at`.
-    asked: Duration,
-    frame: Vec<u8>,
+    frame: Frame,
 }
-
-/// Spare buffers kept for reuse, at most this many.
-const SPARE_BUFFERS: usize = 256;
 
 /// One direction's impairment state.
 pub struct Impairment {
@@ -105,7 +101,6 @@ pub struct Impairment {
     bad_state: bool,
     reorder_count: u32,
     queue: VecDeque<Held>,
-    spare: Vec<Vec<u8>>,
     /// When the last held frame goes out: a later frame never goes before it.
     last_at: Option<Instant>,
     counters: Counters,
@@ -122,7 +117,6 @@ impl Impairment {
             bad_state: false,
             reorder_count: 0,
             queue: VecDeque::new(),
-            spare: Vec::new(),
             last_at: None,
             counters: Counters::default(),
         }
@@ -172,17 +166,8 @@ impl Impairment {
 
     fn flush_down(&mut self) {
         self.counters.dropped_down += self.queue.len() as u64;
-        while let Some(held) = self.queue.pop_front() {
-            self.recycle(held.frame);
-        }
+        self.queue.clear();
         self.last_at = None;
-    }
-
-    fn recycle(&mut self, mut frame: Vec<u8>) {
-        if self.spare.len() < SPARE_BUFFERS {
-            frame.clear();
-            self.spare.push(frame);
-        }
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -219,9 +204,11 @@ impl Impairment {
         }
     }
 
-    /// Decides about `frame`, arriving at `now`. A frame chosen for corruption has one bit
-    /// flipped in place; a held frame is copied, so the buffer is the caller's again.
-    pub fn offer(&mut self, frame: &mut [u8], now: Instant) -> Verdict {
+    /// Decides about `frame`, received by the kernel at `received_ns` (nanoseconds since the
+    /// Unix epoch, 0 when unknown) and offered at `now`. Frames that must be changed
+    /// (corrupted) or sent twice are held, due at once, like every frame while others wait:
+    /// order is kept unless `reorder` is asked for.
+    pub fn offer(&mut self, frame: &[u8], received_ns: u64, now: Instant) -> Verdict {
         if self.is_down() {
             self.counters.dropped_down += 1;
             return Verdict::Drop(Cause::Down);
@@ -242,24 +229,48 @@ impl Impairment {
                 return Verdict::Drop(Cause::Loss);
             }
         }
-        if !self.spec.holds() && self.queue.is_empty() {
-            self.corrupt(frame);
-            self.count_copies(copies);
-            return Verdict::Pass { copies };
+        let corrupt_bit = self.corrupt_bit(frame.len());
+        let changed = copies == 2 || corrupt_bit.is_some();
+        if !self.spec.holds() && self.queue.is_empty() && !changed {
+            return Verdict::Pass;
         }
         if self.queue.len() + usize::from(copies) > self.spec.limit {
             self.counters.queue_drops += 1;
             return Verdict::Drop(Cause::Queue);
         }
-        self.corrupt(frame);
-        self.count_copies(copies);
+        if copies == 2 {
+            self.counters.duplicated += 1;
+        }
+        if corrupt_bit.is_some() {
+            self.counters.corrupted += 1;
+        }
+        let make = |asked: Duration| {
+            let mut data = frame.to_vec();
+            if let Some(bit) = corrupt_bit {
+                data[bit / 8] ^= 1 << (bit % 8);
+            }
+            Frame {
+                data,
+                received_ns: shifted(received_ns, asked),
+            }
+        };
         if self.spec.gap > 0 {
             if self.reorder_count + 1 >= self.spec.gap && self.chance(self.spec.reorder) {
                 self.reorder_count = 0;
                 if !self.queue.is_empty() {
                     self.counters.reordered += 1;
                 }
-                return Verdict::Pass { copies };
+                if !changed {
+                    return Verdict::Pass;
+                }
+                // Due now, ahead of every frame waiting.
+                for _ in 0..copies {
+                    self.queue.push_front(Held {
+                        at: now,
+                        frame: make(Duration::ZERO),
+                    });
+                }
+                return Verdict::Held;
             }
             self.reorder_count += 1;
         }
@@ -277,29 +288,17 @@ impl Impairment {
             self.counters.delayed += 1;
         }
         for _ in 0..copies {
-            let mut buffer = self.spare.pop().unwrap_or_default();
-            buffer.extend_from_slice(frame);
             self.queue.push_back(Held {
                 at,
-                asked: at - now,
-                frame: buffer,
+                frame: make(at - now),
             });
         }
         Verdict::Held
     }
 
-    fn count_copies(&mut self, copies: u8) {
-        if copies == 2 {
-            self.counters.duplicated += 1;
-        }
-    }
-
-    fn corrupt(&mut self, frame: &mut [u8]) {
-        if !frame.is_empty() && self.chance(self.spec.corrupt) {
-            let bit = self.rng.below(frame.len() as u64 * 8);
-            frame[(bit / 8) as usize] ^= 1 << (bit % 8);
-            self.counters.corrupted += 1;
-        }
+    /// The bit to flip when this frame is chosen for corruption.
+    fn corrupt_bit(&mut self, len: usize) -> Option<usize> {
+        (len > 0 && self.chance(self.spec.corrupt)).then(|| self.rng.below(len as u64 * 8) as usize)
     }
 
     fn delay_ns(&mut self) -> u64 {
@@ -311,26 +310,34 @@ impl Impairment {
         (delay + self.rng.jitter(self.spec.dist, jitter)).max(0.0) as u64
     }
 
-    /// Hands every held frame whose time is at or before `now` to `send`, in order, with the
-    /// delay that was asked for it (so the engine's own added latency can leave it out).
-    /// Returns how many it handed over.
-    pub fn release(&mut self, now: Instant, mut send: impl FnMut(&[u8], Duration)) -> usize {
-        let mut count = 0;
-        while self.queue.front().is_some_and(|held| held.at <= now) {
+    /// Moves every held frame due at or before `now` to `out`, in order; with `None` (the
+    /// link is going away) every held frame. A released frame's `received_ns` is moved on by
+    /// the delay it was asked to wait, so the engine's own added latency leaves that out.
+    pub fn release(&mut self, now: Option<Instant>, out: &mut Vec<Frame>) {
+        while let Some(held) = self.queue.front() {
+            if now.is_some_and(|now| held.at > now) {
+                break;
+            }
             let held = self.queue.pop_front().expect("front checked");
-            send(&held.frame, held.asked);
-            self.recycle(held.frame);
-            count += 1;
+            out.push(held.frame);
         }
-        if self.queue.is_empty() && self.last_at.is_some_and(|last| last <= now) {
+        if self.queue.is_empty() && now.is_none_or(|now| self.last_at.is_some_and(|l| l <= now)) {
             self.last_at = None;
         }
-        count
     }
 
     /// When the next held frame is due, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.queue.front().map(|held| held.at)
+    }
+}
+
+/// `received_ns` moved on by `asked` (0 stays unknown).
+fn shifted(received_ns: u64, asked: Duration) -> u64 {
+    if received_ns == 0 {
+        0
+    } else {
+        received_ns.saturating_add(asked.as_nanos() as u64)
     }
 }
 
@@ -346,15 +353,20 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// Releases what is due at `now` and returns the frames' first bytes.
+    fn firsts(m: &mut Impairment, now: Instant) -> Vec<u8> {
+        let mut out = Vec::new();
+        m.release(Some(now), &mut out);
+        out.iter().map(|f| f.data[0]).collect()
+    }
+
     #[test]
-    fn a_clear_spec_passes_everything_untouched() {
+    fn a_clear_spec_passes_everything() {
         let mut m = model("");
         let t = Instant::now();
-        let mut frame = [1u8, 2, 3];
         for _ in 0..1000 {
-            assert_eq!(m.offer(&mut frame, t), Verdict::Pass { copies: 1 });
+            assert_eq!(m.offer(&[1, 2, 3], 0, t), Verdict::Pass);
         }
-        assert_eq!(frame, [1, 2, 3]);
         assert_eq!(m.counters(), Counters::default());
         assert_eq!(m.next_deadline(), None);
     }
@@ -364,18 +376,17 @@ mod tests {
         let mut m = model("delay=10ms");
         let t0 = Instant::now();
         for i in 0..5u8 {
-            assert_eq!(m.offer(&mut [i], t0 + ms(u64::from(i))), Verdict::Held);
+            assert_eq!(m.offer(&[i], 1000, t0 + ms(u64::from(i))), Verdict::Held);
         }
         assert_eq!(m.next_deadline(), Some(t0 + ms(10)));
+        assert!(firsts(&mut m, t0 + ms(9)).is_empty());
+        assert_eq!(firsts(&mut m, t0 + ms(12)), [0, 1, 2]);
         let mut out = Vec::new();
-        assert_eq!(m.release(t0 + ms(9), |f, _| out.push(f[0])), 0);
-        assert_eq!(m.release(t0 + ms(12), |f, a| out.push((f[0], a).0)), 3);
-        assert_eq!(out, [0, 1, 2]);
-        m.release(t0 + ms(20), |f, a| {
-            assert_eq!(a, ms(10));
-            out.push(f[0]);
-        });
-        assert_eq!(out, [0, 1, 2, 3, 4]);
+        m.release(Some(t0 + ms(20)), &mut out);
+        assert_eq!(out.len(), 2);
+        // The receive time moves on by the delay asked, so the splice's own latency leaves
+        // it out.
+        assert!(out.iter().all(|f| f.received_ns == 1000 + 10_000_000));
         assert_eq!(m.counters().delayed, 5);
         assert_eq!(m.next_deadline(), None);
     }
@@ -386,16 +397,18 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..2000u32 {
             let now = t0 + Duration::from_micros(u64::from(i) * 100);
-            m.offer(&mut i.to_be_bytes(), now);
+            m.offer(&i.to_be_bytes(), 0, now);
         }
         let mut out = Vec::new();
-        m.release(t0 + Duration::from_secs(10), |f, _| {
-            out.push(u32::from_be_bytes(f.try_into().unwrap()))
-        });
+        m.release(Some(t0 + Duration::from_secs(10)), &mut out);
+        let order: Vec<u32> = out
+            .iter()
+            .map(|f| u32::from_be_bytes(f.data[..].try_into().unwrap()))
+            .collect();
         assert!(
-            out == (0..2000).collect::<Vec<_>>(),
+            order == (0..2000).collect::<Vec<_>>(),
             "{} frames, not in order",
-            out.len()
+            order.len()
         );
         assert_eq!(m.counters().reordered, 0);
     }
@@ -405,7 +418,7 @@ mod tests {
         let mut m = model("loss=10%");
         let t = Instant::now();
         let dropped = (0..20_000)
-            .filter(|_| m.offer(&mut [0u8; 64], t) == Verdict::Drop(Cause::Loss))
+            .filter(|_| m.offer(&[0u8; 64], 0, t) == Verdict::Drop(Cause::Loss))
             .count() as u64;
         assert_eq!(dropped, m.counters().dropped_loss);
         assert!((1800..=2200).contains(&dropped), "{dropped}");
@@ -417,7 +430,7 @@ mod tests {
         let t = Instant::now();
         let (mut bursts, mut lost, mut in_burst) = (0u64, 0u64, false);
         for _ in 0..2_000_000 {
-            let dropped = m.offer(&mut [0u8; 64], t) == Verdict::Drop(Cause::Loss);
+            let dropped = m.offer(&[0u8; 64], 0, t) == Verdict::Drop(Cause::Loss);
             if dropped {
                 lost += 1;
                 if !in_burst {
@@ -436,11 +449,11 @@ mod tests {
         let mut m = model("rate=8Mbit limit=100");
         let t0 = Instant::now();
         for _ in 0..100 {
-            assert_eq!(m.offer(&mut [0u8; 1000], t0), Verdict::Held);
+            assert_eq!(m.offer(&[0u8; 1000], 0, t0), Verdict::Held);
         }
-        assert_eq!(m.offer(&mut [0u8; 1000], t0), Verdict::Drop(Cause::Queue));
+        assert_eq!(m.offer(&[0u8; 1000], 0, t0), Verdict::Drop(Cause::Queue));
         assert_eq!(m.counters().queue_drops, 1);
-        assert_eq!(m.release(t0 + ms(50), |_, _| ()), 50);
+        assert_eq!(firsts(&mut m, t0 + ms(50)).len(), 50);
         assert_eq!(m.next_deadline(), Some(t0 + ms(51)));
     }
 
@@ -448,27 +461,36 @@ mod tests {
     fn mtu_drops_exactly_the_longer_frames() {
         let mut m = model("mtu=1400");
         let t = Instant::now();
-        assert_eq!(m.offer(&mut [0u8; 1400], t), Verdict::Pass { copies: 1 });
-        assert_eq!(m.offer(&mut [0u8; 1401], t), Verdict::Drop(Cause::Mtu));
+        assert_eq!(m.offer(&[0u8; 1400], 0, t), Verdict::Pass);
+        assert_eq!(m.offer(&[0u8; 1401], 0, t), Verdict::Drop(Cause::Mtu));
         assert_eq!(m.counters().dropped_mtu, 1);
     }
 
     #[test]
-    fn duplicate_and_corrupt_are_counted_per_frame() {
+    fn duplicates_and_corruptions_are_held_due_at_once_and_counted() {
         let mut m = model("duplicate=20% corrupt=30%");
         let t = Instant::now();
-        let (mut twice, mut changed) = (0, 0);
-        for _ in 0..10_000 {
-            let mut frame = [0u8; 100];
-            if m.offer(&mut frame, t) == (Verdict::Pass { copies: 2 }) {
-                twice += 1;
+        let (mut sent, mut changed) = (0u64, 0u64);
+        for i in 0..10_000u32 {
+            let frame = [0u8; 100];
+            match m.offer(&frame, 0, t) {
+                Verdict::Pass => sent += 1,
+                Verdict::Held => {
+                    assert_eq!(m.next_deadline(), Some(t), "frame {i}");
+                    let mut out = Vec::new();
+                    m.release(Some(t), &mut out);
+                    assert!(out.len() <= 2 && out.iter().all(|f| f.data == out[0].data));
+                    sent += out.len() as u64;
+                    let bits: u32 = out[0].data.iter().map(|b| b.count_ones()).sum();
+                    assert!(bits <= 1);
+                    changed += u64::from(bits);
+                }
+                Verdict::Drop(cause) => panic!("dropped: {cause:?}"),
             }
-            let bits: u32 = frame.iter().map(|b| b.count_ones()).sum();
-            assert!(bits <= 1);
-            changed += bits;
         }
         let c = m.counters();
-        assert_eq!((c.duplicated, u64::from(changed)), (twice, c.corrupted));
+        assert_eq!(sent, 10_000 + c.duplicated);
+        assert_eq!(changed, c.corrupted);
         assert!((1800..2200).contains(&c.duplicated), "{c:?}");
         assert!((2700..3300).contains(&c.corrupted), "{c:?}");
     }
@@ -477,46 +499,54 @@ mod tests {
     fn reorder_with_gap_sends_every_nth_frame_ahead() {
         let mut m = model("delay=10ms reorder=100% gap=5");
         let t0 = Instant::now();
-        let mut sent_now = Vec::new();
-        for i in 0..20u8 {
-            if m.offer(&mut [i], t0) == (Verdict::Pass { copies: 1 }) {
-                sent_now.push(i);
-            }
-        }
+        let sent_now: Vec<u8> = (0..20u8)
+            .filter(|i| m.offer(&[*i], 0, t0) == Verdict::Pass)
+            .collect();
         assert_eq!(sent_now, [4, 9, 14, 19]);
         assert_eq!(m.counters().reordered, 4);
-        assert_eq!(m.release(t0 + ms(10), |_, _| ()), 16);
+        assert_eq!(firsts(&mut m, t0 + ms(10)).len(), 16);
     }
 
     #[test]
     fn down_drops_everything_including_the_queue_and_up_restores() {
         let mut m = model("delay=10ms");
         let t0 = Instant::now();
-        m.offer(&mut [1], t0);
-        m.offer(&mut [2], t0);
+        m.offer(&[1], 0, t0);
+        m.offer(&[2], 0, t0);
         m.set_down(true);
         assert_eq!(m.held(), 0);
-        assert_eq!(m.offer(&mut [3], t0), Verdict::Drop(Cause::Down));
+        assert_eq!(m.offer(&[3], 0, t0), Verdict::Drop(Cause::Down));
         assert_eq!(m.counters().dropped_down, 3);
         m.set_down(false);
-        assert_eq!(m.offer(&mut [4], t0 + ms(1)), Verdict::Held);
+        assert_eq!(m.offer(&[4], 0, t0 + ms(1)), Verdict::Held);
         let mut spec_down = model("down");
-        assert_eq!(spec_down.offer(&mut [1], t0), Verdict::Drop(Cause::Down));
+        assert_eq!(spec_down.offer(&[1], 0, t0), Verdict::Drop(Cause::Down));
         spec_down.set_down(false);
-        assert_eq!(spec_down.offer(&mut [1], t0), Verdict::Pass { copies: 1 });
+        assert_eq!(spec_down.offer(&[1], 0, t0), Verdict::Pass);
     }
 
     #[test]
     fn a_cleared_spec_keeps_order_behind_frames_still_queued() {
         let mut m = model("delay=10ms");
         let t0 = Instant::now();
-        m.offer(&mut [1], t0);
+        m.offer(&[1], 0, t0);
         m.set_spec(Spec::default());
-        assert_eq!(m.offer(&mut [2], t0 + ms(1)), Verdict::Held);
+        assert_eq!(m.offer(&[2], 0, t0 + ms(1)), Verdict::Held);
+        assert_eq!(firsts(&mut m, t0 + ms(10)), [1, 2]);
+        assert_eq!(m.offer(&[3], 0, t0 + ms(11)), Verdict::Pass);
+        m.offer(&[4], 0, t0 + ms(11));
+    }
+
+    #[test]
+    fn release_without_a_time_hands_over_everything() {
+        let mut m = model("delay=1s");
+        let t0 = Instant::now();
+        m.offer(&[1], 0, t0);
+        m.offer(&[2], 0, t0);
         let mut out = Vec::new();
-        m.release(t0 + ms(10), |f, _| out.push(f[0]));
-        assert_eq!(out, [1, 2]);
-        assert_eq!(m.offer(&mut [3], t0 + ms(11)), Verdict::Pass { copies: 1 });
+        m.release(None, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(m.offer(&[3], 0, t0 + ms(1)), Verdict::Held);
     }
 
     #[test]
@@ -525,7 +555,12 @@ mod tests {
             let mut m = model("loss=30% duplicate=10% corrupt=10%");
             let t = Instant::now();
             (0..1000)
-                .map(|_| m.offer(&mut [0u8; 64], t))
+                .map(|_| {
+                    let verdict = m.offer(&[0u8; 64], 0, t);
+                    let mut out = Vec::new();
+                    m.release(Some(t), &mut out);
+                    (verdict, out)
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());

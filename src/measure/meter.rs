@@ -679,6 +679,7 @@ impl DirectionMeter {
             lldp: serde_json::Value::Null,
             stp: serde_json::Value::Null,
             lacp: serde_json::Value::Null,
+            impairment: serde_json::Value::Null,
         }
     }
 }

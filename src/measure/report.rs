@@ -49,6 +49,10 @@ pub struct DirectionReport {
     pub stp: serde_json::Value,
     /// The decoders' summary of LACP on this direction; null when none was seen.
     pub lacp: serde_json::Value,
+    /// What the impairment asked for and did on this direction (spec, down, held, counters),
+    /// apart from `dropped`, which counts only losses linkscope did not cause; null without
+    /// an impairment stage.
+    pub impairment: serde_json::Value,
 }
 
 /// Frames the splice itself lost, by cause.
@@ -192,6 +196,7 @@ mod tests {
             lldp: serde_json::Value::Null,
             stp: serde_json::Value::Null,
             lacp: serde_json::Value::Null,
+            impairment: serde_json::Value::Null,
         };
         let report = Report {
             version: 1,
@@ -240,6 +245,7 @@ mod tests {
                 "lldp",
                 "stp",
                 "lacp",
+                "impairment",
             ],
         );
         assert_keys(

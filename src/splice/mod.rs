@@ -26,7 +26,7 @@ use crossbeam_channel::Sender;
 pub use crate::direction::Direction;
 use crate::engine::udp::TunnelEnd;
 pub use crate::engine::{BATCH, LinkStats};
-use crate::engine::{Engine, EngineConfig, Link, LinkId};
+use crate::engine::{Engine, EngineConfig, Link, LinkId, Stage};
 use crate::net::{tunnel, udp_table};
 use crate::{Error, Result};
 pub use copy::{CopyBatch, CopyFilter, CopyRecord};
@@ -153,11 +153,18 @@ pub struct SpliceConfig {
     pub workers: usize,
 }
 
+/// Makes the stage chain of one direction of one link: given the link's number (its index
+/// among the links started, in order) and its configuration.
+pub type StageFactory =
+    Arc<dyn Fn(usize, &LinkConfig, Direction) -> Vec<Box<dyn Stage>> + Send + Sync>;
+
 /// A running splice. Dropping it stops it too.
 pub struct Splice {
     stop: Arc<AtomicBool>,
     engine: Engine,
     host: Host,
+    stages: Option<StageFactory>,
+    opened: usize,
 }
 
 impl Splice {
@@ -171,6 +178,17 @@ impl Splice {
         copy: Option<Sender<CopyBatch>>,
         stop: Arc<AtomicBool>,
     ) -> Result<Splice> {
+        Splice::start_with_stages(config, copy, stop, None)
+    }
+
+    /// [`Splice::start`], with each direction of each link (later ones too) running the
+    /// stages `stages` makes for it.
+    pub fn start_with_stages(
+        config: &SpliceConfig,
+        copy: Option<Sender<CopyBatch>>,
+        stop: Arc<AtomicBool>,
+        stages: Option<StageFactory>,
+    ) -> Result<Splice> {
         // Steal mode takes four sockets per link; the default soft limit (1024) would stop a
         // lab of a few hundred links.
         let _ = crate::net::sys::raise_open_files_limit();
@@ -178,7 +196,8 @@ impl Splice {
         let links = config
             .links
             .iter()
-            .map(|link| open(link, &mut host))
+            .enumerate()
+            .map(|(index, link)| open(link, &mut host).map(|l| staged(l, index, link, &stages)))
             .collect::<Result<Vec<_>>>()?;
         let mut engine = Engine::start(EngineConfig {
             workers: config.workers,
@@ -186,8 +205,15 @@ impl Splice {
             filter: config.copy,
             name: "splice".into(),
         })?;
+        let opened = links.len();
         engine.add_links(links)?;
-        Ok(Splice { stop, engine, host })
+        Ok(Splice {
+            stop,
+            engine,
+            host,
+            stages,
+            opened,
+        })
     }
 
     /// The flag that stops the splice.
@@ -203,8 +229,10 @@ impl Splice {
     /// Opens one more link's sockets and starts forwarding it; its number follows the
     /// numbers of the links before it.
     pub fn add_link(&mut self, link: &LinkConfig) -> Result<LinkId> {
-        let link = open(link, &mut self.host)?;
-        self.engine.add_link(link)
+        let opened = open(link, &mut self.host)?;
+        let staged = staged(opened, self.opened, link, &self.stages);
+        self.opened += 1;
+        self.engine.add_link(staged)
     }
 
     /// Stops forwarding one link and closes its sockets, which hands the tunnel straight back
@@ -251,6 +279,21 @@ fn socket_error(field: &str, addr: SocketAddr, source: io::Error) -> Error {
             source,
         },
     }
+}
+
+/// Gives each route of `link` the stages `stages` makes for it.
+fn staged(
+    mut link: Link,
+    index: usize,
+    config: &LinkConfig,
+    stages: &Option<StageFactory>,
+) -> Link {
+    if let Some(make) = stages {
+        for route in &mut link.routes {
+            route.stages = make(index, config, route.direction);
+        }
+    }
+    link
 }
 
 /// Opens the sockets of one link as an engine link of two tunnel ends.

@@ -1,6 +1,7 @@
 //! The command line of `linkscope splice`, as clap parses it; [`super::options`] checks it
 //! and fills in the defaults.
 
+use crate::cli::impair::ImpairArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -105,4 +106,6 @@ pub struct Args {
     /// With --expect: how long to wait, in seconds [default: 60].
     #[arg(long, value_name = "SECONDS", requires = "expect")]
     pub(super) timeout: Option<f64>,
+    #[command(flatten)]
+    pub(super) impair: ImpairArgs,
 }

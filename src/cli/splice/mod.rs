@@ -23,6 +23,7 @@ use anyhow::Context;
 use super::spliced::{join, watch};
 use crate::capture::Output;
 use crate::capture::filter::Filtered;
+use crate::impair::{Live, Registry};
 use crate::splice::copy;
 use crate::splice::meters::{Metered, Meters};
 use crate::splice::watch::{Views, Watched};
@@ -84,12 +85,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         copy,
         workers: options.workers,
     };
-    let splice = Splice::start(&config, Some(copies), stop.clone())?;
+    let live = Live::start(options.impair.clone())?;
+    eprintln!(
+        "control: {} (linkscope ctl LINK impair|clear|down|up|flap|show)",
+        live.control_path().display()
+    );
+    let splice =
+        Splice::start_with_stages(&config, Some(copies), stop.clone(), Some(live.stages()))?;
     let mut takeovers = Takeovers::new(&options);
     let waited = carry(
         &options,
         &stop,
-        &splice,
+        (&splice, live.registry()),
         measurement.as_mut(),
         json.as_mut(),
         &views,
@@ -111,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         measurement.as_ref(),
         json.as_mut(),
         &stats,
-        &views,
+        (&views, live.registry()),
         waited,
     )?;
     let gaps = takeovers.finish(&mut io::stderr().lock())?;
@@ -131,7 +138,7 @@ const TAKEOVER_CHECK: Duration = Duration::from_secs(1);
 fn carry(
     options: &Options,
     stop: &AtomicBool,
-    splice: &Splice,
+    (splice, impair): (&Splice, &Registry),
     mut measurement: Option<&mut Measurement>,
     mut json: Option<&mut JsonOut>,
     views: &Views,
@@ -160,11 +167,11 @@ fn carry(
             && Instant::now() >= next_status
         {
             next_status += interval;
-            m.status()?;
+            m.status(impair)?;
             if let Some(json) = &mut json
                 && options.json_stream
             {
-                json.write(&m.report(&splice.stats(), views)?, true)?;
+                json.write(&m.report(&splice.stats(), views, impair)?, true)?;
             }
         }
     }

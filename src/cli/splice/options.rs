@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::capture::Output;
 use crate::capture::filter::Filter;
+use crate::cli::impair::LinkEnds;
+use crate::impair::ImpairConfig;
 use crate::measure::l2::Expect;
 use crate::net::udp_owners;
 use crate::splice::{LinkConfig, Mode};
@@ -49,6 +51,8 @@ pub(super) struct Options {
     pub json_stream: bool,
     /// Forwarding threads (0: one per core).
     pub workers: usize,
+    /// Impairment, control socket and QMP targets.
+    pub impair: ImpairConfig,
 }
 
 impl Options {
@@ -69,6 +73,7 @@ impl Options {
                 message: "0: the count must be at least 1 (leave -c out for no limit)".into(),
             });
         }
+        let impair = args.impair.resolve(&link_ends(&args, &links)?)?;
         let autostop = parse_autostop(&args.autostop, args.count)?;
         let expect = if args.expect.is_empty() {
             None
@@ -104,6 +109,7 @@ impl Options {
             measure: !args.no_measure,
             json: args.json,
             json_stream: args.json_stream,
+            impair,
         })
     }
 }
@@ -334,6 +340,22 @@ fn refuse_spliced(link: &LinkConfig) -> crate::Result<()> {
         });
     }
     Ok(())
+}
+
+/// The VMs and MACs of the ends of `links`, for `--qmp` (none without a mapping).
+fn link_ends(args: &Args, links: &[LinkConfig]) -> crate::Result<Vec<LinkEnds>> {
+    let Some(mapping) = &args.mapping else {
+        return Ok(Vec::new());
+    };
+    let planned = crate::plan::load_links(mapping)?;
+    Ok(planned
+        .iter()
+        .filter(|link| links.iter().any(|l| l.name == link.name))
+        .map(|link| LinkEnds {
+            name: link.name.clone(),
+            ends: [&link.a, &link.b].map(|e| (e.vm, e.mac.clone())).to_vec(),
+        })
+        .collect())
 }
 
 /// The links to splice, their names, and their host_mtu from the mapping.

@@ -1,0 +1,53 @@
+//! What a splice or relay runs for impairment: the [`Registry`] of its stages and the
+//! control socket that changes them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::spec::Spec;
+use super::stage::Registry;
+use crate::Result;
+use crate::control::{ControlConfig, Server};
+use crate::splice::StageFactory;
+
+/// The impairment options of a splice or relay, resolved from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct ImpairConfig {
+    /// What each direction starts with (A→B, B→A).
+    pub specs: [Spec; 2],
+    /// Makes every random choice repeatable.
+    pub seed: Option<u64>,
+    /// The control socket and the QMP targets of `down` / `up` / `flap`.
+    pub control: ControlConfig,
+}
+
+/// A running registry and its control socket; dropping it closes the socket.
+pub struct Live {
+    registry: Arc<Registry>,
+    server: Server,
+}
+
+impl Live {
+    /// Opens the control socket; the stages come from [`Live::stages`].
+    pub fn start(config: ImpairConfig) -> Result<Live> {
+        let registry = Arc::new(Registry::new(config.seed, config.specs));
+        let server = Server::start(config.control, registry.clone())?;
+        Ok(Live { registry, server })
+    }
+
+    /// Makes each direction's impairment stage, registered under the link's name.
+    pub fn stages(&self) -> StageFactory {
+        let registry = Arc::clone(&self.registry);
+        Arc::new(move |index, link, direction| vec![registry.stage(index, &link.name, direction)])
+    }
+
+    /// The registry, for status lines and the report.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Where the control socket listens.
+    pub fn control_path(&self) -> &Path {
+        self.server.path()
+    }
+}
