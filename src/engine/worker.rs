@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use mio::{Events, Poll, Token};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
 
 use super::endpoint::{Endpoint, Inbox};
 use super::stage::{Frame, FrameRef, Stage, Verdict};
@@ -19,6 +20,10 @@ use crate::splice::stats::DirectionStats;
 
 /// The token of the worker's waker.
 pub(super) const WAKER: Token = Token(usize::MAX);
+
+/// The token of the worker's timerfd, which wakes it for the timer heap's earliest timer to
+/// the nanosecond (epoll's own timeout rounds up to the next millisecond).
+const TIMER: Token = Token(usize::MAX - 1);
 
 /// Frames per receive and per send system call.
 pub const BATCH: usize = 64;
@@ -124,6 +129,11 @@ struct Io {
 
 pub(super) struct Worker {
     poll: Poll,
+    /// Armed for the earliest timer; `None` if the system gave none (epoll's timeout then
+    /// serves alone).
+    timerfd: Option<std::os::fd::OwnedFd>,
+    /// The instant the timerfd is armed for.
+    timerfd_due: Option<Instant>,
     commands: Receiver<Command>,
     links: Vec<Option<LinkState>>,
     free: Vec<usize>,
@@ -142,8 +152,16 @@ impl Worker {
         filter: CopyFilter,
     ) -> Worker {
         let (back, spares) = crossbeam_channel::bounded(copy::SPARE_BATCHES);
+        let timerfd = crate::net::sys::timerfd().ok().filter(|fd| {
+            let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
+            poll.registry()
+                .register(&mut SourceFd(&raw), TIMER, Interest::READABLE)
+                .is_ok()
+        });
         Worker {
             poll,
+            timerfd,
+            timerfd_due: None,
             commands,
             links: Vec::new(),
             free: Vec::new(),
@@ -167,10 +185,9 @@ impl Worker {
         let mut events = Events::with_capacity(256);
         loop {
             let timeout = if self.ready.is_empty() {
-                self.io
-                    .timers
-                    .peek()
-                    .map(|Reverse(t)| t.due.saturating_duration_since(Instant::now()))
+                let due = self.io.timers.peek().map(|Reverse(t)| t.due);
+                self.arm_timerfd(due);
+                due.map(|due| due.saturating_duration_since(Instant::now()))
             } else {
                 Some(Duration::ZERO)
             };
@@ -185,6 +202,13 @@ impl Worker {
             for event in events.iter() {
                 if event.token() == WAKER {
                     woken = true;
+                    continue;
+                }
+                if event.token() == TIMER {
+                    if let Some(fd) = &self.timerfd {
+                        let _ = crate::net::sys::timerfd_clear(std::os::fd::AsFd::as_fd(fd));
+                    }
+                    self.timerfd_due = None;
                     continue;
                 }
                 let (slot, endpoint) = split(event.token());
@@ -214,6 +238,22 @@ impl Worker {
         let slots: Vec<usize> = self.slots.drain().map(|(_, slot)| slot).collect();
         for slot in slots {
             self.close(slot);
+        }
+    }
+
+    /// Arms the timerfd for `due` unless it is armed for it already.
+    fn arm_timerfd(&mut self, due: Option<Instant>) {
+        let (Some(fd), Some(due)) = (&self.timerfd, due) else {
+            return;
+        };
+        if self.timerfd_due == Some(due) {
+            return;
+        }
+        let after = due.saturating_duration_since(Instant::now());
+        if !after.is_zero()
+            && crate::net::sys::timerfd_arm(std::os::fd::AsFd::as_fd(fd), after).is_ok()
+        {
+            self.timerfd_due = Some(due);
         }
     }
 

@@ -668,6 +668,71 @@ pub fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// A non-blocking, close-on-exec `CLOCK_MONOTONIC` timerfd: a timer with nanosecond
+/// resolution that epoll reports as readable when it fires (epoll's own timeout has
+/// millisecond resolution).
+pub fn timerfd() -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: timerfd_create takes two integer flags and touches no memory of ours; on
+    // success it returns a new descriptor nobody else owns, which OwnedFd takes over.
+    let fd = unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by timerfd_create and is owned by nothing else.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+/// Arms a timerfd to fire once, `after` from now (at least one nanosecond: zero would
+/// disarm it).
+pub fn timerfd_arm(fd: BorrowedFd<'_>, after: Duration) -> io::Result<()> {
+    let after = after.max(Duration::from_nanos(1));
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: after.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: libc::c_long::from(after.subsec_nanos() as i32),
+        },
+    };
+    // SAFETY: timerfd_settime reads one live `itimerspec` (`spec`, on our stack) and writes
+    // nothing, the old value being null; the descriptor is borrowed, so it stays open.
+    let rc = unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads a timerfd's expiration count, which clears its readiness; 0 when it had not fired.
+pub fn timerfd_clear(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut count = 0u64;
+    // SAFETY: read writes at most 8 bytes into `count`, a live u64 on our stack; the
+    // descriptor is borrowed, so it stays open.
+    let rc = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            (&mut count as *mut u64).cast(),
+            mem::size_of::<u64>(),
+        )
+    };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(0)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
