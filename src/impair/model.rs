@@ -60,7 +60,8 @@ pub struct Counters {
     pub delayed: u64,
     /// Frames sent twice.
     pub duplicated: u64,
-    /// Frames sent ahead of frames that arrived before them.
+    /// Frames a later frame overtook (sent ahead by `reorder`): what a receiver counts as
+    /// out of order.
     pub reordered: u64,
     /// Frames with one bit flipped.
     pub corrupted: u64,
@@ -103,6 +104,9 @@ pub struct Impairment {
     queue: VecDeque<Held>,
     /// When the last held frame goes out: a later frame never goes before it.
     last_at: Option<Instant>,
+    /// Frames at the back of the queue no reordered frame has overtaken yet (those ahead of
+    /// them have been).
+    not_overtaken: usize,
     counters: Counters,
 }
 
@@ -118,6 +122,7 @@ impl Impairment {
             reorder_count: 0,
             queue: VecDeque::new(),
             last_at: None,
+            not_overtaken: 0,
             counters: Counters::default(),
         }
     }
@@ -168,6 +173,7 @@ impl Impairment {
         self.counters.dropped_down += self.queue.len() as u64;
         self.queue.clear();
         self.last_at = None;
+        self.not_overtaken = 0;
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -257,9 +263,8 @@ impl Impairment {
         if self.spec.gap > 0 {
             if self.reorder_count + 1 >= self.spec.gap && self.chance(self.spec.reorder) {
                 self.reorder_count = 0;
-                if !self.queue.is_empty() {
-                    self.counters.reordered += 1;
-                }
+                self.counters.reordered += self.not_overtaken as u64;
+                self.not_overtaken = 0;
                 if !changed {
                     return Verdict::Pass;
                 }
@@ -292,6 +297,7 @@ impl Impairment {
                 at,
                 frame: make(at - now),
             });
+            self.not_overtaken += 1;
         }
         Verdict::Held
     }
@@ -317,6 +323,9 @@ impl Impairment {
         while let Some(held) = self.queue.front() {
             if now.is_some_and(|now| held.at > now) {
                 break;
+            }
+            if self.queue.len() <= self.not_overtaken {
+                self.not_overtaken -= 1;
             }
             let held = self.queue.pop_front().expect("front checked");
             out.push(held.frame);
@@ -503,8 +512,39 @@ mod tests {
             .filter(|i| m.offer(&[*i], 0, t0) == Verdict::Pass)
             .collect();
         assert_eq!(sent_now, [4, 9, 14, 19]);
-        assert_eq!(m.counters().reordered, 4);
+        // Each of the 16 delayed frames was overtaken once.
+        assert_eq!(m.counters().reordered, 16);
         assert_eq!(firsts(&mut m, t0 + ms(10)).len(), 16);
+    }
+
+    #[test]
+    fn reordered_counts_each_overtaken_frame_once_as_a_receiver_would() {
+        let mut m = model("delay=10ms reorder=30% limit=100000");
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        for i in 0..20_000u32 {
+            let now = t0 + Duration::from_micros(u64::from(i) * 200);
+            m.release(Some(now), &mut out);
+            if m.offer(&i.to_be_bytes(), 0, now) == Verdict::Pass {
+                out.push(Frame {
+                    data: i.to_be_bytes().to_vec(),
+                    received_ns: 0,
+                });
+            }
+        }
+        m.release(None, &mut out);
+        let mut highest = None;
+        let mut out_of_order = 0;
+        for f in &out {
+            let seq = u32::from_be_bytes(f.data[..].try_into().unwrap());
+            match highest {
+                Some(h) if seq < h => out_of_order += 1,
+                _ => highest = Some(seq),
+            }
+        }
+        assert_eq!(out.len(), 20_000);
+        assert!(out_of_order > 1000, "{out_of_order}");
+        assert_eq!(m.counters().reordered, out_of_order);
     }
 
     #[test]
