@@ -266,8 +266,11 @@ fn serve(listener: &UnixListener, state: &ServerState, stop: &AtomicBool) {
             break;
         }
         let Ok(mut stream) = stream else { continue };
+        // The request is read (bounded) before the peer check so that a refused client
+        // gets its answer instead of a broken pipe.
+        let request = read_request(&stream);
         let response = match sys::peer_uid(stream.as_fd()) {
-            Ok(uid) if uid == own_uid => match read_request(&stream) {
+            Ok(uid) if uid == own_uid => match request {
                 Ok(request) => state.handle(request),
                 Err(message) => Response::error(message),
             },
