@@ -1,0 +1,237 @@
+//! Impairment on the tunnel of two real QEMU VMs pinging each other through a steal-mode
+//! splice: a pulled cable (`ctl down`, then `ctl up`) loses the pings in between and no
+//! others; with `--qmp` (QMP `set_link` on both VMs' NICs) the guests lose their carrier and
+//! hold their pings until it returns; `delay=20ms` both ways raises the guests' average
+//! round trip by 40 ms.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::lab::plan::{self, Netdev};
+use crate::lab::prereq::{self, Need};
+use crate::lab::scenario::{self, VMS};
+
+const LINK: &str = "100:1-102:1";
+
+/// A running `linkscope splice` of the lab's link with its own control socket; killed on
+/// drop.
+struct Spliced {
+    child: Child,
+    control: PathBuf,
+}
+
+impl Spliced {
+    fn start(mapping: &Path, control: &Path, extra: &[String]) -> Spliced {
+        let child = Command::new(env!("CARGO_BIN_EXE_linkscope"))
+            .args([
+                "splice",
+                "-q",
+                "--no-measure",
+                "--link",
+                "100:1",
+                "--mapping",
+            ])
+            .arg(mapping)
+            .arg("--control")
+            .arg(control)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn linkscope splice");
+        let spliced = Spliced {
+            child,
+            control: control.to_owned(),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !spliced.ctl(&["show"]).status.success() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the splice never came up"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        spliced
+    }
+
+    fn ctl(&self, words: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_linkscope"))
+            .args(["ctl", "--control"])
+            .arg(&self.control)
+            .arg(LINK)
+            .args(words)
+            .output()
+            .expect("linkscope ctl")
+    }
+
+    /// Stops the splice with SIGTERM and returns its standard error.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let mut err = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
+impl Drop for Spliced {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The average of busybox ping's `min/avg/max` (ms).
+fn average_rtt(result: &std::collections::HashMap<String, String>) -> f64 {
+    result["rtt"]
+        .split('/')
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no average RTT in {result:?}"))
+}
+
+/// Boots the pinging pair under a splice with `extra` arguments, pulls the cable for two
+/// seconds once the counted pings run, and returns the guests' results, `ctl show --json`
+/// and the splice's standard error.
+fn pull_cable(
+    image: &crate::lab::image::Image,
+    args: &std::collections::BTreeMap<u32, Vec<String>>,
+    mapping: &Path,
+    dir: &Path,
+    run: &str,
+    extra: &[String],
+    pings: u32,
+) -> (
+    Vec<std::collections::HashMap<String, String>>,
+    serde_json::Value,
+    String,
+) {
+    let splice = Spliced::start(mapping, &dir.join(format!("ctl{run}.sock")), extra);
+    let mut vms = scenario::boot(
+        image,
+        args,
+        scenario::ping_guests(None, 56, pings),
+        [None, None],
+    )
+    .unwrap();
+    for vm in &mut vms {
+        vm.wait_line("LINKSCOPE-PING ").unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let down = splice.ctl(&["down"]);
+    assert!(down.status.success(), "{down:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    let up = splice.ctl(&["up"]);
+    assert!(up.status.success(), "{up:?}");
+    let results = scenario::results(&mut vms).unwrap();
+    drop(vms);
+    let show: serde_json::Value =
+        serde_json::from_slice(&splice.ctl(&["show", "--json"]).stdout).expect("show --json");
+    (results, show, splice.stop())
+}
+
+#[test]
+fn a_pulled_cable_loses_the_pings_in_between_and_a_delay_raises_the_round_trip() {
+    let test = "a_pulled_cable_loses_the_pings_in_between_and_a_delay_raises_the_round_trip";
+    let Some(image) = prereq::vm_image(test, &[Need::Qemu]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ports = crate::lab::free_udp_ports::<2>();
+    let mapping = dir.path().join("mapping.yaml");
+    std::fs::write(&mapping, plan::one_link_mapping(VMS, ports, None)).unwrap();
+    let mut args = scenario::loopback_args(Netdev::Socket, ports).unwrap();
+    let qmp: Vec<PathBuf> = VMS
+        .iter()
+        .map(|vm| dir.path().join(format!("vm{vm}.qmp")))
+        .collect();
+    for (vm, path) in VMS.iter().zip(&qmp) {
+        let line = args.get_mut(vm).unwrap();
+        line.push("-qmp".into());
+        line.push(format!("unix:{},server=on,wait=off", path.display()));
+    }
+    let qmp_args: Vec<String> = VMS
+        .iter()
+        .zip(&qmp)
+        .flat_map(|(vm, path)| ["--qmp".to_string(), format!("{vm}={}", path.display())])
+        .collect();
+
+    // 1: the cable is pulled in the splice for two seconds while 40 pings (five a second)
+    // run: the pings in between are lost, the others pass.
+    let pings = 40;
+    let (results, show, _) = pull_cable(&image, &args, &mapping, dir.path(), "1", &[], pings);
+    let mut baseline = Vec::new();
+    for result in &results {
+        eprintln!("{test}: cable pull: {result:?}");
+        let count = |key: &str| -> u32 { result[key].parse().unwrap() };
+        assert_eq!(count("transmitted"), pings, "{result:?}");
+        let lost = pings - count("received");
+        // Two seconds down at five pings a second: about ten lost; the others pass.
+        assert!((5..=16).contains(&lost), "{lost} pings lost: {result:?}");
+        baseline.push(average_rtt(result));
+    }
+    for direction in 0..2 {
+        let dropped = &show["directions"][direction]["counters"]["dropped_down"];
+        assert!(dropped.as_u64().unwrap_or(0) > 0, "{show}");
+    }
+
+    // 1b: the same with --qmp: both guests lose their carrier, so they hold their pings
+    // (the kernel does not send on a link without carrier) and send them when it comes
+    // back: few are lost, and the longest round trip spans the outage.
+    let (results, _, stderr) =
+        pull_cable(&image, &args, &mapping, dir.path(), "2", &qmp_args, pings);
+    assert!(!stderr.contains("QMP"), "set_link failed: {stderr}");
+    for result in &results {
+        eprintln!("{test}: cable pull with QMP: {result:?}");
+        let count = |key: &str| -> u32 { result[key].parse().unwrap() };
+        assert!(count("received") + 3 >= pings, "{result:?}");
+        let longest: f64 = result["rtt"]
+            .split('/')
+            .nth(2)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no RTT in {result:?}"));
+        assert!(
+            longest >= 1000.0,
+            "no ping waited for the carrier: {result:?}"
+        );
+    }
+
+    // 2: delay=20ms both ways: each guest's average round trip rises by 40 ms.
+    let pings = 10;
+    let splice = Spliced::start(
+        &mapping,
+        &dir.path().join("ctl2.sock"),
+        &[
+            "--impair".into(),
+            "delay=20ms".into(),
+            "--seed".into(),
+            "1".into(),
+        ],
+    );
+    let mut vms = scenario::boot(
+        &image,
+        &args,
+        scenario::ping_guests(None, 56, pings),
+        [None, None],
+    )
+    .unwrap();
+    let results = scenario::results(&mut vms).unwrap();
+    drop(vms);
+    let _ = splice.stop();
+    for (result, base) in results.iter().zip(&baseline) {
+        eprintln!("{test}: delay=20ms: {result:?} (baseline average {base} ms)");
+        scenario::check_no_loss(result, pings).unwrap();
+        let rise = average_rtt(result) - base;
+        assert!(
+            (36.0..=44.0).contains(&rise),
+            "average RTT rose by {rise} ms: {result:?}"
+        );
+    }
+}
