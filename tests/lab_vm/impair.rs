@@ -184,14 +184,13 @@ fn a_pulled_cable_loses_the_pings_in_between_and_a_delay_raises_the_round_trip()
 
     // 1b: the same with --qmp: both guests lose their carrier, so they hold their pings
     // (the kernel does not send on a link without carrier) and send them when it comes
-    // back: few are lost, and the longest round trip spans the outage.
+    // back: the longest round trip spans the outage, which a splice that only drops frames
+    // cannot cause.
     let (results, _, stderr) =
         pull_cable(&image, &args, &mapping, dir.path(), "2", &qmp_args, pings);
     assert!(!stderr.contains("QMP"), "set_link failed: {stderr}");
     for result in &results {
         eprintln!("{test}: cable pull with QMP: {result:?}");
-        let count = |key: &str| -> u32 { result[key].parse().unwrap() };
-        assert!(count("received") + 3 >= pings, "{result:?}");
         let longest: f64 = result["rtt"]
             .split('/')
             .nth(2)
