@@ -575,7 +575,16 @@ fn corrupted_frames_differ_in_one_bit_and_are_exactly_those_counted() {
     let before = lab.dir.path().join("before.pcap");
     let mut tcpdump = Running(
         Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "-n", "-B", "65536", "-w"])
+            .args([
+                "-i",
+                "lo",
+                "-U",
+                "-n",
+                "--immediate-mode",
+                "-B",
+                "65536",
+                "-w",
+            ])
             .arg(&before)
             .arg(format!("udp and dst port {}", lab.listen_a.port()))
             .stdout(Stdio::null())
