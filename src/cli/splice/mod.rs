@@ -86,10 +86,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         workers: options.workers,
     };
     let live = Live::start(options.impair.clone())?;
-    eprintln!(
-        "control: {} (linkscope ctl LINK impair|clear|down|up|flap|show)",
-        live.control_path().display()
-    );
+    match live.control() {
+        Ok(path) => eprintln!(
+            "control: {} (linkscope ctl LINK impair|clear|down|up|flap|show)",
+            path.display()
+        ),
+        Err(e) => {
+            let cause = std::error::Error::source(e).map_or(String::new(), |s| format!(": {s}"));
+            eprintln!("linkscope: no control socket ({e}{cause}); give --control PATH")
+        }
+    }
     let splice =
         Splice::start_with_stages(&config, Some(copies), stop.clone(), Some(live.stages()))?;
     let mut takeovers = Takeovers::new(&options);
