@@ -68,7 +68,7 @@ cat >"$root/init" <<'INIT'
 #   ls.wait=N           warm-up pings (one a second) allowed before the counted ones (60)
 #   ls.hold=N           seconds to keep answering after the result before powering off (30)
 # Lines for the test harness start with LINKSCOPE-; LINKSCOPE-PING marks the start of the
-# counted pings.
+# counted pings; LINKSCOPE-CARRIER reports eth0's carrier whenever it changes.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -122,6 +122,16 @@ fi
 [ -n "$addr" ] && ip addr add "$addr" dev "$dev"
 ip link set "$dev" up
 echo "LINKSCOPE-READY name=$name role=$role dev=$dev mtu=$(cat /sys/class/net/$dev/mtu) mac=$(cat /sys/class/net/eth0/address)"
+# eth0's carrier on every change (a cable pulled through QMP set_link shows here).
+(
+  last=none
+  while true; do
+    c=$(cat /sys/class/net/eth0/carrier 2>/dev/null)
+    [ "$c" != "$last" ] && echo "LINKSCOPE-CARRIER name=$name carrier=$c after=$last"
+    last=$c
+    usleep 100000
+  done
+) &
 if [ "$role" = bridge ]; then
   i=0
   while [ $i -lt 300 ]; do

@@ -235,6 +235,30 @@ impl Vm {
         }
     }
 
+    /// Waits for the first console line starting with `LINKSCOPE-` that contains `text`.
+    pub fn wait_line_containing(&mut self, text: &str) -> Result<String, String> {
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        loop {
+            {
+                let lines = self.console.lines.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(line) = lines
+                    .iter()
+                    .find(|l| l.starts_with("LINKSCOPE-") && l.contains(text))
+                {
+                    return Ok(line.clone());
+                }
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "VM {}: no line with {text:?}; console:\n{}",
+                        self.name,
+                        lines.join("\n")
+                    ));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The first console line so far starting with `prefix`, without waiting.
     pub fn line(&self, prefix: &str) -> Option<String> {
         let lines = self.console.lines.lock().unwrap_or_else(|e| e.into_inner());
