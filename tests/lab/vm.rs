@@ -22,7 +22,7 @@ pub const LINE_TIMEOUT: Duration = Duration::from_secs(240);
 #[derive(Clone, Debug)]
 pub struct Guest {
     pub name: String,
-    /// "ping", "bridge" or "idle".
+    /// "ping", "bridge", "bond" or "idle".
     pub role: String,
     /// Address with prefix length, e.g. "10.77.0.1/24".
     pub addr: String,
@@ -257,6 +257,16 @@ impl Vm {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Every console line so far starting with `prefix`, without waiting.
+    pub fn lines(&self, prefix: &str) -> Vec<String> {
+        let lines = self.console.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 
     /// The first console line so far starting with `prefix`, without waiting.
