@@ -46,11 +46,20 @@ struct End {
     tap: String,
 }
 
-/// Waits up to `limit` for `check` to hold.
-fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+/// Waits up to `limit` for `check` to hold; `state` describes what was seen instead.
+fn wait_for(
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut() -> bool,
+    state: impl Fn() -> String,
+) {
     let start = Instant::now();
     while !check() {
-        assert!(start.elapsed() < limit, "{what} within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "{what} within {limit:?}: {}",
+            state()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -130,9 +139,12 @@ fn a_pulled_cable_in_an_stp_triangle_unblocks_the_blocked_port() {
     // Each tap appears in this namespace; move it to its bridge's.
     for pair in &ends {
         for end in pair {
-            wait_for(Duration::from_secs(20), "vde_plug creates its tap", || {
-                std::path::Path::new(&format!("/sys/class/net/{}", end.tap)).exists()
-            });
+            wait_for(
+                Duration::from_secs(20),
+                "vde_plug creates its tap",
+                || std::path::Path::new(&format!("/sys/class/net/{}", end.tap)).exists(),
+                || end.tap.clone(),
+            );
             lab::run(Command::new("ip").args([
                 "link",
                 "set",
@@ -195,9 +207,13 @@ fn a_pulled_cable_in_an_stp_triangle_unblocks_the_blocked_port() {
             .enumerate()
             .all(|(i, s)| if i == 3 { s == "4" } else { s == "3" })
     };
-    wait_for(Duration::from_secs(90), "the triangle converges", || {
-        converged(&all_states())
-    });
+    let shown = || format!("port states {:?}", all_states());
+    wait_for(
+        Duration::from_secs(90),
+        "the triangle converges",
+        || converged(&all_states()),
+        shown,
+    );
     eprintln!("{test}: converged, port states {:?}", all_states());
 
     // Pull the cable of link 2–0 (bridge 2's root port): the blocked port takes over.
@@ -210,15 +226,19 @@ fn a_pulled_cable_in_an_stp_triangle_unblocks_the_blocked_port() {
             .unwrap()
     };
     assert!(ctl(&[names[2], "down"]).status.success());
-    wait_for(Duration::from_secs(60), "the blocked port forwards", || {
-        state(blocked) == "3"
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "the blocked port forwards",
+        || state(blocked) == "3",
+        shown,
+    );
     eprintln!("{test}: after down, port states {:?}", all_states());
     assert!(ctl(&[names[2], "up"]).status.success());
     wait_for(
         Duration::from_secs(90),
         "the triangle converges again",
         || converged(&all_states()),
+        shown,
     );
     eprintln!("{test}: after up, port states {:?}", all_states());
 
