@@ -89,6 +89,15 @@ impl Drop for Spliced {
     }
 }
 
+/// The minimum of busybox ping's `min/avg/max` (ms).
+fn fastest_rtt(result: &std::collections::HashMap<String, String>) -> f64 {
+    result["rtt"]
+        .split('/')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no RTT in {result:?}"))
+}
+
 /// The average of busybox ping's `min/avg/max` (ms).
 fn average_rtt(result: &std::collections::HashMap<String, String>) -> f64 {
     result["rtt"]
@@ -191,6 +200,7 @@ fn a_pulled_cable_loses_the_pings_in_between_and_a_delay_raises_the_round_trip()
         pings,
     );
     let mut baseline = Vec::new();
+    let mut base_min = Vec::new();
     for result in &results {
         eprintln!("{test}: cable pull: {result:?}");
         let count = |key: &str| -> u32 { result[key].parse().unwrap() };
@@ -199,6 +209,7 @@ fn a_pulled_cable_loses_the_pings_in_between_and_a_delay_raises_the_round_trip()
         // Two seconds down at five pings a second: about ten lost; the others pass.
         assert!((5..=16).contains(&lost), "{lost} pings lost: {result:?}");
         baseline.push(average_rtt(result));
+        base_min.push(fastest_rtt(result));
     }
     for direction in 0..2 {
         let dropped = &show["directions"][direction]["counters"]["dropped_down"];
@@ -256,14 +267,20 @@ fn a_pulled_cable_loses_the_pings_in_between_and_a_delay_raises_the_round_trip()
     let results = scenario::results(&mut vms).unwrap();
     drop(vms);
     let _ = splice.stop();
-    for (result, base) in results.iter().zip(&baseline) {
+    for ((result, base), base_min) in results.iter().zip(&baseline).zip(&base_min) {
         eprintln!("{test}: delay=20ms: {result:?} (baseline average {base} ms)");
         scenario::check_no_loss(result, pings).unwrap();
+        // The fastest round trip rises by the 40 ms asked for; the average of a TCG guest on
+        // a loaded host also carries the host's scheduling (seen: +39 to +49 ms), so only
+        // its floor is asserted.
         let rise = average_rtt(result) - base;
+        let min_rise = fastest_rtt(result) - base_min;
+        eprintln!("{test}: average RTT rose by {rise:.1} ms, the fastest by {min_rise:.1} ms");
         assert!(
-            (36.0..=44.0).contains(&rise),
-            "average RTT rose by {rise} ms: {result:?}"
+            (36.0..=44.0).contains(&min_rise),
+            "fastest RTT rose by {min_rise} ms: {result:?}"
         );
+        assert!(rise >= 36.0, "average RTT rose by {rise} ms: {result:?}");
     }
 }
 
