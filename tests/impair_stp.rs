@@ -101,8 +101,7 @@ fn a_pulled_cable_in_an_stp_triangle_unblocks_the_blocked_port() {
     let ports = lab::free_udp_ports::<12>();
     let mut mapping = String::from("defaults:\n  udp_default_ip: 127.0.0.1\nlinks:\n");
     let mut listen = Vec::new();
-    let mut plugs = Vec::new();
-    let mut ends: Vec<[End; 2]> = Vec::new();
+    let mut plan = Vec::new();
     let tag = std::process::id() % 100_000;
     for (k, &(a, b)) in pairs.iter().enumerate() {
         let [pa, pb, la, lb] = [
@@ -121,42 +120,10 @@ fn a_pulled_cable_in_an_stp_triangle_unblocks_the_blocked_port() {
             name_b.split(':').nth(1).unwrap()
         );
         listen.push(format!("127.0.0.1:{la},{lb}"));
-        let pair = [(a, pa, la, "a"), (b, pb, lb, "b")].map(|(ns, bound, peer, side)| {
-            let tap = format!("lst{tag}{k}{side}");
-            let plug = Command::new("setsid")
-                .arg("vde_plug")
-                .arg(format!("tap://{tap}"))
-                .arg(format!("udp://{bound}->127.0.0.1:{peer}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("vde_plug");
-            plugs.push(Running(plug));
-            End { ns, tap }
-        });
-        ends.push(pair);
-    }
-    // Each tap appears in this namespace; move it to its bridge's.
-    for pair in &ends {
-        for end in pair {
-            wait_for(
-                Duration::from_secs(20),
-                "vde_plug creates its tap",
-                || std::path::Path::new(&format!("/sys/class/net/{}", end.tap)).exists(),
-                || end.tap.clone(),
-            );
-            lab::run(Command::new("ip").args([
-                "link",
-                "set",
-                &end.tap,
-                "netns",
-                hosts[end.ns].name(),
-            ]))
-            .unwrap();
-            hosts[end.ns]
-                .ip(["link", "set", &end.tap, "master", "br0", "up"])
-                .unwrap();
-        }
+        plan.push(
+            [(a, pa, la, "a"), (b, pb, lb, "b")]
+                .map(|(ns, bound, peer, side)| (ns, format!("lst{tag}{k}{side}"), bound, peer)),
+        );
     }
     let mapping_file = dir.path().join("triangle.yaml");
     std::fs::write(&mapping_file, &mapping).unwrap();
@@ -188,6 +155,62 @@ fn a_pulled_cable_in_an_stp_triangle_unblocks_the_blocked_port() {
             .spawn()
             .expect("splice"),
     );
+    // The splice listens before any vde_plug sends: vde_plug ends on the first "port
+    // unreachable" its socket reports.
+    let ctl_ok = || {
+        Command::new(env!("CARGO_BIN_EXE_linkscope"))
+            .args(["ctl", "--control"])
+            .arg(&control)
+            .args([names[2], "show"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    wait_for(
+        Duration::from_secs(30),
+        "the splice comes up",
+        ctl_ok,
+        String::new,
+    );
+    let mut plugs = Vec::new();
+    let ends: Vec<[End; 2]> = plan
+        .into_iter()
+        .map(|pair| {
+            pair.map(|(ns, tap, bound, peer)| {
+                let plug = Command::new("setsid")
+                    .arg("vde_plug")
+                    .arg(format!("tap://{tap}"))
+                    .arg(format!("udp://{bound}->127.0.0.1:{peer}"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("vde_plug");
+                plugs.push(Running(plug));
+                End { ns, tap }
+            })
+        })
+        .collect();
+    // Each tap appears in this namespace; move it to its bridge's.
+    for pair in &ends {
+        for end in pair {
+            wait_for(
+                Duration::from_secs(20),
+                "vde_plug creates its tap",
+                || std::path::Path::new(&format!("/sys/class/net/{}", end.tap)).exists(),
+                || end.tap.clone(),
+            );
+            lab::run(Command::new("ip").args([
+                "link",
+                "set",
+                &end.tap,
+                "netns",
+                hosts[end.ns].name(),
+            ]))
+            .unwrap();
+            hosts[end.ns]
+                .ip(["link", "set", &end.tap, "master", "br0", "up"])
+                .unwrap();
+        }
+    }
     let state = |end: &End| {
         read(
             &hosts[end.ns],
