@@ -351,7 +351,7 @@ fn lacp_bonds_drop_a_cut_member_and_take_it_back() {
         child,
         control: control.clone(),
     };
-    let pings = 60;
+    let pings = 100;
     let guests = scenario::ping_guests(None, 56, pings).map(|g| crate::lab::vm::Guest {
         role: "bond".into(),
         ..g
@@ -378,7 +378,7 @@ fn lacp_bonds_drop_a_cut_member_and_take_it_back() {
     // lacp_rate fast: three missed LACPDUs a second apart, then the member stops
     // distributing; the guests' 100 ms polling and the console add their own delay.
     assert!(dropped < Duration::from_secs(4), "{dropped:?}");
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(5));
     assert!(ctl(&["100:1-102:1", "up"]).status.success());
     wait_bonds(&vms, &one, "2");
     eprintln!("{test}: both members aggregate again");
@@ -388,8 +388,10 @@ fn lacp_bonds_drop_a_cut_member_and_take_it_back() {
     for result in &results {
         eprintln!("{test}: {result:?}");
         let received: u32 = result["received"].parse().unwrap();
-        // Pings on the cut member are lost until LACP drops it (3 s at five a second).
-        assert!(received + 20 >= pings, "{result:?}");
+        // Pings hashed onto the cut member are lost until LACP drops it (3 s at five a
+        // second) and again while it rejoins after `up`; during the 5 s the other member
+        // carries them alone they pass (had they stopped, 25 more would be lost).
+        assert!(received + 32 >= pings, "{result:?}");
     }
     // The splice's L2 view: both links carried the guests' LACPDUs, the last ones in sync,
     // collecting and distributing.
