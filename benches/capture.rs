@@ -16,11 +16,13 @@ fn epb_writing(c: &mut Criterion) {
             name: "vm100:eth1".into(),
             description: "link 100:1-102:1 end a".into(),
             snaplen: 262_144,
+            ..Interface::default()
         },
         Interface {
             name: "vm102:eth1".into(),
             description: "link 100:1-102:1 end b".into(),
             snaplen: 262_144,
+            ..Interface::default()
         },
     ];
     let mut group = c.benchmark_group("capture_epb");

@@ -4,12 +4,12 @@
 //! three ways, in interleaved rounds: directly; through `linkscope splice --mode relay` (the
 //! sender and the reflector send to the splice's ports; `-q --no-measure`); through ubridge
 //! (`source_udp` / `destination_udp` between the same ends, the same topology). The added
-//! round-trip time of a relay is its p50 (p99) minus the direct path's p50 (p99) of the same
-//! round.
+//! round-trip time of a relay is the median over the rounds of its p50 (p99) minus that of
+//! the direct path.
 //!
 //! ubridge is built from its public source for measurement only and found through
 //! `LINKSCOPE_UBRIDGE=/path/to/ubridge`; without it its column is skipped with a note.
-//! `cargo bench --bench latency` runs three rounds of 3 s per path; `cargo test
+//! `cargo bench --bench latency` runs five rounds of 3 s per path; `cargo test
 //! --all-targets` runs one round of 0.3 s as a smoke test. `LATENCY_SECONDS` and
 //! `LATENCY_ROUNDS` change those.
 
@@ -140,7 +140,7 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
     let seconds = env("LATENCY_SECONDS").unwrap_or(if full { 3.0 } else { 0.3 });
-    let rounds = env("LATENCY_ROUNDS").map_or(if full { 3 } else { 1 }, |r| r as usize);
+    let rounds = env("LATENCY_ROUNDS").map_or(if full { 5 } else { 1 }, |r| r as usize);
     if std::env::var("LINKSCOPE_UBRIDGE").is_err() {
         println!("LINKSCOPE_UBRIDGE is not set: ubridge is skipped");
     }
@@ -152,7 +152,7 @@ fn main() {
     );
     println!("| round | path | RTT p50 µs | RTT p99 µs | added p50 µs | added p99 µs | replies |");
     println!("|---:|---|---:|---:|---:|---:|---:|");
-    let mut added: Vec<Vec<(f64, f64)>> = vec![Vec::new(); kinds.len()];
+    let mut raw: Vec<Vec<(f64, f64)>> = vec![Vec::new(); kinds.len()];
     for round in 1..=rounds {
         let mut direct = None;
         for (k, kind) in kinds.iter().enumerate() {
@@ -163,7 +163,7 @@ fn main() {
             };
             let (p50, p99, replies) = round_trip(a, target, seconds);
             let (d50, d99) = *direct.get_or_insert((p50, p99));
-            added[k].push((p50 - d50, p99 - d99));
+            raw[k].push((p50, p99));
             println!(
                 "| {round} | {kind} | {p50:.1} | {p99:.1} | {:.1} | {:.1} | {replies} |",
                 p50 - d50,
@@ -171,15 +171,30 @@ fn main() {
             );
         }
     }
-    for (kind, samples) in kinds.iter().zip(added).skip(1) {
-        if samples.is_empty() {
-            continue;
+    // Each path's median p50 and p99 over the rounds, minus the direct path's.
+    let medians: Vec<Option<(f64, f64)>> = raw
+        .iter()
+        .map(|samples| {
+            (!samples.is_empty()).then(|| {
+                (
+                    median(samples.iter().map(|s| s.0).collect()),
+                    median(samples.iter().map(|s| s.1).collect()),
+                )
+            })
+        })
+        .collect();
+    let Some((d50, d99)) = medians[0] else {
+        return;
+    };
+    println!("direct: RTT p50 {d50:.1} µs, p99 {d99:.1} µs (median of {rounds} rounds)");
+    for (kind, m) in kinds.iter().zip(&medians).skip(1) {
+        if let Some((p50, p99)) = m {
+            println!(
+                "{kind}: RTT p50 {p50:.1} µs, p99 {p99:.1} µs; adds {:.1} µs at p50, {:.1} µs \
+                 at p99 (medians of {rounds} rounds)",
+                p50 - d50,
+                p99 - d99
+            );
         }
-        println!(
-            "{kind}: adds {:.1} µs at p50, {:.1} µs at p99 (median of {} rounds)",
-            median(samples.iter().map(|s| s.0).collect()),
-            median(samples.iter().map(|s| s.1).collect()),
-            samples.len()
-        );
     }
 }

@@ -5,8 +5,10 @@
 //! first relay's UDP port; a sink (recvmmsg) counts what the second relay delivers. Paths,
 //! interleaved in every round so a burst of load elsewhere hits them all alike:
 //! - `direct`: generator to sink, no relay;
-//! - `linkscope`: `linkscope relay udp://P1->GEN tcp-listen://127.0.0.1:T` and
-//!   `linkscope relay tcp://127.0.0.1:T udp://P2->SINK`;
+//! - `linkscope`: `linkscope relay -q udp://P1->GEN tcp-listen://127.0.0.1:T` and
+//!   `linkscope relay -q tcp://127.0.0.1:T udp://P2->SINK`, measuring every frame (the
+//!   default);
+//! - `linkscope --no-measure`: the same relays measuring nothing;
 //! - `netrelay`: `netrelay -l T P1:127.0.0.1:GEN` and `netrelay 127.0.0.1:T
 //!   P2:127.0.0.1:SINK` (TortugaLabs/netrelay, built from its public source for this
 //!   benchmark only: `gcc -O2 -o netrelay netrelay.c -lpthread`; found through
@@ -148,10 +150,13 @@ fn path(kind: &str, ends: &Ends, netrelay: Option<&str>) -> Option<Path> {
                 _relays: Vec::new(),
             });
         }
-        "linkscope" => {
+        "linkscope" | "linkscope --no-measure" => {
             let linkscope = || {
                 let mut c = Command::new(env!("CARGO_BIN_EXE_linkscope"));
                 c.args(["relay", "-q", "--stats-interval", "0"]);
+                if kind.ends_with("--no-measure") {
+                    c.arg("--no-measure");
+                }
                 c
             };
             let first = spawn(
@@ -258,7 +263,7 @@ fn main() {
              LINKSCOPE_NETRELAY at it)"
         );
     }
-    let kinds = ["direct", "linkscope", "netrelay"];
+    let kinds = ["direct", "linkscope", "linkscope --no-measure", "netrelay"];
     println!(
         "UDP → TCP → UDP through two relays: {seconds} s per measurement, {rounds} interleaved \
          round(s), {} core(s)",
@@ -287,9 +292,10 @@ fn main() {
     }
     println!();
     println!(
-        "| frame bytes | direct fps | linkscope pair fps | netrelay pair fps | linkscope / netrelay | linkscope / direct |"
+        "| frame bytes | direct fps | linkscope pair fps | linkscope --no-measure fps | \
+         netrelay pair fps | linkscope / netrelay | --no-measure / netrelay | linkscope / direct |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     let cell = |v: Option<f64>| v.map_or("skipped".to_string(), |v| format!("{v:.0}"));
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
@@ -297,11 +303,13 @@ fn main() {
     };
     for (len, m) in table {
         println!(
-            "| {len} | {} | {} | {} | {} | {} |",
+            "| {len} | {} | {} | {} | {} | {} | {} | {} |",
             cell(m[0]),
             cell(m[1]),
             cell(m[2]),
-            ratio(m[1], m[2]),
+            cell(m[3]),
+            ratio(m[1], m[3]),
+            ratio(m[2], m[3]),
             ratio(m[1], m[0])
         );
     }

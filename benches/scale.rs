@@ -209,6 +209,22 @@ impl Lab {
     }
 }
 
+/// Datagrams dropped for lack of receive buffer space by the UDP sockets of this network
+/// namespace bound to one of `ports` (the ends' and the splice's steal sockets), from the
+/// `drops` column of /proc/net/udp.
+fn receive_drops(ports: &std::collections::HashSet<u16>) -> u64 {
+    let text = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?;
+            let drops: u64 = fields.last()?.parse().ok()?;
+            ports.contains(&port).then_some(drops)
+        })
+        .sum()
+}
+
 /// CPU time (user + system) of a process in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -259,6 +275,8 @@ struct Row {
     through_splice: u64,
     handed_back: usize,
     stop_ms: f64,
+    /// The splice's summary lines of directions that dropped something.
+    dropped: Vec<String>,
 }
 
 fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
@@ -279,10 +297,11 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
     // Traffic flows directly before the splice starts, as in a running lab.
     lab.pump(Instant::now() + Duration::from_millis(300), true, |_| false);
     let spawned = Instant::now();
+    let log = dir.path().join("splice.err");
     let mut splice = Running(
         command
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("linkscope"),
     );
@@ -303,6 +322,8 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
     });
     let cpu_idle = cpu_share(&mut lab, pid, window, false);
     let (sent, through_splice, direct) = lab.totals();
+    let ports = lab.addrs.iter().map(SocketAddr::port).collect();
+    let drops = receive_drops(&ports);
 
     // Stop: SIGTERM, as a user's Ctrl-C or a service manager would.
     let stopping = Instant::now();
@@ -320,6 +341,7 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
     lab.pump(Instant::now() + Duration::from_millis(300), false, |_| {
         false
     });
+    let late = lab.totals().1 - through_splice;
     let handed_back = lab
         .seen
         .iter()
@@ -328,6 +350,23 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
         .count()
         / 2;
     drop(splice);
+    // The splice's summary, one line per direction: those that dropped anything.
+    let mut dropped: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("dropped: ") && !l.contains("dropped: 0 zero-length, 0 foreign source, 0 truncated, 0 unsent, 0 by the kernel; copies dropped: 0"))
+        .map(str::to_owned)
+        .collect();
+    if drops > 0 {
+        dropped.push(format!(
+            "{drops} datagrams dropped by full receive queues of sockets on the ends' ports"
+        ));
+    }
+    if late > 0 {
+        dropped.push(format!(
+            "{late} frames came through the splice only once it stopped (held until then)"
+        ));
+    }
     Row {
         links,
         workers: workers.map_or_else(|| "default".into(), str::to_owned),
@@ -341,6 +380,7 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
         through_splice,
         handed_back,
         stop_ms,
+        dropped,
     }
 }
 
@@ -391,6 +431,9 @@ fn main() {
             row.links,
             row.stop_ms
         );
+        for line in &row.dropped {
+            println!("  {line}");
+        }
         if row.delivered != row.sent {
             failures.push(format!(
                 "{links} links: {} of {} frames delivered",

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-packages=(qemu-system-x86 busybox-static cpio tshark lldpd iproute2 tcpdump vdeplug vde2 socat iperf3 kmod openssh-server openssh-client prometheus chromium chromium-driver python3)
+packages=(qemu-system-x86 busybox-static cpio tshark lldpd iproute2 tcpdump vdeplug vde2 socat iperf3 kmod openssh-server openssh-client
+  man-db libpcap0.8 wireshark-qt xvfb xdotool imagemagick prometheus chromium chromium-driver python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod capture;
 pub mod cli;
+pub mod clock;
 pub mod control;
 pub mod direction;
 pub mod engine;
@@ -64,6 +65,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A capture filter was given but libpcap, whose compiler reads it, does not load.
+    #[error(
+        "capture filters need libpcap (Debian package libpcap0.8, which tshark and tcpdump \
+         install): {0}"
+    )]
+    Libpcap(String),
     /// The receiving end of a benchmark did not answer.
     #[error(
         "no report from {peer} within {waited:?}: is `linkscope bench sink` or `reflect` running there?"

@@ -1,6 +1,8 @@
 //! `linkscope extcap`: the extcap protocol's answers, `extcap install` found by tshark
 //! (`tshark -D`), a capture through tshark on an emulated link, and `--capture --fifo`
-//! stopped by SIGTERM (Wireshark's way) leaving a complete pcapng and the link handed back.
+//! stopped by SIGTERM (Wireshark's way) leaving a complete pcapng and the link handed back;
+//! capture filters through tshark (`-f`), Wireshark's filter check, and an invalid filter
+//! ending tshark with libpcap's message instead of a hang.
 
 mod capture_support;
 mod support;
@@ -9,13 +11,13 @@ use support::process::{Running, linkscope};
 
 use std::io::Read;
 use std::net::UdpSocket;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use capture_support::frame;
+use capture_support::{Traffic, captured, frame, have_libpcap, is_stp};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::blocks::interface_statistics::InterfaceStatisticsOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
@@ -23,6 +25,9 @@ use support::process::{run, wait_exit};
 use support::wireshark::have;
 
 const DEADLINE: Duration = Duration::from_secs(30);
+
+/// How long a failing capture may take to end tshark before it counts as a hang.
+const HANG: Duration = Duration::from_secs(10);
 
 /// A lab of one emulated link on loopback: the two ends' sockets and a mapping naming their
 /// ports, in a temporary directory that also serves as HOME for Wireshark.
@@ -48,6 +53,19 @@ impl Lab {
 
     fn mapping(&self) -> std::path::PathBuf {
         self.dir.path().join("mapping.yaml")
+    }
+
+    /// Installs the extcap into a fresh HOME for Wireshark (tshark finds the personal extcap
+    /// folder from $HOME) and returns that HOME.
+    fn install(&self) -> PathBuf {
+        let home = self.dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        run(linkscope()
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .args(["extcap", "install", "--mapping"])
+            .arg(self.mapping()));
+        home
     }
 
     /// Sends `frame` from `from` to `to` until `to` gets a copy whose source tells whether
@@ -94,9 +112,23 @@ fn answers_the_extcap_protocol() {
         ask(&[&iface[..], &["--extcap-dlts"]].concat()),
         "dlt {number=1}{name=EN10MB}{display=Ethernet}\n"
     );
-    assert!(
-        ask(&[&iface[..], &["--extcap-config"]].concat())
-            .starts_with("arg {number=0}{call=--snaplen}")
+    let config = ask(&[&iface[..], &["--extcap-config"]].concat());
+    let calls: Vec<&str> = config
+        .lines()
+        .map(|l| l.split("{call=").nth(1).unwrap().split('}').next().unwrap())
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "--snaplen",
+            "--expect",
+            "--expect-timeout",
+            "--measure",
+            "--report",
+            "--stats-interval",
+            "--host-mtu"
+        ],
+        "{config}"
     );
 
     let unknown = linkscope()
@@ -287,5 +319,395 @@ fn tshark_lists_and_captures_the_installed_interfaces() {
         Path::new(&home)
             .join(".config/wireshark/extcap/linkscope")
             .exists()
+    );
+}
+
+/// tshark with the temporary HOME the extcap was installed into.
+fn tshark(home: &Path) -> Command {
+    let mut command = Command::new("tshark");
+    command.env("HOME", home).env_remove("XDG_CONFIG_HOME");
+    command
+}
+
+#[test]
+fn the_filter_check_answers_as_wireshark_expects() {
+    if !have_libpcap("the_filter_check_answers_as_wireshark_expects") {
+        return;
+    }
+    let lab = Lab::new();
+    // As Wireshark 4.0 (extcap.c, extcap_verify_capture_filter) and later call it: no
+    // --capture; exit 0 either way; nothing on stdout means valid, else its first line is the
+    // message shown under the filter field.
+    let check = |filter: &str| {
+        linkscope()
+            .arg("extcap")
+            .arg("--mapping")
+            .arg(lab.mapping())
+            .args(["--extcap-capture-filter", filter])
+            .args(["--extcap-interface", "linkscope-100:2-102:1"])
+            .output()
+            .unwrap()
+    };
+    for valid in [
+        "not stp",
+        "udp port 53 or ether proto 0x88cc",
+        "vlan 100 and arp",
+        "",
+    ] {
+        let out = check(valid);
+        assert!(out.status.success(), "{valid:?}: {out:?}");
+        assert_eq!(out.stdout, b"", "{valid:?} is valid");
+        assert_eq!(out.stderr, b"", "{valid:?}");
+    }
+    for invalid in ["udp port", "not stp and", "ether host 1:2:3"] {
+        let out = check(invalid);
+        assert!(out.status.success(), "{invalid:?}: {out:?}");
+        let said = String::from_utf8(out.stdout).unwrap();
+        let first = said.lines().next().unwrap_or_default();
+        assert!(first.contains(invalid), "{invalid:?}: {said:?}");
+        assert!(
+            first.contains("syntax error")
+                || first.contains("bogus")
+                || first.contains("ethernet address"),
+            "libpcap's own message for {invalid:?}: {said:?}"
+        );
+    }
+}
+
+#[test]
+fn tshark_capture_filter_drops_stp_and_keeps_every_other_frame() {
+    let test = "tshark_capture_filter_drops_stp_and_keeps_every_other_frame";
+    if !have("tshark", test) || !have_libpcap(test) {
+        return;
+    }
+    let lab = Lab::new();
+    let home = lab.install();
+    let file = lab.dir.path().join("filtered.pcapng");
+    let traffic = Traffic::start(&lab.a, &lab.b);
+    let tshark = tshark(&home)
+        .args([
+            "-i",
+            "linkscope-100:2-102:1",
+            "-f",
+            "not stp",
+            "-a",
+            "duration:3",
+            "-w",
+        ])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(tshark);
+    let status = wait_exit(&mut running.0, DEADLINE, "tshark did not stop after 3 s");
+    let spliced = traffic.stop();
+    let mut err = String::new();
+    running
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(!err.contains("Error by extcap pipe"), "{err}");
+
+    let frames = captured(&file);
+    assert!(
+        spliced.iter().any(|f| is_stp(f)),
+        "STP crossed the splice, so the filter had STP to drop"
+    );
+    assert!(
+        !frames.iter().any(|(_, f)| is_stp(f)),
+        "no STP in the capture"
+    );
+    let mut expected: Vec<u32> = spliced
+        .iter()
+        .filter(|f| !is_stp(f))
+        .map(|f| capture_support::sequence_of(f))
+        .collect();
+    let mut got: Vec<u32> = frames
+        .iter()
+        .map(|(_, f)| capture_support::sequence_of(f))
+        .collect();
+    expected.sort_unstable();
+    got.sort_unstable();
+    assert!(!got.is_empty());
+    // tshark stops reading when its 3 s are up, a moment before it stops the extcap: frames
+    // spliced in that moment reach no file. Up to the last frame captured, every frame but
+    // STP that crossed the splice is there.
+    let last = *got.last().unwrap();
+    expected.retain(|s| *s <= last);
+    assert_eq!(
+        got, expected,
+        "every frame but STP that crossed the splice is captured"
+    );
+    assert!(
+        frames.iter().any(|(i, _)| *i == 0) && frames.iter().any(|(i, _)| *i == 1),
+        "both ends"
+    );
+    let protocols = support::wireshark::tshark_fields(&file, &[], &["frame.protocols"]);
+    assert!(
+        protocols.iter().all(|p| !p[0].contains("stp")),
+        "{protocols:?}"
+    );
+    // What Wireshark shows of the interfaces (Capture File Properties): a description read
+    // at a glance, the details in the comment, the capture filter.
+    let info = run(Command::new("capinfos").arg(&file));
+    for wanted in [
+        "Description = vm100:eth2 \u{21c4} vm102:eth1 on link 100:2-102:1\n",
+        "Description = vm102:eth1 \u{21c4} vm100:eth2 on link 100:2-102:1\n",
+        "Comment = end A of link 100:2-102:1, A ",
+        "Comment = end B of link 100:2-102:1, A ",
+        "Filter string = not stp\n",
+    ] {
+        assert!(info.contains(wanted), "{wanted:?} in {info}");
+    }
+}
+
+#[test]
+fn an_invalid_filter_ends_tshark_with_libpcaps_message() {
+    let test = "an_invalid_filter_ends_tshark_with_libpcaps_message";
+    if !have("tshark", test) || !have_libpcap(test) {
+        return;
+    }
+    let lab = Lab::new();
+    let home = lab.install();
+    let started = Instant::now();
+    let tshark = tshark(&home)
+        .args([
+            "-i",
+            "linkscope-100:2-102:1",
+            "-f",
+            "udp port",
+            "-a",
+            "duration:30",
+            "-w",
+        ])
+        .arg(lab.dir.path().join("never.pcapng"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(tshark);
+    // About 1.2 s on a quiet 2-core machine (tshark lists the extcaps, starts dumpcap and
+    // ours, which fails at once); the deadline leaves room for a loaded machine, and a hang
+    // (the extcap exiting without opening the fifo) never ends at all.
+    let status = wait_exit(
+        &mut running.0,
+        HANG,
+        "tshark still waits after starting with an invalid capture filter",
+    );
+    eprintln!("tshark ended after {:?}", started.elapsed());
+    let mut err = String::new();
+    running
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success(), "{status}: {err}");
+    assert!(err.contains("Error by extcap pipe"), "{err}");
+    assert!(
+        err.contains("\"udp port\": can't parse filter expression: syntax error"),
+        "{err}"
+    );
+    // The link was never stolen.
+    lab.until(&lab.a, &lab.b, &frame(1, 60), false);
+}
+
+/// Runs `linkscope extcap --capture` for the lab's first link with `args`, reading the fifo
+/// as dumpcap does; returns the extcap (still running or not) and the reader's thread.
+fn extcap_capture(lab: &Lab, args: &[&str]) -> (Running, std::thread::JoinHandle<Vec<u8>>) {
+    let fifo = lab.dir.path().join("fifo");
+    run(Command::new("mkfifo").arg(&fifo));
+    let child = linkscope()
+        .arg("extcap")
+        .arg("--mapping")
+        .arg(lab.mapping())
+        .args(["--capture", "--extcap-interface", "linkscope-100:2-102:1"])
+        .args(args)
+        .arg("--fifo")
+        .arg(&fifo)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        std::fs::File::open(fifo)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        bytes
+    });
+    (Running(child), reader)
+}
+
+fn stderr_of(running: &mut Running) -> String {
+    let mut err = String::new();
+    running
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
+#[test]
+fn the_dialogs_expect_ends_the_capture_naming_what_never_came() {
+    let lab = Lab::new();
+    let (mut running, reader) = extcap_capture(
+        &lab,
+        &[
+            "--expect",
+            "lldp:a>b",
+            "--expect-timeout",
+            "1",
+            "--stats-interval",
+            "1",
+        ],
+    );
+    let status = wait_exit(&mut running.0, DEADLINE, "--expect never timed out");
+    let err = stderr_of(&mut running);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "only the verdict reaches Wireshark's dialog: {err}"
+    );
+    assert!(
+        err.starts_with("expect: FAILED: never seen in ")
+            && err.contains("lldp a>b (vm100:eth2 > vm102:eth1) on 100:2-102:1"),
+        "{err}"
+    );
+    // The reader got a whole (empty) capture and its end.
+    let bytes = reader.join().unwrap();
+    assert!(PcapNgReader::new(&bytes[..]).is_ok());
+    lab.until(&lab.a, &lab.b, &frame(1, 60), false);
+}
+
+#[test]
+fn the_dialogs_measurements_go_into_the_report_file() {
+    let lab = Lab::new();
+    let report = lab.dir.path().join("report.json");
+    let report_arg = report.to_string_lossy().into_owned();
+    let (mut running, reader) = extcap_capture(
+        &lab,
+        &[
+            "--measure",
+            "--report",
+            &report_arg,
+            "--stats-interval",
+            "0.2",
+            "--host-mtu",
+            "1400",
+        ],
+    );
+    lab.until(&lab.a, &lab.b, &frame(1, 60), true);
+    lab.until(&lab.b, &lab.a, &frame(2, 1500), true);
+    std::thread::sleep(Duration::from_millis(500));
+    let status = Command::new("kill")
+        .args(["-TERM", &running.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = wait_exit(&mut running.0, DEADLINE, "extcap ignored SIGTERM");
+    let err = stderr_of(&mut running);
+    assert!(status.success(), "{status}: {err}");
+    assert_eq!(
+        err, "",
+        "Wireshark shows any standard error output as an error"
+    );
+    assert!(!reader.join().unwrap().is_empty());
+    let text = std::fs::read_to_string(&report).unwrap();
+    let reports: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        reports.len() >= 2,
+        "one object per interval, then the final one: {text}"
+    );
+    let last = reports.last().unwrap();
+    assert_eq!(last["links"][0]["name"], "100:2-102:1");
+    assert_eq!(last["links"][0]["host_mtu"], 1400);
+    assert_eq!(
+        last["links"][0]["directions"].as_array().unwrap().len(),
+        2,
+        "{last}"
+    );
+}
+
+#[test]
+fn measuring_without_a_report_file_is_explained_in_wireshark() {
+    let lab = Lab::new();
+    let (mut running, reader) = extcap_capture(&lab, &["--measure"]);
+    let status = wait_exit(&mut running.0, DEADLINE, "the extcap hung");
+    let err = stderr_of(&mut running);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--measure: the measurements go into a JSON report"),
+        "{err}"
+    );
+    // dumpcap's read of the fifo ended: no hang.
+    assert!(reader.join().unwrap().is_empty());
+}
+
+#[test]
+fn wireshark_reads_the_dialog_and_passes_its_options() {
+    if !have(
+        "tshark",
+        "wireshark_reads_the_dialog_and_passes_its_options",
+    ) {
+        return;
+    }
+    let lab = Lab::new();
+    let home = lab.install();
+    // Wireshark turns each option of --extcap-config into a preference of the interface
+    // (what the dialog edits and remembers).
+    let prefs = run(tshark(&home).args(["-G", "currentprefs"]));
+    for pref in [
+        "snaplen: 0",
+        "expect: ",
+        "expecttimeout: 60",
+        "measure: false",
+        "report: ",
+        "statsinterval: 1",
+        "hostmtu: ",
+    ] {
+        let line = format!("#extcap.linkscope_100_2_102_1.{pref}");
+        assert!(
+            prefs.lines().any(|l| l.trim_end() == line.trim_end()),
+            "{line:?} in {prefs}"
+        );
+    }
+    // Set as preferences, as the dialog sets them, they reach the capture: --expect with a
+    // 1 s timeout ends tshark's capture with the verdict.
+    let mut capture = tshark(&home)
+        .args(["-i", "linkscope-100:2-102:1", "-a", "duration:60"])
+        .args(["-o", "extcap.linkscope_100_2_102_1.expect:lldp:a>b"])
+        .args(["-o", "extcap.linkscope_100_2_102_1.expecttimeout:1"])
+        .arg("-w")
+        .arg(lab.dir.path().join("expect.pcapng"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(Running)
+        .unwrap();
+    // (tshark's own exit status is 0 here: its capture ended, with the extcap's message.)
+    wait_exit(
+        &mut capture.0,
+        DEADLINE,
+        "the --expect timeout never ended tshark",
+    );
+    let err = stderr_of(&mut capture);
+    assert!(
+        err.contains("Error by extcap pipe: expect: FAILED: never seen in")
+            && err.contains("lldp a>b (vm100:eth2 > vm102:eth1) on 100:2-102:1"),
+        "{err}"
     );
 }

@@ -29,13 +29,20 @@ struct Frame {
 
 fn interfaces() -> impl Strategy<Value = Vec<Interface>> {
     prop::collection::vec(
-        (".{0,40}", ".{0,80}", prop_oneof![Just(0u32), 1u32..2000]).prop_map(
-            |(name, description, snaplen)| Interface {
+        (
+            ".{0,40}",
+            ".{0,80}",
+            ".{0,80}",
+            prop::option::of(".{1,40}"),
+            prop_oneof![Just(0u32), 1u32..2000],
+        )
+            .prop_map(|(name, description, comment, filter, snaplen)| Interface {
                 name,
                 description,
+                comment,
+                filter,
                 snaplen,
-            },
-        ),
+            }),
         1..5,
     )
 }
@@ -115,6 +122,12 @@ proptest! {
             let mut expected = vec![InterfaceDescriptionOption::IfName(Cow::Borrowed(&interface.name))];
             if !interface.description.is_empty() {
                 expected.push(InterfaceDescriptionOption::IfDescription(Cow::Borrowed(&interface.description)));
+            }
+            if !interface.comment.is_empty() {
+                expected.push(InterfaceDescriptionOption::Common(CommonOption::Comment(Cow::Borrowed(&interface.comment))));
+            }
+            if let Some(filter) = &interface.filter {
+                expected.push(InterfaceDescriptionOption::IfFilter(Cow::Owned([&[0u8][..], filter.as_bytes()].concat())));
             }
             expected.push(InterfaceDescriptionOption::IfTsResol(InterfaceTsResolution::NANO));
             prop_assert_eq!(&idb.options, &expected);

@@ -404,3 +404,45 @@ fn a_stage_delays_and_drops_and_what_it_releases_is_sent_and_copied() {
     let expected: Vec<Vec<u8>> = kept.iter().map(|&s| frame(0, Direction::AToB, s)).collect();
     assert_eq!(copied, expected);
 }
+
+#[test]
+fn a_relay_splice_carries_a_burst_of_jumbo_frames_whole() {
+    let ends = Ends::new();
+    socket2::SockRef::from(&ends.b)
+        .set_recv_buffer_size(8 << 20)
+        .unwrap();
+    let ports: Vec<UdpSocket> = (0..2)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let listen: Vec<SocketAddr> = ports.iter().map(|s| s.local_addr().unwrap()).collect();
+    drop(ports);
+    let mut config = ends.config("jumbo");
+    config.mode = Mode::Relay {
+        listen_a: listen[0],
+        listen_b: listen[1],
+    };
+    let splice = Splice::start(
+        &SpliceConfig {
+            links: vec![config],
+            copy: CopyFilter::All,
+            workers: 1,
+        },
+        None,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    // More than a default send buffer holds at once: the relay socket sends them all.
+    const FRAMES: u8 = 120;
+    let frames: Vec<Vec<u8>> = (0..FRAMES).map(|n| vec![n; 9000]).collect();
+    let slices: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    let sent = linkscope::net::batch::SendBatch::new(64).send(&ends.a, Some(listen[0]), &slices);
+    assert_eq!(sent.sent, usize::from(FRAMES));
+    let mut buf = vec![0; 9100];
+    for n in 0..FRAMES {
+        let len = ends.b.recv(&mut buf).unwrap();
+        assert_eq!((len, buf[0]), (9000, n), "frame {n}");
+    }
+    let stats = splice.stop();
+    let ab = stats[0].a_to_b.unwrap();
+    assert_eq!((ab.frames(), ab.send_error()), (u64::from(FRAMES), 0));
+}

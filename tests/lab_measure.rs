@@ -1,4 +1,4 @@
-//! The splice's measurements against real VMs (issue 6): fragmentation on a cross-host link
+//! The splice's measurements against real VMs: fragmentation on a cross-host link
 //! with a 1500-byte path, checked against what tcpdump sees on the wire and the kernel's own
 //! counters, and round-trip times checked against what the guests' ping prints.
 //!

@@ -3,11 +3,15 @@
 //! lab's two-VMs-at-once limit holds for the whole suite. Each test checks its
 //! prerequisites and skips with a reason (fails under LINKSCOPE_REQUIRE_LAB=1).
 
+#[path = "lab_vm/impair.rs"]
+mod impair;
 mod lab;
 #[path = "lab_vm/relay.rs"]
 mod relay;
 #[path = "lab_vm/splice.rs"]
 mod splice;
+#[path = "support/frames.rs"]
+mod support_frames;
 
 use std::time::{Duration, Instant};
 

@@ -232,6 +232,10 @@ fn udp_and_tcp_listen_carry_many_frames_per_write_and_a_new_connection_replaces_
         Some(101),
         "{report}"
     );
+    // The splice's measurements, per direction of the pair.
+    let measured = &report["measurements"][0]["directions"];
+    assert_eq!(measured[1]["frames"].as_u64(), Some(101), "{report}");
+    assert_eq!(measured[1]["bytes"].as_u64(), Some(101 * 60), "{report}");
 }
 
 #[test]
@@ -666,5 +670,122 @@ fn a_stalled_stream_peer_never_stalls_the_other_endpoints() {
     assert!(
         endpoint_counter(&report, 2, "dropped_queue") > 0,
         "the stalled peer's frames are dropped and counted: {report}"
+    );
+}
+
+#[test]
+fn the_capture_has_one_interface_per_endpoint_as_tshark_reads_it() {
+    let test = "the_capture_has_one_interface_per_endpoint_as_tshark_reads_it";
+    if !support::wireshark::have("tshark", test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("relay.pcapng");
+    let ends: Vec<UdpSocket> = (0..3).map(|_| end()).collect();
+    let ports: Vec<SocketAddr> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_udp_port()).parse().unwrap())
+        .collect();
+    let mut relay = linkscope();
+    relay
+        .args([
+            "relay",
+            "--switch",
+            "-q",
+            "--stats-interval",
+            "0",
+            "-c",
+            "3",
+            "-w",
+        ])
+        .arg(&pcap)
+        .args(["--name", "vm1", "--name", "vm2", "--name", "vm3"]);
+    for (end, port) in ends.iter().zip(&ports) {
+        relay.arg(format!("udp://{port}->{}", end.local_addr().unwrap()));
+    }
+    let mut running = Running(relay.stderr(Stdio::null()).spawn().unwrap());
+    // Each end sends a frame (again until the relay is up).
+    let deadline = Instant::now() + WAIT;
+    let mut buf = [0; 2048];
+    for (i, mac) in MAC.iter().enumerate() {
+        let next = (i + 1) % 3;
+        loop {
+            ends[i]
+                .send_to(&ether([0xff; 6], *mac, i as u8), ports[i])
+                .unwrap();
+            if ends[next].recv(&mut buf).is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the relay never forwarded");
+        }
+    }
+    terminate(running.0.id());
+    let status = wait_exit(&mut running.0, WAIT, "the relay did not stop on SIGTERM");
+    assert!(status.success(), "{status}");
+    let rows = support::wireshark::tshark_fields(&pcap, &[], &["frame.interface_name", "eth.src"]);
+    // Every frame is on the interface of the endpoint it came from, and each endpoint's
+    // frames are there.
+    let mut seen = std::collections::BTreeSet::new();
+    for row in &rows {
+        let src = match row[0].as_str() {
+            "vm1" => "52:54:00:00:00:01",
+            "vm2" => "52:54:00:00:00:02",
+            "vm3" => "52:54:00:00:00:03",
+            other => panic!("unexpected interface {other:?}: {rows:?}"),
+        };
+        assert_eq!(row[1], src, "{rows:?}");
+        seen.insert(row[0].clone());
+    }
+    assert_eq!(seen.len(), 3, "{rows:?}");
+}
+
+#[test]
+fn a_connection_attempt_nobody_answers_is_given_up_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let vm = end();
+    let relay_udp: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    // A listener whose accept queue is full: the kernel drops further SYNs, so a connect
+    // to it neither succeeds nor fails.
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    listener.listen(0).unwrap();
+    let server = listener.local_addr().unwrap().as_socket().unwrap();
+    // One connection fills a queue of length 0; a second try makes sure (it times out).
+    let fillers: Vec<TcpStream> = (0..2)
+        .filter_map(|_| TcpStream::connect_timeout(&server, Duration::from_millis(500)).ok())
+        .collect();
+    let running = relay(
+        &[
+            format!("udp://{relay_udp}->{}", vm.local_addr().unwrap()),
+            format!("tcp://{server}"),
+        ],
+        &json,
+    );
+    // Long enough for one unanswered attempt to be given up (3 s) and the next begun.
+    std::thread::sleep(Duration::from_secs(5));
+    // Room again: the relay's next attempt gets through.
+    drop(fillers);
+    let listener: TcpListener = listener.into();
+    listener.set_nonblocking(false).unwrap();
+    let mut conn = loop {
+        let (conn, _) = listener.accept().unwrap();
+        // Skip what the fillers and the given-up attempts left in the queue.
+        let mut probe = [0u8; 1];
+        conn.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        match conn.peek(&mut probe) {
+            Ok(0) => continue,
+            _ => break conn,
+        }
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    udp_until_stream(&vm, relay_udp, &mut conn, &ether([4; 6], [2; 6], 1));
+    let report = stop(running, &json);
+    assert!(
+        endpoint_counter(&report, 1, "connect_failures") >= 1,
+        "an unanswered attempt counts as failed: {report}"
     );
 }

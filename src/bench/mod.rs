@@ -14,16 +14,8 @@ pub mod spec;
 pub mod stats;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::{Error, Result};
-
-/// Nanoseconds since the Unix epoch (the timestamps test frames carry).
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
 
 /// Socket buffer size we ask for: bursts at full rate must not overflow the default 208 KiB.
 const SOCKET_BUFFER: usize = 8 << 20;

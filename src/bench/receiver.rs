@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::bench::frame::{self, Frame, Kind, Report};
+use crate::bench::open_socket;
 use crate::bench::stats::TestStats;
-use crate::bench::{now_ns, open_socket};
+use crate::clock::now_ns;
 use crate::measure::snmp::{Family, FragCounters};
 use crate::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch, enable_receive_metadata};
 use crate::{Error, Result};

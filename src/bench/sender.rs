@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::bench::frame::{self, Frame, Header, Kind, Report};
 use crate::bench::spec::Rate;
-use crate::bench::{now_ns, open_socket, wire_bytes};
+use crate::bench::{open_socket, wire_bytes};
+use crate::clock::now_ns;
 use crate::measure::snmp::{Family, FragCounters};
 use crate::net::batch::{
     MAX_DATAGRAM, MAX_SEGMENTED, MAX_SEGMENTS, RecvBatch, SendBatch, SendOutcome,

@@ -6,12 +6,14 @@
 //! snaplen); an enhanced packet block per frame with the direction flag; an interface
 //! statistics block per interface when the file ends. The private modules `pcapng` (block
 //! layout), `output` (how bytes reach the file or pipe) and `ring` (the ring buffer) say more;
-//! [`extcap`] answers Wireshark's extcap protocol.
+//! [`extcap`] answers Wireshark's extcap protocol; [`filter`] compiles and runs capture
+//! filters in libpcap syntax.
 //!
 //! The splice calls [`Writer::write`] for each frame and [`Writer::flush`] after each batch
 //! from its consumer thread, then [`Writer::finish`] with its counters.
 
 pub mod extcap;
+pub mod filter;
 mod host;
 mod output;
 mod pcapng;
@@ -25,12 +27,20 @@ use self::pcapng::{Encoder, Header, Statistics};
 use self::ring::Ring;
 
 /// One captured interface: a link end.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Interface {
     /// `if_name`, e.g. `vm100:eth2`, or `127.0.0.1:40001` without a mapping.
     pub name: String,
-    /// `if_description`, e.g. the link name, MAC, ports and host_mtu; empty for none.
+    /// `if_description`, what Wireshark shows for the interface (Capture File Properties,
+    /// the interface column), e.g. `vm100:eth1 ⇄ vm102:eth1 on link 100:1-102:1`; empty for
+    /// none.
     pub description: String,
+    /// The interface description's `opt_comment`: the details (the link's ends, MACs,
+    /// bound addresses, host_mtu); empty for none.
+    pub comment: String,
+    /// `if_filter`: the capture filter the frames passed (libpcap syntax), as dumpcap writes
+    /// it; Wireshark shows it in Capture File Properties.
+    pub filter: Option<String>,
     /// Bytes kept of each frame; 0 keeps frames whole.
     pub snaplen: u32,
 }

@@ -101,6 +101,17 @@ impl Encoder {
                     &interface.description,
                 )));
             }
+            if !interface.comment.is_empty() {
+                options.push(InterfaceDescriptionOption::Common(CommonOption::Comment(
+                    Cow::Borrowed(&interface.comment),
+                )));
+            }
+            if let Some(filter) = &interface.filter {
+                // The first byte says how the rest reads: 0, a libpcap filter string.
+                let mut bytes = vec![0];
+                bytes.extend_from_slice(filter.as_bytes());
+                options.push(InterfaceDescriptionOption::IfFilter(Cow::Owned(bytes)));
+            }
             options.push(InterfaceDescriptionOption::IfTsResol(
                 InterfaceTsResolution::NANO,
             ));
@@ -229,6 +240,7 @@ mod tests {
             name: name.into(),
             description: description.into(),
             snaplen,
+            ..Interface::default()
         }
     }
 

@@ -97,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         b: "vm102:eth1".into(),
         detail: format!(", emulated on loopback, A binds {la}, B binds {lb}"),
     }];
-    let (interfaces, comment) = capture_layout(&names, 0);
+    let (interfaces, comment) = capture_layout(&names, 0, None);
     let writer = Writer::create(&Output::File(args.write.clone()), &comment, &interfaces)?;
 
     let started = Instant::now();

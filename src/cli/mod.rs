@@ -11,12 +11,14 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod compare;
+mod completions;
 mod ctl;
 mod decode;
 mod demo;
 mod extcap;
 pub mod impair;
 mod links;
+mod man;
 mod mtu;
 mod plan;
 mod relay;
@@ -51,12 +53,16 @@ enum Command {
     Compare(compare::Args),
     /// Probe the path MTU towards a host, or answer probes with --reflect.
     Mtu(mtu::Args),
-    /// Change a running splice or relay: impairment, cable down/up/flap, show.
-    Ctl(ctl::Args),
     /// Every link of a lab this node carries, live: a web page, a JSON API, Prometheus metrics.
     Serve(serve::Args),
     /// Join endpoints of any transport (UDP tunnels, TCP/Unix streams, …) into one link.
     Relay(relay::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Write man pages, one per command and subcommand, into a directory.
+    Man(man::Args),
+    /// Change a running splice or relay: impairment, cable down/up/flap, show.
+    Ctl(ctl::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps its outcome to an exit status.
@@ -72,14 +78,31 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Mtu(args) => mtu::run(args),
-        Command::Ctl(args) => ctl::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Relay(args) => relay::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
+        Command::Ctl(args) => ctl::run(args),
     };
     match outcome {
         Ok(code) => code,
         Err(err) => report(&err),
     }
+}
+
+/// Every subcommand, nested ones too, as clap knows them: tests over this list cover a new
+/// subcommand without being touched.
+#[cfg(test)]
+fn subcommands() -> Vec<String> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            out.push(sub.get_name().to_owned());
+            walk(sub, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&<Cli as clap::CommandFactory>::command(), &mut out);
+    out
 }
 
 fn report(err: &anyhow::Error) -> ExitCode {

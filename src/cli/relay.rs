@@ -11,12 +11,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::spliced::time_of_day;
+use super::spliced::{meter_text, time_of_day};
+use crate::capture::filter::{Filter, Filtered};
 use crate::capture::{Interface, InterfaceStats, Output, Packet, Writer};
 use crate::direction::Direction;
+use crate::measure::fragment::{Budget, Outer};
 use crate::measure::l2::{Expect, Expectation, PROTOCOLS, View};
+use crate::measure::meter::{Counters, Exchange, SpliceCounters};
+use crate::plan::LinkNames;
 use crate::relay::{Locator, Mode, Relay, RelayConfig, RelayStats, endpoint, switch};
 use crate::splice::copy::{self, Consumer, CopyFilter, CopyRecord, Next};
+use crate::splice::meters::{Metered, Meters};
 use crate::splice::recorder;
 use crate::splice::watch::{Change, OnChange, Views, Watched};
 
@@ -58,6 +63,11 @@ pub struct Args {
     /// Write pcapng to FILE (one interface per endpoint), or to standard output with `-w -`.
     #[arg(short = 'w', value_name = "FILE")]
     write: Option<PathBuf>,
+    /// A capture filter in libpcap syntax (e.g. `not stp`, `icmp`): only the frames it passes
+    /// are written, printed and counted for -c; forwarding and the measurements see every
+    /// frame. Needs libpcap (libpcap0.8).
+    #[arg(short = 'f', value_name = "FILTER")]
+    filter: Option<String>,
     /// Stop after COUNT frames.
     #[arg(short = 'c', value_name = "COUNT")]
     count: Option<u64>,
@@ -80,6 +90,10 @@ pub struct Args {
     /// comma-separated, repeatable.
     #[arg(long, value_name = "PROTO[:DIR],...")]
     expect: Vec<String>,
+    /// Measure nothing: no rates in the status lines, no summary of the measurements, no
+    /// measurements in the report.
+    #[arg(long)]
+    no_measure: bool,
     /// With --expect: how long to wait, in seconds [default: 60].
     #[arg(long, value_name = "SECONDS", requires = "expect")]
     timeout: Option<f64>,
@@ -97,6 +111,9 @@ struct Options {
     json: Option<PathBuf>,
     expect: Option<Expect>,
     expect_timeout: Duration,
+    measure: bool,
+    /// -f: which frames the capture, the printed lines and -c take.
+    filter: Option<Filter>,
 }
 
 fn options(args: &Args) -> crate::Result<Options> {
@@ -212,6 +229,13 @@ fn options(args: &Args) -> crate::Result<Options> {
         json: args.json.clone(),
         expect,
         expect_timeout,
+        measure: !args.no_measure,
+        filter: args
+            .filter
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| Filter::compile(f, 0))
+            .transpose()?,
     })
 }
 
@@ -302,13 +326,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     name: name.clone(),
                     description: format!("linkscope relay endpoint {locator}"),
                     snaplen: 0,
+                    filter: options.filter.as_ref().map(|f| f.expression().to_owned()),
+                    ..Interface::default()
                 })
                 .collect();
             Writer::create(output, "linkscope relay", &interfaces)
         })
         .transpose()?;
     let print = !options.quiet && !matches!(options.output, Some(Output::Stdout));
-    let everything = writer.is_some() || print || options.packets.is_some();
+    let everything = writer.is_some() || print || options.packets.is_some() || options.measure;
     let sink = Sink {
         writer,
         names: options.names.clone(),
@@ -319,15 +345,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     // The layer-2 view watches every endpoint's control frames: copies carry link i / 2 and
     // direction i % 2 for endpoint i (see crate::relay).
-    let views = Views::new(options.names.len().div_ceil(2));
+    let pairs = options.names.len().div_ceil(2);
+    let views = Views::new(pairs);
     let watched = Watched::new(
         views.clone(),
         None,
         on_change(options.names.clone()),
-        Some(sink),
+        Some(Filtered::new(sink, options.filter.clone())),
     );
+    // The meters see the frames as the splice's do: one meter per pair of endpoints (a
+    // pair's echo requests and replies meet in one meter). Frames cross streams here, not
+    // a UDP path of known MTU: no fragmentation budget.
+    let budget = Budget {
+        host_mtu: None,
+        path_mtu: u32::from(u16::MAX),
+        outer: Outer::Ipv4,
+    };
+    let meters = Meters::new(&vec![budget; if options.measure { pairs } else { 0 }]);
     let (copies, receiver) = copy::channel(copy::DEFAULT_CAPACITY);
-    let consumer = copy::spawn(receiver, watched, stop.clone())?;
+    let consumer = copy::spawn(
+        receiver,
+        Metered::new(meters.clone(), Some(watched), stop.clone()),
+        stop.clone(),
+    )?;
     let relay = Relay::start(RelayConfig {
         endpoints: opened,
         mode: options.mode,
@@ -357,6 +397,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut next_status = started + options.stats_interval;
     let n = options.names.len();
+    let mut last = vec![[Counters::default(); 2]; pairs];
+    let mut last_at = Instant::now();
     while !stop.load(Ordering::SeqCst) && options.duration.is_none_or(|d| started.elapsed() < d) {
         if let Some(expect) = &options.expect
             && (missing(expect, &views.lock(), n).is_empty()
@@ -367,16 +409,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(20));
         if !options.stats_interval.is_zero() && Instant::now() >= next_status {
             next_status += options.stats_interval;
-            let line = status(&relay.stats(), &options.names);
+            let mut line = status(&relay.stats(), &options.names);
+            let elapsed_ns = last_at.elapsed().as_nanos() as u64;
+            last_at = Instant::now();
+            line.push_str(&rates(&meters, &options.names, &mut last, elapsed_ns));
             eprintln!("{line}");
         }
     }
     let stats = relay.stop()?;
-    let (watched, outcome) = consumer
+    let (metered, outcome) = consumer
         .join()
         .map_err(|_| anyhow::anyhow!("the copy consumer panicked"))?;
-    let sink = watched
-        .into_inner()
+    let sink = metered
+        .into_inner()?
+        .and_then(Watched::into_inner)
+        .map(Filtered::into_inner)
         .ok_or_else(|| anyhow::anyhow!("the copy consumer lost its sink"))?;
     if let Some(writer) = sink.writer {
         let interfaces: Vec<InterfaceStats> = if options.names.len() == 2 {
@@ -404,7 +451,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let views = views.lock().clone();
+    let carried = started.elapsed();
+    let ends = pair_ends(&options.names);
     let mut err = io::stderr().lock();
+    for (meter, ends) in meters.lock().iter().zip(&ends) {
+        let directions = present(ends);
+        let text = meter_text::summary(meter, ends, &directions, carried.as_secs_f64());
+        write!(err, "{text}")?;
+    }
     l2_summary(&views, &options.names, &mut err)?;
     let passed = match &options.expect {
         Some(expect) => verdict(expect, &views, &options.names, started.elapsed(), &mut err)?,
@@ -412,7 +466,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     drop(err);
     if let Some(path) = &options.json {
-        let report = json_report(&stats, &options.names, started.elapsed());
+        let mut report = json_report(&stats, &options.names, carried);
+        let measured: Vec<_> = meters
+            .lock()
+            .iter()
+            .zip(&ends)
+            .map(|(meter, ends)| {
+                meter.report(ends, [SpliceCounters::default(); 2], carried.as_secs_f64())
+            })
+            .collect();
+        if options.measure {
+            report["measurements"] = serde_json::to_value(measured)?;
+        }
         let text = serde_json::to_string_pretty(&report)? + "\n";
         if path.as_os_str() == "-" {
             io::stdout().write_all(text.as_bytes())?;
@@ -428,6 +493,60 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The endpoints of each pair (endpoint 2k as A, 2k + 1 as B; an odd last one has no B), as
+/// the meters name them.
+fn pair_ends(names: &[String]) -> Vec<LinkNames> {
+    names
+        .chunks(2)
+        .map(|pair| LinkNames {
+            link: pair.join(" ⇄ "),
+            a: pair[0].clone(),
+            b: pair.get(1).cloned().unwrap_or_default(),
+            detail: String::new(),
+        })
+        .collect()
+}
+
+/// The directions of a pair that have an endpoint sending them.
+fn present(ends: &LinkNames) -> Vec<Direction> {
+    if ends.b.is_empty() {
+        vec![Direction::AToB]
+    } else {
+        Direction::BOTH.to_vec()
+    }
+}
+
+/// Each endpoint's frame and bit rate since the last call, and each pair's echo round trip
+/// (p50); empty when nothing is measured.
+fn rates(meters: &Meters, names: &[String], last: &mut [[Counters; 2]], elapsed_ns: u64) -> String {
+    let meters = meters.lock();
+    let mut out = String::new();
+    for (i, name) in names.iter().enumerate() {
+        let (pair, direction) = (
+            i / 2,
+            if i % 2 == 0 {
+                Direction::AToB
+            } else {
+                Direction::BToA
+            },
+        );
+        let Some(meter) = meters.get(pair) else {
+            continue;
+        };
+        let slot = i % 2;
+        let now = meter.counters(direction);
+        let (pps, bps) = now.rates_since(&last[pair][slot], elapsed_ns);
+        last[pair][slot] = now;
+        out.push_str(&format!(" | {name} {pps:.0} fr/s {:.1} Mbit/s", bps / 1e6));
+    }
+    for meter in meters.iter() {
+        if let Some(p50) = meter.rtt(Exchange::IcmpEcho).p50 {
+            out.push_str(&format!(" | rtt {p50:.2} ms"));
+        }
+    }
+    out
 }
 
 /// The endpoint whose frames a copy of link `link`, `direction` holds.
@@ -526,14 +645,24 @@ fn verdict(
 /// One status line: the link's frames each way and each endpoint's own counters that are
 /// not zero.
 fn status(stats: &RelayStats, names: &[String]) -> String {
-    let dir = |d: Option<&crate::splice::stats::DirectionStats>| {
-        d.map_or(0, crate::splice::stats::DirectionStats::frames)
-    };
-    let mut line = format!(
-        "relay: {} frames from even endpoints, {} from odd ones",
-        dir(stats.link.a_to_b.as_ref()),
-        dir(stats.link.b_to_a.as_ref())
-    );
+    let mut total = crate::splice::stats::DirectionStats::default();
+    for d in [&stats.link.a_to_b, &stats.link.b_to_a]
+        .into_iter()
+        .flatten()
+    {
+        total += *d;
+    }
+    let mut line = format!("relay: {} frames forwarded", total.frames());
+    for (what, n) in [
+        ("not sent", total.send_error()),
+        ("from strangers", total.foreign_source()),
+        ("zero-length", total.zero_length()),
+        ("not copied", total.copy_dropped()),
+    ] {
+        if n > 0 {
+            line.push_str(&format!(", {n} {what}"));
+        }
+    }
     for (name, counters) in names.iter().zip(&stats.endpoints) {
         let set: Vec<String> = counters
             .iter()

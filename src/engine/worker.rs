@@ -3,7 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::unix::SourceFd;
@@ -12,6 +12,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::endpoint::{Endpoint, Inbox};
 use super::stage::{Frame, FrameRef, Stage, Verdict};
 use super::{Link, LinkId, Select};
+use crate::clock::now_ns;
 use crate::direction::Direction;
 use crate::net::batch::{MAX_DATAGRAM, SendBatch};
 use crate::splice::copy::{self, CopyBatch, CopyFilter, Spare};
@@ -62,12 +63,6 @@ pub(super) enum Command {
     Remove { id: LinkId, reply: Sender<()> },
     /// Close every link and end the thread.
     Stop,
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use super::spec::Spec;
 use super::stage::Registry;
-use crate::Result;
 use crate::control::{ControlConfig, Server};
 use crate::splice::StageFactory;
+use crate::{Error, Result};
 
 /// The impairment options of a splice or relay, resolved from the command line.
 #[derive(Debug, Clone, Default)]
@@ -24,14 +24,21 @@ pub struct ImpairConfig {
 /// A running registry and its control socket; dropping it closes the socket.
 pub struct Live {
     registry: Arc<Registry>,
-    server: Server,
+    server: Result<Server, Error>,
 }
 
 impl Live {
-    /// Opens the control socket; the stages come from [`Live::stages`].
+    /// Opens the control socket; the stages come from [`Live::stages`]. A socket asked for
+    /// with `--control` that cannot be opened is an error; the default one (whose directory
+    /// an unprivileged user without `$XDG_RUNTIME_DIR` cannot create) is not: the splice
+    /// then runs without live control, and [`Live::control`] says why.
     pub fn start(config: ImpairConfig) -> Result<Live> {
         let registry = Arc::new(Registry::new(config.seed, config.specs));
-        let server = Server::start(config.control, registry.clone())?;
+        let chosen = config.control.path.is_some();
+        let server = Server::start(config.control, registry.clone());
+        if chosen && let Err(e) = server {
+            return Err(e);
+        }
         Ok(Live { registry, server })
     }
 
@@ -46,8 +53,8 @@ impl Live {
         &self.registry
     }
 
-    /// Where the control socket listens.
-    pub fn control_path(&self) -> &Path {
-        self.server.path()
+    /// Where the control socket listens, or why there is none.
+    pub fn control(&self) -> std::result::Result<&Path, &Error> {
+        self.server.as_ref().map(Server::path)
     }
 }

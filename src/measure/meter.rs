@@ -22,8 +22,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::{
-    ArpOperation, ArpPacketSlice, EtherType, Ethernet2HeaderSlice, Icmpv4Slice, Icmpv4Type,
-    Icmpv6Slice, Icmpv6Type, IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice, TcpHeaderSlice,
+    ArpOperation, ArpPacketSlice, EtherType, Icmpv4Slice, Icmpv4Type, Icmpv6Slice, Icmpv6Type,
+    IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice, TcpHeaderSlice,
 };
 use hdrhistogram::Histogram;
 
@@ -32,6 +32,7 @@ use super::fragment::{Budget, Seen, advice};
 use super::pending::{Pending, Request};
 use super::report;
 use crate::plan::LinkNames;
+use crate::wire;
 
 pub use crate::direction::Direction;
 
@@ -613,30 +614,17 @@ impl Meter {
     }
 }
 
-/// The number of VLAN tags (802.1Q, 802.1ad, at most 3) and the network-layer packet with
-/// its EtherType, when the frame has a whole Ethernet header.
+/// The number of VLAN tags and the network-layer packet with its EtherType, when the frame
+/// has a whole Ethernet header and at most three whole tags ([`wire::untag`]); else no tags
+/// and no packet.
 fn ethernet(frame: &[u8]) -> (u32, Option<(EtherType, &[u8])>) {
-    let Ok(header) = Ethernet2HeaderSlice::from_slice(frame) else {
-        return (0, None);
-    };
-    let mut ether_type = header.ether_type();
-    let mut rest = &frame[header.slice().len()..];
-    let mut tags = 0;
-    while matches!(
-        ether_type,
-        EtherType::VLAN_TAGGED_FRAME
-            | EtherType::PROVIDER_BRIDGING
-            | EtherType::VLAN_DOUBLE_TAGGED_FRAME
-    ) && tags < 3
-    {
-        let Some(tag) = rest.get(..4) else {
-            return (tags, None);
-        };
-        ether_type = EtherType(u16::from_be_bytes([tag[2], tag[3]]));
-        rest = &rest[4..];
-        tags += 1;
+    match wire::untag(frame) {
+        Ok(u) => (
+            u.vlans.as_slice().len() as u32,
+            Some((u.ether_type, u.payload)),
+        ),
+        Err(_) => (0, None),
     }
-    (tags, Some((ether_type, rest)))
 }
 
 /// A TCP flow idle this long may be forgotten when the flow table is full.

@@ -3,11 +3,16 @@
 //! This is the only module of the crate allowed to contain `unsafe`; each block says why it
 //! is sound.
 
+#![allow(unsafe_code)]
+
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
+
+pub mod pcap;
+pub mod process;
 
 /// Room for the control messages we ask for: one `SCM_TIMESTAMPNS` (a timespec) and one
 /// `SO_RXQ_OVFL` (a u32), each with its header, with margin. Kept as u64 words so the
@@ -26,6 +31,13 @@ pub fn enable_receive_metadata(fd: BorrowedFd<'_>) -> io::Result<()> {
 pub fn force_recv_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
     let bytes = i32::try_from(bytes).unwrap_or(i32::MAX);
     set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes)
+}
+
+/// Sets the send buffer to `bytes` past the `net.core.wmem_max` cap (`SO_SNDBUFFORCE`, which
+/// needs CAP_NET_ADMIN); fails with `PermissionDenied` without it.
+pub fn force_send_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    let bytes = i32::try_from(bytes).unwrap_or(i32::MAX);
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, bytes)
 }
 
 fn set_int_option(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {

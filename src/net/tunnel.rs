@@ -51,10 +51,15 @@ pub fn endpoint(local: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
-/// A socket that owns `listen` (no address sharing) and receives from anyone.
+/// A socket that owns `listen` (no address sharing) and receives from anyone. It also sends
+/// (to the VM that sends to it), without blocking the engine's worker, so its send buffer is
+/// as large as its receive buffer: a burst the splice forwards fits instead of being refused.
 pub fn relay(listen: SocketAddr) -> io::Result<UdpSocket> {
     let socket = udp_socket(listen)?;
     prepare_receiver(&socket)?;
+    if super::sys::force_send_buffer(socket.as_fd(), RECV_BUFFER).is_err() {
+        socket.set_send_buffer_size(RECV_BUFFER)?;
+    }
     socket.bind(&listen.into())?;
     Ok(socket.into())
 }

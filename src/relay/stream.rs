@@ -3,7 +3,8 @@
 //! - A *connecting* end (`tcp://`, `unix://`) connects without blocking and, whenever the
 //!   connection fails or ends, tries again after a [`Backoff`] (100 ms doubling to 2 s) for as
 //!   long as the relay runs: QEMU 7.2's `-netdev stream,server=on` and `socket,listen=` come
-//!   back after a VM restart, and the relay finds them.
+//!   back after a VM restart, and the relay finds them. An attempt nobody answers within
+//!   [`CONNECT_TIMEOUT`] counts as failed (a host that is down drops the SYNs).
 //! - A *listening* end (`tcp-listen://`, `unix-listen://`) accepts QEMU's
 //!   `socket,connect=` / `stream,server=off`; a new connection replaces the old one, so a
 //!   restarted VM is the peer again at once.
@@ -19,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -27,6 +28,7 @@ use mio::{Interest, Registry, Token};
 
 use super::backoff::Backoff;
 use super::framing::{Decoder, Encoder, Fill};
+use crate::clock::now_ns;
 use crate::engine::endpoint::Received;
 use crate::engine::{Endpoint, Inbox};
 use crate::net::batch::{SendBatch, SendOutcome};
@@ -34,6 +36,10 @@ use crate::net::batch::{SendBatch, SendOutcome};
 /// Bytes an endpoint queues for its peer before it drops frames: about 15,000 small frames
 /// or 700 full-size ones, on top of the kernel's socket buffer.
 pub const QUEUE_BYTES: usize = 1 << 20;
+
+/// How long a connection attempt may take before it counts as failed and the next one is
+/// scheduled.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where a connecting end connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -354,6 +360,11 @@ impl StreamEnd {
         {
             StreamStats::add(&self.stats.connect_failures, 1);
             self.retry_later();
+        } else if let Role::Connect { retry_at, .. } = &mut self.role
+            && self.state == State::Connecting
+        {
+            // Give up on an attempt nobody answers (a host that is down drops the SYNs).
+            *retry_at = Some(Instant::now() + CONNECT_TIMEOUT);
         }
     }
 
@@ -415,12 +426,6 @@ impl StreamEnd {
             self.close(Ended::Error);
         }
     }
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl Endpoint for StreamEnd {
@@ -523,7 +528,7 @@ impl Endpoint for StreamEnd {
 
     fn next_timer(&self) -> Option<Instant> {
         match &self.role {
-            Role::Connect { retry_at, .. } if self.state == State::Down => *retry_at,
+            Role::Connect { retry_at, .. } if self.state != State::Up => *retry_at,
             _ => None,
         }
     }
@@ -534,9 +539,12 @@ impl Endpoint for StreamEnd {
             ..
         } = &self.role
             && *due <= now
-            && self.state == State::Down
         {
-            self.connect();
+            match self.state {
+                State::Down => self.connect(),
+                State::Connecting => self.close(Ended::ConnectFailed),
+                State::Up => {}
+            }
         }
         Ok(())
     }

@@ -133,11 +133,6 @@ impl Table {
             },
         );
     }
-
-    /// Forgets every address learned on `endpoint` (it went away).
-    pub fn forget(&mut self, endpoint: usize) {
-        self.entries.retain(|_, e| e.endpoint != endpoint);
-    }
 }
 
 /// True for a group (multicast or broadcast) address: the I/G bit is set.
@@ -192,8 +187,6 @@ mod tests {
         table.forward(&frame(B, A), 2, t0 + aging);
         assert_eq!(table.forward(&frame(A, B), 1, t0 + aging), Forward::To(2));
         assert_eq!(table.stats().moves, 1);
-        table.forget(2);
-        assert_eq!(table.forward(&frame(A, B), 1, t0 + aging), Forward::Flood);
     }
 
     #[test]

@@ -11,11 +11,11 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+use crate::clock::now_ns;
 use crate::engine::endpoint::{Endpoint, Inbox, Received};
 use crate::net::batch::{SendBatch, SendOutcome};
 use crate::net::sys;
@@ -102,12 +102,6 @@ impl TapEnd {
 fn master(port: &str) -> Option<String> {
     let link = std::fs::read_link(Path::new("/sys/class/net").join(port).join("master")).ok()?;
     link.file_name().map(|n| n.to_string_lossy().into_owned())
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl Endpoint for TapEnd {

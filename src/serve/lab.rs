@@ -413,11 +413,18 @@ impl Lab {
             .ok_or_else(|| ControlError::NotSpliced(name.to_owned()))
     }
 
-    /// Runs a control verb on a link through the control socket (as `linkscope ctl` does),
-    /// so a flap keeps its schedule there.
+    /// Runs a control verb on a link through the control socket (as `linkscope ctl` does, so
+    /// a running flap ends and flaps keep their schedule there). Without a control socket
+    /// (a default one that could not be opened), the verbs but `flap` go straight to the
+    /// link's impairment stages.
     pub fn control(&self, name: &str, control: &Control) -> Result<(), ControlError> {
         self.spliced_id(name)?;
-        control::send(self.impair.control_path(), &control.request(name))
+        let request = control.request(name);
+        let path = match self.impair.control() {
+            Ok(path) => path,
+            Err(e) => return self.control_directly(name, &request, e),
+        };
+        control::send(path, &request)
             .map(|_| ())
             .map_err(|e| match e {
                 CtlError::UnknownLink { link, .. } => ControlError::NotSpliced(link),
@@ -426,9 +433,36 @@ impl Lab {
             })
     }
 
-    /// Where the control socket listens (`linkscope ctl --control PATH`).
-    pub fn control_path(&self) -> &std::path::Path {
-        self.impair.control_path()
+    fn control_directly(
+        &self,
+        name: &str,
+        request: &Request,
+        why: &crate::Error,
+    ) -> Result<(), ControlError> {
+        let registry = self.impair.registry();
+        let known = match request {
+            Request::Impair { specs, .. } => {
+                let specs = specs
+                    .iter()
+                    .map(|s| DirectedSpec::parse(s, "spec"))
+                    .collect::<crate::Result<Vec<_>>>()
+                    .map_err(|e| ControlError::Invalid(e.to_string()))?;
+                registry.impair(name, &specs)
+            }
+            Request::Clear { .. } => registry.clear(name),
+            Request::Down { .. } => registry.set_down(name, true),
+            Request::Up { .. } => registry.set_down(name, false),
+            Request::Flap { .. } | Request::Show { .. } => {
+                return Err(ControlError::Invalid(format!(
+                    "flap runs in the control socket, which is not open: {why}"
+                )));
+            }
+        };
+        if known {
+            Ok(())
+        } else {
+            Err(ControlError::NotSpliced(name.to_owned()))
+        }
     }
 
     /// Starts a live capture of a link: a pcapng section with its two ends as interfaces.
@@ -436,12 +470,17 @@ impl Lab {
         let index = self.find(name)?;
         let id = self.spliced_id(name)?;
         let planned = &self.planned[index];
-        let interfaces =
-            [(&planned.a, &planned.b), (&planned.b, &planned.a)].map(|(end, peer)| Interface {
+        let interfaces = [("A", &planned.a, &planned.b), ("B", &planned.b, &planned.a)].map(
+            |(label, end, peer)| Interface {
                 name: end.name.clone(),
                 description: format!("{} ⇄ {} on link {}", end.name, peer.name, planned.link.name),
-                snaplen: 0,
-            });
+                comment: format!(
+                    "end {label}, {} binds {}; served by linkscope on {}",
+                    end.mac, end.local, self.node
+                ),
+                ..Interface::default()
+            },
+        );
         let comment = format!("linkscope serve of {} on {}", planned.link.name, self.node);
         let stream = Stream::start(&comment, &interfaces)
             .map_err(|e| ControlError::Invalid(e.to_string()))?;
@@ -480,7 +519,7 @@ impl Lab {
                 });
         }
         let now = Instant::now();
-        let now_ns = crate::bench::now_ns();
+        let now_ns = crate::clock::now_ns();
         let mut previous = lock(&self.previous);
         let mut tracks = lock(&self.tracks);
         let mut links = Vec::with_capacity(self.planned.len());

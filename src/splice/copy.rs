@@ -11,7 +11,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::Direction;
-use crate::wire::{ETHERTYPE_LLDP, ETHERTYPE_SLOW, MAX_VLAN_TAGS};
+use crate::wire::{self, ETHERTYPE_LLDP, ETHERTYPE_SLOW};
 
 /// Room in the copy channel for this many batches before copies are dropped. A batch holds at most
 /// [`super::BATCH`] (64) frames, so this is up to 65536 frames; the memory it can pin is bounded by the frames' own sizes (at most
@@ -44,10 +44,10 @@ impl CopyRecord<'_> {
     }
 }
 
-/// Spare buffers kept per forwarding direction: a consumed [`CopyBatch`] hands its buffers
+/// Spare buffers kept per engine worker: a consumed [`CopyBatch`] hands its buffers
 /// back so the next batch reuses them instead of allocating (and faulting in) new ones. At
-/// most this many per direction, each as large as the largest batch seen.
-pub const SPARE_BATCHES: usize = 4;
+/// most this many per worker, each as large as the largest batch seen.
+pub const SPARE_BATCHES: usize = 8;
 
 /// The buffers of a consumed [`CopyBatch`], ready for the next one.
 #[derive(Debug, Default)]
@@ -162,10 +162,10 @@ pub enum CopyFilter {
     All,
     /// Only frames that may carry a layer-2 control protocol, for a consumer that needs
     /// nothing else (the LLDP/STP/LACP view, `--expect`): after up to
-    /// [`MAX_VLAN_TAGS`] VLAN tags, EtherType LLDP (0x88cc), slow protocols (0x8809, LACP)
+    /// [`wire::MAX_VLAN_TAGS`] VLAN tags, EtherType LLDP (0x88cc), slow protocols (0x8809, LACP)
     /// or an IEEE 802.3 length (LLC, which carries STP and, on SNAP, PVST+). Every frame
     /// [`crate::wire::classify`] finds LLDP, STP or LACP in passes; the check reads at most
-    /// the Ethernet header and tags on the forwarding thread, and allocates nothing, while
+    /// the Ethernet header and tags on the forwarding path, and allocates nothing, while
     /// the bulk of the traffic (IP, ARP) is neither copied nor handed over.
     Control,
 }
@@ -180,22 +180,12 @@ impl CopyFilter {
     }
 }
 
-/// The [`CopyFilter::Control`] check.
+/// The [`CopyFilter::Control`] check: after the VLAN tags ([`wire::untag`]), an IEEE 802.3
+/// length (LLC: STP, PVST+), LLDP or the slow protocols.
 fn may_carry_control(frame: &[u8]) -> bool {
-    let ether_type = |at: usize| {
-        frame
-            .get(at..at + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-    };
-    let mut at = 12;
-    for _ in 0..=MAX_VLAN_TAGS {
-        match ether_type(at) {
-            Some(0x8100 | 0x88a8 | 0x9100) => at += 4,
-            Some(t) => return t < 0x0600 || t == ETHERTYPE_LLDP.0 || t == ETHERTYPE_SLOW.0,
-            None => return false,
-        }
-    }
-    false
+    wire::untag(frame).is_ok_and(|u| {
+        u.ether_type.0 < 0x0600 || u.ether_type == ETHERTYPE_LLDP || u.ether_type == ETHERTYPE_SLOW
+    })
 }
 
 /// A bounded copy channel.

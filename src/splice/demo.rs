@@ -12,16 +12,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use etherparse::{Icmpv4Type, LinkSlice, NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use etherparse::{
+    EtherType, Icmpv4Type, LinkSlice, NetSlice, PacketBuilder, SlicedPacket, TransportSlice,
+};
 
 use crate::net::tunnel;
-use crate::wire::{MacAddr, lldp, stp};
+use crate::wire::{ETHERTYPE_LLDP, MacAddr, lldp, stp};
 
 const LLDP_MULTICAST: [u8; 6] = [0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e];
 const STP_MULTICAST: [u8; 6] = [0x01, 0x80, 0xc2, 0x00, 0x00, 0x00];
 const BROADCAST: [u8; 6] = [0xff; 6];
-const ETHERTYPE_ARP: u16 = 0x0806;
-const ETHERTYPE_LLDP: u16 = 0x88cc;
 
 /// Who an emulated VM is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +211,7 @@ fn answer(
         counts.other += 1;
         return None;
     }
-    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+    let ethertype = EtherType(u16::from_be_bytes([frame[12], frame[13]]));
     if frame[..6] == STP_MULTICAST {
         counts.stp += 1;
         return None;
@@ -221,7 +221,7 @@ fn answer(
             counts.lldp += 1;
             None
         }
-        ETHERTYPE_ARP if frame.len() >= 42 => {
+        EtherType::ARP if frame.len() >= 42 => {
             counts.arp += 1;
             let op = u16::from_be_bytes([frame[20], frame[21]]);
             let target = Ipv4Addr::new(frame[38], frame[39], frame[40], frame[41]);
@@ -278,7 +278,7 @@ fn arp(
     let mut f = Vec::with_capacity(42);
     f.extend_from_slice(&destination);
     f.extend_from_slice(&me.mac);
-    f.extend_from_slice(&ETHERTYPE_ARP.to_be_bytes());
+    f.extend_from_slice(&EtherType::ARP.0.to_be_bytes());
     // Hardware Ethernet (1), protocol IPv4, address lengths 6 and 4, operation.
     f.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4]);
     f.extend_from_slice(&op.to_be_bytes());
@@ -325,7 +325,7 @@ fn lldpdu(me: &Identity) -> Vec<u8> {
     let mut f = Vec::with_capacity(64);
     f.extend_from_slice(&LLDP_MULTICAST);
     f.extend_from_slice(&me.mac);
-    f.extend_from_slice(&ETHERTYPE_LLDP.to_be_bytes());
+    f.extend_from_slice(&ETHERTYPE_LLDP.0.to_be_bytes());
     repr.emit(&mut f).expect("short TLVs always fit");
     f
 }

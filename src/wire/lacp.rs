@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::{Error, Layer, MacAddr, be16, check_slow_pdu, emit_slow_pdu, mac_at};
+use super::{Error, Layer, MacAddr, be16, check_slow_pdu, emit_slow_pdu, mac};
 
 /// Byte offsets of the LACPDU fields.
 pub mod field {
@@ -109,11 +109,11 @@ impl Info {
     fn parse(d: &[u8]) -> Info {
         use field::info as f;
         Info {
-            system_priority: be16(d, f::SYSTEM_PRIORITY.start),
-            system: mac_at(d, f::SYSTEM.start),
-            key: be16(d, f::KEY.start),
-            port_priority: be16(d, f::PORT_PRIORITY.start),
-            port: be16(d, f::PORT.start),
+            system_priority: be16(d, f::SYSTEM_PRIORITY),
+            system: mac(d, f::SYSTEM),
+            key: be16(d, f::KEY),
+            port_priority: be16(d, f::PORT_PRIORITY),
+            port: be16(d, f::PORT),
             state: State(d[f::STATE]),
         }
     }
@@ -212,7 +212,7 @@ impl<T: AsRef<[u8]>> Lacpdu<T> {
     }
     /// Collector max delay in tens of microseconds.
     pub fn collector_max_delay(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::COLLECTOR_MAX_DELAY.start)
+        be16(self.buffer.as_ref(), field::COLLECTOR_MAX_DELAY)
     }
 }
 

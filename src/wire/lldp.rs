@@ -174,7 +174,7 @@ pub fn format_address(family: u8, address: &[u8]) -> String {
             a.copy_from_slice(address);
             Ipv6Addr::from(a).to_string()
         }
-        (address_family::MAC, 6) => super::mac_at(address, 0).to_string(),
+        (address_family::MAC, 6) => super::mac(address, 0..6).to_string(),
         _ => format!("{family}:{}", hex(address)),
     }
 }
@@ -188,7 +188,7 @@ fn text(bytes: &[u8]) -> String {
 /// text, anything else as hex.
 fn format_id(is_mac: bool, is_address: bool, id: &[u8]) -> String {
     if is_mac && id.len() == 6 {
-        super::mac_at(id, 0).to_string()
+        super::mac(id, 0..6).to_string()
     } else if is_address && !id.is_empty() {
         format_address(id[0], &id[1..])
     } else if !id.is_empty() && id.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
@@ -226,7 +226,7 @@ impl<T: AsRef<[u8]>> Tlv<T> {
 
     /// The value length.
     pub fn length(&self) -> usize {
-        usize::from(be16(self.buffer.as_ref(), field::HEADER.start) & 0x01ff)
+        usize::from(be16(self.buffer.as_ref(), field::HEADER) & 0x01ff)
     }
 
     /// The value.
@@ -391,13 +391,13 @@ impl<'a> Org<'a> {
         Ok(match (oui, subtype) {
             (OUI_IEEE_802_1, 1) => {
                 exact(2, "802.1 port VLAN ID", "2")?;
-                Org::PortVlanId(be16(info, 0))
+                Org::PortVlanId(be16(info, 0..2))
             }
             (OUI_IEEE_802_1, 2) => {
                 exact(3, "802.1 port and protocol VLAN ID", "3")?;
                 Org::ProtocolVlan {
                     flags: info[0],
-                    ppvid: be16(info, 1),
+                    ppvid: be16(info, 1..3),
                 }
             }
             (OUI_IEEE_802_1, 3) => {
@@ -412,7 +412,7 @@ impl<'a> Org<'a> {
                     });
                 }
                 Org::VlanName {
-                    vid: be16(info, 0),
+                    vid: be16(info, 0..2),
                     name: Cow::Borrowed(&info[3..]),
                 }
             }
@@ -420,15 +420,15 @@ impl<'a> Org<'a> {
                 exact(5, "802.1 link aggregation", "5")?;
                 Org::Dot1LinkAggregation {
                     status: info[0],
-                    port_id: be32(info, 1),
+                    port_id: be32(info, 1..5),
                 }
             }
             (OUI_IEEE_802_3, 1) => {
                 exact(5, "802.3 MAC/PHY configuration/status", "5")?;
                 Org::MacPhy {
                     autoneg: info[0],
-                    pmd_capability: be16(info, 1),
-                    mau_type: be16(info, 3),
+                    pmd_capability: be16(info, 1..3),
+                    mau_type: be16(info, 3..5),
                 }
             }
             (OUI_IEEE_802_3, 2) => {
@@ -444,12 +444,12 @@ impl<'a> Org<'a> {
                 exact(5, "802.3 link aggregation", "5")?;
                 Org::Dot3LinkAggregation {
                     status: info[0],
-                    port_id: be32(info, 1),
+                    port_id: be32(info, 1..5),
                 }
             }
             (OUI_IEEE_802_3, 4) => {
                 exact(2, "802.3 maximum frame size", "2")?;
-                Org::MaxFrameSize(be16(info, 0))
+                Org::MaxFrameSize(be16(info, 0..2))
             }
             _ => Org::Other {
                 oui,
@@ -665,7 +665,7 @@ impl<'a> TlvRepr<'a> {
                 if v.len() != 2 {
                     return Err(bad_len("Time To Live", "2"));
                 }
-                TlvRepr::Ttl(be16(v, 0))
+                TlvRepr::Ttl(be16(v, 0..2))
             }
             TlvType::PORT_DESCRIPTION => TlvRepr::PortDescription(Cow::Borrowed(v)),
             TlvType::SYSTEM_NAME => TlvRepr::SystemName(Cow::Borrowed(v)),
@@ -675,8 +675,8 @@ impl<'a> TlvRepr<'a> {
                     return Err(bad_len("System Capabilities", "4"));
                 }
                 TlvRepr::Capabilities {
-                    available: Capabilities(be16(v, 0)),
-                    enabled: Capabilities(be16(v, 2)),
+                    available: Capabilities(be16(v, 0..2)),
+                    enabled: Capabilities(be16(v, 2..4)),
                 }
             }
             TlvType::MANAGEMENT_ADDRESS => TlvRepr::ManagementAddress(parse_management(v)?),
@@ -773,7 +773,7 @@ fn parse_management(v: &[u8]) -> Result<ManagementAddress<'_>, Error> {
         family: v[1],
         address: Cow::Borrowed(&v[2..after_addr]),
         if_subtype: v[after_addr],
-        if_number: be32(v, after_addr + 1),
+        if_number: be32(v, after_addr + 1..after_addr + 5),
         oid: Cow::Borrowed(&v[after_addr + 6..]),
     })
 }

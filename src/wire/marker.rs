@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::{Error, Layer, MacAddr, be16, be32, check_slow_pdu, emit_slow_pdu, mac_at};
+use super::{Error, Layer, MacAddr, be16, be32, check_slow_pdu, emit_slow_pdu, mac};
 
 /// Byte offsets of the Marker PDU fields.
 pub mod field {
@@ -18,7 +18,7 @@ pub mod field {
     pub const REQUESTER_PORT: Range<usize> = 4..6;
     pub const REQUESTER_SYSTEM: Range<usize> = 6..12;
     pub const TRANSACTION_ID: Range<usize> = 12..16;
-    pub const TERMINATOR: usize = 18;
+    pub const TERMINATOR: Range<usize> = 18..20;
     /// Length of a Marker PDU.
     pub const LEN: usize = crate::wire::SLOW_PDU_LEN;
 }
@@ -59,11 +59,12 @@ impl<T: AsRef<[u8]>> MarkerPdu<T> {
                 expected: "16",
             });
         }
-        if d[field::TERMINATOR] != 0 || d[field::TERMINATOR + 1] != 0 {
+        let terminator = be16(d, field::TERMINATOR);
+        if terminator != 0 {
             return Err(Error::Value {
                 layer: Layer::Marker,
                 field: "Terminator TLV",
-                value: be16(d, field::TERMINATOR).into(),
+                value: terminator.into(),
             });
         }
         Ok(Self { buffer })
@@ -76,13 +77,13 @@ impl<T: AsRef<[u8]>> MarkerPdu<T> {
         Kind(self.buffer.as_ref()[field::TLV_TYPE])
     }
     pub fn requester_port(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::REQUESTER_PORT.start)
+        be16(self.buffer.as_ref(), field::REQUESTER_PORT)
     }
     pub fn requester_system(&self) -> MacAddr {
-        mac_at(self.buffer.as_ref(), field::REQUESTER_SYSTEM.start)
+        mac(self.buffer.as_ref(), field::REQUESTER_SYSTEM)
     }
     pub fn transaction_id(&self) -> u32 {
-        be32(self.buffer.as_ref(), field::TRANSACTION_ID.start)
+        be32(self.buffer.as_ref(), field::TRANSACTION_ID)
     }
 }
 

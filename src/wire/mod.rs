@@ -25,13 +25,18 @@ pub mod stp;
 mod summary;
 
 use std::fmt;
+use std::ops::Range;
 
-use etherparse::{EtherType, Ethernet2HeaderSlice, SingleVlanSlice};
+use etherparse::EtherType;
 
 pub use summary::summary;
 
 /// EtherType of LLDP (IEEE 802.1AB clause 7.2).
 pub const ETHERTYPE_LLDP: EtherType = EtherType(0x88cc);
+/// Length of the Ethernet header without tags: two addresses and the EtherType.
+pub const ETHERNET_HEADER_LEN: usize = 14;
+/// Length of one VLAN tag: TPID and tag control information.
+pub const VLAN_TAG_LEN: usize = 4;
 /// EtherType of the IEEE 802.3 slow protocols (LACP, Marker, OAM).
 pub const ETHERTYPE_SLOW: EtherType = EtherType(0x8809);
 /// Slow protocol subtype of LACP (IEEE 802.1AX clause 6.4.2.3).
@@ -172,18 +177,28 @@ pub(crate) fn emit_slow_pdu(out: &mut Vec<u8>, subtype: u8, version: u8) -> &mut
     d
 }
 
-pub(crate) fn be16(data: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([data[at], data[at + 1]])
+/// The bytes of `field`, a whole range of `data`: indexing the range checks its end against
+/// the buffer, not only its start. A range whose width is not `N` is a bug in a `mod field`,
+/// which the property tests (every accessor on every checked view) find.
+pub(crate) fn array<const N: usize>(data: &[u8], field: Range<usize>) -> [u8; N] {
+    let mut out = [0; N];
+    out.copy_from_slice(&data[field]);
+    out
 }
 
-pub(crate) fn be32(data: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
+/// A big-endian u16 field, read whole.
+pub(crate) fn be16(data: &[u8], field: Range<usize>) -> u16 {
+    u16::from_be_bytes(array(data, field))
 }
 
-pub(crate) fn mac_at(data: &[u8], at: usize) -> MacAddr {
-    let mut mac = [0; 6];
-    mac.copy_from_slice(&data[at..at + 6]);
-    MacAddr(mac)
+/// A big-endian u32 field, read whole.
+pub(crate) fn be32(data: &[u8], field: Range<usize>) -> u32 {
+    u32::from_be_bytes(array(data, field))
+}
+
+/// A MAC address field, read whole.
+pub(crate) fn mac(data: &[u8], field: Range<usize>) -> MacAddr {
+    MacAddr(array(data, field))
 }
 
 /// Lower-case hex of `data`, no separators.
@@ -266,19 +281,35 @@ pub struct Frame<'a> {
     pub payload: Payload<'a>,
 }
 
-/// Splits an Ethernet frame (without FCS) into addresses, VLAN tags and a classified
-/// payload. 802.3 frames are cut to their length field, dropping the padding.
-pub fn classify(frame: &[u8]) -> Result<Frame<'_>, Error> {
-    let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|e| Error::Truncated {
-        layer: Layer::Ethernet,
-        field: "header",
-        need: e.required_len,
-        have: e.len,
-    })?;
-    let dst = MacAddr(eth.destination());
-    let src = MacAddr(eth.source());
-    let mut ether_type = eth.ether_type();
-    let mut rest = &frame[eth.slice().len()..];
+/// An Ethernet frame with its VLAN tags stepped over: the one walk over 802.1Q / 802.1ad tags
+/// in the crate. Borrowed, never allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Untagged<'a> {
+    pub dst: MacAddr,
+    pub src: MacAddr,
+    /// The tags' VLAN ids, outermost first.
+    pub vlans: Vlans,
+    /// The EtherType (or IEEE 802.3 length, below 0x0600) after the last tag.
+    pub ether_type: EtherType,
+    /// What follows it, padding included.
+    pub payload: &'a [u8],
+}
+
+/// Steps over the VLAN tags of an Ethernet frame (without FCS): up to [`MAX_VLAN_TAGS`] tags
+/// with the TPID of 802.1Q (0x8100), 802.1ad (0x88a8) or pre-standard double tagging
+/// (0x9100). A few byte reads, no copy of the payload: the forwarding
+/// path runs it on every frame it may copy.
+#[inline]
+pub fn untag(frame: &[u8]) -> Result<Untagged<'_>, Error> {
+    let Some((h, mut rest)) = frame.split_first_chunk::<ETHERNET_HEADER_LEN>() else {
+        return Err(Error::Truncated {
+            layer: Layer::Ethernet,
+            field: "header",
+            need: ETHERNET_HEADER_LEN,
+            have: frame.len(),
+        });
+    };
+    let mut ether_type = EtherType(u16::from_be_bytes([h[12], h[13]]));
     let mut vlans = Vlans::default();
     while matches!(
         ether_type,
@@ -293,17 +324,38 @@ pub fn classify(frame: &[u8]) -> Result<Frame<'_>, Error> {
                 value: MAX_VLAN_TAGS as u32 + 1,
             });
         }
-        let tag = SingleVlanSlice::from_slice(rest).map_err(|e| Error::Truncated {
-            layer: Layer::Vlan,
-            field: "tag",
-            need: e.required_len,
-            have: e.len,
-        })?;
-        vlans.ids[vlans.len] = tag.vlan_identifier().value();
+        let Some((tag, after)) = rest.split_first_chunk::<VLAN_TAG_LEN>() else {
+            return Err(Error::Truncated {
+                layer: Layer::Vlan,
+                field: "tag",
+                need: VLAN_TAG_LEN,
+                have: rest.len(),
+            });
+        };
+        vlans.ids[vlans.len] = u16::from_be_bytes([tag[0], tag[1]]) & 0x0fff;
         vlans.len += 1;
-        ether_type = tag.ether_type();
-        rest = tag.payload_slice();
+        ether_type = EtherType(u16::from_be_bytes([tag[2], tag[3]]));
+        rest = after;
     }
+    Ok(Untagged {
+        dst: MacAddr([h[0], h[1], h[2], h[3], h[4], h[5]]),
+        src: MacAddr([h[6], h[7], h[8], h[9], h[10], h[11]]),
+        vlans,
+        ether_type,
+        payload: rest,
+    })
+}
+
+/// Splits an Ethernet frame (without FCS) into addresses, VLAN tags and a classified
+/// payload. 802.3 frames are cut to their length field, dropping the padding.
+pub fn classify(frame: &[u8]) -> Result<Frame<'_>, Error> {
+    let Untagged {
+        dst,
+        src,
+        vlans,
+        ether_type,
+        payload: rest,
+    } = untag(frame)?;
     let payload = if ether_type.0 < 0x0600 {
         let len = usize::from(ether_type.0);
         check_len(rest, len, Layer::Ethernet, "802.3 payload")?;
@@ -340,7 +392,7 @@ fn llc(data: &[u8]) -> Result<Payload<'_>, Error> {
         (LLC_SAP_SNAP, LLC_SAP_SNAP, LLC_CONTROL_UI) => {
             check_len(rest, 5, Layer::Snap, "header")?;
             let oui = [rest[0], rest[1], rest[2]];
-            let pid = be16(rest, 3);
+            let pid = be16(rest, 3..5);
             if oui == OUI_CISCO && pid == SNAP_PID_PVST {
                 Payload::Pvst(&rest[5..])
             } else {

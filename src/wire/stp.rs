@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use super::{Error, Layer, MacAddr, be16, be32, check_len, hex, mac_at};
+use super::{Error, Layer, MacAddr, be16, be32, check_len, hex, mac};
 
 /// Byte ranges of the BPDU fields.
 pub mod field {
@@ -156,11 +156,11 @@ pub struct BridgeId {
 
 impl BridgeId {
     fn parse(b: &[u8]) -> Self {
-        let p = be16(b, 0);
+        let p = be16(b, 0..2);
         BridgeId {
             priority: p & 0xf000,
             system_id_ext: p & 0x0fff,
-            mac: mac_at(b, 2),
+            mac: mac(b, 2..8),
         }
     }
 
@@ -178,7 +178,9 @@ impl fmt::Display for BridgeId {
     }
 }
 
-/// A view of a BPDU.
+/// A view of a BPDU of any kind. [`Bpdu::new_checked`] checks the protocol identifier, the
+/// BPDU type and that every field of that type is present; the fields a TCN does not have are
+/// behind [`Bpdu::config`] and [`Bpdu::mst`], so no accessor reads past a 4-byte TCN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bpdu<T: AsRef<[u8]>> {
     buffer: T,
@@ -190,7 +192,7 @@ impl<T: AsRef<[u8]>> Bpdu<T> {
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let d = buffer.as_ref();
         check_len(d, TCN_LEN, Layer::Stp, "header")?;
-        let protocol = be16(d, field::PROTOCOL_ID.start);
+        let protocol = be16(d, field::PROTOCOL_ID);
         if protocol != 0 {
             return Err(Error::Value {
                 layer: Layer::Stp,
@@ -200,28 +202,13 @@ impl<T: AsRef<[u8]>> Bpdu<T> {
         }
         match BpduType(d[field::BPDU_TYPE]) {
             BpduType::TCN => {}
-            BpduType::CONFIG => check_len(d, CONFIG_LEN, Layer::Stp, "configuration BPDU")?,
+            BpduType::CONFIG => {
+                ConfigBpdu::new_checked(d)?;
+            }
             BpduType::RST => {
                 check_len(d, RST_LEN, Layer::Stp, "RST BPDU")?;
-                if d[field::VERSION] >= Version::MSTP.0 && d.len() >= MST_LEN {
-                    let v3 = usize::from(be16(d, field::VERSION3_LENGTH.start));
-                    if v3 < MST_V3_BASE
-                        || !(v3 - MST_V3_BASE).is_multiple_of(field::msti::LEN)
-                        || (v3 - MST_V3_BASE) / field::msti::LEN > MAX_MSTI
-                    {
-                        return Err(Error::Length {
-                            layer: Layer::Stp,
-                            field: "MST version 3 length",
-                            len: v3,
-                            expected: "64 + 16 per MSTI, at most 64 MSTIs",
-                        });
-                    }
-                    check_len(
-                        d,
-                        field::MST_CONFIG_FORMAT + v3,
-                        Layer::Stp,
-                        "MSTI configuration messages",
-                    )?;
+                if carries_mst(d) {
+                    MstBpdu::new_checked(d)?;
                 }
             }
             BpduType(t) => {
@@ -246,20 +233,56 @@ impl<T: AsRef<[u8]>> Bpdu<T> {
     }
     /// True for an RST BPDU that carries MST fields.
     pub fn is_mst(&self) -> bool {
-        self.bpdu_type() == BpduType::RST
-            && self.version().0 >= Version::MSTP.0
-            && self.d().len() >= MST_LEN
+        self.bpdu_type() == BpduType::RST && carries_mst(self.d())
     }
     /// Length of the BPDU proper (what follows is padding or a PVST+ TLV).
     pub fn bpdu_len(&self) -> usize {
-        match self.bpdu_type() {
-            BpduType::TCN => TCN_LEN,
-            BpduType::CONFIG => CONFIG_LEN,
-            _ if self.is_mst() => field::MST_CONFIG_FORMAT + self.version3_length(),
+        match (self.bpdu_type(), self.mst()) {
+            (BpduType::TCN, _) => TCN_LEN,
+            (BpduType::CONFIG, _) => CONFIG_LEN,
+            (_, Some(mst)) => field::MST_CONFIG_FORMAT + mst.version3_length(),
             _ => RST_LEN,
         }
     }
-    // Accessors below assume a configuration, RST or MST BPDU (not TCN).
+    /// The fields of configuration, RST and MST BPDUs; `None` for a TCN.
+    pub fn config(&self) -> Option<ConfigBpdu<&[u8]>> {
+        (self.bpdu_type() != BpduType::TCN).then(|| ConfigBpdu { buffer: self.d() })
+    }
+    /// The MST fields of an MST BPDU; `None` for other kinds.
+    pub fn mst(&self) -> Option<MstBpdu<&[u8]>> {
+        self.is_mst().then(|| MstBpdu { buffer: self.d() })
+    }
+}
+
+/// An RST BPDU of version 3 or more that is long enough for the MST fields is an MST BPDU
+/// (802.1Q clause 14.4); a shorter one is read as RST.
+fn carries_mst(d: &[u8]) -> bool {
+    d[field::VERSION] >= Version::MSTP.0 && d.len() >= MST_LEN
+}
+
+/// A view of the fields configuration, RST and MST BPDUs share (bytes 4 to 34): flags, root,
+/// cost, bridge, port and timers. [`ConfigBpdu::new_checked`] checks that all 35 bytes are
+/// there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigBpdu<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> ConfigBpdu<T> {
+    /// Wraps `buffer`, checking that it holds the fields up to the forward delay.
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
+        check_len(
+            buffer.as_ref(),
+            CONFIG_LEN,
+            Layer::Stp,
+            "configuration BPDU",
+        )?;
+        Ok(Self { buffer })
+    }
+
+    fn d(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
     pub fn flags(&self) -> Flags {
         Flags(self.d()[field::FLAGS])
     }
@@ -267,33 +290,111 @@ impl<T: AsRef<[u8]>> Bpdu<T> {
         BridgeId::parse(&self.d()[field::ROOT_ID])
     }
     pub fn root_path_cost(&self) -> u32 {
-        be32(self.d(), field::ROOT_PATH_COST.start)
+        be32(self.d(), field::ROOT_PATH_COST)
     }
     pub fn bridge_id(&self) -> BridgeId {
         BridgeId::parse(&self.d()[field::BRIDGE_ID])
     }
     pub fn port_id(&self) -> u16 {
-        be16(self.d(), field::PORT_ID.start)
+        be16(self.d(), field::PORT_ID)
     }
     pub fn message_age(&self) -> u16 {
-        be16(self.d(), field::MESSAGE_AGE.start)
+        be16(self.d(), field::MESSAGE_AGE)
     }
     pub fn max_age(&self) -> u16 {
-        be16(self.d(), field::MAX_AGE.start)
+        be16(self.d(), field::MAX_AGE)
     }
     pub fn hello_time(&self) -> u16 {
-        be16(self.d(), field::HELLO_TIME.start)
+        be16(self.d(), field::HELLO_TIME)
     }
     pub fn forward_delay(&self) -> u16 {
-        be16(self.d(), field::FORWARD_DELAY.start)
+        be16(self.d(), field::FORWARD_DELAY)
     }
-    /// Version 3 length (MST BPDUs only).
+}
+
+/// A view of the MST fields of an MST BPDU (bytes 36 on: version 3 length, MST configuration
+/// identifier, CIST fields, MSTI records). [`MstBpdu::new_checked`] checks the version 3
+/// length and that every MSTI record it announces is present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MstBpdu<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> MstBpdu<T> {
+    /// Wraps `buffer` (a whole BPDU, from its protocol identifier), checking its MST fields.
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
+        let d = buffer.as_ref();
+        check_len(d, MST_LEN, Layer::Stp, "MST BPDU")?;
+        let v3 = usize::from(be16(d, field::VERSION3_LENGTH));
+        if v3 < MST_V3_BASE
+            || !(v3 - MST_V3_BASE).is_multiple_of(field::msti::LEN)
+            || (v3 - MST_V3_BASE) / field::msti::LEN > MAX_MSTI
+        {
+            return Err(Error::Length {
+                layer: Layer::Stp,
+                field: "MST version 3 length",
+                len: v3,
+                expected: "64 + 16 per MSTI, at most 64 MSTIs",
+            });
+        }
+        check_len(
+            d,
+            field::MST_CONFIG_FORMAT + v3,
+            Layer::Stp,
+            "MSTI configuration messages",
+        )?;
+        Ok(Self { buffer })
+    }
+
+    fn d(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+    /// Version 3 length: the bytes from the configuration format selector on.
     pub fn version3_length(&self) -> usize {
-        usize::from(be16(self.d(), field::VERSION3_LENGTH.start))
+        usize::from(be16(self.d(), field::VERSION3_LENGTH))
     }
-    /// Number of MSTI records (MST BPDUs only).
+    /// Number of MSTI records.
     pub fn msti_count(&self) -> usize {
         (self.version3_length() - MST_V3_BASE) / field::msti::LEN
+    }
+    pub fn config_format(&self) -> u8 {
+        self.d()[field::MST_CONFIG_FORMAT]
+    }
+    /// The configuration name, NUL padded.
+    pub fn config_name(&self) -> [u8; 32] {
+        super::array(self.d(), field::MST_CONFIG_NAME)
+    }
+    pub fn revision(&self) -> u16 {
+        be16(self.d(), field::MST_REVISION)
+    }
+    pub fn digest(&self) -> [u8; 16] {
+        super::array(self.d(), field::MST_DIGEST)
+    }
+    pub fn cist_internal_root_path_cost(&self) -> u32 {
+        be32(self.d(), field::CIST_INTERNAL_ROOT_PATH_COST)
+    }
+    pub fn cist_bridge_id(&self) -> BridgeId {
+        BridgeId::parse(&self.d()[field::CIST_BRIDGE_ID])
+    }
+    pub fn cist_remaining_hops(&self) -> u8 {
+        self.d()[field::CIST_REMAINING_HOPS]
+    }
+    /// MSTI record `i` (0-based); `None` from [`MstBpdu::msti_count`] on.
+    pub fn msti(&self, i: usize) -> Option<Msti> {
+        use field::msti as f;
+        if i >= self.msti_count() {
+            return None;
+        }
+        let start = field::MSTI + i * f::LEN;
+        let r = &self.d()[start..start + f::LEN];
+        Some(Msti {
+            flags: Flags(r[f::FLAGS]),
+            regional_root: BridgeId::parse(&r[f::REGIONAL_ROOT]),
+            internal_root_path_cost: be32(r, f::INTERNAL_ROOT_PATH_COST),
+            bridge_priority: u16::from(r[f::BRIDGE_PRIORITY] >> 4) << 12,
+            port_priority: (r[f::PORT_PRIORITY] >> 4) << 4,
+            remaining_hops: r[f::REMAINING_HOPS],
+        })
     }
 }
 
@@ -401,22 +502,13 @@ impl Repr {
     /// Decodes an 802.1D / 802.1Q BPDU (the LLC payload); bytes after it are ignored.
     pub fn parse(data: &[u8]) -> Result<Repr, Error> {
         let bpdu = Bpdu::new_checked(data)?;
-        let config = || Config {
-            flags: bpdu.flags(),
-            root: bpdu.root_id(),
-            root_path_cost: bpdu.root_path_cost(),
-            bridge: bpdu.bridge_id(),
-            port_id: bpdu.port_id(),
-            message_age: bpdu.message_age(),
-            max_age: bpdu.max_age(),
-            hello_time: bpdu.hello_time(),
-            forward_delay: bpdu.forward_delay(),
-        };
-        let body = match bpdu.bpdu_type() {
-            BpduType::TCN => Body::Tcn,
-            BpduType::CONFIG => Body::Config(config()),
-            _ if bpdu.is_mst() => Body::Mst(config(), parse_mst(&bpdu)),
-            _ => Body::Rst(config()),
+        let body = match (bpdu.config(), bpdu.mst()) {
+            (None, _) => Body::Tcn,
+            (Some(c), Some(m)) => Body::Mst(parse_config(&c), parse_mst(&m)),
+            (Some(c), None) if bpdu.bpdu_type() == BpduType::CONFIG => {
+                Body::Config(parse_config(&c))
+            }
+            (Some(c), None) => Body::Rst(parse_config(&c)),
         };
         Ok(Repr {
             version: bpdu.version(),
@@ -435,7 +527,7 @@ impl Repr {
         let at = PVST_TLV;
         let tlv = data.get(at..).unwrap_or_default();
         check_len(tlv, PVST_TLV_LEN, Layer::Pvst, "originating VLAN TLV")?;
-        let (t, len) = (be16(tlv, 0), be16(tlv, 2));
+        let (t, len) = (be16(tlv, 0..2), be16(tlv, 2..4));
         if t != 0 {
             return Err(Error::Value {
                 layer: Layer::Pvst,
@@ -451,7 +543,7 @@ impl Repr {
                 expected: "2",
             });
         }
-        repr.pvst_vlan = Some(be16(tlv, 4));
+        repr.pvst_vlan = Some(be16(tlv, 4..6));
         Ok(repr)
     }
 
@@ -573,35 +665,30 @@ impl Repr {
     }
 }
 
-fn parse_mst<T: AsRef<[u8]>>(bpdu: &Bpdu<T>) -> Mst {
-    let d = bpdu.d();
-    let mut config_name = [0; 32];
-    config_name.copy_from_slice(&d[field::MST_CONFIG_NAME]);
-    let mut digest = [0; 16];
-    digest.copy_from_slice(&d[field::MST_DIGEST]);
-    let mstis = (0..bpdu.msti_count())
-        .map(|i| {
-            use field::msti as f;
-            let r = &d[field::MSTI + i * f::LEN..][..f::LEN];
-            Msti {
-                flags: Flags(r[f::FLAGS]),
-                regional_root: BridgeId::parse(&r[f::REGIONAL_ROOT]),
-                internal_root_path_cost: be32(r, f::INTERNAL_ROOT_PATH_COST.start),
-                bridge_priority: u16::from(r[f::BRIDGE_PRIORITY] >> 4) << 12,
-                port_priority: (r[f::PORT_PRIORITY] >> 4) << 4,
-                remaining_hops: r[f::REMAINING_HOPS],
-            }
-        })
-        .collect();
+fn parse_config(c: &ConfigBpdu<&[u8]>) -> Config {
+    Config {
+        flags: c.flags(),
+        root: c.root_id(),
+        root_path_cost: c.root_path_cost(),
+        bridge: c.bridge_id(),
+        port_id: c.port_id(),
+        message_age: c.message_age(),
+        max_age: c.max_age(),
+        hello_time: c.hello_time(),
+        forward_delay: c.forward_delay(),
+    }
+}
+
+fn parse_mst(m: &MstBpdu<&[u8]>) -> Mst {
     Mst {
-        config_format: d[field::MST_CONFIG_FORMAT],
-        config_name,
-        revision: be16(d, field::MST_REVISION.start),
-        digest,
-        cist_internal_root_path_cost: be32(d, field::CIST_INTERNAL_ROOT_PATH_COST.start),
-        cist_bridge: BridgeId::parse(&d[field::CIST_BRIDGE_ID]),
-        remaining_hops: d[field::CIST_REMAINING_HOPS],
-        mstis,
+        config_format: m.config_format(),
+        config_name: m.config_name(),
+        revision: m.revision(),
+        digest: m.digest(),
+        cist_internal_root_path_cost: m.cist_internal_root_path_cost(),
+        cist_bridge: m.cist_bridge_id(),
+        remaining_hops: m.cist_remaining_hops(),
+        mstis: (0..m.msti_count()).filter_map(|i| m.msti(i)).collect(),
     }
 }
 
@@ -726,6 +813,24 @@ mod tests {
         assert_eq!(emit(&r), [0, 0, 0, 0x80]);
     }
 
+    /// A 4-byte TCN passes `new_checked`; the configuration fields it does not have are not
+    /// reachable, so nothing reads past its end (flags and root ID once did).
+    #[test]
+    fn four_byte_tcn_has_no_configuration_fields() {
+        let tcn = [0, 0, 0, 0x80];
+        let bpdu = Bpdu::new_checked(&tcn[..]).unwrap();
+        assert_eq!(bpdu.bpdu_type(), BpduType::TCN);
+        assert_eq!(bpdu.bpdu_len(), TCN_LEN);
+        assert!(bpdu.config().is_none());
+        assert!(bpdu.mst().is_none());
+        assert!(ConfigBpdu::new_checked(&tcn[..]).is_err());
+        assert!(MstBpdu::new_checked(&tcn[..]).is_err());
+        // A TCN header on a long buffer is still a TCN.
+        let mut long = CONFIG;
+        long[field::BPDU_TYPE] = BpduType::TCN.0;
+        assert!(Bpdu::new_checked(&long[..]).unwrap().config().is_none());
+    }
+
     #[test]
     fn rst_bpdu_flags() {
         let mut c = config();
@@ -786,7 +891,7 @@ mod tests {
         let r = mst_repr(2);
         let bytes = emit(&r);
         assert_eq!(bytes.len(), 102 + 32);
-        assert_eq!(be16(&bytes, field::VERSION3_LENGTH.start), 96);
+        assert_eq!(be16(&bytes, field::VERSION3_LENGTH), 96);
         assert_eq!(bytes[field::MSTI + field::msti::BRIDGE_PRIORITY], 0x20);
         assert_eq!(bytes[field::MSTI + field::msti::PORT_PRIORITY], 0x80);
         let back = Repr::parse(&bytes).unwrap();

@@ -215,7 +215,7 @@ fn ip_text(addr: &[u8]) -> String {
 
 fn hw_text(addr: &[u8]) -> String {
     if addr.len() == 6 {
-        super::mac_at(addr, 0).to_string()
+        super::mac(addr, 0..6).to_string()
     } else {
         super::hex(addr)
     }

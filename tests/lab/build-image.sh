@@ -40,7 +40,7 @@ if ldd /bin/busybox >/dev/null 2>&1; then
   exit 1
 fi
 cp /bin/busybox "$root/bin/busybox"
-modules="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net llc stp bridge"
+modules="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net llc stp bridge tls bonding"
 for m in $modules; do
   f=$(find "$work/kernel/lib/modules/$kver" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -n1)
   [ -n "$f" ] || { echo "build-image.sh: module $m not in $pkg" >&2; exit 1; }
@@ -56,9 +56,12 @@ cat >"$root/init" <<'INIT'
 #!/bin/busybox sh
 # The lab VM's whole userland. Its job comes from the kernel command line:
 #   ls.name=NAME        label echoed in every result line
-#   ls.role=ping|bridge|idle
+#   ls.role=ping|bridge|bond|idle
 #                       ping: ping ls.peer and print a summary; bridge: put every ethN in an
 #                       STP bridge br0 (the address goes on br0), then ping ls.peer if given;
+#                       bond: every ethN in an 802.3ad bond0 (lacp_rate fast; the address on
+#                       bond0, LINKSCOPE-BOND lines on every change of how many members
+#                       distribute), then ping ls.peer;
 #                       idle: configure the address and answer pings for ls.hold seconds
 #   ls.addr=IP/LEN      address of eth0 (of br0 for role bridge)
 #   ls.peer=IP          whom to ping
@@ -68,7 +71,7 @@ cat >"$root/init" <<'INIT'
 #   ls.wait=N           warm-up pings (one a second) allowed before the counted ones (60)
 #   ls.hold=N           seconds to keep answering after the result before powering off (30)
 # Lines for the test harness start with LINKSCOPE-; LINKSCOPE-PING marks the start of the
-# counted pings.
+# counted pings; LINKSCOPE-CARRIER reports eth0's carrier whenever it changes.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -118,10 +121,44 @@ if [ "$role" = bridge ]; then
   done
   dev=br0
 fi
+if [ "$role" = bond ]; then
+  # bonding.ko made bond0; configure it through sysfs (busybox ip has no bond options).
+  echo 802.3ad >/sys/class/net/bond0/bonding/mode
+  echo fast >/sys/class/net/bond0/bonding/lacp_rate
+  echo 100 >/sys/class/net/bond0/bonding/miimon
+  for p in $ports; do
+    ip link set "$p" down
+    echo "+$p" >/sys/class/net/bond0/bonding/slaves
+  done
+  dev=bond0
+  (
+    n=0 last=none
+    while true; do
+      # Members whose actor state has Distributing (0x20) set.
+      c=$(awk '/details actor lacp pdu/ {a = 1} a && /port state:/ {if (int($NF / 32) % 2) n++; a = 0} END {print n + 0}' /proc/net/bonding/bond0 2>/dev/null)
+      if [ "$c" != "$last" ]; then
+        n=$((n + 1))
+        echo "LINKSCOPE-BOND name=$name n=$n ports=$c"
+      fi
+      last=$c
+      usleep 100000
+    done
+  ) &
+fi
 [ -n "$mtu" ] && ip link set "$dev" mtu "$mtu"
 [ -n "$addr" ] && ip addr add "$addr" dev "$dev"
 ip link set "$dev" up
 echo "LINKSCOPE-READY name=$name role=$role dev=$dev mtu=$(cat /sys/class/net/$dev/mtu) mac=$(cat /sys/class/net/eth0/address)"
+# eth0's carrier on every change (a cable pulled through QMP set_link shows here).
+(
+  last=none
+  while true; do
+    c=$(cat /sys/class/net/eth0/carrier 2>/dev/null)
+    [ "$c" != "$last" ] && echo "LINKSCOPE-CARRIER name=$name carrier=$c after=$last"
+    last=$c
+    usleep 100000
+  done
+) &
 if [ "$role" = bridge ]; then
   i=0
   while [ $i -lt 300 ]; do

@@ -22,7 +22,7 @@ pub const LINE_TIMEOUT: Duration = Duration::from_secs(240);
 #[derive(Clone, Debug)]
 pub struct Guest {
     pub name: String,
-    /// "ping", "bridge" or "idle".
+    /// "ping", "bridge", "bond" or "idle".
     pub role: String,
     /// Address with prefix length, e.g. "10.77.0.1/24".
     pub addr: String,
@@ -233,6 +233,40 @@ impl Vm {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// Waits for the first console line starting with `LINKSCOPE-` that contains `text`.
+    pub fn wait_line_containing(&mut self, text: &str) -> Result<String, String> {
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        loop {
+            {
+                let lines = self.console.lines.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(line) = lines
+                    .iter()
+                    .find(|l| l.starts_with("LINKSCOPE-") && l.contains(text))
+                {
+                    return Ok(line.clone());
+                }
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "VM {}: no line with {text:?}; console:\n{}",
+                        self.name,
+                        lines.join("\n")
+                    ));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Every console line so far starting with `prefix`, without waiting.
+    pub fn lines(&self, prefix: &str) -> Vec<String> {
+        let lines = self.console.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 
     /// The first console line so far starting with `prefix`, without waiting.

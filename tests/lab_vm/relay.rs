@@ -208,3 +208,158 @@ fn a_relay_takes_back_a_restarted_socket_connect_vm() {
         StreamVm::Client,
     );
 }
+
+/// The test's third switch port: an emulated tunnel end that sends its own BPDUs and LLDPDUs
+/// and keeps every frame it receives.
+struct ThirdEnd {
+    received: std::sync::Arc<Mutex<Vec<Vec<u8>>>>,
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+const THIRD_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x77, 0x00, 0x03];
+
+impl ThirdEnd {
+    fn start(socket: std::net::UdpSocket, relay: std::net::SocketAddr) -> ThirdEnd {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        let received = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let running = std::sync::Arc::new(AtomicBool::new(true));
+        let (rx, flag, store) = (socket, running.clone(), received.clone());
+        let own = [
+            crate::support_frames::stp_frame(THIRD_MAC, 61440),
+            crate::support_frames::lldp_frame(THIRD_MAC, "third"),
+        ];
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0; 65536];
+            while flag.load(Ordering::Relaxed) {
+                for frame in &own {
+                    let _ = rx.send_to(frame, relay);
+                }
+                while let Ok(n) = rx.recv(&mut buf) {
+                    store
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(buf[..n].to_vec());
+                }
+            }
+        });
+        ThirdEnd {
+            received,
+            running,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> Vec<Vec<u8>> {
+        self.running
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        std::mem::take(&mut *self.received.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[test]
+fn a_switching_relay_joins_two_vms_and_a_third_end_without_echo_or_leaks() {
+    let test = "a_switching_relay_joins_two_vms_and_a_third_end_without_echo_or_leaks";
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(image) = prereq::vm_image(test, &[Need::Qemu]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("relay.json");
+    let [vm_a, vm_b, relay_a, relay_b, relay_c] = crate::lab::free_udp_ports::<5>();
+    let third = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let third_addr = third.local_addr().unwrap();
+    let relay = Relay::start(&[
+        "--switch".into(),
+        "-q".into(),
+        "--stats-interval".into(),
+        "0".into(),
+        "--json".into(),
+        json.display().to_string(),
+        format!("udp://127.0.0.1:{relay_a}->127.0.0.1:{vm_a}"),
+        format!("udp://127.0.0.1:{relay_b}->127.0.0.1:{vm_b}"),
+        format!("udp://127.0.0.1:{relay_c}->{third_addr}"),
+    ]);
+    let third = ThirdEnd::start(third, ([127, 0, 0, 1], relay_c).into());
+    let vm_spec = |guest: Guest, relay: u16, own: u16, mac: &str| {
+        let mut net_args = vec![
+            "-netdev".to_string(),
+            format!("socket,id=n0,udp=127.0.0.1:{relay},localaddr=127.0.0.1:{own}"),
+        ];
+        net_args.extend(device(mac));
+        Spec {
+            guest,
+            net_args,
+            netns: None,
+        }
+    };
+    // VM a runs an STP bridge (real BPDUs) and pings VM b, which answers.
+    let bridge = Guest {
+        role: "bridge".into(),
+        ..Guest::ping(
+            "vma",
+            &format!("{}/24", scenario::GUEST_IPS[0]),
+            scenario::GUEST_IPS[1],
+        )
+    };
+    let answering = Guest {
+        role: "idle".into(),
+        hold: Some(900),
+        ..Guest::ping(
+            "vmb",
+            &format!("{}/24", scenario::GUEST_IPS[1]),
+            scenario::GUEST_IPS[0],
+        )
+    };
+    let mut vms = vm::start(
+        &image,
+        vec![
+            vm_spec(bridge, relay_a, vm_a, "52:54:00:77:00:01"),
+            vm_spec(answering, relay_b, vm_b, "52:54:00:77:00:02"),
+        ],
+    )
+    .unwrap();
+    let result = vms[0].result().unwrap();
+    scenario::check_no_loss(&result, PINGS).unwrap();
+    drop(vms);
+    let received = third.stop();
+    relay.stop();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+
+    // The third end got the VM bridge's BPDUs (flooded), never its own frames back, and no
+    // unicast frame between the VMs once the switch had learned them (it learns each VM
+    // from its first frame, an ARP request or a BPDU, before any unicast is addressed to it).
+    let src = |f: &Vec<u8>| f.get(6..12).map(<[u8]>::to_vec);
+    let bpdus_from_vm = received
+        .iter()
+        .filter(|f| f.starts_with(&[0x01, 0x80, 0xc2, 0, 0, 0]))
+        .filter(|f| src(f) != Some(THIRD_MAC.to_vec()))
+        .count();
+    assert!(
+        bpdus_from_vm > 0,
+        "no BPDU of the VM's bridge reached the third end"
+    );
+    let echoed = received
+        .iter()
+        .filter(|f| src(f) == Some(THIRD_MAC.to_vec()))
+        .count();
+    assert_eq!(echoed, 0, "the third end received its own frames back");
+    let leaked: Vec<&Vec<u8>> = received.iter().filter(|f| f[0] & 1 == 0).collect();
+    assert!(
+        leaked.is_empty(),
+        "unicast between the VMs reached the third end: {} frames, first {:02x?}",
+        leaked.len(),
+        leaked.first().map(|f| &f[..14])
+    );
+    assert!(
+        report["switch"]["entries"].as_u64() >= Some(3),
+        "the switch learned both VMs and the third end: {report}"
+    );
+}

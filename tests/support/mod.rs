@@ -6,5 +6,6 @@ pub mod frames;
 pub mod impair;
 pub mod process;
 pub mod prometheus;
+pub mod sshd;
 pub mod tunnel;
 pub mod wireshark;

@@ -1,6 +1,7 @@
 //! The command line of `linkscope splice`, as clap parses it; [`super::options`] checks it
 //! and fills in the defaults.
 
+use crate::cli::impair::ImpairArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -56,6 +57,11 @@ pub struct Args {
     /// Keep at most SNAPLEN bytes of each frame in the capture (0: whole frames).
     #[arg(short = 's', value_name = "SNAPLEN", default_value_t = 0)]
     pub(super) snaplen: u32,
+    /// Capture filter in libpcap syntax, as tcpdump's and dumpcap's (e.g. 'not stp'): only
+    /// the frames it passes are written, printed and counted for -c; forwarding, the
+    /// measurements and --expect still see every frame. Needs libpcap (libpcap0.8).
+    #[arg(short = 'f', value_name = "FILTER")]
+    pub(super) filter: Option<String>,
     /// Ring buffer (with -w FILE): filesize:KB, duration:SECONDS, files:N, as dumpcap.
     #[arg(short = 'b', value_name = "COND")]
     pub(super) ring: Vec<String>,
@@ -100,4 +106,6 @@ pub struct Args {
     /// With --expect: how long to wait, in seconds [default: 60].
     #[arg(long, value_name = "SECONDS", requires = "expect")]
     pub(super) timeout: Option<f64>,
+    #[command(flatten)]
+    pub(super) impair: ImpairArgs,
 }

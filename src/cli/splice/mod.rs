@@ -22,6 +22,8 @@ use anyhow::Context;
 
 use super::spliced::{join, watch};
 use crate::capture::Output;
+use crate::capture::filter::Filtered;
+use crate::impair::{Live, Registry};
 use crate::splice::copy;
 use crate::splice::meters::{Metered, Meters};
 use crate::splice::watch::{Views, Watched};
@@ -54,7 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None
     };
 
-    let sink = Sink::open(&options)?;
+    let sink = Sink::open(&options)?.map(|sink| Filtered::new(sink, options.filter.clone()));
     // With nothing that takes every frame, only the layer-2 view consumes the copies.
     let copy = if sink.is_none() && measurement.is_none() {
         CopyFilter::Control
@@ -83,19 +85,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         copy,
         workers: options.workers,
     };
-    let splice = Splice::start(&config, Some(copies), stop.clone())?;
+    let live = Live::start(options.impair.clone())?;
+    match live.control() {
+        Ok(path) => eprintln!(
+            "control: {} (linkscope ctl LINK impair|clear|down|up|flap|show)",
+            path.display()
+        ),
+        Err(e) => {
+            let cause = std::error::Error::source(e).map_or(String::new(), |s| format!(": {s}"));
+            eprintln!("linkscope: no control socket ({e}{cause}); give --control PATH")
+        }
+    }
+    let splice =
+        Splice::start_with_stages(&config, Some(copies), stop.clone(), Some(live.stages()))?;
     let mut takeovers = Takeovers::new(&options);
     let waited = carry(
         &options,
         &stop,
-        &splice,
+        (&splice, live.registry()),
         measurement.as_mut(),
         json.as_mut(),
         &views,
         &mut takeovers,
     )?;
     let stats = splice.stop();
-    let sink = join(consumer).and_then(|c| Ok(c.into_inner()?.and_then(Watched::into_inner)));
+    let sink = join(consumer).and_then(|c| {
+        Ok(c.into_inner()?
+            .and_then(Watched::into_inner)
+            .map(Filtered::into_inner))
+    });
     let outcome = match sink {
         Ok(Some(Sink::Capture(recorder))) => recorder.finish(&stats).map_err(anyhow::Error::from),
         Ok(_) => Ok(()),
@@ -106,7 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         measurement.as_ref(),
         json.as_mut(),
         &stats,
-        &views,
+        (&views, live.registry()),
         waited,
     )?;
     let gaps = takeovers.finish(&mut io::stderr().lock())?;
@@ -126,7 +144,7 @@ const TAKEOVER_CHECK: Duration = Duration::from_secs(1);
 fn carry(
     options: &Options,
     stop: &AtomicBool,
-    splice: &Splice,
+    (splice, impair): (&Splice, &Registry),
     mut measurement: Option<&mut Measurement>,
     mut json: Option<&mut JsonOut>,
     views: &Views,
@@ -155,11 +173,11 @@ fn carry(
             && Instant::now() >= next_status
         {
             next_status += interval;
-            m.status()?;
+            m.status(impair)?;
             if let Some(json) = &mut json
                 && options.json_stream
             {
-                json.write(&m.report(&splice.stats(), views)?, true)?;
+                json.write(&m.report(&splice.stats(), views, impair)?, true)?;
             }
         }
     }

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::capture::Output;
+use crate::capture::filter::Filter;
+use crate::cli::impair::LinkEnds;
+use crate::impair::ImpairConfig;
 use crate::measure::l2::Expect;
 use crate::net::udp_owners;
 use crate::splice::{LinkConfig, Mode};
@@ -36,6 +39,8 @@ pub(super) struct Options {
     /// Where the capture goes (None: no capture).
     pub output: Option<Output>,
     pub snaplen: u32,
+    /// The capture filter (-f): which frames the capture, the printed lines and -c take.
+    pub filter: Option<Filter>,
     /// Print nothing per frame.
     pub quiet: bool,
     /// Meter the links (status lines, summary, report); false with --no-measure.
@@ -46,6 +51,8 @@ pub(super) struct Options {
     pub json_stream: bool,
     /// Forwarding threads (0: one per core).
     pub workers: usize,
+    /// Impairment, control socket and QMP targets.
+    pub impair: ImpairConfig,
 }
 
 impl Options {
@@ -66,6 +73,7 @@ impl Options {
                 message: "0: the count must be at least 1 (leave -c out for no limit)".into(),
             });
         }
+        let impair = args.impair.resolve(&link_ends(&args, &links)?)?;
         let autostop = parse_autostop(&args.autostop, args.count)?;
         let expect = if args.expect.is_empty() {
             None
@@ -75,6 +83,12 @@ impl Options {
         let expect_timeout = timeout(args.timeout)?;
         let stats_interval = stats_interval(args.stats_interval)?;
         let output = parse_output(args.write.as_deref(), &args.ring)?;
+        let filter = args
+            .filter
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| Filter::compile(f, args.snaplen))
+            .transpose()?;
         Ok(Options {
             links,
             names,
@@ -90,10 +104,12 @@ impl Options {
             stats_interval,
             output,
             snaplen: args.snaplen,
+            filter,
             quiet: args.quiet,
             measure: !args.no_measure,
             json: args.json,
             json_stream: args.json_stream,
+            impair,
         })
     }
 }
@@ -324,6 +340,22 @@ fn refuse_spliced(link: &LinkConfig) -> crate::Result<()> {
         });
     }
     Ok(())
+}
+
+/// The VMs and MACs of the ends of `links`, for `--qmp` (none without a mapping).
+fn link_ends(args: &Args, links: &[LinkConfig]) -> crate::Result<Vec<LinkEnds>> {
+    let Some(mapping) = &args.mapping else {
+        return Ok(Vec::new());
+    };
+    let planned = crate::plan::load_links(mapping)?;
+    Ok(planned
+        .iter()
+        .filter(|link| links.iter().any(|l| l.name == link.name))
+        .map(|link| LinkEnds {
+            name: link.name.clone(),
+            ends: [&link.a, &link.b].map(|e| (e.vm, e.mac.clone())).to_vec(),
+        })
+        .collect())
 }
 
 /// The links to splice, their names, and their host_mtu from the mapping.

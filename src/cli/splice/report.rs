@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cli::spliced::meter_text::{self, Rates};
 use crate::cli::spliced::{print_summary, stdout_error, watch};
+use crate::clock::now_ns;
 use crate::measure::meter::{Counters, SpliceCounters};
 use crate::measure::report::{self, Report};
 use crate::measure::snmp::{self, FragCounters};
@@ -16,6 +17,8 @@ use crate::splice::watch::Views;
 use crate::splice::{Direction, LinkConfig, LinkStats, Mode, Survey};
 
 use super::options::Options;
+use crate::control::Links;
+use crate::impair::{Counters as ImpairCounters, Registry};
 
 /// The start report on standard error: per link and end whether it is local and bound, and
 /// which directions this host carries (from `surveys`, one per link).
@@ -153,12 +156,6 @@ pub(super) struct Measurement {
     terminal: bool,
 }
 
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 impl Measurement {
     pub(super) fn new(options: &Options, surveys: &[Survey]) -> anyhow::Result<Measurement> {
         let (links, names) = (&options.links, &options.names);
@@ -195,7 +192,7 @@ impl Measurement {
     /// Counts overdue requests as unanswered and prints one status line (a refreshing one
     /// on a terminal): each link's figures, or with more than [`STATUS_LINKS_SHOWN`] links
     /// their totals and the busiest.
-    pub(super) fn status(&mut self) -> io::Result<()> {
+    pub(super) fn status(&mut self, impair: &Registry) -> io::Result<()> {
         let now = now_ns();
         let elapsed_ns = now - self.last_ns.min(now);
         let mut meters = self.meters.lock();
@@ -223,7 +220,11 @@ impl Measurement {
                         self.last[i],
                         elapsed_ns,
                     );
-                    format!("{}: {line}", self.names[i].link)
+                    format!(
+                        "{}: {line}{}",
+                        self.names[i].link,
+                        impair_status(impair, &self.names[i].link)
+                    )
                 })
                 .collect();
             parts.join("  ")
@@ -251,7 +252,12 @@ impl Measurement {
     }
 
     /// The report as of now, with the splice's own counters and the control-plane views.
-    pub(super) fn report(&self, stats: &[LinkStats], views: &Views) -> anyhow::Result<Report> {
+    pub(super) fn report(
+        &self,
+        stats: &[LinkStats],
+        views: &Views,
+        impair: &Registry,
+    ) -> anyhow::Result<Report> {
         let now = now_ns();
         let duration_s = now.saturating_sub(self.started_ns) as f64 / 1e9;
         let snmp_now = FragCounters::read(self.family)?;
@@ -286,6 +292,7 @@ impl Measurement {
                     out.lldp = serde_json::to_value(view.lldp())?;
                     out.stp = serde_json::to_value(view.stp())?;
                     out.lacp = serde_json::to_value(view.lacp())?;
+                    out.impairment = impair_json(impair, &self.names[i].link, *direction)?;
                 }
                 let seen = &self.directions[i];
                 let mut directions = std::mem::take(&mut link.directions).into_iter();
@@ -322,6 +329,51 @@ impl Measurement {
     }
 }
 
+/// The impairment part of a link's status line: each direction's spec and what it did, when
+/// it has a spec, a cable pull or counts.
+fn impair_status(impair: &Registry, link: &str) -> String {
+    let Some(state) = impair.state(link) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for d in &state.directions {
+        let c = &d.counters;
+        if d.spec.is_empty() && !d.down && c == &ImpairCounters::default() {
+            continue;
+        }
+        out += &format!(
+            "  impair {} [{}{}]: dropped {}, delayed {}, dup {}, reord {}, corrupt {}",
+            d.direction,
+            d.spec,
+            if d.down { " DOWN" } else { "" },
+            c.dropped(),
+            c.delayed,
+            c.duplicated,
+            c.reordered,
+            c.corrupted
+        );
+    }
+    out
+}
+
+/// One direction's impairment for the JSON report (null without a stage there).
+fn impair_json(
+    impair: &Registry,
+    link: &str,
+    direction: Direction,
+) -> serde_json::Result<serde_json::Value> {
+    let state = impair.state(link);
+    let found = state.as_ref().and_then(|s| {
+        s.directions
+            .iter()
+            .find(|d| d.direction == direction.label())
+    });
+    match found {
+        Some(d) => serde_json::to_value(d),
+        None => Ok(serde_json::Value::Null),
+    }
+}
+
 /// What the splice shows at the end on standard error (its own counters, the measurements'
 /// summary, the control plane, the `--expect` verdict) and the final JSON report; returns
 /// whether `--expect` passed (true without it).
@@ -330,7 +382,7 @@ pub(super) fn finish(
     measurement: Option<&Measurement>,
     json: Option<&mut JsonOut>,
     stats: &[LinkStats],
-    views: &Views,
+    (views, impair): (&Views, &Registry),
     waited: Duration,
 ) -> anyhow::Result<bool> {
     let mut err = io::stderr().lock();
@@ -341,7 +393,7 @@ pub(super) fn finish(
     if let Some(m) = measurement {
         m.summary(&mut err)?;
         if let Some(json) = json {
-            json.write(&m.report(stats, views)?, options.json_stream)?;
+            json.write(&m.report(stats, views, impair)?, options.json_stream)?;
         }
     }
     let views = views.lock();

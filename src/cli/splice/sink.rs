@@ -21,7 +21,11 @@ impl Sink {
     pub(super) fn open(options: &Options) -> crate::Result<Option<Sink>> {
         let packets = options.autostop.packets;
         Ok(if let Some(output) = &options.output {
-            let (interfaces, comment) = capture_layout(&options.names, options.snaplen);
+            let (interfaces, comment) = capture_layout(
+                &options.names,
+                options.snaplen,
+                options.filter.as_ref().map(|f| f.expression()),
+            );
             Some(Sink::Capture(Box::new(Recorder::new(
                 Writer::create(output, &comment, &interfaces)?,
                 packets,

@@ -1,0 +1,245 @@
+//! Remote capture: `linkscope extcap install --remote USER@HOST:PORT` against a real OpenSSH
+//! server on 127.0.0.1, the remote's links listed by `tshark -D` and captured by tshark over
+//! ssh (the remote running `linkscope splice … -w -`), the link handed back when tshark
+//! stops; a refused login and a remote without linkscope end with ssh's and the remote's
+//! own words instead of a hang.
+
+mod capture_support;
+mod support;
+
+use std::io::Read;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use capture_support::{Traffic, captured, frame, have_libpcap, is_stp};
+use support::process::{Running, linkscope, run, wait_exit};
+use support::sshd::{Sshd, linkscope_path};
+use support::wireshark::have;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// One emulated link on loopback and its mapping, "on the remote" (the same machine).
+struct Lab {
+    dir: tempfile::TempDir,
+    a: UdpSocket,
+    b: UdpSocket,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let end = || support::tunnel::end(Some(Duration::from_millis(100)));
+        let (a, b) = (end(), end());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("mapping.yaml"),
+            format!(
+                "links:\n  - [100, 2, 102, 1, {{port_a: {}, port_b: {}}}]\n",
+                a.local_addr().unwrap().port(),
+                b.local_addr().unwrap().port()
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("home")).unwrap();
+        Lab { dir, a, b }
+    }
+
+    fn mapping(&self) -> PathBuf {
+        self.dir.path().join("mapping.yaml")
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// `linkscope extcap install --remote …` into the temporary HOME, with ssh `key`.
+    fn install(&self, sshd: &Sshd, key: &str, remote_linkscope: &Path) -> std::process::Output {
+        let mut command = linkscope();
+        command
+            .env("HOME", self.home())
+            .env_remove("XDG_CONFIG_HOME")
+            .args(["extcap", "install", "--remote"])
+            .arg(sshd.remote())
+            .arg("--mapping")
+            .arg(self.mapping())
+            .arg("--remote-linkscope")
+            .arg(remote_linkscope);
+        for option in sshd.ssh_options(key) {
+            command.arg("--ssh-option").arg(option);
+        }
+        command.output().unwrap()
+    }
+
+    fn tshark(&self) -> Command {
+        let mut command = Command::new("tshark");
+        command
+            .env("HOME", self.home())
+            .env_remove("XDG_CONFIG_HOME");
+        command
+    }
+
+    /// Sends frames from a to b until one arrives straight from a: no splice in the path.
+    fn until_direct(&self) {
+        let start = Instant::now();
+        let mut buf = [0; 2048];
+        while start.elapsed() < DEADLINE {
+            self.a
+                .send_to(&frame(1, 60), self.b.local_addr().unwrap())
+                .unwrap();
+            if let Ok((_, source)) = self.b.recv_from(&mut buf)
+                && source == self.a.local_addr().unwrap()
+            {
+                return;
+            }
+        }
+        panic!("the link was never handed back");
+    }
+}
+
+fn ready(test: &str) -> Option<Sshd> {
+    if !have("tshark", test) || !have_libpcap(test) {
+        return None;
+    }
+    Sshd::start(test)
+}
+
+fn stderr_of(running: &mut Running) -> String {
+    let mut err = String::new();
+    running
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
+#[test]
+fn tshark_captures_a_remote_link_over_ssh() {
+    let Some(sshd) = ready("tshark_captures_a_remote_link_over_ssh") else {
+        return;
+    };
+    let lab = Lab::new();
+    let installed = lab.install(&sshd, "user_key", &linkscope_path());
+    assert!(installed.status.success(), "{installed:?}");
+    let said = String::from_utf8_lossy(&installed.stdout);
+    assert!(
+        said.contains(".config/wireshark/extcap/linkscope-127.0.0.1"),
+        "{said}"
+    );
+
+    let listed = run(lab.tshark().arg("-D"));
+    assert!(
+        listed.contains(
+            "linkscope-100:2-102:1@127.0.0.1 (linkscope 100:2-102:1 (vm100:eth2 - vm102:eth1) on 127.0.0.1)"
+        ),
+        "{listed}"
+    );
+
+    let file = lab.dir.path().join("remote.pcapng");
+    let traffic = Traffic::start(&lab.a, &lab.b);
+    let tshark = lab
+        .tshark()
+        .args(["-i", "linkscope-100:2-102:1@127.0.0.1", "-f", "not stp"])
+        .args(["-a", "duration:4", "-w"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(tshark);
+    let status = wait_exit(&mut running.0, DEADLINE, "tshark did not stop after 4 s");
+    let spliced = traffic.stop();
+    let err = stderr_of(&mut running);
+    assert!(status.success(), "{status}: {err}");
+    assert!(!err.contains("Error by extcap pipe"), "{err}");
+
+    assert!(
+        spliced.iter().any(|f| is_stp(f)),
+        "STP crossed the remote splice"
+    );
+    let frames = captured(&file);
+    assert!(!frames.is_empty(), "frames came over ssh");
+    assert!(
+        !frames.iter().any(|(_, f)| is_stp(f)),
+        "the remote applied the filter"
+    );
+    assert!(
+        frames.iter().any(|(i, _)| *i == 0) && frames.iter().any(|(i, _)| *i == 1),
+        "frames of both ends"
+    );
+    let names = support::wireshark::tshark_fields(&file, &[], &["frame.interface_name"]);
+    assert!(names.iter().any(|n| n[0] == "vm100:eth2"), "{names:?}");
+    // tshark stopped the local extcap, ssh went away, and the remote splice handed the link
+    // back even though frames kept coming only until then.
+    lab.until_direct();
+}
+
+#[test]
+fn a_refused_login_ends_the_capture_with_sshs_message() {
+    let Some(sshd) = ready("a_refused_login_ends_the_capture_with_sshs_message") else {
+        return;
+    };
+    let lab = Lab::new();
+    let installed = lab.install(&sshd, "user_key", &linkscope_path());
+    assert!(installed.status.success(), "{installed:?}");
+    // The key the extcap uses is no longer authorized.
+    sshd.authorize("wrong_key");
+    let started = Instant::now();
+    let tshark = lab
+        .tshark()
+        .args([
+            "-i",
+            "linkscope-100:2-102:1@127.0.0.1",
+            "-a",
+            "duration:60",
+            "-w",
+        ])
+        .arg(lab.dir.path().join("never.pcapng"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(tshark);
+    let status = wait_exit(
+        &mut running.0,
+        Duration::from_secs(5),
+        "tshark still waits 5 s after ssh was refused",
+    );
+    eprintln!("tshark ended after {:?}", started.elapsed());
+    let err = stderr_of(&mut running);
+    assert!(!status.success(), "{status}: {err}");
+    assert!(err.contains("Error by extcap pipe"), "{err}");
+    assert!(
+        err.contains("Permission denied (publickey)"),
+        "ssh's own words: {err}"
+    );
+    assert!(err.contains("BatchMode=yes"), "and what to check: {err}");
+}
+
+#[test]
+fn install_says_when_the_remote_has_no_linkscope_or_refuses_the_login() {
+    let Some(sshd) = ready("install_says_when_the_remote_has_no_linkscope_or_refuses_the_login")
+    else {
+        return;
+    };
+    let lab = Lab::new();
+    let missing = lab.install(&sshd, "user_key", Path::new("/nonexistent/linkscope"));
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("/nonexistent/linkscope"), "{err}");
+    assert!(err.contains("install linkscope there"), "{err}");
+
+    let refused = lab.install(&sshd, "wrong_key", &linkscope_path());
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("Permission denied (publickey)"), "{err}");
+    assert!(
+        !lab.home()
+            .join(".config/wireshark/extcap/linkscope-127.0.0.1")
+            .exists(),
+        "nothing installed"
+    );
+}
