@@ -84,6 +84,12 @@ impl Browser {
     }
 
     fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"))
+    }
+
+    /// A WebDriver command; its error (`stale element reference: …`) when it fails.
+    fn try_call(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
         let response = match method {
             "GET" => self.agent.get(&url).call(),
@@ -94,7 +100,7 @@ impl Browser {
                 .header("Content-Type", "application/json")
                 .send(body.to_string()),
         };
-        let mut response = response.unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
+        let mut response = response.map_err(|e| e.to_string())?;
         let text = response
             .body_mut()
             .with_config()
@@ -103,12 +109,9 @@ impl Browser {
             .expect("a WebDriver answer");
         let value: Value = serde_json::from_str(&text).expect("WebDriver answers JSON");
         if let Some(error) = value["value"]["error"].as_str() {
-            panic!(
-                "WebDriver {method} {path}: {error}: {}",
-                value["value"]["message"]
-            );
+            return Err(format!("{error}: {}", value["value"]["message"]));
         }
-        value["value"].clone()
+        Ok(value["value"].clone())
     }
 
     fn session_call(&self, method: &str, path: &str, body: Value) -> Value {
@@ -146,20 +149,30 @@ impl Browser {
         }
     }
 
-    /// Clicks the first element `css` selects.
+    /// Clicks the first element `css` selects, as a user would. A page that redraws itself
+    /// may replace the element between finding and clicking it: then it is found again.
     pub fn click(&self, css: &str) {
-        let element = self.session_call(
-            "POST",
-            "/element",
-            json!({ "using": "css selector", "value": css }),
-        );
-        let id = element
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("no element {css}"))
-            .to_owned();
-        self.session_call("POST", &format!("/element/{id}/click"), json!({}));
+        let mut last = String::new();
+        for _ in 0..20 {
+            let element = self.session_call(
+                "POST",
+                "/element",
+                json!({ "using": "css selector", "value": css }),
+            );
+            let id = element
+                .as_object()
+                .and_then(|o| o.values().next())
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("no element {css}"))
+                .to_owned();
+            let path = format!("/session/{}/element/{id}/click", self.session);
+            match self.try_call("POST", &path, json!({})) {
+                Ok(_) => return,
+                Err(e) if e.starts_with("stale element reference") => last = e,
+                Err(e) => panic!("WebDriver click on {css}: {e}"),
+            }
+        }
+        panic!("WebDriver click on {css}: {last}");
     }
 
     /// Saves a PNG screenshot of the page to `path`.
