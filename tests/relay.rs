@@ -789,3 +789,78 @@ fn a_connection_attempt_nobody_answers_is_given_up_and_retried() {
         "an unanswered attempt counts as failed: {report}"
     );
 }
+
+#[test]
+fn a_point_to_point_relay_is_impaired_and_controlled_while_it_runs() {
+    let (a, b) = (end(), end());
+    let (pa, pb) = (free_udp_port(), free_udp_port());
+    let dir = tempfile::tempdir().unwrap();
+    let (json, control) = (dir.path().join("r.json"), dir.path().join("ctl.sock"));
+    let running = relay(
+        &[
+            format!("udp://127.0.0.1:{pa}->{}", a.local_addr().unwrap()),
+            format!("udp://127.0.0.1:{pb}->{}", b.local_addr().unwrap()),
+            "--impair".into(),
+            "a>b:down".into(),
+            "--control".into(),
+            control.to_str().unwrap().into(),
+        ],
+        &json,
+    );
+    let to_a: SocketAddr = format!("127.0.0.1:{pa}").parse().unwrap();
+    let to_b: SocketAddr = format!("127.0.0.1:{pb}").parse().unwrap();
+    let frame = ether([2, 0, 0, 0, 0, 0xb], [2, 0, 0, 0, 0, 0xa], 7);
+    let mut buf = [0u8; 2048];
+    // B to A passes (once the relay is up); A to B is cut.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        b.send_to(&frame, to_b).unwrap();
+        if a.recv(&mut buf).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "b>a never passed");
+    }
+    for _ in 0..5 {
+        a.send_to(&frame, to_a).unwrap();
+    }
+    assert!(
+        b.recv(&mut buf).is_err(),
+        "a frame crossed the pulled a>b cable"
+    );
+    // `ctl up` plugs it back while the relay runs.
+    let out = linkscope()
+        .args(["ctl", "--control"])
+        .arg(&control)
+        .args(["relay", "up"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        a.send_to(&frame, to_a).unwrap();
+        if b.recv(&mut buf).is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a>b did not come back after ctl up"
+        );
+    }
+    stop(running, &json);
+    // A hub has no two directions to impair.
+    let out = linkscope()
+        .args(["relay", "--hub", "--impair", "loss=1%"])
+        .args([
+            format!("udp://127.0.0.1:{}->127.0.0.1:9", free_udp_port()),
+            format!("udp://127.0.0.1:{}->127.0.0.1:9", free_udp_port()),
+            format!("udp://127.0.0.1:{}->127.0.0.1:9", free_udp_port()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--impair"));
+}

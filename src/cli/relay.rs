@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::impair::{ImpairArgs, LinkEnds};
 use super::spliced::{meter_text, time_of_day};
 use crate::capture::filter::{Filter, Filtered};
 use crate::capture::{Interface, InterfaceStats, Output, Packet, Writer};
 use crate::direction::Direction;
+use crate::impair::{ImpairConfig, Live};
 use crate::measure::fragment::{Budget, Outer};
 use crate::measure::l2::{Expect, Expectation, PROTOCOLS, View};
 use crate::measure::meter::{Counters, Exchange, SpliceCounters};
@@ -56,6 +58,10 @@ pub struct Args {
     /// With --switch: the most addresses learned (more are counted as `full`).
     #[arg(long, value_name = "N", requires = "switch", default_value_t = switch::DEFAULT_CAPACITY)]
     max_macs: usize,
+    /// Impairment of a point-to-point relay (`--impair`, `--seed`, `--control`; see
+    /// docs/impair.md): the relay's link is named `relay` for `linkscope ctl`.
+    #[command(flatten)]
+    impair: ImpairArgs,
     /// A name for each endpoint in order (printed and as capture interface names; default:
     /// the locator); repeatable.
     #[arg(long, value_name = "NAME")]
@@ -114,6 +120,8 @@ struct Options {
     measure: bool,
     /// -f: which frames the capture, the printed lines and -c take.
     filter: Option<Filter>,
+    /// The impairment stages and control socket of a point-to-point relay.
+    impair: ImpairConfig,
 }
 
 fn options(args: &Args) -> crate::Result<Options> {
@@ -236,7 +244,29 @@ fn options(args: &Args) -> crate::Result<Options> {
             .filter(|f| !f.trim().is_empty())
             .map(|f| Filter::compile(f, 0))
             .transpose()?,
+        impair: impair(args, mode)?,
     })
+}
+
+/// The relay's link, as `linkscope ctl` names it.
+const LINK: &str = "relay";
+
+/// `--impair`, `--seed`, `--control`, `--qmp`: for a point-to-point relay only (a hub or a
+/// switch has a route per endpoint, not two directions).
+fn impair(args: &Args, mode: Mode) -> crate::Result<ImpairConfig> {
+    let asked = !args.impair.impair.is_empty() || !args.impair.qmp.is_empty();
+    if asked && mode != Mode::Pair {
+        return Err(crate::Error::Argument {
+            field: "--impair".into(),
+            message: "impairs the two directions of a point-to-point relay; a hub or a switch \
+                      has none"
+                .into(),
+        });
+    }
+    args.impair.resolve(&[LinkEnds {
+        name: LINK.into(),
+        ends: Vec::new(),
+    }])
 }
 
 /// Takes the copies: writes the capture (one interface per endpoint), prints a line per
@@ -368,16 +398,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Metered::new(meters.clone(), Some(watched), stop.clone()),
         stop.clone(),
     )?;
+    let live = match options.mode {
+        Mode::Pair => {
+            let live = Live::start(options.impair.clone())?;
+            match live.control() {
+                Ok(path) => eprintln!(
+                    "control: {} (linkscope ctl {LINK} impair|clear|down|up|flap|show)",
+                    path.display()
+                ),
+                Err(e) => eprintln!("linkscope: no control socket ({e}); give --control PATH"),
+            }
+            Some(live)
+        }
+        _ => None,
+    };
+    let stages = live.as_ref().map(|live| {
+        let registry = live.registry_handle();
+        Box::new(move |direction| vec![registry.stage(0, LINK, direction)])
+            as crate::relay::DirectionStages
+    });
     let relay = Relay::start(RelayConfig {
         endpoints: opened,
         mode: options.mode,
-        name: "relay".into(),
+        name: LINK.into(),
         copy: Some(copies),
         filter: if everything {
             CopyFilter::All
         } else {
             CopyFilter::Control
         },
+        stages,
     })?;
     let mut err = io::stderr().lock();
     writeln!(

@@ -53,6 +53,11 @@ impl Live {
         &self.registry
     }
 
+    /// The registry, shared, for a caller that builds its stages itself (a relay).
+    pub fn registry_handle(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
     /// Where the control socket listens, or why there is none.
     pub fn control(&self) -> std::result::Result<&Path, &Error> {
         self.server.as_ref().map(Server::path)

@@ -40,7 +40,7 @@ pub use locator::Locator;
 
 use crate::Error;
 use crate::direction::Direction;
-use crate::engine::{Engine, EngineConfig, Link, LinkId, LinkStats, Route, Select};
+use crate::engine::{Engine, EngineConfig, Link, LinkId, LinkStats, Route, Select, Stage};
 use crate::splice::copy::{CopyBatch, CopyFilter};
 use switch::{Forward, Table, TableStats};
 
@@ -89,7 +89,12 @@ pub struct RelayConfig {
     pub copy: Option<Sender<CopyBatch>>,
     /// Which forwarded frames are copied.
     pub filter: CopyFilter,
+    /// The stage chain of each direction of a point-to-point relay (impairment), if any.
+    pub stages: Option<DirectionStages>,
 }
+
+/// Makes the stage chain of one direction of a point-to-point relay.
+pub type DirectionStages = Box<dyn Fn(Direction) -> Vec<Box<dyn Stage>> + Send>;
 
 /// Counters of a relay as of one moment.
 #[derive(Debug, Clone)]
@@ -165,7 +170,14 @@ impl Relay {
                     Direction::BToA
                 },
                 copy_link: Some(from / 2),
-                stages: Vec::new(),
+                stages: match (&config.stages, config.mode) {
+                    (Some(stages), Mode::Pair) => stages(if from % 2 == 0 {
+                        Direction::AToB
+                    } else {
+                        Direction::BToA
+                    }),
+                    _ => Vec::new(),
+                },
                 select: table.as_ref().map(|table| {
                     Box::new(Switched {
                         table: table.clone(),
