@@ -126,7 +126,9 @@ fn answers_the_extcap_protocol() {
             "--measure",
             "--report",
             "--stats-interval",
-            "--host-mtu"
+            "--host-mtu",
+            "--impair",
+            "--seed"
         ],
         "{config}"
     );
@@ -588,6 +590,47 @@ fn the_dialogs_expect_ends_the_capture_naming_what_never_came() {
     let bytes = reader.join().unwrap();
     assert!(PcapNgReader::new(&bytes[..]).is_ok());
     lab.until(&lab.a, &lab.b, &frame(1, 60), false);
+}
+
+#[test]
+fn the_dialogs_impairment_cuts_the_direction_it_names() {
+    let lab = Lab::new();
+    let (mut running, reader) = extcap_capture(&lab, &["--impair", "a>b:down", "--seed", "7"]);
+    // Once the splice is in, B's frames cross and A's are dropped by the pulled a>b cable.
+    lab.until(&lab.b, &lab.a, &frame(1, 60), true);
+    let mut buf = [0u8; 2048];
+    for sequence in 2..7 {
+        lab.a
+            .send_to(&frame(sequence, 60), lab.b.local_addr().unwrap())
+            .unwrap();
+    }
+    lab.b
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    while let Ok((_, from)) = lab.b.recv_from(&mut buf) {
+        assert_eq!(
+            from,
+            lab.a.local_addr().unwrap(),
+            "only frames straight from A, none through the cut splice"
+        );
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &running.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = wait_exit(&mut running.0, DEADLINE, "extcap ignored SIGTERM");
+    let err = stderr_of(&mut running);
+    assert!(status.success(), "{status}: {err}");
+    let file = lab.dir.path().join("impaired.pcapng");
+    std::fs::write(&file, reader.join().unwrap()).unwrap();
+    let frames = captured(&file);
+    assert!(!frames.is_empty());
+    assert!(
+        frames.iter().all(|(interface, _)| *interface == 1),
+        "only end B's frames were forwarded and captured: {:?}",
+        frames.iter().map(|(i, _)| i).collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -171,6 +171,12 @@ pub fn config() -> &'static str {
         "arg {number=6}{call=--host-mtu}{display=Host MTU (bytes)}{type=unsigned}",
         "{range=68,65535}{tooltip=The link's host_mtu for the fragmentation figures ",
         "(default: the mapping's)}{group=Measurements}\n",
+        "arg {number=7}{call=--impair}{display=Impairment}{type=string}",
+        "{placeholder=delay=10ms loss=1%}{tooltip=netem-style [DIR:]SPEC for the link while it ",
+        "is captured (loss, delay, jitter, rate, duplicate, reorder, corrupt, mtu, down); ",
+        "linkscope ctl changes it live}{group=Impairment}\n",
+        "arg {number=8}{call=--seed}{display=Random seed}{type=unsigned}",
+        "{tooltip=The same seed makes the same random choices}{group=Impairment}\n",
     )
 }
 

@@ -97,6 +97,12 @@ struct DialogArgs {
     /// Seconds --expect waits.
     #[arg(long, value_name = "SECONDS")]
     expect_timeout: Option<String>,
+    /// Impair the link while it is captured (splice's --impair: `[DIR:]SPEC`).
+    #[arg(long, value_name = "[DIR:]SPEC")]
+    impair: Option<String>,
+    /// The impairment's random seed (splice's --seed).
+    #[arg(long, value_name = "N")]
+    seed: Option<String>,
 }
 
 /// How to reach a remote host's links.
@@ -395,6 +401,12 @@ fn splice_args(
         push("--expect", expect);
         if let Some(timeout) = &dialog.expect_timeout {
             push("--timeout", timeout);
+        }
+    }
+    if let Some(impair) = dialog.impair.as_deref().filter(|i| !i.trim().is_empty()) {
+        push("--impair", impair);
+        if let Some(seed) = dialog.seed.as_deref().filter(|s| !s.is_empty()) {
+            push("--seed", seed);
         }
     }
     if report.is_some() {
