@@ -41,21 +41,15 @@ impl Drop for Running {
     }
 }
 
-/// An end as QEMU binds one, on a port no other socket holds: bound first, SO_REUSEADDR set
-/// after (binding port 0 with SO_REUSEADDR set may hand out a port another such socket
-/// holds, and two emulated VMs would share an address).
+// The tests' emulated QEMU tunnel end.
+#[path = "../tests/support/tunnel.rs"]
+mod tunnel;
+
+/// An emulated end that never blocks.
 fn end() -> UdpSocket {
-    let s = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )
-    .unwrap();
-    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    s.set_reuse_address(true).unwrap();
+    let s = tunnel::end(None);
     s.set_nonblocking(true).unwrap();
-    UdpSocket::from(s)
+    s
 }
 
 /// What one end saw.

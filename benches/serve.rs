@@ -35,20 +35,15 @@ impl Drop for Running {
     }
 }
 
-/// An end as QEMU binds one, on a port no other socket holds (bound first, SO_REUSEADDR
-/// after, so two emulated VMs never share an address).
+// The tests' emulated QEMU tunnel end.
+#[path = "../tests/support/tunnel.rs"]
+mod tunnel;
+
+/// An emulated end that never blocks.
 fn end() -> UdpSocket {
-    let s = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )
-    .unwrap();
-    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    s.set_reuse_address(true).unwrap();
+    let s = tunnel::end(None);
     s.set_nonblocking(true).unwrap();
-    UdpSocket::from(s)
+    s
 }
 
 fn status(pid: u32, name: &str) -> u64 {
@@ -68,6 +63,19 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+/// The body of a GET of `url`.
+fn get(agent: &ureq::Agent, url: &str) -> String {
+    agent
+        .get(url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .with_config()
+        .limit(256 << 20)
+        .read_to_string()
+        .unwrap()
+}
+
 /// Median and maximum time of `n` GETs of `url`, and the answer's size.
 fn timed(url: &str, n: usize) -> (f64, f64, usize) {
     let agent = agent();
@@ -75,32 +83,15 @@ fn timed(url: &str, n: usize) -> (f64, f64, usize) {
     let mut size = 0;
     for _ in 0..n {
         let started = Instant::now();
-        let text = agent
-            .get(url)
-            .call()
-            .unwrap()
-            .body_mut()
-            .with_config()
-            .limit(256 << 20)
-            .read_to_string()
-            .unwrap();
+        size = get(&agent, url).len();
         times.push(started.elapsed().as_secs_f64() * 1e3);
-        size = text.len();
     }
     times.sort_by(f64::total_cmp);
     (times[n / 2], times[n - 1], size)
 }
 
 fn spliced(url: &str) -> usize {
-    let text = agent()
-        .get(format!("{url}/api/links"))
-        .call()
-        .unwrap()
-        .body_mut()
-        .with_config()
-        .limit(256 << 20)
-        .read_to_string()
-        .unwrap();
+    let text = get(&agent(), &format!("{url}/api/links"));
     let view: serde_json::Value = serde_json::from_str(&text).unwrap();
     view["links"]
         .as_array()

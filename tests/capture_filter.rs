@@ -13,6 +13,35 @@ use capture_support::{Traffic, captured, have_libpcap, is_stp, sequence_of};
 use support::process::{Running, linkscope, wait_exit};
 use support::wireshark::{have, tshark_fields};
 
+/// `forwarded` (what the ends received through linkscope) holds STP, so forwarding was not
+/// filtered, and the capture in `file` holds every forwarded frame but STP. Returns the
+/// captured frames' sequence numbers.
+fn assert_all_but_stp_captured(forwarded: &[Vec<u8>], file: &std::path::Path) -> Vec<u32> {
+    assert!(
+        forwarded.iter().any(|f| is_stp(f)),
+        "STP was forwarded: forwarding is never filtered"
+    );
+    let frames = captured(file);
+    assert!(
+        !frames.iter().any(|(_, f)| is_stp(f)),
+        "no STP in the capture"
+    );
+    let mut got: Vec<u32> = frames.iter().map(|(_, f)| sequence_of(f)).collect();
+    let mut expected: Vec<u32> = forwarded
+        .iter()
+        .filter(|f| !is_stp(f))
+        .map(|f| sequence_of(f))
+        .collect();
+    got.sort_unstable();
+    expected.sort_unstable();
+    assert!(!got.is_empty());
+    assert_eq!(
+        got, expected,
+        "every forwarded frame but STP is in the capture"
+    );
+    got
+}
+
 #[test]
 fn splice_writes_what_the_filter_passes_and_forwards_everything() {
     let test = "splice_writes_what_the_filter_passes_and_forwards_everything";
@@ -51,28 +80,7 @@ fn splice_writes_what_the_filter_passes_and_forwards_everything() {
     let spliced = traffic.stop();
     assert!(status.success(), "{status}");
 
-    assert!(
-        spliced.iter().any(|f| is_stp(f)),
-        "the splice forwarded STP: forwarding is never filtered"
-    );
-    let frames = captured(&file);
-    assert!(
-        !frames.iter().any(|(_, f)| is_stp(f)),
-        "no STP in the capture"
-    );
-    let mut got: Vec<u32> = frames.iter().map(|(_, f)| sequence_of(f)).collect();
-    let mut expected: Vec<u32> = spliced
-        .iter()
-        .filter(|f| !is_stp(f))
-        .map(|f| sequence_of(f))
-        .collect();
-    got.sort_unstable();
-    expected.sort_unstable();
-    assert!(!got.is_empty());
-    assert_eq!(
-        got, expected,
-        "every spliced frame but STP is in the capture"
-    );
+    let got = assert_all_but_stp_captured(&spliced, &file);
     if have("tshark", test) {
         let protocols = tshark_fields(&file, &[], &["frame.protocols"]);
         assert_eq!(protocols.len(), got.len());
@@ -176,26 +184,5 @@ fn relay_writes_what_the_filter_passes_and_forwards_everything() {
         }
     }
     assert!(status.success(), "{status}");
-    assert!(
-        relayed.iter().any(|f| is_stp(f)),
-        "the relay forwarded STP: forwarding is never filtered"
-    );
-    let frames = captured(&file);
-    assert!(
-        !frames.iter().any(|(_, f)| is_stp(f)),
-        "no STP in the capture"
-    );
-    let mut got: Vec<u32> = frames.iter().map(|(_, f)| sequence_of(f)).collect();
-    let mut expected: Vec<u32> = relayed
-        .iter()
-        .filter(|f| !is_stp(f))
-        .map(|f| sequence_of(f))
-        .collect();
-    got.sort_unstable();
-    expected.sort_unstable();
-    assert!(!got.is_empty());
-    assert_eq!(
-        got, expected,
-        "every relayed frame but STP is in the capture"
-    );
+    assert_all_but_stp_captured(&relayed, &file);
 }

@@ -2,6 +2,8 @@
 //! with every frame accounted for, links added and removed while others carry traffic, and a
 //! stage that holds frames. The ends are emulated QEMU tunnel ends on loopback.
 
+mod support;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -26,22 +28,12 @@ struct Ends {
 
 impl Ends {
     fn new() -> Ends {
-        // Bound before SO_REUSEADDR is set: the kernel then picks a port no other socket
-        // holds. Binding port 0 with SO_REUSEADDR already set may hand out a port another
-        // such socket (another emulated VM) holds, and two VMs would share an address.
         let end = || {
-            let s = socket2::Socket::new(
-                socket2::Domain::IPV4,
-                socket2::Type::DGRAM,
-                Some(socket2::Protocol::UDP),
-            )
-            .unwrap();
-            s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            let s = support::tunnel::end(Some(WAIT));
+            socket2::SockRef::from(&s)
+                .set_recv_buffer_size(1 << 20)
                 .unwrap();
-            s.set_reuse_address(true).unwrap();
-            s.set_recv_buffer_size(1 << 20).unwrap();
-            s.set_read_timeout(Some(WAIT)).unwrap();
-            UdpSocket::from(s)
+            s
         };
         Ends { a: end(), b: end() }
     }
