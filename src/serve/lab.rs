@@ -656,7 +656,7 @@ impl Lab {
                 rtt_ms,
                 neighbour,
                 lldp_mismatch: mismatch,
-                stp_blocking: PerEnd::default(),
+                stp_role: PerEnd::default(),
                 l2,
                 captures: id.and_then(|id| captures.remove(&id.0)).unwrap_or_default(),
                 report,
@@ -673,7 +673,7 @@ impl Lab {
                     .map(|t| &t.view)
             })
             .collect();
-        stp::mark_blocking(&mut links, &views, now_ns);
+        stp::mark_roles(&mut links, &views, now_ns);
         LabView {
             node: self.node.clone(),
             links,

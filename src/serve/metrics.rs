@@ -4,8 +4,8 @@
 //! Per link and direction (labels `node`, `link`, `direction`, and the sending end's `vmid`
 //! and `nic` with the receiving end's `peer_vmid` and `peer_nic`, so a user can join them
 //! with node metrics): frames, bytes, drops by cause, fragmented frames. Per link: an RTT
-//! histogram, whether it is carried, cut, and per end whether its STP port blocks and whether
-//! its LLDP identity differs from the plan.
+//! histogram, whether it is carried, cut, and per end its STP port role (and whether it
+//! blocks) and whether its LLDP identity differs from the plan.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use super::model::{EndView, LabView, LinkState, LinkView, RTT_BUCKETS_MS};
+use super::model::{EndView, LabView, LinkState, LinkView, RTT_BUCKETS_MS, StpRole};
 
 /// The content type of [`encode`]'s text (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -157,14 +157,32 @@ impl Collector for LabCollector {
                 .iter()
                 .map(|l| (link_labels(l), ConstGauge::new(i64::from(l.down)))),
         )?;
+        let roles = || {
+            links.iter().flat_map(|l| {
+                [("a", &l.a, l.stp_role.a), ("b", &l.b, l.stp_role.b)]
+                    .into_iter()
+                    .filter_map(move |(end, view, role)| Some((l, end, view, role?)))
+            })
+        };
+        family(
+            &mut encoder,
+            "linkscope_stp_role",
+            "1 for each end's STP port role (designated, root, alternate), as the lab's BPDUs show",
+            MetricType::Gauge,
+            roles().map(|(l, end, view, role)| {
+                let mut labels = end_labels(l, view, end);
+                labels.push(("role".to_owned(), role.name().to_owned()));
+                (labels, ConstGauge::new(1))
+            }),
+        )?;
         family(
             &mut encoder,
             "linkscope_stp_blocking",
-            "1 where an end's STP port is not forwarding, as the lab's BPDUs show",
+            "1 where an end's STP port does not forward (alternate), 0 where it does",
             MetricType::Gauge,
-            links.iter().flat_map(|l| {
-                [("a", &l.a, l.stp_blocking.a), ("b", &l.b, l.stp_blocking.b)]
-                    .map(|(role, end, v)| (end_labels(l, end, role), ConstGauge::new(i64::from(v))))
+            roles().map(|(l, end, view, role)| {
+                let blocking = i64::from(role == StpRole::Alternate);
+                (end_labels(l, view, end), ConstGauge::new(blocking))
             }),
         )?;
         family(

@@ -100,6 +100,29 @@ pub struct NeighbourView {
     pub system_name: Option<String>,
 }
 
+/// The role of a spanning-tree port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StpRole {
+    /// Sends BPDUs on its segment: forwards.
+    Designated,
+    /// The bridge's way to the root: forwards.
+    Root,
+    /// Neither: does not forward (blocking or discarding).
+    Alternate,
+}
+
+impl StpRole {
+    /// The name in the JSON and in metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            StpRole::Designated => "designated",
+            StpRole::Root => "root",
+            StpRole::Alternate => "alternate",
+        }
+    }
+}
+
 /// A value per end of a link.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PerEnd<T> {
@@ -131,8 +154,8 @@ pub struct LinkView {
     pub neighbour: PerEnd<Option<NeighbourView>>,
     /// True where an end's LLDP identity differs from the plan, null where it cannot be told.
     pub lldp_mismatch: PerEnd<Option<bool>>,
-    /// True where an end's STP port is not forwarding, as the lab's BPDUs show.
-    pub stp_blocking: PerEnd<bool>,
+    /// Each end's STP port role, as the lab's BPDUs show it; null where none is seen.
+    pub stp_role: PerEnd<Option<StpRole>>,
     /// Live capture clients of the link and the frames they lost by not reading fast
     /// enough (each loses only its own).
     #[serde(default)]

@@ -1,11 +1,12 @@
-//! Which STP ports of a lab do not forward, as the BPDUs crossing its links show.
+//! The STP role of every port of a lab (designated, root, alternate: not forwarding), as the
+//! BPDUs crossing its links show.
 //!
 //! An 802.1D bridge sends configuration BPDUs only on its designated ports; a root port and a
 //! blocked (alternate) port only receive them. One link cannot tell a root port from a
 //! blocked one, the whole lab can: of a bridge's ports that only receive, the one with the
 //! best received priority vector (root, root path cost, sending bridge, sending port) is its
-//! root port and the others block. An RSTP BPDU says its port's role outright: an end that
-//! sends one with the alternate/backup role blocks.
+//! root port and the others are alternate (they block); a port that sends BPDUs is designated.
+//! An RSTP BPDU says its port's role outright.
 //!
 //! Only what the lab's spliced links show counts: a bridge whose root port is on a link this
 //! node does not carry would have its best visible port taken for the root port, so a port is
@@ -18,7 +19,7 @@ use crate::direction::Direction;
 use crate::measure::l2::{StpView, View};
 use crate::wire::stp::PortRole;
 
-use super::model::LinkView;
+use super::model::{LinkView, StpRole};
 
 /// A BPDU older than this (seconds) no longer says what a port does: 802.1D's default max age.
 const FRESH_S: f64 = 20.0;
@@ -52,9 +53,9 @@ fn fresh(view: &View, direction: Direction, now_s: f64) -> Option<&StpView> {
         .map(|latest| &latest.state)
 }
 
-/// Sets `stp_blocking` on every link end whose port does not forward. `views[i]` is the
-/// layer-2 view of `links[i]`, `None` while it is not spliced.
-pub fn mark_blocking(links: &mut [LinkView], views: &[Option<&View>], now_ns: u64) {
+/// Sets `stp_role` on every link end whose BPDUs (sent or received within max age) say what
+/// its port is. `views[i]` is the layer-2 view of `links[i]`, `None` while it is not spliced.
+pub fn mark_roles(links: &mut [LinkView], views: &[Option<&View>], now_ns: u64) {
     let now_s = now_ns as f64 / 1e9;
     // Per VM: its receive-only ports, as (link index, end is A, received vector).
     let mut receiving: BTreeMap<u32, Vec<(usize, bool, Vector)>> = BTreeMap::new();
@@ -64,15 +65,13 @@ pub fn mark_blocking(links: &mut [LinkView], views: &[Option<&View>], now_ns: u6
             (true, Direction::AToB, Direction::BToA),
             (false, Direction::BToA, Direction::AToB),
         ] {
-            let sent = fresh(view, sends, now_s);
-            if sent
-                .and_then(|s| s.flags)
-                .is_some_and(|f| f.0.port_role() == PortRole::AlternateBackup)
-            {
-                set(&mut links[index], end_is_a);
-                continue;
-            }
-            if sent.is_some() {
+            if let Some(sent) = fresh(view, sends, now_s) {
+                let role = match sent.flags.map(|f| f.0.port_role()) {
+                    Some(PortRole::AlternateBackup) => StpRole::Alternate,
+                    Some(PortRole::Root) => StpRole::Root,
+                    _ => StpRole::Designated,
+                };
+                set(&mut links[index], end_is_a, role);
                 continue;
             }
             if let Some(received) = fresh(view, receives, now_s).and_then(vector) {
@@ -91,20 +90,22 @@ pub fn mark_blocking(links: &mut [LinkView], views: &[Option<&View>], now_ns: u6
         };
         let mut root_taken = false;
         for &(index, end_is_a, vector) in ports {
-            if vector == best && !root_taken {
+            let role = if vector == best && !root_taken {
                 root_taken = true;
+                StpRole::Root
             } else {
-                set(&mut links[index], end_is_a);
-            }
+                StpRole::Alternate
+            };
+            set(&mut links[index], end_is_a, role);
         }
     }
 }
 
-fn set(link: &mut LinkView, end_is_a: bool) {
+fn set(link: &mut LinkView, end_is_a: bool, role: StpRole) {
     if end_is_a {
-        link.stp_blocking.a = true;
+        link.stp_role.a = Some(role);
     } else {
-        link.stp_blocking.b = true;
+        link.stp_role.b = Some(role);
     }
 }
 
@@ -189,7 +190,7 @@ mod tests {
             rtt_ms: None,
             neighbour: PerEnd::default(),
             lldp_mismatch: PerEnd::default(),
-            stp_blocking: PerEnd::default(),
+            stp_role: PerEnd::default(),
             l2: None,
             captures: Vec::new(),
             report: None,
@@ -197,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn in_a_triangle_the_worse_receiving_port_of_the_far_bridge_blocks() {
+    fn in_a_triangle_the_worse_receiving_port_of_the_far_bridge_is_alternate() {
         // Root R (VM 1), bridges X (VM 2) and Y (VM 3, the higher ID, so it sends nothing
         // once converged): R–X, R–Y, X–Y.
         let (r, x) = (id(4096, 1), id(32768, 2));
@@ -209,27 +210,35 @@ mod tests {
         views[2].record(Direction::AToB, now_ns, &bpdu(x, 0x8002, r, 19));
         let mut links = vec![link("1-2", 1, 2), link("1-3", 1, 3), link("2-3", 2, 3)];
         let refs: Vec<Option<&View>> = views.iter().map(Some).collect();
-        mark_blocking(&mut links, &refs, now_ns);
-        let blocking: Vec<(bool, bool)> = links
-            .iter()
-            .map(|l| (l.stp_blocking.a, l.stp_blocking.b))
-            .collect();
-        assert_eq!(blocking, [(false, false), (false, false), (false, true)]);
+        mark_roles(&mut links, &refs, now_ns);
+        let roles: Vec<(Option<StpRole>, Option<StpRole>)> =
+            links.iter().map(|l| (l.stp_role.a, l.stp_role.b)).collect();
+        use StpRole::*;
+        assert_eq!(
+            roles,
+            [
+                (Some(Designated), Some(Root)),
+                (Some(Designated), Some(Root)),
+                (Some(Designated), Some(Alternate))
+            ]
+        );
         // A stale view (older than max age) says nothing.
         let mut links = vec![link("1-2", 1, 2), link("1-3", 1, 3), link("2-3", 2, 3)];
-        mark_blocking(&mut links, &refs, now_ns + 60_000_000_000);
-        assert!(links.iter().all(|l| !l.stp_blocking.a && !l.stp_blocking.b));
+        mark_roles(&mut links, &refs, now_ns + 60_000_000_000);
+        assert!(links.iter().all(|l| l.stp_role == PerEnd::default()));
     }
 
     #[test]
-    fn an_rstp_alternate_port_blocks_by_its_own_word() {
+    fn an_rstp_alternate_port_is_alternate_by_its_own_word() {
         let (r, x) = (id(4096, 1), id(32768, 2));
         // Flags: port role alternate/backup (01 in bits 2–3).
         let alternate = frame(x, 0x8001, r, 19, Some(0x04));
         let mut view = View::new();
         view.record(Direction::BToA, 1_000_000_000, &alternate);
         let mut links = vec![link("1-2", 1, 2)];
-        mark_blocking(&mut links, &[Some(&view)], 1_000_000_000);
-        assert!(links[0].stp_blocking.b && !links[0].stp_blocking.a);
+        mark_roles(&mut links, &[Some(&view)], 1_000_000_000);
+        assert_eq!(links[0].stp_role.b, Some(StpRole::Alternate));
+        // A, which only receives, has this as its one (so its best) way to the root.
+        assert_eq!(links[0].stp_role.a, Some(StpRole::Root));
     }
 }
