@@ -23,7 +23,7 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use linkscope::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch, enable_receive_metadata};
@@ -74,12 +74,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// An IPv4/UDP frame of [`LEN`] bytes; its first payload bytes carry the send time.
@@ -290,7 +284,7 @@ fn lateness(ends: &Ends, target: SocketAddr, pps: u64, time: Duration) -> Histog
             std::hint::spin_loop();
         }
         next += interval;
-        data[STAMP].copy_from_slice(&now_ns().to_be_bytes());
+        data[STAMP].copy_from_slice(&linkscope::clock::now_ns().to_be_bytes());
         let _ = ends.a.send_to(&data, target);
     }
     sending.store(false, Ordering::Relaxed);
