@@ -7,7 +7,7 @@
 //! link's pair of addresses is another splice, and when it is not ours, the kernel hands
 //! the direction to whichever socket it finds first: ours may no longer see its frames.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -28,25 +28,44 @@ impl fmt::Display for Owner {
     }
 }
 
-/// The inodes of the UDP sockets of this network namespace bound to `local` and connected
-/// to `remote`.
-pub fn connected(local: SocketAddr, remote: SocketAddr) -> io::Result<Vec<u64>> {
-    let mut inodes = Vec::new();
-    for table in ["/proc/net/udp", "/proc/net/udp6"] {
-        match std::fs::read_to_string(table) {
-            Ok(text) => inodes.extend(parse(&text, local, remote)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(inodes)
-}
+/// The connected UDP sockets of this network namespace as of one reading of `/proc/net/udp`
+/// and `/proc/net/udp6`: their inodes by (local, remote) address. One reading serves every
+/// link of a splice: a thousand links must not mean two thousand readings of a table of
+/// four thousand sockets.
+#[derive(Debug, Clone, Default)]
+pub struct Connected(HashMap<(SocketAddr, SocketAddr), Vec<u64>>);
 
-/// The connected sockets on `local` and `remote` that are not among `ours`.
-pub fn others(local: SocketAddr, remote: SocketAddr, ours: &HashSet<u64>) -> io::Result<Vec<u64>> {
-    let mut inodes = connected(local, remote)?;
-    inodes.retain(|inode| !ours.contains(inode));
-    Ok(inodes)
+impl Connected {
+    /// Reads both tables once.
+    pub fn read() -> io::Result<Connected> {
+        let mut connected = Connected::default();
+        for table in ["/proc/net/udp", "/proc/net/udp6"] {
+            match std::fs::read_to_string(table) {
+                Ok(text) => {
+                    for (pair, inode) in parse(&text) {
+                        connected.0.entry(pair).or_default().push(inode);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(connected)
+    }
+
+    /// The inodes of the sockets bound to `local` and connected to `remote`.
+    pub fn on(&self, local: SocketAddr, remote: SocketAddr) -> &[u64] {
+        self.0.get(&(local, remote)).map_or(&[], Vec::as_slice)
+    }
+
+    /// [`Connected::on`] without the sockets among `ours`.
+    pub fn others(&self, local: SocketAddr, remote: SocketAddr, ours: &HashSet<u64>) -> Vec<u64> {
+        self.on(local, remote)
+            .iter()
+            .copied()
+            .filter(|inode| !ours.contains(inode))
+            .collect()
+    }
 }
 
 /// The socket inodes of this process's open descriptors.
@@ -111,16 +130,20 @@ fn socket_inode(link: &str) -> Option<u64> {
         .ok()
 }
 
-/// The inodes of the sockets in the text of `/proc/net/udp` or `udp6` bound to `local` and
-/// connected to `remote` (IPv4-mapped IPv6 addresses compare as IPv4).
-fn parse(text: &str, local: SocketAddr, remote: SocketAddr) -> Vec<u64> {
+/// The connected sockets in the text of `/proc/net/udp` or `udp6`: (local, remote) and
+/// inode (IPv4-mapped IPv6 addresses as IPv4). Unconnected sockets and lines that do not
+/// parse (the header among them) are left out.
+fn parse(text: &str) -> Vec<((SocketAddr, SocketAddr), u64)> {
     text.lines()
         .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let l = unmapped(parse_local(fields.get(1)?)?);
-            let r = unmapped(parse_local(fields.get(2)?)?);
-            let inode = fields.get(9)?.parse().ok()?;
-            (l == local && r == remote).then_some(inode)
+            let mut fields = line.split_whitespace().skip(1);
+            let l = unmapped(parse_local(fields.next()?)?);
+            let r = unmapped(parse_local(fields.next()?)?);
+            if r.port() == 0 && r.ip().is_unspecified() {
+                return None;
+            }
+            let inode = fields.nth(6)?.parse().ok()?;
+            Some(((l, r), inode))
         })
         .collect()
 }
@@ -150,8 +173,7 @@ mod tests {
             "127.0.0.1:41001".parse().unwrap(),
             "127.0.0.1:41002".parse().unwrap(),
         );
-        assert_eq!(parse(text, b, a), vec![4242]);
-        assert!(parse(text, a, b).is_empty());
+        assert_eq!(parse(text), vec![((b, a), 4242)]);
     }
 
     #[test]
@@ -160,7 +182,8 @@ mod tests {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.connect(peer.local_addr().unwrap()).unwrap();
         let (local, remote) = (socket.local_addr().unwrap(), peer.local_addr().unwrap());
-        let inodes = connected(local, remote).unwrap();
+        let table = Connected::read().unwrap();
+        let inodes = table.on(local, remote).to_vec();
         assert_eq!(inodes.len(), 1);
         let owners = owners(&inodes);
         assert_eq!(owners.len(), 1);
@@ -172,11 +195,8 @@ mod tests {
         );
         let ours = own_sockets().unwrap();
         assert!(ours.contains(&inodes[0]));
-        assert!(others(local, remote, &ours).unwrap().is_empty());
-        assert_eq!(others(local, remote, &HashSet::new()).unwrap(), inodes);
-        assert!(
-            connected(remote, local).unwrap().is_empty(),
-            "not connected"
-        );
+        assert!(table.others(local, remote, &ours).is_empty());
+        assert_eq!(table.others(local, remote, &HashSet::new()), inodes);
+        assert!(table.on(remote, local).is_empty(), "not connected");
     }
 }

@@ -63,8 +63,13 @@ impl Options {
             check_link(link)?;
         }
         if !args.force {
+            // One reading of the socket tables for every link.
+            let connected = udp_owners::Connected::read().map_err(|source| crate::Error::Io {
+                path: "/proc/net/udp".into(),
+                source,
+            })?;
             for link in &links {
-                refuse_spliced(link)?;
+                refuse_spliced(link, &connected)?;
             }
         }
         if args.count == Some(0) {
@@ -316,19 +321,16 @@ fn check_link(link: &LinkConfig) -> crate::Result<()> {
 /// Refuses to steal a link another splice already holds: a socket bound to one end's
 /// address and connected to the other's (what a steal-mode splice opens; QEMU never
 /// connects), named by its process where /proc tells.
-fn refuse_spliced(link: &LinkConfig) -> crate::Result<()> {
+fn refuse_spliced(link: &LinkConfig, connected: &udp_owners::Connected) -> crate::Result<()> {
     if link.mode != Mode::Steal {
         return Ok(());
     }
     for (to, from) in [(link.b, link.a), (link.a, link.b)] {
-        let inodes = udp_owners::connected(to, from).map_err(|source| crate::Error::Io {
-            path: "/proc/net/udp".into(),
-            source,
-        })?;
+        let inodes = connected.on(to, from);
         if inodes.is_empty() {
             continue;
         }
-        let holder = udp_owners::describe(&inodes);
+        let holder = udp_owners::describe(inodes);
         return Err(crate::Error::Argument {
             field: "link".into(),
             message: format!(

@@ -1,9 +1,11 @@
 //! A steal-mode splice that loses its tunnel to another one: checked once a second from the
 //! status loop (never on the forwarding path), by comparing our own sockets with the
-//! sockets connected on each direction's pair of addresses ([`crate::net::udp_owners`]).
+//! sockets connected on each direction's pair of addresses ([`crate::net::udp_owners`]), all
+//! from one reading of the socket tables.
 //! A loss is warned about when it starts and when it ends, and counted: a splice whose
 //! capture has such a gap exits 1.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -31,6 +33,8 @@ struct Watch {
 /// The directions of the steal-mode links of a splice.
 pub(super) struct Takeovers {
     watches: Vec<Watch>,
+    /// This process's sockets, listed once: the splice opens no socket after it started.
+    ours: HashSet<u64>,
 }
 
 impl Takeovers {
@@ -38,6 +42,7 @@ impl Takeovers {
     /// are open, so that the sockets of other splices already there are known.
     pub(super) fn new(options: &Options) -> Takeovers {
         let ours = udp_owners::own_sockets().unwrap_or_default();
+        let connected = udp_owners::Connected::read().unwrap_or_default();
         let mut watches = Vec::new();
         for (link, names) in options.links.iter().zip(&options.names) {
             if link.mode != Mode::Steal {
@@ -51,14 +56,14 @@ impl Takeovers {
                     name: format!("{} {from_name} > {to_name}", names.link),
                     to,
                     from,
-                    known: udp_owners::others(to, from, &ours).unwrap_or_default(),
+                    known: connected.others(to, from, &ours),
                     lost: None,
                     gaps: 0,
                     gap_time: Duration::ZERO,
                 });
             }
         }
-        Takeovers { watches }
+        Takeovers { watches, ours }
     }
 
     /// Looks for other sockets on our directions and warns when one takes or gives back a
@@ -67,13 +72,12 @@ impl Takeovers {
         if self.watches.is_empty() {
             return Ok(());
         }
-        let Ok(ours) = udp_owners::own_sockets() else {
+        // One reading of the socket tables for every direction.
+        let Ok(connected) = udp_owners::Connected::read() else {
             return Ok(());
         };
         for watch in &mut self.watches {
-            let Ok(mut others) = udp_owners::others(watch.to, watch.from, &ours) else {
-                continue;
-            };
+            let mut others = connected.others(watch.to, watch.from, &self.ours);
             others.retain(|inode| !watch.known.contains(inode));
             match (watch.lost, others.is_empty()) {
                 (None, false) => {
