@@ -4,7 +4,6 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -168,11 +167,7 @@ struct SendArgs {
 
 /// Runs `linkscope bench`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))?;
-    }
+    let stop = super::stop::flag()?;
     match args.command {
         BenchCommand::Send(a) => send(a, &stop),
         BenchCommand::Sink(a) => listen(a, false, &stop),

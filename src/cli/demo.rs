@@ -83,10 +83,7 @@ fn report(name: &str, c: &VmCounts) {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let handler_flag = stop.clone();
-    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
-        .context("installing the signal handler")?;
+    let stop = super::stop::flag()?;
 
     let (a_id, b_id) = (Identity::demo(0, true), Identity::demo(2, false));
     let (socket_a, socket_b) = (Vm::bind()?, Vm::bind()?);

@@ -12,7 +12,6 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -168,10 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.capture {
         let fifo = args.fifo.clone().context("--capture needs --fifo")?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let handler_flag = stop.clone();
-        ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
-            .context("installing the signal handler")?;
+        let stop = super::stop::flag()?;
         // Held open until the outcome is printed: dumpcap sees the fifo end only after the
         // message is on standard error, where Wireshark reads it.
         let held = hold_fifo(&fifo, &stop);

@@ -25,6 +25,7 @@ mod relay;
 mod serve;
 mod splice;
 mod spliced;
+mod stop;
 
 #[derive(Debug, Parser)]
 #[command(name = "linkscope", version, about, long_about = None)]

@@ -2,11 +2,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-use anyhow::Context;
 
 use crate::measure::pmtu::{self, PathMtu, ProbeConfig, Reflector, Source};
 
@@ -201,12 +197,7 @@ fn check_links(
 
 fn reflect(listen: SocketAddr) -> anyhow::Result<ExitCode> {
     let reflector = Reflector::bind(listen)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))
-            .context("installing the signal handler")?;
-    }
+    let stop = super::stop::flag()?;
     println!("reflecting path-MTU probes on {}", reflector.local_addr()?);
     std::io::Write::flush(&mut std::io::stdout())?;
     let answered = reflector.serve(&stop)?;

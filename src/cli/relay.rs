@@ -5,11 +5,8 @@
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-use anyhow::Context;
 
 use super::impair::{ImpairArgs, LinkEnds};
 use super::spliced::{meter_text, time_of_day};
@@ -329,10 +326,7 @@ impl Consumer for Sink {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let handler_flag = stop.clone();
-    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
-        .context("installing the signal handler")?;
+    let stop = super::stop::flag()?;
     let options = options(&args)?;
     if matches!(options.output, Some(Output::Stdout)) && io::stdout().is_terminal() {
         anyhow::bail!(crate::Error::Argument {

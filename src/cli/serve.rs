@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::serve::lab::LabConfig;
@@ -147,9 +145,7 @@ fn options(args: &Args) -> crate::Result<ServeConfig> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = options(&args)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))?;
+    let stop = super::stop::flag()?;
     let mut err = std::io::stderr().lock();
     serve::run(&config, &stop, |event| {
         let _ = match event {

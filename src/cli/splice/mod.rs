@@ -14,11 +14,8 @@ mod takeover;
 
 use std::io;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-use anyhow::Context;
 
 use super::spliced::{join, watch};
 use crate::capture::Output;
@@ -36,10 +33,7 @@ use sink::Sink;
 use takeover::Takeovers;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let handler_flag = stop.clone();
-    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst))
-        .context("installing the signal handler")?;
+    let stop = crate::cli::stop::flag()?;
     let options = Options::from_args(args)?;
     let capture_on_stdout = matches!(options.output, Some(Output::Stdout));
     let mut json = options
