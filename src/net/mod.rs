@@ -4,6 +4,7 @@
 //! sound.
 
 pub mod batch;
+mod sock_diag;
 pub mod sys;
 pub mod tap;
 pub mod tunnel;

@@ -28,17 +28,23 @@ impl fmt::Display for Owner {
     }
 }
 
-/// The connected UDP sockets of this network namespace as of one reading of `/proc/net/udp`
-/// and `/proc/net/udp6`: their inodes by (local, remote) address. One reading serves every
-/// link of a splice: a thousand links must not mean two thousand readings of a table of
-/// four thousand sockets.
+/// The connected UDP sockets of this network namespace as of one reading: their inodes by
+/// (local, remote) address. One reading serves every link of a splice: a thousand links
+/// must not mean two thousand readings of a table of four thousand sockets.
 #[derive(Debug, Clone, Default)]
 pub struct Connected(HashMap<(SocketAddr, SocketAddr), Vec<u64>>);
 
 impl Connected {
-    /// Reads both tables once.
+    /// Asks the kernel's socket diagnostics ([`super::sock_diag`]), or, where it cannot
+    /// answer (a kernel without `udp_diag`), reads `/proc/net/udp` and `/proc/net/udp6`.
     pub fn read() -> io::Result<Connected> {
         let mut connected = Connected::default();
+        if let Ok(sockets) = super::sock_diag::connected_udp() {
+            for (pair, inode) in sockets {
+                connected.0.entry(pair).or_default().push(inode);
+            }
+            return Ok(connected);
+        }
         for table in ["/proc/net/udp", "/proc/net/udp6"] {
             match std::fs::read_to_string(table) {
                 Ok(text) => {

@@ -130,9 +130,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// How often the splice looks for another splice that took one of its tunnels.
-const TAKEOVER_CHECK: Duration = Duration::from_secs(1);
-
 /// Carries the links until stopped (Ctrl-C, -c, -a or the --expect timeout), with a status
 /// line (and a streamed JSON report) per stats interval; returns how long it carried them.
 fn carry(
@@ -159,8 +156,7 @@ fn carry(
         }
         std::thread::sleep(Duration::from_millis(20));
         if Instant::now() >= next_takeover_check {
-            next_takeover_check += TAKEOVER_CHECK;
-            takeovers.check(&mut io::stderr().lock())?;
+            next_takeover_check = Instant::now() + takeovers.check(&mut io::stderr().lock())?;
         }
         if let Some(m) = &mut measurement
             && !interval.is_zero()

@@ -1,5 +1,5 @@
-//! A steal-mode splice that loses its tunnel to another one: checked once a second from the
-//! status loop (never on the forwarding path), by comparing our own sockets with the
+//! A steal-mode splice that loses its tunnel to another one: checked once a second (less
+//! often on a host with thousands of sockets) from the status loop (never on the forwarding path), by comparing our own sockets with the
 //! sockets connected on each direction's pair of addresses ([`crate::net::udp_owners`]), all
 //! from one reading of the socket tables.
 //! A loss is warned about when it starts and when it ends, and counted: a splice whose
@@ -14,6 +14,15 @@ use crate::net::udp_owners;
 use crate::splice::Mode;
 
 use super::options::Options;
+
+/// How often the splice looks for another splice that took one of its tunnels, at most.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// The share of a core the check may take. Reading the socket tables grows with the sockets
+/// on the host: a netlink dump is cheap, but where the kernel lacks `udp_diag` the splice
+/// reads /proc/net/udp, whose reading slows with the square of the sockets (20 ms for 4,000
+/// sockets on a 2-core VM); then the check runs less often rather than cost more.
+const BUDGET: f64 = 0.005;
 
 /// One direction of a stolen link: the socket bound to `to` and connected to `from` is ours.
 struct Watch {
@@ -67,15 +76,20 @@ impl Takeovers {
     }
 
     /// Looks for other sockets on our directions and warns when one takes or gives back a
-    /// tunnel. /proc that cannot be read skips the check: it must not stop the splice.
-    pub(super) fn check(&mut self, err: &mut impl Write) -> std::io::Result<()> {
+    /// tunnel; returns how long to wait before the next check: [`EVERY`], or longer when
+    /// reading the socket tables took long (a host with thousands of UDP sockets), so that
+    /// the check never costs more than [`BUDGET`] of a core. /proc that cannot be read skips
+    /// the check: it must not stop the splice.
+    pub(super) fn check(&mut self, err: &mut impl Write) -> std::io::Result<Duration> {
         if self.watches.is_empty() {
-            return Ok(());
+            return Ok(EVERY);
         }
         // One reading of the socket tables for every direction.
+        let started = Instant::now();
         let Ok(connected) = udp_owners::Connected::read() else {
-            return Ok(());
+            return Ok(EVERY);
         };
+        let next = EVERY.max(started.elapsed().div_f64(BUDGET));
         for watch in &mut self.watches {
             let mut others = connected.others(watch.to, watch.from, &self.ours);
             others.retain(|inode| !watch.known.contains(inode));
@@ -106,7 +120,7 @@ impl Takeovers {
                 _ => {}
             }
         }
-        Ok(())
+        Ok(next)
     }
 
     /// Prints the gaps of every direction that had one; true when there were any.
