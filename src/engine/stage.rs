@@ -8,7 +8,8 @@
 //! released frames go through the stages after this one, are sent, and are copied to the copy
 //! channel like any other. No stage ever sleeps: a worker serves many links.
 //!
-//! A route without stages forwards straight from the receive batch, with no copy.
+//! A route without stages, or whose stages are all transparent for now
+//! ([`Stage::transparent`]), forwards straight from the receive batch, with no copy.
 
 use std::time::Instant;
 
@@ -59,6 +60,12 @@ pub trait Stage: Send {
     fn release(&mut self, now: Option<Instant>, out: &mut Vec<Frame>);
     /// When the stage next wants [`Stage::release`] called; `None` while it holds nothing.
     fn next_timer(&self) -> Option<Instant>;
+    /// True when, for now, the stage would pass every frame unchanged and holds none (an
+    /// impairment nothing is asked of): the worker then forwards the batch straight from the
+    /// receive batch, as on a route without stages. Asked once per receive batch.
+    fn transparent(&mut self) -> bool {
+        false
+    }
 }
 
 /// A stage for tests and for seeing the seam work: holds every frame for a fixed delay, and

@@ -614,7 +614,11 @@ fn forward(link: &mut LinkState, slot: usize, from: usize, inbox: &Inbox, io: &m
                 });
             }
         }
-        if route.stages.is_empty() {
+        if route
+            .stages
+            .iter_mut()
+            .all(|state| state.stage.transparent())
+        {
             deliver(endpoints, route, *id, &accepted, io);
         } else {
             let passed = run_stages(route, 0, accepted.into_iter(), Instant::now());

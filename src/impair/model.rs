@@ -127,6 +127,12 @@ impl Impairment {
         }
     }
 
+    /// True when every frame offered now would pass unchanged: not down, nothing asked,
+    /// nothing held.
+    pub fn passes_all(&self) -> bool {
+        !self.is_down() && self.spec.is_clear() && self.queue.is_empty()
+    }
+
     /// The spec in force.
     pub fn spec(&self) -> &Spec {
         &self.spec

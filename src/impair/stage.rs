@@ -121,6 +121,11 @@ impl Stage for ImpairStage {
     fn next_timer(&self) -> Option<Instant> {
         self.model.next_deadline()
     }
+
+    fn transparent(&mut self) -> bool {
+        self.take_changes();
+        self.model.passes_all()
+    }
 }
 
 /// The control side of one direction's stage.
@@ -307,5 +312,28 @@ mod tests {
         assert!(registry.clear("100:1-102:1"));
         assert_eq!(ab.process(frame(&[1; 64]), t), engine::Verdict::Pass);
         assert_eq!(registry.names(), ["100:1-102:1"]);
+    }
+
+    #[test]
+    fn a_stage_is_transparent_only_while_nothing_is_asked_and_nothing_held() {
+        let registry = Registry::new(Some(1), [Spec::default(), Spec::default()]);
+        let mut ab = registry.stage(0, "l", Direction::AToB);
+        assert!(ab.transparent());
+        let delay = [DirectedSpec::parse("delay=10ms", "impair").unwrap()];
+        assert!(registry.impair("l", &delay));
+        assert!(!ab.transparent(), "a change is seen before the next batch");
+        let t = Instant::now();
+        assert_eq!(ab.process(frame(&[1; 64]), t), engine::Verdict::Hold);
+        assert!(registry.clear("l"));
+        assert!(
+            !ab.transparent(),
+            "a held frame must leave before later ones pass"
+        );
+        let mut out = Vec::new();
+        ab.release(Some(t + std::time::Duration::from_millis(10)), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(ab.transparent());
+        assert!(registry.set_down("l", true));
+        assert!(!ab.transparent());
     }
 }
