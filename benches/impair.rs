@@ -19,73 +19,26 @@
 //! changes the time per measurement.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use linkscope::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch, enable_receive_metadata};
-use linkscope::net::tunnel;
+use linkscope::net::batch::RecvBatch;
 
-const BATCH: usize = 64;
+#[path = "support/harness.rs"]
+mod harness;
+use harness::{
+    BATCH, Ends, Running, frame, free_port, free_tcp_port, median, throughput, until_relayed,
+};
+
+/// The length of every frame.
 const LEN: usize = 1500;
 
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The generator's end (A) and the sink's (B), as QEMU opens them.
-struct Ends {
-    a: UdpSocket,
-    b: UdpSocket,
-}
-
-impl Ends {
-    fn new() -> Ends {
-        let end = || tunnel::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-        let b = end();
-        socket2::SockRef::from(&b)
-            .set_recv_buffer_size(8 << 20)
-            .unwrap();
-        enable_receive_metadata(&b).unwrap();
-        b.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        Ends { a: end(), b }
-    }
-    fn la(&self) -> SocketAddr {
-        self.a.local_addr().unwrap()
-    }
-    fn lb(&self) -> SocketAddr {
-        self.b.local_addr().unwrap()
-    }
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An IPv4/UDP frame of [`LEN`] bytes; its first payload bytes carry the send time.
-fn frame() -> Vec<u8> {
-    let mut f = Vec::with_capacity(LEN);
-    etherparse::PacketBuilder::ethernet2([0x02, 0, 0, 0, 0, 0x0a], [0x02, 0, 0, 0, 0, 0x0b])
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(40000, 9)
-        .write(&mut f, &vec![0x5a; LEN - 42])
-        .expect("a frame");
-    f
-}
+/// How long the sink waits for a frame before a read times out.
+const SINK_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Where the send time sits in a frame (the UDP payload's first 8 bytes).
 const STAMP: std::ops::Range<usize> = 42..50;
@@ -98,34 +51,21 @@ struct Path {
 }
 
 fn splice(ends: &Ends, extra: &[&str]) -> Running {
-    Running(
+    Running::quiet(
         Command::new(env!("CARGO_BIN_EXE_linkscope"))
             .args(["splice", "-q", "--no-measure"])
             .args(["--a", &ends.la().to_string(), "--b", &ends.lb().to_string()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("linkscope"),
+            .args(extra),
     )
+    .expect("linkscope")
 }
 
 /// ubridge in hypervisor mode: a bridge of two UDP NIOs, with a delay filter of `delay_ms`.
 fn ubridge(ends: &Ends, delay_ms: Option<u32>) -> Option<Path> {
     let binary = std::env::var("LINKSCOPE_UBRIDGE").ok()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let relay = Running(
-        Command::new(binary)
-            .args(["-H", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?,
-    );
+    let port = free_tcp_port();
+    let relay =
+        Running::quiet(Command::new(binary).args(["-H", &format!("127.0.0.1:{port}")])).ok()?;
     let deadline = Instant::now() + Duration::from_secs(10);
     let control = loop {
         if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
@@ -186,60 +126,8 @@ fn path(kind: &str, ends: &Ends) -> Option<Path> {
         "ubridge delay 1" => ubridge(ends, Some(1))?,
         _ => unreachable!("a known path"),
     };
-    (kind == "direct" || wait_until_relayed(ends, path.target)).then_some(path)
-}
-
-/// Probes until the sink receives a frame that did not come straight from the generator.
-fn wait_until_relayed(ends: &Ends, target: SocketAddr) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let probe = frame();
-    let mut buf = vec![0; MAX_DATAGRAM];
-    while Instant::now() < deadline {
-        ends.a.send_to(&probe, target).unwrap();
-        if let Ok((_, from)) = ends.b.recv_from(&mut buf)
-            && from != ends.la()
-        {
-            ends.b.set_nonblocking(true).unwrap();
-            std::thread::sleep(Duration::from_millis(100));
-            while ends.b.recv(&mut buf).is_ok() {}
-            ends.b.set_nonblocking(false).unwrap();
-            return true;
-        }
-    }
-    false
-}
-
-/// Frames per second the sink received while the generator sent for `time` (and frames in
-/// flight had a moment to arrive).
-fn throughput(ends: &Ends, target: SocketAddr, time: Duration) -> f64 {
-    let sending = Arc::new(AtomicBool::new(true));
-    let sink = ends.b.try_clone().unwrap();
-    let flag = sending.clone();
-    let counter = std::thread::spawn(move || {
-        let mut batch = RecvBatch::new(BATCH, LEN + 1);
-        let mut received = 0u64;
-        let mut idle = 0;
-        while flag.load(Ordering::Relaxed) || idle < 2 {
-            match batch.recv(&sink) {
-                Ok(n) => {
-                    received += n as u64;
-                    idle = 0;
-                }
-                Err(_) => idle += 1,
-            }
-        }
-        received
-    });
-    let data = frame();
-    let frames: Vec<&[u8]> = vec![&data; BATCH];
-    let mut send = SendBatch::new(BATCH);
-    let start = Instant::now();
-    while start.elapsed() < time {
-        send.send(&ends.a, Some(target), &frames);
-    }
-    let elapsed = start.elapsed();
-    sending.store(false, Ordering::Relaxed);
-    counter.join().unwrap() as f64 / elapsed.as_secs_f64()
+    (kind == "direct" || until_relayed(ends, path.target, LEN, Duration::from_millis(100)))
+        .then_some(path)
 }
 
 /// Lateness (receive time minus send time, ns) of frames paced at `pps` for `time`.
@@ -269,7 +157,7 @@ fn lateness(ends: &Ends, target: SocketAddr, pps: u64, time: Duration) -> Histog
         }
         histogram
     });
-    let mut data = frame();
+    let mut data = frame(LEN);
     let interval = Duration::from_nanos(1_000_000_000 / pps);
     let start = Instant::now();
     let mut next = start;
@@ -289,11 +177,6 @@ fn lateness(ends: &Ends, target: SocketAddr, pps: u64, time: Duration) -> Histog
     }
     sending.store(false, Ordering::Relaxed);
     counter.join().unwrap()
-}
-
-fn median(samples: &mut [f64]) -> Option<f64> {
-    samples.sort_by(f64::total_cmp);
-    samples.get(samples.len() / 2).copied()
 }
 
 fn main() {
@@ -322,13 +205,13 @@ fn main() {
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
     for _ in 0..rounds {
         for (kind, cell) in kinds.iter().zip(&mut samples) {
-            let ends = Ends::new();
+            let ends = Ends::new(SINK_TIMEOUT);
             if let Some(path) = path(kind, &ends) {
-                cell.push(throughput(&ends, path.target, time));
+                cell.push(throughput(&ends, path.target, LEN, time, 2));
             }
         }
     }
-    let medians: Vec<Option<f64>> = samples.iter_mut().map(|c| median(c)).collect();
+    let medians: Vec<Option<f64>> = samples.iter().map(|c| median(c)).collect();
     println!("| path | delivered pps | Gbit/s | ratio to its undelayed path |");
     println!("|---|---:|---:|---:|");
     for (kind, pps) in kinds.iter().zip(&medians) {
@@ -355,7 +238,7 @@ fn main() {
     println!("|---|---:|---:|---:|---:|");
     let mut p50s: Vec<Option<f64>> = Vec::new();
     for kind in kinds {
-        let ends = Ends::new();
+        let ends = Ends::new(SINK_TIMEOUT);
         let Some(path) = path(kind, &ends) else {
             println!("| {kind} | skipped | | | |");
             p50s.push(None);

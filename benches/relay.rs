@@ -23,38 +23,20 @@
 //! (ratios need `direct`). Relays that are not installed are
 //! skipped with a note.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use linkscope::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch, enable_receive_metadata};
-use linkscope::net::tunnel;
 
-const BATCH: usize = 64;
+#[path = "support/harness.rs"]
+mod harness;
+use harness::{Ends, Running, frame, free_port, median, throughput, until_relayed};
 
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Running {
-    /// Spawns `command` with its stdout and stderr discarded.
-    fn quiet(command: &mut Command) -> std::io::Result<Running> {
-        command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map(Running)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// How long the sink waits for a frame before a read times out.
+const SINK_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// A path under test: where the generator sends, and what runs in the middle.
 struct Path {
@@ -62,74 +44,6 @@ struct Path {
     target: SocketAddr,
     _relay: Option<Running>,
     _dir: Option<tempfile::TempDir>,
-}
-
-/// Two tunnel ends as QEMU opens them: the generator (A) and the sink (B).
-struct Ends {
-    a: UdpSocket,
-    b: UdpSocket,
-}
-
-impl Ends {
-    fn new() -> Ends {
-        let end = || tunnel::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-        let b = end();
-        socket2::SockRef::from(&b)
-            .set_recv_buffer_size(8 << 20)
-            .unwrap();
-        enable_receive_metadata(&b).unwrap();
-        b.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        let a = end();
-        a.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        Ends { a, b }
-    }
-    fn la(&self) -> SocketAddr {
-        self.a.local_addr().unwrap()
-    }
-    fn lb(&self) -> SocketAddr {
-        self.b.local_addr().unwrap()
-    }
-}
-
-/// A port free right now on loopback (for relays that need one given).
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An IPv4/UDP frame of `len` bytes (at least 42).
-fn frame(len: usize) -> Vec<u8> {
-    let mut f = Vec::with_capacity(len);
-    etherparse::PacketBuilder::ethernet2([0x02, 0, 0, 0, 0, 0x0a], [0x02, 0, 0, 0, 0, 0x0b])
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(40000, 9)
-        .write(&mut f, &vec![0x5a; len.max(42) - 42])
-        .expect("a frame");
-    f
-}
-
-/// Sends probes to `target` until the sink receives one that did not come straight from the
-/// generator: the relay is up. Then empties the sink.
-fn wait_until_relayed(ends: &Ends, target: SocketAddr) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let probe = frame(64);
-    let mut buf = vec![0; MAX_DATAGRAM];
-    while Instant::now() < deadline {
-        ends.a.send_to(&probe, target).unwrap();
-        if let Ok((_, from)) = ends.b.recv_from(&mut buf)
-            && from != ends.la()
-        {
-            ends.b.set_nonblocking(true).unwrap();
-            std::thread::sleep(Duration::from_millis(50));
-            while ends.b.recv(&mut buf).is_ok() {}
-            ends.b.set_nonblocking(false).unwrap();
-            return true;
-        }
-    }
-    false
 }
 
 fn linkscope(ends: &Ends, extra: &[&str]) -> Running {
@@ -232,46 +146,15 @@ fn path(kind: &str, ends: &Ends) -> Option<Path> {
         _relay: relay,
         _dir: dir,
     };
-    (kind == "direct" || wait_until_relayed(ends, target)).then_some(path)
-}
-
-/// Frames per second the sink received while the generator sent for `time`.
-fn throughput(ends: &Ends, target: SocketAddr, len: usize, time: Duration) -> f64 {
-    let sending = Arc::new(AtomicBool::new(true));
-    let sink = ends.b.try_clone().unwrap();
-    let flag = sending.clone();
-    let counter = std::thread::spawn(move || {
-        let mut batch = RecvBatch::new(BATCH, MAX_DATAGRAM.min(len + 1));
-        let mut received = 0u64;
-        let mut idle = 0;
-        // Count until the generator stopped and nothing arrived for a moment.
-        while flag.load(Ordering::Relaxed) || idle < 2 {
-            match batch.recv(&sink) {
-                Ok(n) => {
-                    received += n as u64;
-                    idle = 0;
-                }
-                Err(_) => idle += 1,
-            }
-        }
-        received
-    });
-    let data = frame(len);
-    let frames: Vec<&[u8]> = vec![&data; BATCH];
-    let mut send = SendBatch::new(BATCH);
-    let start = Instant::now();
-    while start.elapsed() < time {
-        send.send(&ends.a, Some(target), &frames);
-    }
-    let elapsed = start.elapsed();
-    sending.store(false, Ordering::Relaxed);
-    counter.join().unwrap() as f64 / elapsed.as_secs_f64()
+    (kind == "direct" || until_relayed(ends, target, 64, Duration::from_millis(50))).then_some(path)
 }
 
 /// Round-trip times (ns) of `count` ping-pongs paced at 10 000 per second: A sends to
 /// `target`, B echoes each frame back to A's address (through the same path).
 fn round_trips(ends: &Ends, target: SocketAddr, back: SocketAddr, count: usize) -> Histogram<u64> {
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
+    // A waits for each reply as long as the sink waits for a frame.
+    ends.a.set_read_timeout(Some(SINK_TIMEOUT)).unwrap();
     let reflector_socket = ends.b.try_clone().unwrap();
     let running = Arc::new(AtomicBool::new(true));
     let flag = running.clone();
@@ -302,12 +185,6 @@ fn round_trips(ends: &Ends, target: SocketAddr, back: SocketAddr, count: usize) 
     running.store(false, Ordering::Relaxed);
     reflector.join().unwrap();
     histogram
-}
-
-/// The median of the samples, if any.
-fn median(samples: &mut [f64]) -> Option<f64> {
-    samples.sort_by(f64::total_cmp);
-    samples.get(samples.len() / 2).copied()
 }
 
 fn main() {
@@ -355,13 +232,13 @@ fn main() {
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
         for _ in 0..rounds {
             for (kind, cell) in kinds.iter().zip(&mut samples) {
-                let ends = Ends::new();
+                let ends = Ends::new(SINK_TIMEOUT);
                 if let Some(path) = path(kind, &ends) {
-                    cell.push(throughput(&ends, path.target, len, time));
+                    cell.push(throughput(&ends, path.target, len, time, 2));
                 }
             }
         }
-        let medians: Vec<Option<f64>> = samples.iter_mut().map(|c| median(c)).collect();
+        let medians: Vec<Option<f64>> = samples.iter().map(|c| median(c)).collect();
         for (kind, pps) in kinds.iter().zip(&medians) {
             match (pps, medians[0]) {
                 (Some(pps), Some(direct)) if kinds[0] == "direct" => println!(
@@ -401,7 +278,7 @@ fn main() {
     }
 
     let count = if full { 20_000 } else { 500 };
-    let ends = Ends::new();
+    let ends = Ends::new(SINK_TIMEOUT);
     let direct = round_trips(&ends, ends.lb(), ends.la(), count);
     let _splice = path("splice", &ends).expect("the splice relays");
     let spliced = round_trips(&ends, ends.lb(), ends.la(), count);

@@ -19,88 +19,17 @@
 //! short round of 64-byte frames as a smoke test. `RELAY_TCP_SECONDS`, `RELAY_TCP_ROUNDS`
 //! and `RELAY_TCP_SIZES=64,1500` change that.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use linkscope::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch, enable_receive_metadata};
-use linkscope::net::tunnel;
+#[path = "support/harness.rs"]
+mod harness;
+use harness::{Ends, Running, free_port, free_tcp_port, median, throughput, until_relayed};
 
-const BATCH: usize = 64;
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// Spawns a relay with no input and its output discarded.
 fn spawn(command: &mut Command) -> Running {
-    Running(
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{command:?}: {e}")),
-    )
-}
-
-/// The generator's and the sink's sockets, bound as QEMU binds a tunnel end.
-struct Ends {
-    generator: UdpSocket,
-    sink: UdpSocket,
-}
-
-impl Ends {
-    fn new() -> Ends {
-        let end = || tunnel::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-        let sink = end();
-        socket2::SockRef::from(&sink)
-            .set_recv_buffer_size(8 << 20)
-            .unwrap();
-        enable_receive_metadata(&sink).unwrap();
-        sink.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let generator = end();
-        Ends { generator, sink }
-    }
-
-    fn port(socket: &UdpSocket) -> u16 {
-        socket.local_addr().unwrap().port()
-    }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An IPv4/UDP frame of `len` bytes (at least 42).
-fn frame(len: usize) -> Vec<u8> {
-    let mut f = Vec::with_capacity(len);
-    etherparse::PacketBuilder::ethernet2([0x02, 0, 0, 0, 0, 0x0a], [0x02, 0, 0, 0, 0, 0x0b])
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(40000, 9)
-        .write(&mut f, &vec![0x5a; len.max(42) - 42])
-        .expect("a frame");
-    f
+    Running::quiet(command.stdin(Stdio::null())).unwrap_or_else(|e| panic!("{command:?}: {e}"))
 }
 
 /// Waits until a TCP port accepts connections (the first relay is listening).
@@ -115,24 +44,6 @@ fn until_listening(port: u16) -> bool {
     false
 }
 
-/// Sends probes until the sink receives one through the relays; then empties the sink.
-fn until_relayed(ends: &Ends, target: SocketAddr) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let probe = frame(64);
-    let mut buf = vec![0; MAX_DATAGRAM];
-    while Instant::now() < deadline {
-        ends.generator.send_to(&probe, target).unwrap();
-        if ends.sink.recv(&mut buf).is_ok() {
-            ends.sink.set_nonblocking(true).unwrap();
-            std::thread::sleep(Duration::from_millis(100));
-            while ends.sink.recv(&mut buf).is_ok() {}
-            ends.sink.set_nonblocking(false).unwrap();
-            return true;
-        }
-    }
-    false
-}
-
 /// The relays of one path, and where the generator sends.
 struct Path {
     target: SocketAddr,
@@ -140,13 +51,13 @@ struct Path {
 }
 
 fn path(kind: &str, ends: &Ends, netrelay: Option<&str>) -> Option<Path> {
-    let (gen_port, sink_port) = (Ends::port(&ends.generator), Ends::port(&ends.sink));
-    let (p1, p2, tcp) = (free_udp_port(), free_udp_port(), free_tcp_port());
+    let (gen_port, sink_port) = (ends.la().port(), ends.lb().port());
+    let (p1, p2, tcp) = (free_port(), free_port(), free_tcp_port());
     let target = SocketAddr::from(([127, 0, 0, 1], p1));
     let relays = match kind {
         "direct" => {
             return Some(Path {
-                target: ends.sink.local_addr().unwrap(),
+                target: ends.lb(),
                 _relays: Vec::new(),
             });
         }
@@ -192,50 +103,10 @@ fn path(kind: &str, ends: &Ends, netrelay: Option<&str>) -> Option<Path> {
         }
         _ => unreachable!("a known path"),
     };
-    until_relayed(ends, target).then_some(Path {
+    until_relayed(ends, target, 64, Duration::from_millis(100)).then_some(Path {
         target,
         _relays: relays,
     })
-}
-
-/// Frames per second the sink received while the generator sent for `time`.
-fn throughput(ends: &Ends, target: SocketAddr, len: usize, time: Duration) -> f64 {
-    let sending = Arc::new(AtomicBool::new(true));
-    let sink = ends.sink.try_clone().unwrap();
-    let flag = sending.clone();
-    let counter = std::thread::spawn(move || {
-        let mut batch = RecvBatch::new(BATCH, MAX_DATAGRAM.min(len + 1));
-        let mut received = 0u64;
-        let mut idle = 0;
-        // Count until the generator stopped and nothing arrived for a moment (frames still
-        // in the relays' queues arrive late, within the time they were sent in).
-        while flag.load(Ordering::Relaxed) || idle < 4 {
-            match batch.recv(&sink) {
-                Ok(n) => {
-                    received += n as u64;
-                    idle = 0;
-                }
-                Err(_) => idle += 1,
-            }
-        }
-        received
-    });
-    let data = frame(len);
-    let frames: Vec<&[u8]> = vec![&data; BATCH];
-    let mut send = SendBatch::new(BATCH);
-    let start = Instant::now();
-    while start.elapsed() < time {
-        send.send(&ends.generator, Some(target), &frames);
-    }
-    let elapsed = start.elapsed();
-    sending.store(false, Ordering::Relaxed);
-    counter.join().unwrap() as f64 / elapsed.as_secs_f64()
-}
-
-fn median(samples: &[f64]) -> Option<f64> {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied()
 }
 
 fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -275,11 +146,13 @@ fn main() {
         for round in 1..=rounds {
             let mut line = format!("{len} B round {round}:");
             for (kind, cell) in kinds.iter().zip(&mut samples) {
-                let ends = Ends::new();
+                let ends = Ends::new(Duration::from_millis(50));
                 match path(kind, &ends, netrelay.as_deref()) {
                     Some(p) => {
-                        let fps =
-                            throughput(&ends, p.target, len, Duration::from_secs_f64(seconds));
+                        // Four idle reads: frames still in the relays' queues arrive late,
+                        // within the time they were sent in.
+                        let time = Duration::from_secs_f64(seconds);
+                        let fps = throughput(&ends, p.target, len, time, 4);
                         line.push_str(&format!(" {kind} {fps:.0}"));
                         cell.push(fps);
                     }
