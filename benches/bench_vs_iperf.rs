@@ -9,48 +9,21 @@
 //! to prove the harness works. Prints a Markdown table. Without iperf3 installed its columns
 //! are skipped.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "support/harness.rs"]
+mod harness;
+use harness::{Running, free_tcp_port, listening, median, spawn_announcing};
+
 const LINKSCOPE: &str = env!("CARGO_BIN_EXE_linkscope");
 const SIZES: [usize; 3] = [64, 512, 1470];
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Spawns `command` and reads the first line of its stdout (where it announces its address).
-fn spawn_announcing(command: &mut Command) -> (Child, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read address");
-    (child, line)
-}
-
-fn receiver(role: &str) -> (Killed, SocketAddr) {
-    let (child, line) =
-        spawn_announcing(Command::new(LINKSCOPE).args(["bench", role, "--listen", "127.0.0.1:0"]));
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .expect("address line");
-    (Killed(child), addr)
+fn receiver(role: &str) -> (Running, SocketAddr) {
+    listening(Command::new(LINKSCOPE).args(["bench", role, "--listen", "127.0.0.1:0"]))
 }
 
 fn json(cmd: &mut Command) -> Value {
@@ -96,21 +69,14 @@ fn ours(size: usize, seconds: f64, extra: &[&str]) -> (f64, f64) {
     )
 }
 
-fn free_port() -> u16 {
-    // Bind port 0 and release it; iperf3 cannot be told to pick one itself.
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// (frames/s received, payload bit/s received), or None without iperf3. `limit` is the
 /// client's length option: `-t SECONDS` (whole seconds only) or `-k PACKETS`.
 fn iperf3(size: usize, limit: [&str; 2]) -> Option<(f64, f64)> {
     Command::new("iperf3").arg("--version").output().ok()?;
     for _attempt in 0..5 {
-        let port = free_port().to_string();
-        let mut server = Killed(
+        // iperf3 cannot be told to pick a port itself.
+        let port = free_tcp_port().to_string();
+        let mut server = Running(
             Command::new("iperf3")
                 .args(["-s", "-1", "-p", &port])
                 .stdout(Stdio::null())
@@ -191,8 +157,7 @@ fn ping_pong_p50(echo_addr: SocketAddr, count: u64) -> f64 {
         }
         std::thread::sleep(Duration::from_millis(1).saturating_sub(start.elapsed()));
     }
-    rtts.sort_by(f64::total_cmp);
-    rtts[rtts.len() / 2]
+    median(&rtts).expect("a reply")
 }
 
 /// Ping-pong against an echo thread of this process.
@@ -212,7 +177,7 @@ fn ping_pong_process_p50(count: u64) -> f64 {
         spawn_announcing(Command::new(std::env::current_exe().expect("own path")).arg("--echo"));
     let addr = line.trim().parse().expect("echo address");
     let p50 = ping_pong_p50(addr, count);
-    let _ = child.wait();
+    let _ = child.0.wait();
     p50
 }
 
@@ -276,10 +241,7 @@ fn main() {
         let list: Vec<String> = p50s.iter().map(|p| format!("{p:.1}")).collect();
         println!("RTT p50 per round, {name}: {} us", list.join(", "));
     }
-    let [ours, process, thread] = rounds.map(|mut p50s| {
-        p50s.sort_by(f64::total_cmp);
-        p50s[p50s.len() / 2]
-    });
+    let [ours, process, thread] = rounds.map(|p50s| median(&p50s).expect("a round"));
     println!(
         "RTT p50 on loopback, 64 B, median of {n} rounds: linkscope reflect {ours:.1} us; plain UDP ping-pong: echo in a second process {process:.1} us ({:+.0} %), echo thread in-process {thread:.1} us ({:+.0} %)",
         (ours / process - 1.0) * 100.0,

@@ -13,51 +13,25 @@
 //! --all-targets` runs one round of 0.3 s as a smoke test. `LATENCY_SECONDS` and
 //! `LATENCY_ROUNDS` change those.
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
+#[path = "support/harness.rs"]
+mod harness;
+use harness::{Running, free_port, listening, median, ubridge_ini};
+
 const LINKSCOPE: &str = env!("CARGO_BIN_EXE_linkscope");
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A UDP port free right now on loopback.
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// `linkscope bench reflect` on a port of its choosing; its address.
-fn reflector() -> (Killed, SocketAddr) {
-    let mut child = Command::new(LINKSCOPE)
-        .args(["bench", "reflect", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("linkscope bench reflect");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the address line");
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .expect("an address");
-    (Killed(child), addr)
+fn reflector() -> (Running, SocketAddr) {
+    listening(
+        Command::new(LINKSCOPE)
+            .args(["bench", "reflect", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::null()),
+    )
 }
 
 /// The relay between the sender at `a` and the reflector at `b`: where the sender sends.
@@ -66,45 +40,29 @@ fn relay(
     a: SocketAddr,
     b: SocketAddr,
     dir: &std::path::Path,
-) -> Option<(Option<Killed>, SocketAddr)> {
+) -> Option<(Option<Running>, SocketAddr)> {
     let (port_a, port_b) = (free_port(), free_port());
     let target = SocketAddr::from(([127, 0, 0, 1], port_a));
-    let child = match kind {
+    let relay = match kind {
         "direct" => return Some((None, b)),
-        "splice" => Command::new(LINKSCOPE)
-            .args(["splice", "-q", "--no-measure", "--mode", "relay"])
-            .args(["--a", &a.to_string(), "--b", &b.to_string()])
-            .args(["--listen", &format!("127.0.0.1:{port_a},{port_b}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("linkscope splice"),
+        "splice" => Running::quiet(
+            Command::new(LINKSCOPE)
+                .args(["splice", "-q", "--no-measure", "--mode", "relay"])
+                .args(["--a", &a.to_string(), "--b", &b.to_string()])
+                .args(["--listen", &format!("127.0.0.1:{port_a},{port_b}")]),
+        )
+        .expect("linkscope splice"),
         "ubridge" => {
             let ubridge = std::env::var("LINKSCOPE_UBRIDGE").ok()?;
             let ini = dir.join(format!("ubridge-{port_a}.ini"));
-            std::fs::write(
-                &ini,
-                format!(
-                    "[bridge0]\nsource_udp = {port_a}:127.0.0.1:{}\ndestination_udp = \
-                     {port_b}:127.0.0.1:{}\n",
-                    a.port(),
-                    b.port()
-                ),
-            )
-            .unwrap();
-            Command::new(ubridge)
-                .arg("-f")
-                .arg(&ini)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()?
+            std::fs::write(&ini, ubridge_ini(port_a, a.port(), port_b, b.port())).unwrap();
+            Running::quiet(Command::new(ubridge).arg("-f").arg(&ini)).ok()?
         }
         _ => unreachable!("a known path"),
     };
     // Both relays bind their ports within milliseconds; the sender's warm-up covers the rest.
     std::thread::sleep(Duration::from_millis(300));
-    Some((Some(Killed(child)), target))
+    Some((Some(relay), target))
 }
 
 /// Round-trip p50 and p99 in µs, and the replies, of one `bench send` run.
@@ -129,11 +87,6 @@ fn round_trip(from: SocketAddr, to: SocketAddr, seconds: f64) -> (f64, f64, u64)
         rtt["p99"].as_f64().expect("p99"),
         size["received"].as_u64().unwrap_or(0),
     )
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 fn main() {
@@ -177,8 +130,8 @@ fn main() {
         .map(|samples| {
             (!samples.is_empty()).then(|| {
                 (
-                    median(samples.iter().map(|s| s.0).collect()),
-                    median(samples.iter().map(|s| s.1).collect()),
+                    median(&samples.iter().map(|s| s.0).collect::<Vec<_>>()).expect("a round"),
+                    median(&samples.iter().map(|s| s.1).collect::<Vec<_>>()).expect("a round"),
                 )
             })
         })

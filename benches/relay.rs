@@ -33,7 +33,7 @@ use hdrhistogram::Histogram;
 
 #[path = "support/harness.rs"]
 mod harness;
-use harness::{Ends, Running, frame, free_port, median, throughput, until_relayed};
+use harness::{Ends, Running, frame, free_port, median, throughput, ubridge_ini, until_relayed};
 
 /// How long the sink waits for a frame before a read times out.
 const SINK_TIMEOUT: Duration = Duration::from_millis(50);
@@ -103,11 +103,7 @@ fn path(kind: &str, ends: &Ends) -> Option<Path> {
             let ubridge = std::env::var("LINKSCOPE_UBRIDGE").ok()?;
             let dir = tempfile::tempdir().unwrap();
             let (p1, p2) = (free_port(), free_port());
-            let mut ini = format!(
-                "[bridge0]\nsource_udp = {p1}:127.0.0.1:{}\ndestination_udp = {p2}:127.0.0.1:{}\n",
-                ends.la().port(),
-                ends.lb().port()
-            );
+            let mut ini = ubridge_ini(p1, ends.la().port(), p2, ends.lb().port());
             if kind == "ubridge -w" {
                 ini.push_str(&format!(
                     "pcap_file = {}\n",

@@ -1,6 +1,6 @@
 //! The parts the benchmark harnesses share, each written once: a child process killed on
 //! drop, a server that announces its address, free loopback ports, the tunnel ends of a
-//! generator and a sink, IPv4/UDP frames, the wait until a relay in the middle relays, the
+//! generator and a sink, ubridge's configuration between two ends, IPv4/UDP frames, the wait until a relay in the middle relays, the
 //! throughput of a path, a process's /proc status, the median of a cell's rounds.
 //!
 //! A bench includes it with `#[path = "support/harness.rs"] mod harness;`; each uses a part.
@@ -83,6 +83,13 @@ pub fn free_tcp_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free TCP port")
+}
+
+/// GNS3 ubridge's configuration (`ubridge -f FILE`) of one bridge between two UDP tunnels on
+/// 127.0.0.1: it receives on `p1` from the end at port `a` and sends it what arrives on
+/// `p2` from the end at port `b`, and the reverse.
+pub fn ubridge_ini(p1: u16, a: u16, p2: u16, b: u16) -> String {
+    format!("[bridge0]\nsource_udp = {p1}:127.0.0.1:{a}\ndestination_udp = {p2}:127.0.0.1:{b}\n")
 }
 
 /// Two tunnel ends as QEMU opens them: the generator's (A) and the sink's (B).
