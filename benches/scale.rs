@@ -18,10 +18,9 @@
 //! minute); `cargo test --all-targets` runs 10 links with short windows as a smoke test.
 //! `SCALE_LINKS=10,100` chooses the sizes, `SCALE_WORKERS=N` passes `--workers N`.
 
-use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use linkscope::net::batch::RecvBatch;
@@ -31,26 +30,9 @@ use mio::{Events, Interest, Poll, Token};
 /// Frames per second each end sends.
 const RATE: u32 = 10;
 
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-// The tests' emulated QEMU tunnel end.
-#[path = "../tests/support/tunnel.rs"]
-mod tunnel;
-
-/// An emulated end that never blocks.
-fn end() -> UdpSocket {
-    let s = tunnel::end(None);
-    s.set_nonblocking(true).unwrap();
-    s
-}
+#[path = "support/harness.rs"]
+mod harness;
+use harness::{Running, lab_mapping, nonblocking_end, proc_status};
 
 /// What one end saw.
 #[derive(Debug, Default, Clone, Copy)]
@@ -78,7 +60,7 @@ const TICK: Duration = Duration::from_millis(10);
 
 impl Lab {
     fn new(links: usize) -> Lab {
-        let ends: Vec<UdpSocket> = (0..2 * links).map(|_| end()).collect();
+        let ends: Vec<UdpSocket> = (0..2 * links).map(|_| nonblocking_end()).collect();
         let addrs = ends.iter().map(|s| s.local_addr().unwrap()).collect();
         let poll = Poll::new().unwrap();
         for (i, socket) in ends.iter().enumerate() {
@@ -113,19 +95,7 @@ impl Lab {
     /// The mapping of the lab: link i joins VM 1000+i eth1 and VM 3000+i eth1, on the ends'
     /// ports.
     fn mapping(&self) -> String {
-        let mut y = String::from("links:\n");
-        for i in 0..self.links() {
-            writeln!(
-                y,
-                "  - [{}, 1, {}, 1, {{port_a: {}, port_b: {}}}]",
-                1000 + i,
-                3000 + i,
-                self.addrs[2 * i].port(),
-                self.addrs[2 * i + 1].port()
-            )
-            .unwrap();
-        }
-        y
+        lab_mapping(&self.addrs)
     }
 
     fn link_names(&self) -> Vec<String> {
@@ -238,16 +208,6 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// A `Name:  value` line of /proc/PID/status, as a number.
-fn status(pid: u32, name: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The CPU share of one core the process used over `window` while the lab pumps.
 fn cpu_share(lab: &mut Lab, pid: u32, window: Duration, sending: bool) -> f64 {
     let before = cpu_seconds(pid);
@@ -308,8 +268,8 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
     // Settle, then measure under load.
     lab.pump(Instant::now() + window / 5, true, |_| false);
     let cpu_load = cpu_share(&mut lab, pid, window, true);
-    let threads = status(pid, "Threads:");
-    let rss_mb = status(pid, "VmRSS:") as f64 / 1024.0;
+    let threads = proc_status(pid, "Threads:").unwrap();
+    let rss_mb = proc_status(pid, "VmRSS:").unwrap() as f64 / 1024.0;
     // No traffic: let the last frames arrive, then measure idle.
     lab.pump(Instant::now() + Duration::from_millis(500), false, |_| {
         false

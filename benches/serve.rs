@@ -19,42 +19,14 @@
 #[path = "../tests/support/browser.rs"]
 mod browser;
 
-use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-// The tests' emulated QEMU tunnel end.
-#[path = "../tests/support/tunnel.rs"]
-mod tunnel;
-
-/// An emulated end that never blocks.
-fn end() -> UdpSocket {
-    let s = tunnel::end(None);
-    s.set_nonblocking(true).unwrap();
-    s
-}
-
-fn status(pid: u32, name: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
+#[path = "support/harness.rs"]
+mod harness;
+use harness::{Running, lab_mapping, nonblocking_end, proc_status};
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -107,20 +79,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if bench { 1000 } else { 10 });
-    let ends: Vec<UdpSocket> = (0..2 * links).map(|_| end()).collect();
+    let ends: Vec<UdpSocket> = (0..2 * links).map(|_| nonblocking_end()).collect();
     let addrs: Vec<SocketAddr> = ends.iter().map(|s| s.local_addr().unwrap()).collect();
-    let mut mapping = String::from("links:\n");
-    for i in 0..links {
-        writeln!(
-            mapping,
-            "  - [{}, 1, {}, 1, {{port_a: {}, port_b: {}}}]",
-            1000 + i,
-            3000 + i,
-            addrs[2 * i].port(),
-            addrs[2 * i + 1].port()
-        )
-        .unwrap();
-    }
+    let mapping = lab_mapping(&addrs);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mapping.yaml");
     std::fs::write(&path, mapping).unwrap();
@@ -162,8 +123,8 @@ fn main() {
     std::thread::sleep(Duration::from_millis(2200));
     let pid = serve.0.id();
     let (threads, rss_mb) = (
-        status(pid, "Threads:"),
-        status(pid, "VmRSS:") as f64 / 1024.0,
+        proc_status(pid, "Threads:").unwrap_or(0),
+        proc_status(pid, "VmRSS:").unwrap_or(0) as f64 / 1024.0,
     );
     let requests = if bench { 20 } else { 3 };
     let api = timed(&format!("{url}/api/links"), requests);

@@ -1,11 +1,13 @@
 //! The parts the benchmark harnesses share, each written once: a child process killed on
 //! drop, a server that announces its address, free loopback ports, the tunnel ends of a
-//! generator and a sink, ubridge's configuration between two ends, IPv4/UDP frames, the wait until a relay in the middle relays, the
+//! generator and a sink, the emulated ends of a lab and its mapping, ubridge's configuration
+//! between two ends, IPv4/UDP frames, the wait until a relay in the middle relays, the
 //! throughput of a path, a process's /proc status, the median of a cell's rounds.
 //!
 //! A bench includes it with `#[path = "support/harness.rs"] mod harness;`; each uses a part.
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +17,10 @@ use std::time::{Duration, Instant};
 
 use linkscope::net::batch::{MAX_DATAGRAM, RecvBatch, SendBatch, enable_receive_metadata};
 use linkscope::net::tunnel;
+
+// The tests' emulated QEMU tunnel end.
+#[path = "../../tests/support/tunnel.rs"]
+mod emulated;
 
 /// Frames per `sendmmsg` / `recvmmsg` call of the generator and the sink.
 pub const BATCH: usize = 64;
@@ -119,6 +125,32 @@ impl Ends {
     pub fn lb(&self) -> SocketAddr {
         self.b.local_addr().unwrap()
     }
+}
+
+/// An emulated QEMU tunnel end (the tests' own: 127.0.0.1, SO_REUSEADDR) that never blocks,
+/// for a lab of many ends.
+pub fn nonblocking_end() -> UdpSocket {
+    let s = emulated::end(None);
+    s.set_nonblocking(true).unwrap();
+    s
+}
+
+/// The mapping of a lab whose ends 2i and 2i+1 (at `addrs`) are link i: VM 1000+i eth1 to
+/// VM 3000+i eth1, on the ends' ports.
+pub fn lab_mapping(addrs: &[SocketAddr]) -> String {
+    let mut y = String::from("links:\n");
+    for (i, pair) in addrs.chunks_exact(2).enumerate() {
+        writeln!(
+            y,
+            "  - [{}, 1, {}, 1, {{port_a: {}, port_b: {}}}]",
+            1000 + i,
+            3000 + i,
+            pair[0].port(),
+            pair[1].port()
+        )
+        .unwrap();
+    }
+    y
 }
 
 /// An IPv4/UDP frame of `len` bytes (at least 42).
