@@ -31,7 +31,8 @@ use linkscope::net::batch::RecvBatch;
 #[path = "support/harness.rs"]
 mod harness;
 use harness::{
-    BATCH, Ends, Running, frame, free_port, free_tcp_port, median, throughput, until_relayed,
+    BATCH, Ends, Running, env_number, frame, free_port, free_tcp_port, median, throughput,
+    until_relayed,
 };
 
 /// The length of every frame.
@@ -181,10 +182,7 @@ fn lateness(ends: &Ends, target: SocketAddr, pps: u64, time: Duration) -> Histog
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let seconds: f64 = std::env::var("IMPAIR_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if full { 1.0 } else { 0.2 });
+    let seconds: f64 = env_number("IMPAIR_SECONDS").unwrap_or(if full { 1.0 } else { 0.2 });
     let time = Duration::from_secs_f64(seconds);
     let rounds = if full { 3 } else { 1 };
     let kinds = [

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 #[path = "support/harness.rs"]
 mod harness;
-use harness::{Running, free_port, listening, median, ubridge_ini};
+use harness::{Running, env_number, free_port, listening, median, ubridge_ini};
 
 const LINKSCOPE: &str = env!("CARGO_BIN_EXE_linkscope");
 
@@ -91,7 +91,7 @@ fn round_trip(from: SocketAddr, to: SocketAddr, seconds: f64) -> (f64, f64, u64)
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
+    let env = env_number::<f64>;
     let seconds = env("LATENCY_SECONDS").unwrap_or(if full { 3.0 } else { 0.3 });
     let rounds = env("LATENCY_ROUNDS").map_or(if full { 5 } else { 1 }, |r| r as usize);
     if std::env::var("LINKSCOPE_UBRIDGE").is_err() {

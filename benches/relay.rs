@@ -33,7 +33,10 @@ use hdrhistogram::Histogram;
 
 #[path = "support/harness.rs"]
 mod harness;
-use harness::{Ends, Running, frame, free_port, median, throughput, ubridge_ini, until_relayed};
+use harness::{
+    Ends, Running, env_list, env_number, frame, free_port, median, throughput, ubridge_ini,
+    until_relayed,
+};
 
 /// How long the sink waits for a frame before a read times out.
 const SINK_TIMEOUT: Duration = Duration::from_millis(50);
@@ -186,19 +189,15 @@ fn round_trips(ends: &Ends, target: SocketAddr, back: SocketAddr, count: usize) 
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs us without it.
     let full = std::env::args().any(|a| a == "--bench");
-    let seconds: f64 = std::env::var("RELAY_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if full { 1.0 } else { 0.2 });
+    let seconds: f64 = env_number("RELAY_SECONDS").unwrap_or(if full { 1.0 } else { 0.2 });
     let time = Duration::from_secs_f64(seconds);
-    let sizes: Vec<usize> = match std::env::var("RELAY_SIZES") {
-        Ok(list) => list
-            .split(',')
-            .filter_map(|s| s.trim().parse().ok())
-            .collect(),
-        Err(_) if full => vec![64, 512, 1500, 9000],
-        Err(_) => vec![64],
-    };
+    let sizes = env_list("RELAY_SIZES").unwrap_or_else(|| {
+        if full {
+            vec![64, 512, 1500, 9000]
+        } else {
+            vec![64]
+        }
+    });
     let kinds: Vec<&str> = [
         "direct",
         "splice",

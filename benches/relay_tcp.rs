@@ -25,7 +25,10 @@ use std::time::{Duration, Instant};
 
 #[path = "support/harness.rs"]
 mod harness;
-use harness::{Ends, Running, free_port, free_tcp_port, median, throughput, until_relayed};
+use harness::{
+    Ends, Running, env_list, env_number, free_port, free_tcp_port, median, throughput,
+    until_relayed,
+};
 
 /// Spawns a relay with no input and its output discarded.
 fn spawn(command: &mut Command) -> Running {
@@ -109,23 +112,13 @@ fn path(kind: &str, ends: &Ends, netrelay: Option<&str>) -> Option<Path> {
     })
 }
 
-fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs us without it.
     let full = std::env::args().any(|a| a == "--bench");
-    let seconds: f64 = env("RELAY_TCP_SECONDS").unwrap_or(if full { 2.0 } else { 0.2 });
-    let rounds: usize = env("RELAY_TCP_ROUNDS").unwrap_or(if full { 5 } else { 1 });
-    let sizes: Vec<usize> = match std::env::var("RELAY_TCP_SIZES") {
-        Ok(list) => list
-            .split(',')
-            .filter_map(|s| s.trim().parse().ok())
-            .collect(),
-        Err(_) if full => vec![64, 1500],
-        Err(_) => vec![64],
-    };
+    let seconds: f64 = env_number("RELAY_TCP_SECONDS").unwrap_or(if full { 2.0 } else { 0.2 });
+    let rounds: usize = env_number("RELAY_TCP_ROUNDS").unwrap_or(if full { 5 } else { 1 });
+    let sizes =
+        env_list("RELAY_TCP_SIZES").unwrap_or_else(|| if full { vec![64, 1500] } else { vec![64] });
     let netrelay = std::env::var("LINKSCOPE_NETRELAY").ok();
     if netrelay.is_none() {
         println!(

@@ -32,7 +32,7 @@ const RATE: u32 = 10;
 
 #[path = "support/harness.rs"]
 mod harness;
-use harness::{Running, lab_mapping, nonblocking_end, proc_status};
+use harness::{Running, env_list, lab_mapping, nonblocking_end, proc_status};
 
 /// What one end saw.
 #[derive(Debug, Default, Clone, Copy)]
@@ -340,14 +340,8 @@ fn run(links: usize, workers: Option<&str>, window: Duration) -> Row {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let sizes: Vec<usize> = match std::env::var("SCALE_LINKS") {
-        Ok(list) => list
-            .split(',')
-            .filter_map(|s| s.trim().parse().ok())
-            .collect(),
-        Err(_) if full => vec![10, 100, 1000],
-        Err(_) => vec![10],
-    };
+    let sizes = env_list("SCALE_LINKS")
+        .unwrap_or_else(|| if full { vec![10, 100, 1000] } else { vec![10] });
     let workers = std::env::var("SCALE_WORKERS").ok();
     let window = if full {
         Duration::from_secs(5)

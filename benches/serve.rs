@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 #[path = "support/harness.rs"]
 mod harness;
-use harness::{Running, lab_mapping, nonblocking_end, proc_status};
+use harness::{Running, env_number, lab_mapping, nonblocking_end, proc_status};
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -75,10 +75,7 @@ fn spliced(url: &str) -> usize {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let links: usize = std::env::var("SERVE_LINKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if bench { 1000 } else { 10 });
+    let links: usize = env_number("SERVE_LINKS").unwrap_or(if bench { 1000 } else { 10 });
     let ends: Vec<UdpSocket> = (0..2 * links).map(|_| nonblocking_end()).collect();
     let addrs: Vec<SocketAddr> = ends.iter().map(|s| s.local_addr().unwrap()).collect();
     let mapping = lab_mapping(&addrs);

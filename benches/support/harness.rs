@@ -2,7 +2,8 @@
 //! drop, a server that announces its address, free loopback ports, the tunnel ends of a
 //! generator and a sink, the emulated ends of a lab and its mapping, ubridge's configuration
 //! between two ends, IPv4/UDP frames, the wait until a relay in the middle relays, the
-//! throughput of a path, a process's /proc status, the median of a cell's rounds.
+//! throughput of a path, a process's /proc status, the median of a cell's rounds, the
+//! numbers and lists a bench reads from its environment variables.
 //!
 //! A bench includes it with `#[path = "support/harness.rs"] mod harness;`; each uses a part.
 #![allow(dead_code)]
@@ -244,4 +245,20 @@ pub fn median(samples: &[f64]) -> Option<f64> {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted.get(sorted.len() / 2).copied()
+}
+
+/// The number in environment variable `name`; `None` when it is unset or not a number.
+pub fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// The comma-separated numbers in environment variable `name` (e.g. `RELAY_SIZES=64,1500`),
+/// leaving out what is not a number; `None` when it is unset.
+pub fn env_list(name: &str) -> Option<Vec<usize>> {
+    let list = std::env::var(name).ok()?;
+    Some(
+        list.split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+    )
 }
