@@ -31,7 +31,7 @@ use linkscope::net::batch::RecvBatch;
 #[path = "support/harness.rs"]
 mod harness;
 use harness::{
-    BATCH, Ends, Running, env_number, frame, free_port, free_tcp_port, median, throughput,
+    BATCH, Ends, Running, env_number, frame, free_port, free_tcp_port, median, splice, throughput,
     until_relayed,
 };
 
@@ -49,16 +49,6 @@ struct Path {
     target: SocketAddr,
     _relay: Option<Running>,
     _control: Option<TcpStream>,
-}
-
-fn splice(ends: &Ends, extra: &[&str]) -> Running {
-    Running::quiet(
-        Command::new(env!("CARGO_BIN_EXE_linkscope"))
-            .args(["splice", "-q", "--no-measure"])
-            .args(["--a", &ends.la().to_string(), "--b", &ends.lb().to_string()])
-            .args(extra),
-    )
-    .expect("linkscope")
 }
 
 /// ubridge in hypervisor mode: a bridge of two UDP NIOs, with a delay filter of `delay_ms`.
@@ -115,12 +105,12 @@ fn path(kind: &str, ends: &Ends) -> Option<Path> {
         },
         "splice" => Path {
             target: ends.lb(),
-            _relay: Some(splice(ends, &[])),
+            _relay: Some(splice(ends, &["--no-measure"])),
             _control: None,
         },
         "splice delay=1ms" => Path {
             target: ends.lb(),
-            _relay: Some(splice(ends, &["--impair", "delay=1ms"])),
+            _relay: Some(splice(ends, &["--no-measure", "--impair", "delay=1ms"])),
             _control: None,
         },
         "ubridge" => ubridge(ends, None)?,

@@ -34,7 +34,7 @@ use hdrhistogram::Histogram;
 #[path = "support/harness.rs"]
 mod harness;
 use harness::{
-    Ends, Running, env_list, env_number, frame, free_port, median, throughput, ubridge_ini,
+    Ends, Running, env_list, env_number, frame, free_port, median, splice, throughput, ubridge_ini,
     until_relayed,
 };
 
@@ -49,22 +49,6 @@ struct Path {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn linkscope(ends: &Ends, extra: &[&str]) -> Running {
-    Running::quiet(
-        Command::new(env!("CARGO_BIN_EXE_linkscope"))
-            .args([
-                "splice",
-                "-q",
-                "--a",
-                &ends.la().to_string(),
-                "--b",
-                &ends.lb().to_string(),
-            ])
-            .args(extra),
-    )
-    .expect("linkscope")
-}
-
 fn installed(tool: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
@@ -77,8 +61,8 @@ fn installed(tool: &str) -> bool {
 fn path(kind: &str, ends: &Ends) -> Option<Path> {
     let (target, relay, dir) = match kind {
         "direct" => (ends.lb(), None, None),
-        "splice" => (ends.lb(), Some(linkscope(ends, &["--no-measure"])), None),
-        "splice +measure" => (ends.lb(), Some(linkscope(ends, &[])), None),
+        "splice" => (ends.lb(), Some(splice(ends, &["--no-measure"])), None),
+        "splice +measure" => (ends.lb(), Some(splice(ends, &[])), None),
         "splice -w" | "splice -w --no-measure" => {
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("relay.pcapng");
@@ -86,7 +70,7 @@ fn path(kind: &str, ends: &Ends) -> Option<Path> {
             if kind.ends_with("--no-measure") {
                 args.push("--no-measure");
             }
-            let relay = linkscope(ends, &args);
+            let relay = splice(ends, &args);
             (ends.lb(), Some(relay), Some(dir))
         }
         "vde_plug" => {

@@ -1,9 +1,9 @@
 //! The parts the benchmark harnesses share, each written once: a child process killed on
 //! drop, a server that announces its address, free loopback ports, the tunnel ends of a
-//! generator and a sink, the emulated ends of a lab and its mapping, ubridge's configuration
-//! between two ends, IPv4/UDP frames, the wait until a relay in the middle relays, the
-//! throughput of a path, a process's /proc status, the median of a cell's rounds, the
-//! numbers and lists a bench reads from its environment variables.
+//! generator and a sink, a splice between them, the emulated ends of a lab and its mapping,
+//! ubridge's configuration between two ends, IPv4/UDP frames, the wait until a relay in the
+//! middle relays, the throughput of a path, a process's /proc status, the median of a
+//! cell's rounds, the numbers and lists a bench reads from its environment variables.
 //!
 //! A bench includes it with `#[path = "support/harness.rs"] mod harness;`; each uses a part.
 #![allow(dead_code)]
@@ -126,6 +126,18 @@ impl Ends {
     pub fn lb(&self) -> SocketAddr {
         self.b.local_addr().unwrap()
     }
+}
+
+/// `linkscope splice -q --a A --b B EXTRA…` between the two ends (steal mode), its output
+/// discarded.
+pub fn splice(ends: &Ends, extra: &[&str]) -> Running {
+    Running::quiet(
+        Command::new(env!("CARGO_BIN_EXE_linkscope"))
+            .args(["splice", "-q"])
+            .args(["--a", &ends.la().to_string(), "--b", &ends.lb().to_string()])
+            .args(extra),
+    )
+    .expect("linkscope splice")
 }
 
 /// An emulated QEMU tunnel end (the tests' own: 127.0.0.1, SO_REUSEADDR) that never blocks,
