@@ -10,6 +10,10 @@ use std::time::Instant;
 use linkscope::capture::filter::Filter;
 use linkscope::net::sys::pcap::Libpcap;
 
+#[path = "support/harness.rs"]
+mod harness;
+use harness::median;
+
 const ROUNDS: usize = 15;
 const CALLS: u32 = 200_000;
 
@@ -40,11 +44,6 @@ fn round(mut f: impl FnMut() -> bool) -> f64 {
         black_box(f());
     }
     start.elapsed().as_nanos() as f64 / f64::from(CALLS)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {
@@ -92,7 +91,7 @@ fn main() {
                     a.push(round(ours));
                 }
             }
-            let (a, b) = (median(a), median(b));
+            let (a, b) = (median(&a).expect("a round"), median(&b).expect("a round"));
             println!(
                 "{expression:<48} {name:<8} {a:>12.1} {b:>12.1} {:>8.2}",
                 b / a

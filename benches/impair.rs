@@ -31,8 +31,8 @@ use linkscope::net::batch::RecvBatch;
 #[path = "support/harness.rs"]
 mod harness;
 use harness::{
-    BATCH, Ends, Running, env_number, frame, free_port, free_tcp_port, median, splice, throughput,
-    until_relayed,
+    BATCH, Ends, Running, connect_within, env_number, frame, free_port, free_tcp_port, median,
+    splice, throughput, until_relayed,
 };
 
 /// The length of every frame.
@@ -57,16 +57,7 @@ fn ubridge(ends: &Ends, delay_ms: Option<u32>) -> Option<Path> {
     let port = free_tcp_port();
     let relay =
         Running::quiet(Command::new(binary).args(["-H", &format!("127.0.0.1:{port}")])).ok()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let control = loop {
-        if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
-            break c;
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let control = connect_within(port, Duration::from_secs(10), Duration::from_millis(50))?;
     let (p1, p2) = (free_port(), free_port());
     let mut commands = vec![
         "bridge create br0".to_string(),

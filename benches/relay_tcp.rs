@@ -21,13 +21,13 @@
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[path = "support/harness.rs"]
 mod harness;
 use harness::{
-    Ends, Running, env_list, env_number, free_port, free_tcp_port, median, throughput,
-    until_relayed,
+    Ends, Running, connect_within, env_list, env_number, free_port, free_tcp_port, median,
+    throughput, until_relayed,
 };
 
 /// Spawns a relay with no input and its output discarded.
@@ -35,16 +35,9 @@ fn spawn(command: &mut Command) -> Running {
     Running::quiet(command.stdin(Stdio::null())).unwrap_or_else(|e| panic!("{command:?}: {e}"))
 }
 
-/// Waits until a TCP port accepts connections (the first relay is listening).
+/// Whether the first relay's TCP port accepts connections within 20 s.
 fn until_listening(port: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+    connect_within(port, Duration::from_secs(20), Duration::from_millis(20)).is_some()
 }
 
 /// The relays of one path, and where the generator sends.

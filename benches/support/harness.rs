@@ -1,6 +1,6 @@
 //! The parts the benchmark harnesses share, each written once: a child process killed on
 //! drop, a server that announces its address, free loopback ports, the tunnel ends of a
-//! generator and a sink, a splice between them, the emulated ends of a lab and its mapping,
+//! generator and a sink, the wait for a TCP listener, a splice between them, the emulated ends of a lab and its mapping,
 //! ubridge's configuration between two ends, IPv4/UDP frames, the wait until a relay in the
 //! middle relays, the throughput of a path, a process's /proc status, the median of a
 //! cell's rounds, the numbers and lists a bench reads from its environment variables.
@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,6 +97,19 @@ pub fn free_tcp_port() -> u16 {
 /// `p2` from the end at port `b`, and the reverse.
 pub fn ubridge_ini(p1: u16, a: u16, p2: u16, b: u16) -> String {
     format!("[bridge0]\nsource_udp = {p1}:127.0.0.1:{a}\ndestination_udp = {p2}:127.0.0.1:{b}\n")
+}
+
+/// A connection to a TCP port on loopback once it accepts one (a relay or a control
+/// interface is listening), trying every `every` for `within`; `None` if it never did.
+pub fn connect_within(port: u16, within: Duration, every: Duration) -> Option<TcpStream> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+            return Some(stream);
+        }
+        std::thread::sleep(every);
+    }
+    None
 }
 
 /// Two tunnel ends as QEMU opens them: the generator's (A) and the sink's (B).
