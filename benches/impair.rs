@@ -31,8 +31,8 @@ use linkscope::net::batch::RecvBatch;
 #[path = "support/harness.rs"]
 mod harness;
 use harness::{
-    BATCH, Ends, Running, connect_within, env_number, frame, free_port, free_tcp_port, median,
-    splice, throughput, until_relayed,
+    BATCH, Ends, Running, connect_within, env_number, frame, free_port, free_tcp_port,
+    interleaved_medians, splice, throughput, until_relayed,
 };
 
 /// The length of every frame.
@@ -181,16 +181,11 @@ fn main() {
          round(s) (median shown), {} core(s)",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
-    for _ in 0..rounds {
-        for (kind, cell) in kinds.iter().zip(&mut samples) {
-            let ends = Ends::new(SINK_TIMEOUT);
-            if let Some(path) = path(kind, &ends) {
-                cell.push(throughput(&ends, path.target, LEN, time, 2));
-            }
-        }
-    }
-    let medians: Vec<Option<f64>> = samples.iter().map(|c| median(c)).collect();
+    let medians = interleaved_medians(&kinds, rounds, |kind| {
+        let ends = Ends::new(SINK_TIMEOUT);
+        let path = path(kind, &ends)?;
+        Some(throughput(&ends, path.target, LEN, time, 2))
+    });
     println!("| path | delivered pps | Gbit/s | ratio to its undelayed path |");
     println!("|---|---:|---:|---:|");
     for (kind, pps) in kinds.iter().zip(&medians) {

@@ -34,8 +34,8 @@ use hdrhistogram::Histogram;
 #[path = "support/harness.rs"]
 mod harness;
 use harness::{
-    Ends, Running, env_list, env_number, frame, free_port, median, splice, throughput, ubridge_ini,
-    until_relayed,
+    Ends, Running, env_list, env_number, frame, free_port, interleaved_medians, splice, throughput,
+    ubridge_ini, until_relayed,
 };
 
 /// How long the sink waits for a frame before a read times out.
@@ -207,17 +207,11 @@ fn main() {
     println!("|---:|---|---:|---:|---:|");
     let mut overhead = Vec::new();
     for &len in &sizes {
-        // Rounds interleave the paths, so a burst of load elsewhere hits them all alike.
-        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
-        for _ in 0..rounds {
-            for (kind, cell) in kinds.iter().zip(&mut samples) {
-                let ends = Ends::new(SINK_TIMEOUT);
-                if let Some(path) = path(kind, &ends) {
-                    cell.push(throughput(&ends, path.target, len, time, 2));
-                }
-            }
-        }
-        let medians: Vec<Option<f64>> = samples.iter().map(|c| median(c)).collect();
+        let medians = interleaved_medians(&kinds, rounds, |kind| {
+            let ends = Ends::new(SINK_TIMEOUT);
+            let path = path(kind, &ends)?;
+            Some(throughput(&ends, path.target, len, time, 2))
+        });
         for (kind, pps) in kinds.iter().zip(&medians) {
             match (pps, medians[0]) {
                 (Some(pps), Some(direct)) if kinds[0] == "direct" => println!(

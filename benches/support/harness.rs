@@ -2,8 +2,8 @@
 //! drop, a server that announces its address, free loopback ports, the tunnel ends of a
 //! generator and a sink, the wait for a TCP listener, a splice between them, the emulated ends of a lab and its mapping,
 //! ubridge's configuration between two ends, IPv4/UDP frames, the wait until a relay in the
-//! middle relays, the throughput of a path, a process's /proc status, the median of a
-//! cell's rounds, the numbers and lists a bench reads from its environment variables.
+//! middle relays, the throughput of a path, the median of each path's interleaved rounds,
+//! a process's /proc status, the numbers and lists a bench reads from its environment variables.
 //!
 //! A bench includes it with `#[path = "support/harness.rs"] mod harness;`; each uses a part.
 #![allow(dead_code)]
@@ -263,6 +263,23 @@ pub fn proc_status(pid: u32, name: &str) -> std::io::Result<u64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0))
+}
+
+/// Each path's median over `rounds` rounds of `measure(kind)` (`None` where it never
+/// measured: the path cannot run here). Every round measures every path in turn, so a burst
+/// of load elsewhere hits them all alike.
+pub fn interleaved_medians(
+    kinds: &[&str],
+    rounds: usize,
+    mut measure: impl FnMut(&str) -> Option<f64>,
+) -> Vec<Option<f64>> {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+    for _ in 0..rounds {
+        for (kind, cell) in kinds.iter().zip(&mut samples) {
+            cell.extend(measure(kind));
+        }
+    }
+    samples.iter().map(|c| median(c)).collect()
 }
 
 /// The median of the samples (the upper one of an even count), if any.
