@@ -17,32 +17,13 @@ use serde_json::Value;
 
 #[path = "support/harness.rs"]
 mod harness;
-use harness::{Running, free_tcp_port, listening, median, spawn_announcing};
+use harness::{Running, bench_send, free_tcp_port, listening, median, spawn_announcing};
 
 const LINKSCOPE: &str = env!("CARGO_BIN_EXE_linkscope");
 const SIZES: [usize; 3] = [64, 512, 1470];
 
 fn receiver(role: &str) -> (Running, SocketAddr) {
     listening(Command::new(LINKSCOPE).args(["bench", role, "--listen", "127.0.0.1:0"]))
-}
-
-fn json(cmd: &mut Command) -> Value {
-    let out = cmd.output().expect("run command");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON output")
-}
-
-/// `linkscope bench send --to ADDR --json EXTRA…`: the run's JSON document.
-fn send(to: SocketAddr, extra: &[&str]) -> Value {
-    json(
-        Command::new(LINKSCOPE)
-            .args(["bench", "send", "--to", &to.to_string(), "--json"])
-            .args(extra),
-    )
 }
 
 /// (frames/s received, payload bit/s received); `extra` adds options to `send`.
@@ -61,7 +42,7 @@ fn ours(size: usize, seconds: f64, extra: &[&str]) -> (f64, f64) {
         "0",
     ];
     args.extend(extra);
-    let run = send(addr, &args);
+    let run = bench_send(addr, &args);
     let s = &run["sizes"][0];
     (
         s["pps"].as_f64().expect("pps"),
@@ -109,7 +90,7 @@ fn iperf3(size: usize, limit: [&str; 2]) -> Option<(f64, f64)> {
 /// Round-trip p50 (µs) of `linkscope bench send` against `linkscope bench reflect`.
 fn ours_rtt_p50(count: u64) -> f64 {
     let (_reflector, addr) = receiver("reflect");
-    let run = send(
+    let run = bench_send(
         addr,
         &[
             "--rate",

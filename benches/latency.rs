@@ -17,11 +17,9 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
-
 #[path = "support/harness.rs"]
 mod harness;
-use harness::{Running, env_number, free_port, listening, median, ubridge_ini};
+use harness::{Running, bench_send, env_number, free_port, listening, median, ubridge_ini};
 
 const LINKSCOPE: &str = env!("CARGO_BIN_EXE_linkscope");
 
@@ -67,19 +65,20 @@ fn relay(
 
 /// Round-trip p50 and p99 in µs, and the replies, of one `bench send` run.
 fn round_trip(from: SocketAddr, to: SocketAddr, seconds: f64) -> (f64, f64, u64) {
-    let out = Command::new(LINKSCOPE)
-        .args(["bench", "send", "--json", "--interval", "0"])
-        .args(["--local", &from.to_string(), "--to", &to.to_string()])
-        .args(["--rate", "10000", "--size", "64", "--warmup", "0.3"])
-        .args(["--duration", &seconds.to_string(), "--drain", "0.1"])
-        .output()
-        .expect("linkscope bench send");
-    assert!(
-        out.status.success(),
-        "bench send: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let (from, seconds) = (from.to_string(), seconds.to_string());
+    let run = bench_send(
+        to,
+        &[
+            ["--interval", "0"],
+            ["--local", &from],
+            ["--rate", "10000"],
+            ["--size", "64"],
+            ["--warmup", "0.3"],
+            ["--duration", &seconds],
+            ["--drain", "0.1"],
+        ]
+        .concat(),
     );
-    let run: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let size = &run["sizes"][0];
     let rtt = &size["rtt_us"];
     (

@@ -1,6 +1,7 @@
 //! The parts the benchmark harnesses share, each written once: a child process killed on
 //! drop, a server that announces its address, free loopback ports, the tunnel ends of a
-//! generator and a sink, the wait for a TCP listener, a splice between them, the emulated ends of a lab and its mapping,
+//! generator and a sink, the wait for a TCP listener, a splice between them, a `bench send`
+//! run, the emulated ends of a lab and its mapping,
 //! ubridge's configuration between two ends, IPv4/UDP frames, the wait until a relay in the
 //! middle relays, the throughput of a path, the median of each path's interleaved rounds,
 //! a process's /proc status, the numbers and lists a bench reads from its environment variables.
@@ -151,6 +152,22 @@ pub fn splice(ends: &Ends, extra: &[&str]) -> Running {
             .args(extra),
     )
     .expect("linkscope splice")
+}
+
+/// `linkscope bench send --to TO --json EXTRA…`: the run's JSON document (a failed run fails
+/// the bench with its stderr).
+pub fn bench_send(to: SocketAddr, extra: &[&str]) -> serde_json::Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_linkscope"));
+    command
+        .args(["bench", "send", "--to", &to.to_string(), "--json"])
+        .args(extra);
+    let out = command.output().expect("run linkscope bench send");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
 /// An emulated QEMU tunnel end (the tests' own: 127.0.0.1, SO_REUSEADDR) that never blocks,
