@@ -1,10 +1,12 @@
-//! The parts the benchmark harnesses share, each written once: a child process killed on
-//! drop, a server that announces its address, free loopback ports, the tunnel ends of a
-//! generator and a sink, the wait for a TCP listener, a splice between them, a `bench send`
-//! run, the emulated ends of a lab and its mapping,
-//! ubridge's configuration between two ends, IPv4/UDP frames, the wait until a relay in the
-//! middle relays, the throughput of a path, the median of each path's interleaved rounds,
-//! a process's /proc status, the numbers and lists a bench reads from its environment variables.
+//! The parts the benchmark harnesses share, each written once:
+//! - processes: a child killed on drop, a server that announces its address, the wait for a
+//!   TCP listener, a `linkscope splice` between two ends, a `linkscope bench send` run,
+//!   ubridge's configuration between two ends, a process's /proc status;
+//! - loopback: free UDP and TCP ports, the tunnel ends of a generator and a sink, the
+//!   emulated ends of a lab and its mapping;
+//! - measuring: IPv4/UDP frames, the wait until a relay in the middle relays, the
+//!   throughput of a path, the median of each path's interleaved rounds;
+//! - the numbers and lists a bench reads from its environment variables.
 //!
 //! A bench includes it with `#[path = "support/harness.rs"] mod harness;`; each uses a part.
 #![allow(dead_code)]
