@@ -38,20 +38,25 @@ impl Connected {
     /// Asks the kernel's socket diagnostics ([`super::sock_diag`]), or, where it cannot
     /// answer (a kernel without `udp_diag`), reads `/proc/net/udp` and `/proc/net/udp6`.
     pub fn read() -> io::Result<Connected> {
+        Connected::read_without(&HashSet::new())
+    }
+
+    /// [`Connected::read`] without the sockets among `ours`: a splice looking for others on
+    /// its tunnels keeps only theirs, not a table of its own thousands.
+    pub fn read_without(ours: &HashSet<u64>) -> io::Result<Connected> {
         let mut connected = Connected::default();
-        if let Ok(sockets) = super::sock_diag::connected_udp() {
-            for (pair, inode) in sockets {
+        let mut add = |(pair, inode): ((SocketAddr, SocketAddr), u64)| {
+            if !ours.contains(&inode) {
                 connected.0.entry(pair).or_default().push(inode);
             }
+        };
+        if let Ok(sockets) = super::sock_diag::connected_udp() {
+            sockets.into_iter().for_each(add);
             return Ok(connected);
         }
         for table in ["/proc/net/udp", "/proc/net/udp6"] {
             match std::fs::read_to_string(table) {
-                Ok(text) => {
-                    for (pair, inode) in parse(&text) {
-                        connected.0.entry(pair).or_default().push(inode);
-                    }
-                }
+                Ok(text) => parse(&text).into_iter().for_each(&mut add),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
@@ -202,6 +207,11 @@ mod tests {
         let ours = own_sockets().unwrap();
         assert!(ours.contains(&inodes[0]));
         assert!(table.others(local, remote, &ours).is_empty());
+        let without = Connected::read_without(&ours).unwrap();
+        assert!(
+            without.on(local, remote).is_empty(),
+            "our own socket is left out"
+        );
         assert_eq!(table.others(local, remote, &HashSet::new()), inodes);
         assert!(table.on(remote, local).is_empty(), "not connected");
     }

@@ -22,7 +22,7 @@ const EVERY: Duration = Duration::from_secs(1);
 /// on the host: a netlink dump is cheap, but where the kernel lacks `udp_diag` the splice
 /// reads /proc/net/udp, whose reading slows with the square of the sockets (20 ms for 4,000
 /// sockets on a 2-core VM); then the check runs less often rather than cost more.
-const BUDGET: f64 = 0.005;
+const BUDGET: f64 = 0.002;
 
 /// One direction of a stolen link: the socket bound to `to` and connected to `from` is ours.
 struct Watch {
@@ -86,12 +86,12 @@ impl Takeovers {
         }
         // One reading of the socket tables for every direction.
         let started = Instant::now();
-        let Ok(connected) = udp_owners::Connected::read() else {
+        let Ok(connected) = udp_owners::Connected::read_without(&self.ours) else {
             return Ok(EVERY);
         };
         let next = EVERY.max(started.elapsed().div_f64(BUDGET));
         for watch in &mut self.watches {
-            let mut others = connected.others(watch.to, watch.from, &self.ours);
+            let mut others = connected.on(watch.to, watch.from).to_vec();
             others.retain(|inode| !watch.known.contains(inode));
             match (watch.lost, others.is_empty()) {
                 (None, false) => {
