@@ -95,6 +95,8 @@ struct Held {
 /// One direction's impairment state.
 pub struct Impairment {
     spec: Spec,
+    /// The spec asks nothing and the cable is in: kept with every change of either.
+    clear: bool,
     /// Down by command (`ctl down`, flap), apart from the spec's own `down`.
     forced_down: bool,
     rng: Rng,
@@ -114,6 +116,7 @@ impl Impairment {
     /// An impairment following `spec`, drawing from `rng`.
     pub fn new(spec: Spec, rng: Rng) -> Impairment {
         Impairment {
+            clear: spec.is_clear(),
             spec,
             forced_down: false,
             rng,
@@ -130,7 +133,7 @@ impl Impairment {
     /// True when every frame offered now would pass unchanged: not down, nothing asked,
     /// nothing held.
     pub fn passes_all(&self) -> bool {
-        !self.is_down() && self.spec.is_clear() && self.queue.is_empty()
+        self.clear && self.queue.is_empty()
     }
 
     /// The spec in force.
@@ -155,6 +158,7 @@ impl Impairment {
 
     /// Replaces the spec; frames already queued keep their time (a cable pull drops them).
     pub fn set_spec(&mut self, spec: Spec) {
+        self.clear = spec.is_clear() && !self.forced_down;
         self.spec = spec;
         self.loss_draw = Correlated::default();
         self.bad_state = false;
@@ -173,6 +177,7 @@ impl Impairment {
         } else {
             self.spec.down = false;
         }
+        self.clear = self.spec.is_clear() && !down;
     }
 
     fn flush_down(&mut self) {

@@ -2,8 +2,10 @@
 //! socket changes it while the link runs.
 //!
 //! The control thread never touches a stage: it sends a [`Change`] down a channel the stage
-//! reads without waiting (`try_recv`) before each frame and each release, and reads the
-//! stage's counters from atomics the stage publishes. What the control socket shows as the
+//! reads without waiting (`try_recv`) before each batch, frame and release, and reads the
+//! stage's counters from atomics the stage publishes. A counter shared by all the stages of
+//! a registry says whether any change was sent since a stage last looked, so that a worker
+//! serving a thousand links does not touch a thousand channels' memory per frame. What the control socket shows as the
 //! spec in force is its own record of what it asked for.
 
 use std::collections::BTreeMap;
@@ -77,12 +79,20 @@ impl Published {
 pub struct ImpairStage {
     model: Impairment,
     changes: Receiver<Change>,
+    /// The registry's count of changes sent, and its value when this stage last looked.
+    sent: Arc<AtomicU64>,
+    seen: u64,
     published: Arc<Published>,
     last: (Counters, usize),
 }
 
 impl ImpairStage {
     fn take_changes(&mut self) {
+        let sent = self.sent.load(Ordering::Acquire);
+        if sent == self.seen {
+            return;
+        }
+        self.seen = sent;
         while let Ok(change) = self.changes.try_recv() {
             match change {
                 Change::Spec(spec) => self.model.set_spec(spec),
@@ -135,6 +145,8 @@ struct Handle {
     spec: Spec,
     down: bool,
     changes: Sender<Change>,
+    /// The registry's count of changes sent.
+    sent: Arc<AtomicU64>,
     published: Arc<Published>,
 }
 
@@ -142,6 +154,8 @@ impl Handle {
     fn send(&self, change: Change) {
         // A stage whose link was removed is gone; nothing is left to change.
         let _ = self.changes.send(change);
+        // After the send: a stage that sees the new count finds the change in its channel.
+        self.sent.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -149,6 +163,7 @@ impl Handle {
 /// and changes them for the control socket.
 pub struct Registry {
     seed: Option<u64>,
+    sent: Arc<AtomicU64>,
     initial: [Spec; 2],
     links: Mutex<BTreeMap<String, Vec<Handle>>>,
     order: Mutex<Vec<String>>,
@@ -160,6 +175,7 @@ impl Registry {
     pub fn new(seed: Option<u64>, initial: [Spec; 2]) -> Registry {
         Registry {
             seed,
+            sent: Arc::new(AtomicU64::new(0)),
             initial,
             links: Mutex::new(BTreeMap::new()),
             order: Mutex::new(Vec::new()),
@@ -182,6 +198,7 @@ impl Registry {
             spec: spec.clone(),
             down: false,
             changes,
+            sent: Arc::clone(&self.sent),
             published: Arc::clone(&published),
         };
         let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
@@ -198,6 +215,8 @@ impl Registry {
         Box::new(ImpairStage {
             model: Impairment::new(spec, rng),
             changes: receiver,
+            sent: Arc::clone(&self.sent),
+            seen: self.sent.load(Ordering::Acquire),
             published,
             last: (Counters::default(), 0),
         })
