@@ -9,6 +9,8 @@
 //!
 //! ubridge is built from its public source for measurement only and found through
 //! `LINKSCOPE_UBRIDGE=/path/to/ubridge`; without it its column is skipped with a note.
+//! `LINKSCOPE_LANDED=/path/to/linkscope` adds the same splice run by an earlier build
+//! (`landed splice`), to tell whether a change added latency.
 //! `cargo bench --bench latency` runs five rounds of 3 s per path; `cargo test
 //! --all-targets` runs one round of 0.3 s as a smoke test. `LATENCY_SECONDS` and
 //! `LATENCY_ROUNDS` change those.
@@ -43,13 +45,19 @@ fn relay(
     let target = SocketAddr::from(([127, 0, 0, 1], port_a));
     let relay = match kind {
         "direct" => return Some((None, b)),
-        "splice" => Running::quiet(
-            Command::new(LINKSCOPE)
-                .args(["splice", "-q", "--no-measure", "--mode", "relay"])
-                .args(["--a", &a.to_string(), "--b", &b.to_string()])
-                .args(["--listen", &format!("127.0.0.1:{port_a},{port_b}")]),
-        )
-        .expect("linkscope splice"),
+        "splice" | "landed splice" => {
+            let linkscope = match kind {
+                "splice" => LINKSCOPE.to_owned(),
+                _ => std::env::var("LINKSCOPE_LANDED").ok()?,
+            };
+            Running::quiet(
+                Command::new(linkscope)
+                    .args(["splice", "-q", "--no-measure", "--mode", "relay"])
+                    .args(["--a", &a.to_string(), "--b", &b.to_string()])
+                    .args(["--listen", &format!("127.0.0.1:{port_a},{port_b}")]),
+            )
+            .expect("linkscope splice")
+        }
         "ubridge" => {
             let ubridge = std::env::var("LINKSCOPE_UBRIDGE").ok()?;
             let ini = dir.join(format!("ubridge-{port_a}.ini"));
@@ -97,7 +105,7 @@ fn main() {
         println!("LINKSCOPE_UBRIDGE is not set: ubridge is skipped");
     }
     let dir = tempfile::tempdir().unwrap();
-    let kinds = ["direct", "splice", "ubridge"];
+    let kinds = ["direct", "splice", "landed splice", "ubridge"];
     println!(
         "round trips: bench send ⇄ bench reflect, 10,000 frames/s of 64 B, {seconds} s per \
          path, {rounds} interleaved round(s)"

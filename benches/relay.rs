@@ -8,7 +8,9 @@
 //! `linkscope splice -w FILE --no-measure` and (e) `linkscope splice -w FILE` (writing
 //! pcapng, measurements off / on), (f) GNS3 ubridge (`source_udp`/`destination_udp`) and (g)
 //! ubridge writing pcap (`pcap_file`), both found through `LINKSCOPE_UBRIDGE=/path` (built
-//! from its public source for measurement only), (h) `vde_plug udp:// udp://`, (i) `socat -u
+//! from its public source for measurement only), the plain splice of an earlier build
+//! (`landed splice`, a `linkscope` binary found through `LINKSCOPE_LANDED=/path`, e.g. built
+//! from the main an issue measured, to tell whether a change made the splice slower), (h) `vde_plug udp:// udp://`, (i) `socat -u
 //! UDP4-RECV UDP4-SENDTO`, one after the other in one run, and prints the delivered frames per second,
 //! Gbit/s of frame bytes and the ratio to the direct path, and the ratios of measured to
 //! unmeasured splices. Frames are IPv4/UDP, so the meter
@@ -34,8 +36,8 @@ use hdrhistogram::Histogram;
 #[path = "support/harness.rs"]
 mod harness;
 use harness::{
-    Ends, Running, env_list, env_number, frame, free_port, interleaved_medians, splice, throughput,
-    ubridge_ini, until_relayed,
+    Ends, Running, env_list, env_number, frame, free_port, interleaved_medians, splice, splice_by,
+    throughput, ubridge_ini, until_relayed,
 };
 
 /// How long the sink waits for a frame before a read times out.
@@ -62,6 +64,11 @@ fn path(kind: &str, ends: &Ends) -> Option<Path> {
     let (target, relay, dir) = match kind {
         "direct" => (ends.lb(), None, None),
         "splice" => (ends.lb(), Some(splice(ends, &["--no-measure"])), None),
+        "landed splice" => {
+            let landed = std::env::var("LINKSCOPE_LANDED").ok()?;
+            let relay = splice_by(&landed, ends, &["--no-measure"]);
+            (ends.lb(), Some(relay), None)
+        }
         "splice +measure" => (ends.lb(), Some(splice(ends, &[])), None),
         "splice -w" | "splice -w --no-measure" => {
             let dir = tempfile::tempdir().unwrap();
@@ -185,6 +192,7 @@ fn main() {
     let kinds: Vec<&str> = [
         "direct",
         "splice",
+        "landed splice",
         "splice +measure",
         "splice -w --no-measure",
         "splice -w",
@@ -237,6 +245,7 @@ fn main() {
         // The issue's targets: the plain splice against ubridge, and with -w against ubridge
         // writing pcap.
         for (ours, theirs) in [
+            ("splice", "landed splice"),
             ("splice", "ubridge"),
             ("splice -w --no-measure", "ubridge -w"),
             ("splice -w", "ubridge -w"),

@@ -147,8 +147,13 @@ impl Ends {
 /// `linkscope splice -q --a A --b B EXTRA…` between the two ends (steal mode), its output
 /// discarded.
 pub fn splice(ends: &Ends, extra: &[&str]) -> Running {
+    splice_by(env!("CARGO_BIN_EXE_linkscope"), ends, extra)
+}
+
+/// [`splice`] with another `linkscope` binary (an earlier build, to compare with).
+pub fn splice_by(linkscope: &str, ends: &Ends, extra: &[&str]) -> Running {
     Running::quiet(
-        Command::new(env!("CARGO_BIN_EXE_linkscope"))
+        Command::new(linkscope)
             .args(["splice", "-q"])
             .args(["--a", &ends.la().to_string(), "--b", &ends.lb().to_string()])
             .args(extra),
