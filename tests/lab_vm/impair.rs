@@ -270,9 +270,10 @@ fn a_pulled_cable_loses_the_pings_in_between_and_a_delay_raises_the_round_trip()
     for ((result, base), base_min) in results.iter().zip(&baseline).zip(&base_min) {
         eprintln!("{test}: delay=20ms: {result:?} (baseline average {base} ms)");
         scenario::check_no_loss(result, pings).unwrap();
-        // The fastest round trip rises by the 40 ms asked for; the average of a TCG guest on
-        // a loaded host also carries the host's scheduling (seen: +39 to +49 ms), so only
-        // its floor is asserted.
+        // The band, 40 ± 4 ms, for the average and the fastest round trip. A TCG
+        // guest's average also carries the host's scheduling: on a host shared with other
+        // builds it was seen at +39 to +49 ms; with the suite alone on the host, +40.3 and
+        // +40.6 ms.
         let rise = average_rtt(result) - base;
         let min_rise = fastest_rtt(result) - base_min;
         eprintln!("{test}: average RTT rose by {rise:.1} ms, the fastest by {min_rise:.1} ms");
@@ -280,7 +281,10 @@ fn a_pulled_cable_loses_the_pings_in_between_and_a_delay_raises_the_round_trip()
             (36.0..=44.0).contains(&min_rise),
             "fastest RTT rose by {min_rise} ms: {result:?}"
         );
-        assert!(rise >= 36.0, "average RTT rose by {rise} ms: {result:?}");
+        assert!(
+            (36.0..=44.0).contains(&rise),
+            "average RTT rose by {rise} ms: {result:?}"
+        );
     }
 }
 
