@@ -864,3 +864,62 @@ fn a_point_to_point_relay_is_impaired_and_controlled_while_it_runs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--impair"));
 }
+
+/// A TCP stream to `addr` from the local address `from` (any 127/8 address is this host's).
+fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local: SocketAddr = format!("{from}:0").parse().unwrap();
+    socket.bind(&local.into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+}
+
+#[test]
+fn tcp_listen_with_from_closes_other_addresses_and_keeps_its_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let vm = end();
+    let udp: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let tcp: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let running = relay(
+        &[
+            format!("udp://{udp}->{}", vm.local_addr().unwrap()),
+            format!("tcp-listen://{tcp}?from=127.0.0.1"),
+        ],
+        &json,
+    );
+    let mut peer = connect_retrying(tcp);
+    udp_until_stream(&vm, udp, &mut peer, &ether([4; 6], [2; 6], 1));
+    // A connection from 127.0.0.2 is closed at once: no frame of it reaches the VM, and it
+    // does not replace the peer.
+    let mut stranger = connect_from("127.0.0.2", tcp);
+    let _ = stranger.write_all(&framed(&[&ether([2; 6], [6; 6], 66)]));
+    let mut byte = [0; 1];
+    assert!(
+        matches!(stranger.read(&mut byte), Ok(0) | Err(_)),
+        "the stranger's connection is closed"
+    );
+    vm.send_to(&ether([4; 6], [2; 6], 2), udp).unwrap();
+    assert_eq!(
+        read_frame(&mut peer),
+        Some(ether([4; 6], [2; 6], 2)),
+        "the peer still receives"
+    );
+    peer.write_all(&framed(&[&ether([2; 6], [4; 6], 3)]))
+        .unwrap();
+    let mut buf = [0; 2048];
+    let n = vm.recv(&mut buf).unwrap();
+    assert_eq!(
+        &buf[..n],
+        &ether([2; 6], [4; 6], 3)[..],
+        "only the peer's frame"
+    );
+    let report = stop(running, &json);
+    assert_eq!(endpoint_counter(&report, 1, "refused"), 1, "{report}");
+    assert_eq!(endpoint_counter(&report, 1, "connections"), 1, "{report}");
+    assert_eq!(endpoint_counter(&report, 1, "replaced"), 0, "{report}");
+}

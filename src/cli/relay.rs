@@ -29,7 +29,8 @@ use crate::splice::watch::{Change, OnChange, Views, Watched};
 #[command(after_help = "ENDPOINTS:
   udp://[BIND_IP:]BIND_PORT->PEER_IP:PEER_PORT   a QEMU UDP tunnel end (-netdev socket,udp= / dgram)
   tcp://HOST:PORT          connect to -netdev stream,server=on / socket,listen= (reconnects)
-  tcp-listen://IP:PORT     accept -netdev socket,connect= / stream,server=off (newest wins)
+  tcp-listen://IP:PORT[?from=IP[/PREFIX],…]   accept -netdev socket,connect= / stream,server=off
+                           (newest wins; with from, only from those addresses)
   unix://PATH, unix-listen://PATH   the same over Unix stream sockets
   tap://NAME[?bridge=BR]   vxlan://REMOTE_IP[:PORT]?vni=N[&local=IP[:PORT]]
   mcast://GROUP:PORT[?local=IP]   exec://COMMAND   stdio")]
@@ -119,6 +120,22 @@ struct Options {
     filter: Option<Filter>,
     /// The impairment stages and control socket of a point-to-point relay.
     impair: ImpairConfig,
+}
+
+/// Warns about a TCP listener that any host reaching it can take the link from.
+fn warn_open_listeners(endpoints: &[Locator]) {
+    for endpoint in endpoints {
+        if let Locator::TcpListen { listen, from } = endpoint
+            && from.is_anyone()
+            && !listen.ip().is_loopback()
+        {
+            eprintln!(
+                "linkscope: {endpoint}: any host that reaches {listen} may connect, and its \
+                 connection replaces the peer's; add ?from=IP[/PREFIX] to take the peer only \
+                 from there"
+            );
+        }
+    }
 }
 
 fn options(args: &Args) -> crate::Result<Options> {
@@ -328,6 +345,7 @@ impl Consumer for Sink {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stop = super::stop::flag()?;
     let options = options(&args)?;
+    warn_open_listeners(&args.endpoints);
     if matches!(options.output, Some(Output::Stdout)) && io::stdout().is_terminal() {
         anyhow::bail!(crate::Error::Argument {
             field: "-w -".into(),

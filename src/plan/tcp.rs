@@ -48,7 +48,7 @@ impl Relay {
     pub fn endpoints(&self) -> [String; 2] {
         let udp = format!("udp://{}->{}", self.bind, self.vm);
         let tcp = if self.listens {
-            format!("tcp-listen://{}", self.tcp)
+            format!("tcp-listen://{}?from={}", self.tcp, self.other_host.addr)
         } else {
             format!("tcp://{}", self.tcp)
         };
@@ -56,9 +56,14 @@ impl Relay {
     }
 
     /// [`Relay::endpoints`] ready for a shell: the UDP locator quoted (its `->` holds a
-    /// `>`).
+    /// `>`), and the listening one (its `?from=` holds a glob character).
     pub fn args(&self) -> [String; 2] {
         let [udp, tcp] = self.endpoints();
+        let tcp = if tcp.contains('?') {
+            format!("'{tcp}'")
+        } else {
+            tcp
+        };
         [format!("'{udp}'"), tcp]
     }
 }
@@ -227,7 +232,7 @@ mod tests {
             first[0].args(),
             [
                 "'udp://127.0.0.1:41001->127.0.0.1:41031'".to_owned(),
-                "tcp-listen://10.0.0.1:41031".to_owned()
+                "'tcp-listen://10.0.0.1:41031?from=10.0.0.2'".to_owned()
             ]
         );
         assert_eq!(
@@ -249,8 +254,11 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
-            let tcp = crate::relay::Locator::parse(&tcp).unwrap();
+            let tcp = crate::relay::Locator::parse(tcp.trim_matches('\'')).unwrap();
             assert_eq!(tcp.to_string().starts_with("tcp-listen://"), relay.listens);
+            if let crate::relay::Locator::TcpListen { from, .. } = &tcp {
+                assert!(from.allows(relay.other_host.addr) && !from.allows(relay.host.addr));
+            }
         }
     }
 
@@ -299,7 +307,7 @@ mod tests {
             json["relays"],
             serde_json::json!([
                 {"link": "100:1-103:1", "host": "10.0.0.1", "listens": true,
-                 "endpoints": ["udp://127.0.0.1:41001->127.0.0.1:41031", "tcp-listen://10.0.0.1:41031"]},
+                 "endpoints": ["udp://127.0.0.1:41001->127.0.0.1:41031", "tcp-listen://10.0.0.1:41031?from=10.0.0.2"]},
                 {"link": "100:1-103:1", "host": "10.0.0.2", "listens": false,
                  "endpoints": ["udp://127.0.0.1:41031->127.0.0.1:41001", "tcp://10.0.0.1:41031"]},
             ])

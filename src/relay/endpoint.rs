@@ -85,8 +85,9 @@ pub fn open(locator: &Locator) -> crate::Result<Opened> {
                 .collect();
             Ok(stream(StreamEnd::connecting(Target::Tcp(addrs))))
         }
-        Locator::TcpListen { listen } => {
-            let listener = Listener::tcp(*listen).map_err(|e| in_use(listen.to_string(), e))?;
+        Locator::TcpListen { listen, from } => {
+            let listener =
+                Listener::tcp(*listen, from.clone()).map_err(|e| in_use(listen.to_string(), e))?;
             Ok(stream(StreamEnd::listening(listener)))
         }
         Locator::Unix { path } => Ok(stream(StreamEnd::connecting(Target::Unix(path.clone())))),

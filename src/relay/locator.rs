@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `udp://[BIND_IP:]BIND_PORT->PEER_IP:PEER_PORT` | a QEMU UDP tunnel end (`-netdev socket,udp=`, `dgram`) |
 //! | `tcp://HOST:PORT` | connect (and reconnect) to a stream listener in QEMU's framing |
-//! | `tcp-listen://IP:PORT` | accept a stream client; a new connection replaces the old one |
+//! | `tcp-listen://IP:PORT[?from=NET,…]` | accept a stream client (only from the addresses NET, IP or IP/PREFIX, with `from`); a new connection replaces the old one |
 //! | `unix://PATH`, `unix-listen://PATH` | the same over Unix stream sockets |
 //! | `tap://NAME[?bridge=BR]` | a TAP device, created if missing, optionally enslaved to BR |
 //! | `vxlan://REMOTE_IP[:PORT]?vni=N[&local=IP[:PORT]]` | RFC 7348 VXLAN (default port 4789) |
@@ -48,8 +48,9 @@ pub enum Locator {
     /// `tcp://HOST:PORT`: connects to a stream listener, reconnecting while the relay runs.
     /// HOST is an IP address or a name (resolved at each connection attempt).
     Tcp { host: String, port: u16 },
-    /// `tcp-listen://IP:PORT`: listens; the newest connection is the peer.
-    TcpListen { listen: SocketAddr },
+    /// `tcp-listen://IP:PORT[?from=NET,…]`: listens; the newest connection is the peer. With
+    /// `from`, a connection from any other address is closed at once and the peer stays.
+    TcpListen { listen: SocketAddr, from: Allowed },
     /// `unix://PATH`: connects to a Unix stream listener, reconnecting while the relay runs.
     Unix { path: PathBuf },
     /// `unix-listen://PATH`: listens on a Unix stream socket; the newest connection is the
@@ -120,9 +121,7 @@ impl Locator {
         let parsed = match scheme {
             "udp" => udp(rest),
             "tcp" => tcp(rest),
-            "tcp-listen" => {
-                socket_addr(rest, "IP", "PORT").map(|listen| Locator::TcpListen { listen })
-            }
+            "tcp-listen" => tcp_listen(rest),
             "unix" => unix_path(rest).map(|path| Locator::Unix { path }),
             "unix-listen" => unix_path(rest).map(|path| Locator::UnixListen { path }),
             "tap" => tap(rest),
@@ -160,7 +159,10 @@ impl fmt::Display for Locator {
                 Ok(_) => write!(f, "{scheme}://[{host}]:{port}"),
                 Err(_) => write!(f, "{scheme}://{host}:{port}"),
             },
-            Locator::TcpListen { listen } => write!(f, "{scheme}://{listen}"),
+            Locator::TcpListen { listen, from } if from.is_anyone() => {
+                write!(f, "{scheme}://{listen}")
+            }
+            Locator::TcpListen { listen, from } => write!(f, "{scheme}://{listen}?from={from}"),
             Locator::Unix { path } | Locator::UnixListen { path } => {
                 write!(f, "{scheme}://{}", path.display())
             }
@@ -339,6 +341,87 @@ fn tcp(rest: &str) -> Parsed<Locator> {
         host: host.to_owned(),
         port,
     })
+}
+
+fn tcp_listen(rest: &str) -> Parsed<Locator> {
+    let (body, pairs) = query(rest, &["from"])?;
+    let listen = socket_addr(body, "IP", "PORT")?;
+    let from = match value(&pairs, "from") {
+        Some(list) => Allowed::parse(list)?,
+        None => Allowed::default(),
+    };
+    Ok(Locator::TcpListen { listen, from })
+}
+
+/// The addresses a listener accepts connections from: networks written `IP` or
+/// `IP/PREFIX`; none written, anyone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Allowed(Vec<(IpAddr, u8)>);
+
+impl Allowed {
+    fn parse(list: &str) -> Parsed<Allowed> {
+        let mut nets = Vec::new();
+        for item in list.split(',') {
+            let (ip, prefix) = match item.split_once('/') {
+                Some((ip, prefix)) => (ip, Some(prefix)),
+                None => (item, None),
+            };
+            let ip: IpAddr = ip.parse().map_err(|_| {
+                Bad::new(
+                    "from",
+                    format!("`{item}` is not an IP address or IP/PREFIX"),
+                )
+            })?;
+            let ip = ip.to_canonical();
+            let bits = if ip.is_ipv4() { 32 } else { 128 };
+            let prefix = match prefix {
+                None => bits,
+                Some(p) => p.parse::<u8>().ok().filter(|&p| p <= bits).ok_or_else(|| {
+                    Bad::new("from", format!("`{item}`: PREFIX must be 0 to {bits}"))
+                })?,
+            };
+            nets.push((ip, prefix));
+        }
+        Ok(Allowed(nets))
+    }
+
+    /// True when no `from` was given.
+    pub fn is_anyone(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when a connection from `ip` may be the peer (an IPv4-mapped IPv6 address counts
+    /// as the IPv4 address).
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.is_anyone()
+            || self.0.iter().any(|&(net, prefix)| match (net, ip) {
+                (IpAddr::V4(n), IpAddr::V4(a)) => {
+                    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                    u32::from(n) & mask == u32::from(a) & mask
+                }
+                (IpAddr::V6(n), IpAddr::V6(a)) => {
+                    let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+                    u128::from(n) & mask == u128::from(a) & mask
+                }
+                _ => false,
+            })
+    }
+}
+
+impl fmt::Display for Allowed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (ip, prefix)) in self.0.iter().enumerate() {
+            let bits = if ip.is_ipv4() { 32 } else { 128 };
+            let sep = if i == 0 { "" } else { "," };
+            if *prefix == bits {
+                write!(f, "{sep}{ip}")?;
+            } else {
+                write!(f, "{sep}{ip}/{prefix}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn unix_path(rest: &str) -> Parsed<PathBuf> {
@@ -583,8 +666,33 @@ mod tests {
         assert_eq!(
             ok("tcp-listen://0.0.0.0:7000"),
             Locator::TcpListen {
-                listen: "0.0.0.0:7000".parse().unwrap()
+                listen: "0.0.0.0:7000".parse().unwrap(),
+                from: Allowed::default(),
             }
+        );
+        let Locator::TcpListen { from, .. } =
+            ok("tcp-listen://0.0.0.0:7000?from=10.0.0.2,192.168.8.0/22,fd00::/8")
+        else {
+            panic!("a tcp-listen locator");
+        };
+        assert_eq!(from.to_string(), "10.0.0.2,192.168.8.0/22,fd00::/8");
+        assert!(from.allows("10.0.0.2".parse().unwrap()));
+        assert!(!from.allows("10.0.0.3".parse().unwrap()));
+        assert!(from.allows("192.168.11.255".parse().unwrap()));
+        assert!(!from.allows("192.168.12.0".parse().unwrap()));
+        assert!(
+            from.allows("::ffff:10.0.0.2".parse().unwrap()),
+            "IPv4-mapped"
+        );
+        assert!(from.allows("fd12::1".parse().unwrap()));
+        assert!(!from.allows("fe80::1".parse().unwrap()));
+        let Locator::TcpListen { from, .. } = ok("tcp-listen://[::]:7000?from=0.0.0.0/0") else {
+            panic!("a tcp-listen locator");
+        };
+        assert!(from.allows("203.0.113.9".parse().unwrap()));
+        assert!(
+            !from.allows("2001:db8::1".parse().unwrap()),
+            "an IPv4 net allows no IPv6"
         );
         assert_eq!(
             ok("unix:///run/vm100.sock"),
@@ -663,6 +771,7 @@ mod tests {
             "tcp://host-a:7000",
             "tcp://[::1]:7000",
             "tcp-listen://127.0.0.1:7000",
+            "tcp-listen://0.0.0.0:7000?from=10.0.0.2,10.1.0.0/16",
             "unix:///tmp/a.sock",
             "unix-listen://b.sock",
             "tap://tap0?bridge=br0",
@@ -707,6 +816,11 @@ mod tests {
         err("tcp://h:+7", "PORT");
         err("tcp-listen://localhost:7000", "IP");
         err("tcp-listen://127.0.0.1:", "PORT");
+        err("tcp-listen://127.0.0.1:7000?from=somehost", "from");
+        err("tcp-listen://127.0.0.1:7000?from=10.0.0.0/33", "from");
+        err("tcp-listen://127.0.0.1:7000?from=::/129", "from");
+        err("tcp-listen://127.0.0.1:7000?from=", "from");
+        err("tcp-listen://127.0.0.1:7000?peer=10.0.0.1", "peer");
         err("unix://", "PATH");
         let long = format!("unix://{}", "x".repeat(UNIX_PATH_MAX + 1));
         err(&long, "PATH");

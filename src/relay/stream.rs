@@ -28,6 +28,7 @@ use mio::{Interest, Registry, Token};
 
 use super::backoff::Backoff;
 use super::framing::{Decoder, Encoder, Fill};
+use super::locator::Allowed;
 use crate::clock::now_ns;
 use crate::engine::endpoint::Received;
 use crate::engine::{Endpoint, Inbox};
@@ -53,15 +54,16 @@ pub enum Target {
 /// A listening socket.
 #[derive(Debug)]
 pub enum Listener {
-    Tcp(TcpListener),
+    /// The listener and the addresses it takes a peer from.
+    Tcp(TcpListener, Allowed),
     /// The listener and the socket file it created (removed when the endpoint goes).
     Unix(UnixListener, PathBuf),
 }
 
 impl Listener {
-    /// Listens on `addr`; an address in use is named in the error.
-    pub fn tcp(addr: SocketAddr) -> io::Result<Listener> {
-        TcpListener::bind(addr).map(Listener::Tcp)
+    /// Listens on `addr` for a peer from `from`; an address in use is named in the error.
+    pub fn tcp(addr: SocketAddr, from: Allowed) -> io::Result<Listener> {
+        TcpListener::bind(addr).map(|l| Listener::Tcp(l, from))
     }
 
     /// Listens on `path`. A socket file left behind by a listener that is gone (nobody
@@ -84,21 +86,26 @@ impl Listener {
         }
     }
 
-    fn accept(&self) -> io::Result<Connection> {
+    /// The next pending connection; `Ok(None)` for one from an address the listener does
+    /// not take a peer from, which is closed at once.
+    fn accept(&self) -> io::Result<Option<Connection>> {
         match self {
-            Listener::Tcp(l) => {
-                let (stream, _) = l.accept()?;
+            Listener::Tcp(l, from) => {
+                let (stream, peer) = l.accept()?;
+                if !from.allows(peer.ip()) {
+                    return Ok(None);
+                }
                 // Frames are written many per write already; a lone frame must not wait.
                 stream.set_nodelay(true)?;
-                Ok(Connection::Tcp(stream))
+                Ok(Some(Connection::Tcp(stream)))
             }
-            Listener::Unix(l, _) => l.accept().map(|(s, _)| Connection::Unix(s)),
+            Listener::Unix(l, _) => l.accept().map(|(s, _)| Some(Connection::Unix(s))),
         }
     }
 
     fn source(&mut self) -> &mut dyn Source {
         match self {
-            Listener::Tcp(l) => l,
+            Listener::Tcp(l, _) => l,
             Listener::Unix(l, _) => l,
         }
     }
@@ -170,6 +177,8 @@ impl Write for Connection {
 #[derive(Debug, Default)]
 pub struct StreamStats {
     connections: AtomicU64,
+    /// Connections from an address the listener does not take a peer from.
+    refused: AtomicU64,
     connect_failures: AtomicU64,
     replaced: AtomicU64,
     peer_closed: AtomicU64,
@@ -191,6 +200,7 @@ impl StreamStats {
         vec![
             ("up", get(&self.up)),
             ("connections", get(&self.connections)),
+            ("refused", get(&self.refused)),
             ("connect_failures", get(&self.connect_failures)),
             ("replaced", get(&self.replaced)),
             ("peer_closed", get(&self.peer_closed)),
@@ -399,7 +409,8 @@ impl StreamEnd {
                 return;
             };
             match listener.accept() {
-                Ok(connection) => {
+                Ok(None) => StreamStats::add(&self.stats.refused, 1),
+                Ok(Some(connection)) => {
                     if self.connection.is_some() {
                         self.close(Ended::Replaced);
                     }
