@@ -44,10 +44,7 @@ impl Link {
     }
 }
 
-fn start(
-    links: Vec<LinkConfig>,
-    tap: Option<crossbeam_channel::Sender<copy::CopyBatch>>,
-) -> Splice {
+fn start(links: Vec<LinkConfig>, tap: Option<copy::CopySender>) -> Splice {
     Splice::start(
         &SpliceConfig {
             links,

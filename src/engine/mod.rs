@@ -28,7 +28,7 @@ use crossbeam_channel::Sender;
 use mio::{Poll, Waker};
 
 use crate::direction::Direction;
-use crate::splice::copy::{CopyBatch, CopyFilter};
+use crate::splice::copy::{CopyFilter, CopySender};
 use crate::splice::stats::DirectionStats;
 use crate::{Error, Result};
 pub use endpoint::{Endpoint, Inbox};
@@ -136,7 +136,7 @@ pub struct EngineConfig {
     /// Worker threads; 0: one per core.
     pub workers: usize,
     /// Where copies of forwarded frames go, if anywhere.
-    pub copy: Option<Sender<CopyBatch>>,
+    pub copy: Option<CopySender>,
     /// Which forwarded frames are copied.
     pub filter: CopyFilter,
     /// Prefix of the worker threads' names (`{prefix}-{n}`).

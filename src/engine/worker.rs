@@ -15,7 +15,7 @@ use super::{Link, LinkId, Select};
 use crate::clock::now_ns;
 use crate::direction::Direction;
 use crate::net::batch::{MAX_DATAGRAM, SendBatch};
-use crate::splice::copy::{self, CopyBatch, CopyFilter, Spare};
+use crate::splice::copy::{self, CopyBatch, CopyFilter, CopySender, Spare};
 use crate::splice::stats::DirectionStats;
 
 /// The token of the worker's waker.
@@ -119,7 +119,7 @@ struct LinkState {
 /// the timer heap, shared by every link of the worker.
 struct Io {
     send: SendBatch,
-    copy: Option<Sender<CopyBatch>>,
+    copy: Option<CopySender>,
     filter: CopyFilter,
     /// Consumed copy batches come back here to be filled again.
     back: Sender<Spare>,
@@ -148,7 +148,7 @@ impl Worker {
     pub(super) fn new(
         poll: Poll,
         commands: Receiver<Command>,
-        copy: Option<Sender<CopyBatch>>,
+        copy: Option<CopySender>,
         filter: CopyFilter,
     ) -> Worker {
         let (back, spares) = crossbeam_channel::bounded(copy::SPARE_BATCHES);

@@ -33,15 +33,13 @@ pub mod vxlan;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
-
 pub use endpoint::{Counters, Opened};
 pub use locator::Locator;
 
 use crate::Error;
 use crate::direction::Direction;
 use crate::engine::{Engine, EngineConfig, Link, LinkId, LinkStats, Route, Select, Stage};
-use crate::splice::copy::{CopyBatch, CopyFilter};
+use crate::splice::copy::{CopyFilter, CopySender};
 use switch::{Forward, Table, TableStats};
 
 /// How frames travel between more than two endpoints.
@@ -86,7 +84,7 @@ pub struct RelayConfig {
     /// The link's name (thread names, reports).
     pub name: String,
     /// Where copies of forwarded frames go, if anywhere.
-    pub copy: Option<Sender<CopyBatch>>,
+    pub copy: Option<CopySender>,
     /// Which forwarded frames are copied.
     pub filter: CopyFilter,
     /// The stage chain of each direction of a point-to-point relay (impairment), if any.

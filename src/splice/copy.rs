@@ -1,23 +1,29 @@
 //! The copy channel: copies of forwarded frames, handed to a consumer thread through a bounded
 //! channel, one message per received batch ([`CopyBatch`]: the batch's frames copied into one
-//! buffer). Forwarding never waits for it: when the channel is full the batch's copies are
-//! dropped and each of its frames is counted, the frames themselves are still forwarded.
+//! buffer). Forwarding never waits for it: when the channel is full (of batches, or of the
+//! bytes they hold) the batch's copies are dropped and each of its frames is counted, the
+//! frames themselves are still forwarded.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use super::Direction;
 use crate::wire::{self, ETHERTYPE_LLDP, ETHERTYPE_SLOW};
 
-/// Room in the copy channel for this many batches before copies are dropped. A batch holds at most
-/// [`super::BATCH`] (64) frames, so this is up to 65536 frames; the memory it can pin is bounded by the frames' own sizes (at most
-/// 1024 × 64 × 9000 bytes with jumbo frames, in practice far less because the consumer
-/// keeps up or the forwarding threads drop copies while it is full).
+/// Room in the copy channel for this many batches before copies are dropped. A batch holds at
+/// most [`super::BATCH`] (64) frames, so this is up to 65536 frames.
 pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// The most bytes of frame copies the channel holds, queued or being consumed, before copies
+/// are dropped: what a peer sending the largest datagrams to a stalled consumer can make the
+/// process hold (1024 batches of 64 datagrams of 64 KiB would be 4 GiB). Full-size frames
+/// reach the batch count first (1024 × 64 × 1514 bytes is 99 MB), 9,000-byte jumbo frames
+/// this cap at about 460 batches.
+pub const BYTE_CAP: usize = 256 << 20;
 
 /// A view of one forwarded frame, borrowed from its [`CopyBatch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +79,9 @@ pub struct CopyBatch {
     frames: Vec<(usize, u64)>,
     /// Where the buffers go when the batch is dropped.
     back: Option<Sender<Spare>>,
+    /// The channel's byte count and what this batch added to it while it is in the channel
+    /// or with the consumer; given back when the batch is dropped.
+    queued: Option<(Arc<AtomicUsize>, usize)>,
 }
 
 impl CopyBatch {
@@ -99,6 +108,7 @@ impl CopyBatch {
             data: buffer,
             frames: ends,
             back,
+            queued: None,
         }
     }
 
@@ -144,6 +154,9 @@ impl CopyBatch {
 
 impl Drop for CopyBatch {
     fn drop(&mut self) {
+        if let Some((queued, bytes)) = self.queued.take() {
+            queued.fetch_sub(bytes, Ordering::AcqRel);
+        }
         if let Some(back) = self.back.take() {
             // A full pool or a stopped forwarding thread: the buffers are simply freed.
             let _ = back.try_send(Spare {
@@ -188,9 +201,44 @@ fn may_carry_control(frame: &[u8]) -> bool {
     })
 }
 
-/// A bounded copy channel.
-pub fn channel(capacity: usize) -> (Sender<CopyBatch>, Receiver<CopyBatch>) {
-    crossbeam_channel::bounded(capacity.max(1))
+/// A copy channel of `capacity` batches and at most [`BYTE_CAP`] bytes.
+pub fn channel(capacity: usize) -> (CopySender, Receiver<CopyBatch>) {
+    bounded(capacity, BYTE_CAP)
+}
+
+/// A copy channel of `capacity` batches and at most `bytes` bytes of frames.
+pub fn bounded(capacity: usize, bytes: usize) -> (CopySender, Receiver<CopyBatch>) {
+    let (batches, receiver) = crossbeam_channel::bounded(capacity.max(1));
+    let sender = CopySender {
+        batches,
+        queued: Arc::new(AtomicUsize::new(0)),
+        cap: bytes,
+    };
+    (sender, receiver)
+}
+
+/// The forwarding threads' side of a copy channel.
+#[derive(Debug, Clone)]
+pub struct CopySender {
+    batches: Sender<CopyBatch>,
+    /// Bytes of the batches in the channel or with the consumer.
+    queued: Arc<AtomicUsize>,
+    cap: usize,
+}
+
+impl CopySender {
+    /// Hands `batch` over without waiting; a full channel (of batches or of bytes) gives it
+    /// back as [`TrySendError::Full`].
+    pub fn try_send(&self, mut batch: CopyBatch) -> Result<(), TrySendError<CopyBatch>> {
+        let bytes = batch.data.len();
+        if self.queued.fetch_add(bytes, Ordering::AcqRel) + bytes > self.cap {
+            self.queued.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(TrySendError::Full(batch));
+        }
+        // A batch the channel refuses gives its bytes back when it is dropped.
+        batch.queued = Some((Arc::clone(&self.queued), bytes));
+        self.batches.try_send(batch)
+    }
 }
 
 /// Whether a consumer wants more frames.
@@ -430,6 +478,33 @@ mod tests {
     }
 
     #[test]
+    fn the_channel_holds_at_most_its_bytes_until_the_consumer_lets_go() {
+        let (tx, rx) = bounded(100, 10_000);
+        let batch = |len: usize| {
+            let mut b = CopyBatch::new((0, Direction::AToB, 1), Spare::default(), (1, len), None);
+            b.push(&vec![0; len], 1);
+            b
+        };
+        tx.try_send(batch(6_000)).unwrap();
+        assert!(
+            matches!(tx.try_send(batch(6_000)), Err(TrySendError::Full(_))),
+            "12,000 bytes would pass the cap"
+        );
+        tx.try_send(batch(4_000)).unwrap();
+        assert!(matches!(tx.try_send(batch(1)), Err(TrySendError::Full(_))));
+        // The consumer takes the first batch: its bytes stay counted until it drops it.
+        let taken = rx.try_recv().unwrap();
+        assert!(matches!(tx.try_send(batch(1)), Err(TrySendError::Full(_))));
+        drop(taken);
+        tx.try_send(batch(6_000)).unwrap();
+        // A batch the channel refuses for its count gives its bytes back too.
+        let (tx, _rx) = bounded(1, 10_000);
+        tx.try_send(batch(10)).unwrap();
+        assert!(matches!(tx.try_send(batch(10)), Err(TrySendError::Full(_))));
+        assert_eq!(tx.queued.load(Ordering::SeqCst), 10);
+    }
+
+    #[test]
     fn drains_everything_and_stops_at_the_limit() {
         let (tx, rx) = channel(16);
         for lens in [&[1, 2][..], &[3, 4, 5]] {
@@ -437,7 +512,7 @@ mod tests {
             for &len in lens {
                 batch.push(&vec![0; len], 1);
             }
-            tx.send(batch).unwrap();
+            tx.try_send(batch).unwrap();
         }
         drop(tx);
         let stop = Arc::new(AtomicBool::new(false));

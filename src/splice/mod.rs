@@ -21,15 +21,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crossbeam_channel::Sender;
-
 pub use crate::direction::Direction;
 use crate::engine::udp::TunnelEnd;
 pub use crate::engine::{BATCH, LinkStats};
 use crate::engine::{Engine, EngineConfig, Link, LinkId, Stage};
 use crate::net::{tunnel, udp_table};
 use crate::{Error, Result};
-pub use copy::{CopyBatch, CopyFilter, CopyRecord};
+pub use copy::{CopyBatch, CopyFilter, CopyRecord, CopySender};
 pub use stats::DirectionStats;
 
 /// How the splice gets into a link.
@@ -175,7 +173,7 @@ impl Splice {
     /// the splice itself stops on [`Splice::stop`] or when dropped.
     pub fn start(
         config: &SpliceConfig,
-        copy: Option<Sender<CopyBatch>>,
+        copy: Option<CopySender>,
         stop: Arc<AtomicBool>,
     ) -> Result<Splice> {
         Splice::start_with_stages(config, copy, stop, None)
@@ -185,7 +183,7 @@ impl Splice {
     /// stages `stages` makes for it.
     pub fn start_with_stages(
         config: &SpliceConfig,
-        copy: Option<Sender<CopyBatch>>,
+        copy: Option<CopySender>,
         stop: Arc<AtomicBool>,
         stages: Option<StageFactory>,
     ) -> Result<Splice> {
