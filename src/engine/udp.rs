@@ -14,7 +14,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
 use super::endpoint::{Endpoint, Inbox, Received};
-use crate::net::batch::{SendBatch, SendOutcome};
+use crate::net::batch::{MAX_SEGMENTED, SendBatch, SendOutcome};
 
 /// One VM's side of a tunnel.
 #[derive(Debug)]
@@ -24,6 +24,9 @@ pub struct TunnelEnd {
     /// Receives what the VM sends (non-blocking, registered for readiness).
     receiver: Option<UdpSocket>,
     out: Out,
+    /// The largest datagram sent in runs the kernel segments
+    /// ([`SendBatch::send_offloaded`]); lowered when the path refuses a size.
+    segment_limit: usize,
 }
 
 #[derive(Debug)]
@@ -52,6 +55,7 @@ impl TunnelEnd {
             peer,
             receiver,
             out: forward.map_or(Out::None, Out::Connected),
+            segment_limit: MAX_SEGMENTED,
         })
     }
 
@@ -62,6 +66,7 @@ impl TunnelEnd {
             peer,
             receiver: Some(socket),
             out: Out::FromReceiver,
+            segment_limit: MAX_SEGMENTED,
         })
     }
 }
@@ -98,8 +103,12 @@ impl Endpoint for TunnelEnd {
 
     fn send(&mut self, batch: &mut SendBatch, frames: &[&[u8]]) -> SendOutcome {
         match (&self.out, &self.receiver) {
-            (Out::Connected(socket), _) => batch.send(socket, None, frames),
-            (Out::FromReceiver, Some(socket)) => batch.send(socket, Some(self.peer), frames),
+            (Out::Connected(socket), _) => {
+                batch.send_offloaded(socket, None, frames, &mut self.segment_limit)
+            }
+            (Out::FromReceiver, Some(socket)) => {
+                batch.send_offloaded(socket, Some(self.peer), frames, &mut self.segment_limit)
+            }
             _ => SendOutcome {
                 sent: 0,
                 failed: frames.len(),

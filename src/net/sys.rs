@@ -40,6 +40,13 @@ pub fn force_send_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
     set_int_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, bytes)
 }
 
+/// Turns off the UDP checksum of datagrams sent on `fd` (`SO_NO_CHECK`): the kernel then
+/// refuses segmentation offload, which tests use to reach that refusal on loopback.
+#[cfg(test)]
+pub fn disable_udp_checksum(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_NO_CHECK, 1)
+}
+
 fn set_int_option(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: the pointer and length describe a live i32 on our stack, the length matches
     // its size, and the kernel only reads it; the descriptor is open for the borrow.
