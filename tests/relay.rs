@@ -79,6 +79,39 @@ fn relay(args: &[String], json: &Path) -> Running {
     )
 }
 
+/// A relay between a UDP tunnel end and one stream locator.
+struct UdpRelay {
+    /// The VM's end of the tunnel.
+    vm: UdpSocket,
+    /// Where the relay receives the VM's frames.
+    udp: SocketAddr,
+    running: Running,
+    json: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts `linkscope relay udp://…->VM STREAM`, its JSON report in a temporary directory.
+fn udp_relay(stream: &str) -> UdpRelay {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let vm = end();
+    let udp: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let running = relay(
+        &[
+            format!("udp://{udp}->{}", vm.local_addr().unwrap()),
+            stream.to_owned(),
+        ],
+        &json,
+    );
+    UdpRelay {
+        vm,
+        udp,
+        running,
+        json,
+        _dir: dir,
+    }
+}
+
 /// Stops the relay with SIGTERM and returns its JSON report.
 fn stop(mut relay: Running, json: &Path) -> serde_json::Value {
     terminate(relay.0.id());
@@ -148,19 +181,9 @@ fn udp_until_stream(vm: &UdpSocket, to: SocketAddr, stream: &mut TcpStream, fram
 
 #[test]
 fn udp_and_tcp_listen_carry_many_frames_per_write_and_a_new_connection_replaces_the_old() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("report.json");
-    let vm = end();
-    let relay_port = free_udp_port();
-    let relay_udp: SocketAddr = format!("127.0.0.1:{relay_port}").parse().unwrap();
     let tcp: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
-    let running = relay(
-        &[
-            format!("udp://{relay_udp}->{}", vm.local_addr().unwrap()),
-            format!("tcp-listen://{tcp}"),
-        ],
-        &json,
-    );
+    let relayed = udp_relay(&format!("tcp-listen://{tcp}"));
+    let (vm, relay_udp) = (relayed.vm, relayed.udp);
     let mut first = connect_retrying(tcp);
 
     // Stream to UDP: 100 frames in one write, each its own datagram, in order.
@@ -215,7 +238,7 @@ fn udp_and_tcp_listen_carry_many_frames_per_write_and_a_new_connection_replaces_
     let mut after = connect_retrying(tcp);
     udp_until_stream(&vm, relay_udp, &mut after, &ether([4; 6], [2; 6], 203));
 
-    let report = stop(running, &json);
+    let report = stop(relayed.running, &relayed.json);
     assert_eq!(endpoint_counter(&report, 1, "replaced"), 2, "{report}");
     assert_eq!(
         endpoint_counter(&report, 1, "framing_errors"),
@@ -240,20 +263,11 @@ fn udp_and_tcp_listen_carry_many_frames_per_write_and_a_new_connection_replaces_
 
 #[test]
 fn tcp_reconnects_after_its_listener_went_away_and_drops_frames_meanwhile() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("report.json");
-    let vm = end();
-    let relay_udp: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
     // The "VM" with -netdev stream,server=on.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let server = listener.local_addr().unwrap();
-    let running = relay(
-        &[
-            format!("udp://{relay_udp}->{}", vm.local_addr().unwrap()),
-            format!("tcp://{server}"),
-        ],
-        &json,
-    );
+    let relayed = udp_relay(&format!("tcp://{server}"));
+    let (vm, relay_udp) = (relayed.vm, relayed.udp);
     let (mut conn, _) = listener.accept().unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     udp_until_stream(&vm, relay_udp, &mut conn, &ether([4; 6], [2; 6], 1));
@@ -278,7 +292,7 @@ fn tcp_reconnects_after_its_listener_went_away_and_drops_frames_meanwhile() {
     let n = vm.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], &ether([2; 6], [4; 6], 3)[..]);
 
-    let report = stop(running, &json);
+    let report = stop(relayed.running, &relayed.json);
     assert_eq!(endpoint_counter(&report, 1, "connections"), 2, "{report}");
     assert!(
         endpoint_counter(&report, 1, "connect_failures") >= 1,
@@ -740,10 +754,6 @@ fn the_capture_has_one_interface_per_endpoint_as_tshark_reads_it() {
 
 #[test]
 fn a_connection_attempt_nobody_answers_is_given_up_and_retried() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("report.json");
-    let vm = end();
-    let relay_udp: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
     // A listener whose accept queue is full: the kernel drops further SYNs, so a connect
     // to it neither succeeds nor fails.
     let listener =
@@ -757,13 +767,8 @@ fn a_connection_attempt_nobody_answers_is_given_up_and_retried() {
     let fillers: Vec<TcpStream> = (0..2)
         .filter_map(|_| TcpStream::connect_timeout(&server, Duration::from_millis(500)).ok())
         .collect();
-    let running = relay(
-        &[
-            format!("udp://{relay_udp}->{}", vm.local_addr().unwrap()),
-            format!("tcp://{server}"),
-        ],
-        &json,
-    );
+    let relayed = udp_relay(&format!("tcp://{server}"));
+    let (vm, relay_udp) = (relayed.vm, relayed.udp);
     // Long enough for one unanswered attempt to be given up (3 s) and the next begun.
     std::thread::sleep(Duration::from_secs(5));
     // Room again: the relay's next attempt gets through.
@@ -783,7 +788,7 @@ fn a_connection_attempt_nobody_answers_is_given_up_and_retried() {
     };
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     udp_until_stream(&vm, relay_udp, &mut conn, &ether([4; 6], [2; 6], 1));
-    let report = stop(running, &json);
+    let report = stop(relayed.running, &relayed.json);
     assert!(
         endpoint_counter(&report, 1, "connect_failures") >= 1,
         "an unanswered attempt counts as failed: {report}"
@@ -880,18 +885,9 @@ fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
 
 #[test]
 fn tcp_listen_with_from_closes_other_addresses_and_keeps_its_peer() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("report.json");
-    let vm = end();
-    let udp: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
     let tcp: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
-    let running = relay(
-        &[
-            format!("udp://{udp}->{}", vm.local_addr().unwrap()),
-            format!("tcp-listen://{tcp}?from=127.0.0.1"),
-        ],
-        &json,
-    );
+    let relayed = udp_relay(&format!("tcp-listen://{tcp}?from=127.0.0.1"));
+    let (vm, udp) = (relayed.vm, relayed.udp);
     let mut peer = connect_retrying(tcp);
     udp_until_stream(&vm, udp, &mut peer, &ether([4; 6], [2; 6], 1));
     // A connection from 127.0.0.2 is closed at once: no frame of it reaches the VM, and it
@@ -918,7 +914,7 @@ fn tcp_listen_with_from_closes_other_addresses_and_keeps_its_peer() {
         &ether([2; 6], [4; 6], 3)[..],
         "only the peer's frame"
     );
-    let report = stop(running, &json);
+    let report = stop(relayed.running, &relayed.json);
     assert_eq!(endpoint_counter(&report, 1, "refused"), 1, "{report}");
     assert_eq!(endpoint_counter(&report, 1, "connections"), 1, "{report}");
     assert_eq!(endpoint_counter(&report, 1, "replaced"), 0, "{report}");
