@@ -492,17 +492,9 @@ fn arm_endpoint(
     endpoint: usize,
     timers: &mut BinaryHeap<Reverse<Timer>>,
 ) {
-    if let Some(due) = state.endpoint.next_timer()
-        && state.armed.is_none_or(|armed| due < armed)
-    {
-        state.armed = Some(due);
-        timers.push(Reverse(Timer {
-            due,
-            slot,
-            generation,
-            of: TimerOf::Endpoint(endpoint),
-        }));
-    }
+    let wanted = state.endpoint.next_timer();
+    let of = TimerOf::Endpoint(endpoint);
+    arm(&mut state.armed, wanted, (slot, generation, of), timers);
 }
 
 /// Asks the timer heap for each stage of a route that wants a timer earlier than it has.
@@ -514,20 +506,33 @@ fn arm_stages(
     timers: &mut BinaryHeap<Reverse<Timer>>,
 ) {
     for (stage, state) in route.stages.iter_mut().enumerate() {
-        if let Some(due) = state.stage.next_timer()
-            && state.armed.is_none_or(|armed| due < armed)
-        {
-            state.armed = Some(due);
-            timers.push(Reverse(Timer {
-                due,
-                slot,
-                generation,
-                of: TimerOf::Stage {
-                    route: index,
-                    stage,
-                },
-            }));
-        }
+        let wanted = state.stage.next_timer();
+        let of = TimerOf::Stage {
+            route: index,
+            stage,
+        };
+        arm(&mut state.armed, wanted, (slot, generation, of), timers);
+    }
+}
+
+/// Pushes a timer for `wanted` when it is earlier than the one `armed` (an endpoint's or a
+/// stage's) already has in the heap.
+fn arm(
+    armed: &mut Option<Instant>,
+    wanted: Option<Instant>,
+    (slot, generation, of): (usize, u64, TimerOf),
+    timers: &mut BinaryHeap<Reverse<Timer>>,
+) {
+    if let Some(due) = wanted
+        && armed.is_none_or(|armed| due < armed)
+    {
+        *armed = Some(due);
+        timers.push(Reverse(Timer {
+            due,
+            slot,
+            generation,
+            of,
+        }));
     }
 }
 
