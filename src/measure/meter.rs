@@ -903,12 +903,27 @@ mod tests {
     const IP_B: [u8; 4] = [10, 0, 0, 2];
     const MS: u64 = 1_000_000;
 
-    fn meter(host_mtu: Option<u32>, path_mtu: u32) -> Meter {
-        Meter::new(Config::new(Budget {
+    fn config(host_mtu: Option<u32>, path_mtu: u32) -> Config {
+        Config::new(Budget {
             host_mtu,
             path_mtu,
             outer: Outer::Ipv4,
-        }))
+        })
+    }
+
+    fn meter(host_mtu: Option<u32>, path_mtu: u32) -> Meter {
+        Meter::new(config(host_mtu, path_mtu))
+    }
+
+    /// A TCP segment from A's port `port` to B's port 80.
+    fn tcp_from_a(port: u16) -> Vec<u8> {
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4(IP_A, IP_B, 64)
+            .tcp(port, 80, 1, 100)
+            .write(&mut frame, &[0; 10])
+            .expect("builds");
+        frame
     }
 
     fn echo(request: bool, from_a: bool, seq: u16, payload: usize) -> Vec<u8> {
@@ -1223,11 +1238,7 @@ mod tests {
 
     #[test]
     fn pending_tables_are_capped_and_never_invent_loss() {
-        let mut config = Config::new(Budget {
-            host_mtu: None,
-            path_mtu: 65535,
-            outer: Outer::Ipv4,
-        });
+        let mut config = config(None, 65535);
         config.max_pending = 4;
         let mut m = Meter::new(config);
         for seq in 0..10 {
@@ -1245,21 +1256,11 @@ mod tests {
 
     #[test]
     fn tcp_flow_table_is_capped() {
-        let mut config = Config::new(Budget {
-            host_mtu: None,
-            path_mtu: 65535,
-            outer: Outer::Ipv4,
-        });
+        let mut config = config(None, 65535);
         config.max_flows = 2;
         let mut m = Meter::new(config);
         for port in 0..5u16 {
-            let mut frame = Vec::new();
-            PacketBuilder::ethernet2(MAC_A, MAC_B)
-                .ipv4(IP_A, IP_B, 64)
-                .tcp(port, 80, 1, 100)
-                .write(&mut frame, &[0; 10])
-                .expect("builds");
-            m.record(Direction::AToB, 0, &frame);
+            m.record(Direction::AToB, 0, &tcp_from_a(port));
         }
         assert_eq!(m.tcp.len(), 2);
         assert_eq!(m.untracked(), 3);
@@ -1267,21 +1268,11 @@ mod tests {
 
     #[test]
     fn a_full_tcp_flow_table_is_swept_at_most_once_a_second() {
-        let mut config = Config::new(Budget {
-            host_mtu: None,
-            path_mtu: 65535,
-            outer: Outer::Ipv4,
-        });
+        let mut config = config(None, 65535);
         config.max_flows = 2;
         let mut m = Meter::new(config);
         let flow = |m: &mut Meter, port: u16, ts: u64| {
-            let mut frame = Vec::new();
-            PacketBuilder::ethernet2(MAC_A, MAC_B)
-                .ipv4(IP_A, IP_B, 64)
-                .tcp(port, 80, 1, 100)
-                .write(&mut frame, &[0; 10])
-                .expect("builds");
-            m.record(Direction::AToB, ts, &frame);
+            m.record(Direction::AToB, ts, &tcp_from_a(port));
         };
         let half = TCP_SWEEP_NS / 2;
         flow(&mut m, 1, 0);
