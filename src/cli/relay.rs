@@ -689,19 +689,7 @@ fn verdict(
         .into_iter()
         .map(|(e, endpoint)| format!("{} from {}", e.protocol.name(), names[endpoint]))
         .collect();
-    if missing.is_empty() {
-        let wanted: Vec<String> = expect.wanted().iter().map(ToString::to_string).collect();
-        writeln!(err, "expect: passed: {}", wanted.join(", "))?;
-        Ok(true)
-    } else {
-        writeln!(
-            err,
-            "expect: FAILED: never seen in {:.1} s: {}",
-            waited.as_secs_f64(),
-            missing.join(", ")
-        )?;
-        Ok(false)
-    }
+    super::spliced::watch::print_verdict(expect, &missing, "", waited, err)
 }
 
 /// One status line: the link's frames each way and each endpoint's own counters that are

@@ -91,15 +91,29 @@ pub(in crate::cli) fn verdict(
             ));
         }
     }
+    let links: Vec<&str> = names.iter().map(|n| n.link.as_str()).collect();
+    print_verdict(
+        expect,
+        &missing,
+        &format!(" seen on {}", links.join(", ")),
+        waited,
+        err,
+    )
+}
+
+/// Prints `expect: passed: …` (the expected protocols, then `passed_where`) when nothing is
+/// `missing`, else `expect: FAILED: …` naming what never came in `waited`; returns whether
+/// it passed. Splice and relay word their missing items themselves.
+pub(in crate::cli) fn print_verdict(
+    expect: &Expect,
+    missing: &[String],
+    passed_where: &str,
+    waited: Duration,
+    err: &mut impl Write,
+) -> io::Result<bool> {
     if missing.is_empty() {
         let wanted: Vec<String> = expect.wanted().iter().map(ToString::to_string).collect();
-        let links: Vec<&str> = names.iter().map(|n| n.link.as_str()).collect();
-        writeln!(
-            err,
-            "expect: passed: {} seen on {}",
-            wanted.join(", "),
-            links.join(", ")
-        )?;
+        writeln!(err, "expect: passed: {}{passed_where}", wanted.join(", "))?;
         Ok(true)
     } else {
         writeln!(
