@@ -109,12 +109,7 @@ impl Endpoint for TunnelEnd {
             (Out::FromReceiver, Some(socket)) => {
                 batch.send_offloaded(socket, Some(self.peer), frames, &mut self.segment_limit)
             }
-            _ => SendOutcome {
-                sent: 0,
-                failed: frames.len(),
-                failed_bytes: frames.iter().map(|f| f.len() as u64).sum(),
-                last_error: Some(io::ErrorKind::NotConnected),
-            },
+            _ => SendOutcome::all_failed(frames, io::ErrorKind::NotConnected),
         }
     }
 }

@@ -146,7 +146,30 @@ pub struct SendOutcome {
 }
 
 impl SendOutcome {
-    fn add(&mut self, other: SendOutcome) {
+    /// Every one of `frames` refused, for `error`.
+    pub fn all_failed(frames: &[&[u8]], error: io::ErrorKind) -> SendOutcome {
+        SendOutcome {
+            sent: 0,
+            failed: frames.len(),
+            failed_bytes: frames.iter().map(|f| f.len() as u64).sum(),
+            last_error: Some(error),
+        }
+    }
+
+    /// Counts one frame handed over one at a time: sent, or refused for an error.
+    pub fn count(&mut self, frame: &[u8], result: Result<(), io::ErrorKind>) {
+        match result {
+            Ok(()) => self.sent += 1,
+            Err(error) => {
+                self.failed += 1;
+                self.failed_bytes += frame.len() as u64;
+                self.last_error = Some(error);
+            }
+        }
+    }
+
+    /// Adds the counts of another send; its refusal, if any, becomes the last one.
+    pub fn add(&mut self, other: SendOutcome) {
         self.sent += other.sent;
         self.failed += other.failed;
         self.failed_bytes += other.failed_bytes;
@@ -230,19 +253,13 @@ impl SendBatch {
                 continue;
             }
             outcome.add(self.send(socket, destination, &datagrams[plain..start]));
-            self.run.clear();
+            let mut run = std::mem::take(&mut self.run);
+            run.clear();
             for datagram in &datagrams[start..end] {
-                self.run.extend_from_slice(datagram);
+                run.extend_from_slice(datagram);
             }
-            let segmented = loop {
-                match self
-                    .sys
-                    .send(socket.as_fd(), destination, &[&self.run], Some(len as u16))
-                {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    other => break other,
-                }
-            };
+            let segmented = self.send_segmented(socket, destination, &[&run], len as u16);
+            self.run = run;
             match segmented {
                 Ok(1) => outcome.sent += end - start,
                 Err(e) if segmentation_refused(&e) => {

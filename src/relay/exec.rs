@@ -123,24 +123,16 @@ impl Pipes {
     }
 
     fn send(&mut self, frames: &[&[u8]]) -> SendOutcome {
-        let mut outcome = SendOutcome {
-            sent: 0,
-            failed: 0,
-            failed_bytes: 0,
-            last_error: None,
-        };
+        let mut outcome = SendOutcome::default();
         for frame in frames {
-            if !self.closed && self.encoder.push(frame) {
-                outcome.sent += 1;
+            let result = if self.closed {
+                Err(io::ErrorKind::BrokenPipe)
+            } else if self.encoder.push(frame) {
+                Ok(())
             } else {
-                outcome.failed += 1;
-                outcome.failed_bytes += frame.len() as u64;
-                outcome.last_error = Some(if self.closed {
-                    io::ErrorKind::BrokenPipe
-                } else {
-                    io::ErrorKind::WouldBlock
-                });
-            }
+                Err(io::ErrorKind::WouldBlock)
+            };
+            outcome.count(frame, result);
         }
         self.flush();
         outcome

@@ -507,25 +507,18 @@ impl Endpoint for StreamEnd {
     }
 
     fn send(&mut self, _batch: &mut SendBatch, frames: &[&[u8]]) -> SendOutcome {
-        let bytes = |fs: &[&[u8]]| fs.iter().map(|f| f.len() as u64).sum::<u64>();
         if self.state != State::Up {
             StreamStats::add(&self.stats.dropped_down, frames.len() as u64);
-            return SendOutcome {
-                sent: 0,
-                failed: frames.len(),
-                failed_bytes: bytes(frames),
-                last_error: Some(io::ErrorKind::NotConnected),
-            };
+            return SendOutcome::all_failed(frames, io::ErrorKind::NotConnected);
         }
         let mut outcome = SendOutcome::default();
         for frame in frames {
-            if self.encoder.push(frame) {
-                outcome.sent += 1;
+            let result = if self.encoder.push(frame) {
+                Ok(())
             } else {
-                outcome.failed += 1;
-                outcome.failed_bytes += frame.len() as u64;
-                outcome.last_error = Some(io::ErrorKind::WouldBlock);
-            }
+                Err(io::ErrorKind::WouldBlock)
+            };
+            outcome.count(frame, result);
         }
         StreamStats::add(&self.stats.dropped_queue, outcome.failed as u64);
         self.flush();

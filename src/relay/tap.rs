@@ -131,21 +131,9 @@ impl Endpoint for TapEnd {
     }
 
     fn send(&mut self, _batch: &mut SendBatch, frames: &[&[u8]]) -> SendOutcome {
-        let mut outcome = SendOutcome {
-            sent: 0,
-            failed: 0,
-            failed_bytes: 0,
-            last_error: None,
-        };
+        let mut outcome = SendOutcome::default();
         for frame in frames {
-            match self.tap.send(frame) {
-                Ok(()) => outcome.sent += 1,
-                Err(e) => {
-                    outcome.failed += 1;
-                    outcome.failed_bytes += frame.len() as u64;
-                    outcome.last_error = Some(e.kind());
-                }
-            }
+            outcome.count(frame, self.tap.send(frame).map_err(|e| e.kind()));
         }
         outcome
     }

@@ -183,12 +183,7 @@ impl Endpoint for Vxlan {
 
     fn send(&mut self, batch: &mut SendBatch, frames: &[&[u8]]) -> SendOutcome {
         let header = header(self.vni);
-        let mut outcome = SendOutcome {
-            sent: 0,
-            failed: 0,
-            failed_bytes: 0,
-            last_error: None,
-        };
+        let mut outcome = SendOutcome::default();
         for run in frames.chunks(BATCH) {
             self.outgoing.clear();
             for frame in run {
@@ -202,11 +197,7 @@ impl Endpoint for Vxlan {
                 *slot = &self.outgoing[at..end];
                 at = end;
             }
-            let sent = batch.send(&self.socket, Some(self.remote), &datagrams[..run.len()]);
-            outcome.sent += sent.sent;
-            outcome.failed += sent.failed;
-            outcome.failed_bytes += sent.failed_bytes;
-            outcome.last_error = sent.last_error.or(outcome.last_error);
+            outcome.add(batch.send(&self.socket, Some(self.remote), &datagrams[..run.len()]));
         }
         outcome
     }
