@@ -10,14 +10,13 @@ mod support;
 use support::process::{Running, linkscope};
 
 use std::io::Read;
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use capture_support::{Traffic, captured, frame, have_libpcap, is_stp};
+use capture_support::{Lab, Traffic, captured, frame, have_libpcap, is_stp};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::blocks::interface_statistics::InterfaceStatisticsOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
@@ -29,32 +28,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// How long a failing capture may take to end tshark before it counts as a hang.
 const HANG: Duration = Duration::from_secs(10);
 
-/// A lab of one emulated link on loopback: the two ends' sockets and a mapping naming their
-/// ports, in a temporary directory that also serves as HOME for Wireshark.
-struct Lab {
-    dir: tempfile::TempDir,
-    a: UdpSocket,
-    b: UdpSocket,
-}
-
 impl Lab {
-    fn new() -> Lab {
-        let end = || support::tunnel::end(Some(Duration::from_millis(100)));
-        let (a, b) = (end(), end());
-        let dir = tempfile::tempdir().unwrap();
-        let mapping = format!(
-            "links:\n  - [100, 2, 102, 1, {{port_a: {}, port_b: {}}}]\n  - [101, 1, 102, 2]\n",
-            a.local_addr().unwrap().port(),
-            b.local_addr().unwrap().port()
-        );
-        std::fs::write(dir.path().join("mapping.yaml"), mapping).unwrap();
-        Lab { dir, a, b }
-    }
-
-    fn mapping(&self) -> std::path::PathBuf {
-        self.dir.path().join("mapping.yaml")
-    }
-
     /// Installs the extcap into a fresh HOME for Wireshark (tshark finds the personal extcap
     /// folder from $HOME) and returns that HOME.
     fn install(&self) -> PathBuf {
@@ -67,30 +41,11 @@ impl Lab {
             .arg(self.mapping()));
         home
     }
-
-    /// Sends `frame` from `from` to `to` until `to` gets a copy whose source tells whether
-    /// it came through a splice (`spliced`) or straight from `from`.
-    fn until(&self, from: &UdpSocket, to: &UdpSocket, frame: &[u8], spliced: bool) {
-        let start = Instant::now();
-        let mut buf = [0; 2048];
-        while start.elapsed() < DEADLINE {
-            from.send_to(frame, to.local_addr().unwrap()).unwrap();
-            if let Ok((_, source)) = to.recv_from(&mut buf)
-                && (source != from.local_addr().unwrap()) == spliced
-            {
-                return;
-            }
-        }
-        panic!(
-            "the link never became {}",
-            if spliced { "spliced" } else { "direct" }
-        );
-    }
 }
 
 #[test]
 fn answers_the_extcap_protocol() {
-    let lab = Lab::new();
+    let lab = Lab::new("  - [101, 1, 102, 2]\n");
     let ask = |args: &[&str]| {
         run(linkscope()
             .arg("extcap")
@@ -146,7 +101,7 @@ fn answers_the_extcap_protocol() {
 
 #[test]
 fn capture_to_a_fifo_stops_on_sigterm_with_a_complete_capture() {
-    let lab = Lab::new();
+    let lab = Lab::new("  - [101, 1, 102, 2]\n");
     let fifo = lab.dir.path().join("fifo");
     run(Command::new("mkfifo").arg(&fifo));
     let child = linkscope()
@@ -241,7 +196,7 @@ fn tshark_lists_and_captures_the_installed_interfaces() {
     ) {
         return;
     }
-    let lab = Lab::new();
+    let lab = Lab::new("  - [101, 1, 102, 2]\n");
     let home = lab.dir.path().join("home");
     std::fs::create_dir(&home).unwrap();
     let wireshark = |command: &mut Command| {
@@ -336,7 +291,7 @@ fn the_filter_check_answers_as_wireshark_expects() {
     if !have_libpcap("the_filter_check_answers_as_wireshark_expects") {
         return;
     }
-    let lab = Lab::new();
+    let lab = Lab::new("  - [101, 1, 102, 2]\n");
     // As Wireshark 4.0 (extcap.c, extcap_verify_capture_filter) and later call it: no
     // --capture; exit 0 either way; nothing on stdout means valid, else its first line is the
     // message shown under the filter field.
@@ -382,7 +337,7 @@ fn tshark_capture_filter_drops_stp_and_keeps_every_other_frame() {
     if !have("tshark", test) || !have_libpcap(test) {
         return;
     }
-    let lab = Lab::new();
+    let lab = Lab::new("  - [101, 1, 102, 2]\n");
     let home = lab.install();
     let file = lab.dir.path().join("filtered.pcapng");
     let traffic = Traffic::start(&lab.a, &lab.b);
@@ -474,7 +429,7 @@ fn an_invalid_filter_ends_tshark_with_libpcaps_message() {
     if !have("tshark", test) || !have_libpcap(test) {
         return;
     }
-    let lab = Lab::new();
+    let lab = Lab::new("  - [101, 1, 102, 2]\n");
     let home = lab.install();
     let started = Instant::now();
     let tshark = tshark(&home)
@@ -561,7 +516,7 @@ fn stderr_of(running: &mut Running) -> String {
 
 #[test]
 fn the_dialogs_expect_ends_the_capture_naming_what_never_came() {
-    let lab = Lab::new();
+    let lab = Lab::new("  - [101, 1, 102, 2]\n");
     let (mut running, reader) = extcap_capture(
         &lab,
         &[
@@ -594,7 +549,7 @@ fn the_dialogs_expect_ends_the_capture_naming_what_never_came() {
 
 #[test]
 fn the_dialogs_impairment_cuts_the_direction_it_names() {
-    let lab = Lab::new();
+    let lab = Lab::new("  - [101, 1, 102, 2]\n");
     let (mut running, reader) = extcap_capture(&lab, &["--impair", "a>b:down", "--seed", "7"]);
     // Once the splice is in, B's frames cross and A's are dropped by the pulled a>b cable.
     lab.until(&lab.b, &lab.a, &frame(1, 60), true);
@@ -635,7 +590,7 @@ fn the_dialogs_impairment_cuts_the_direction_it_names() {
 
 #[test]
 fn the_dialogs_measurements_go_into_the_report_file() {
-    let lab = Lab::new();
+    let lab = Lab::new("  - [101, 1, 102, 2]\n");
     let report = lab.dir.path().join("report.json");
     let report_arg = report.to_string_lossy().into_owned();
     let (mut running, reader) = extcap_capture(
@@ -687,7 +642,7 @@ fn the_dialogs_measurements_go_into_the_report_file() {
 
 #[test]
 fn measuring_without_a_report_file_is_explained_in_wireshark() {
-    let lab = Lab::new();
+    let lab = Lab::new("  - [101, 1, 102, 2]\n");
     let (mut running, reader) = extcap_capture(&lab, &["--measure"]);
     let status = wait_exit(&mut running.0, DEADLINE, "the extcap hung");
     let err = stderr_of(&mut running);
@@ -708,7 +663,7 @@ fn wireshark_reads_the_dialog_and_passes_its_options() {
     ) {
         return;
     }
-    let lab = Lab::new();
+    let lab = Lab::new("  - [101, 1, 102, 2]\n");
     let home = lab.install();
     // Wireshark turns each option of --extcap-config into a preference of the interface
     // (what the dialog edits and remembers).

@@ -8,13 +8,12 @@ mod capture_support;
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use capture_support::{Traffic, captured, frame, have_libpcap};
+use capture_support::{Lab, Traffic, captured, have_libpcap};
 use support::process::{Running, linkscope, run};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -116,43 +115,24 @@ impl Display {
     }
 }
 
-/// One emulated link on loopback, its mapping, and the extcap installed into a temporary
-/// HOME for Wireshark.
-struct Lab {
-    dir: tempfile::TempDir,
-    a: UdpSocket,
-    b: UdpSocket,
-}
-
 impl Lab {
-    fn new() -> Lab {
-        let end = || support::tunnel::end(Some(Duration::from_millis(100)));
-        let (a, b) = (end(), end());
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("mapping.yaml"),
-            format!(
-                "links:\n  - [100, 2, 102, 1, {{port_a: {}, port_b: {}}}]\n",
-                a.local_addr().unwrap().port(),
-                b.local_addr().unwrap().port()
-            ),
-        )
-        .unwrap();
+    /// The lab's link, and the extcap installed into a temporary HOME for Wireshark (with a
+    /// runtime directory of its own).
+    fn with_extcap() -> Lab {
+        let lab = Lab::new("");
+        let dir = lab.dir.path();
         for sub in ["home", "runtime"] {
-            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            std::fs::create_dir(dir.join(sub)).unwrap();
         }
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            dir.path().join("runtime"),
-            std::fs::Permissions::from_mode(0o700),
-        )
-        .unwrap();
+        std::fs::set_permissions(dir.join("runtime"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
         run(linkscope()
-            .env("HOME", dir.path().join("home"))
+            .env("HOME", dir.join("home"))
             .env_remove("XDG_CONFIG_HOME")
             .args(["extcap", "install", "--mapping"])
-            .arg(dir.path().join("mapping.yaml")));
-        Lab { dir, a, b }
+            .arg(lab.mapping()));
+        lab
     }
 
     /// Starts `wireshark ARGS` on `display`; its standard error lines arrive on the
@@ -180,23 +160,6 @@ impl Lab {
         });
         (Running(child), receiver)
     }
-
-    /// Sends frames from a to b until one arrives straight from a: no splice in the path.
-    fn until_direct(&self) {
-        let start = Instant::now();
-        let mut buf = [0; 2048];
-        while start.elapsed() < DEADLINE {
-            self.a
-                .send_to(&frame(1, 60), self.b.local_addr().unwrap())
-                .unwrap();
-            if let Ok((_, source)) = self.b.recv_from(&mut buf)
-                && source == self.a.local_addr().unwrap()
-            {
-                return;
-            }
-        }
-        panic!("the link was never handed back");
-    }
 }
 
 /// Waits for a line containing `wanted` among Wireshark's standard error lines; returns the
@@ -222,7 +185,7 @@ fn wireshark_captures_both_ends_of_a_link() {
         return;
     }
     let display = Display::start();
-    let lab = Lab::new();
+    let lab = Lab::with_extcap();
     let file = lab.dir.path().join("gui.pcapng");
     let traffic = Traffic::start(&lab.a, &lab.b);
     let file_arg = file.to_string_lossy().into_owned();
@@ -263,7 +226,7 @@ fn an_invalid_filter_ends_in_wiresharks_error_dialog() {
         return;
     }
     let display = Display::start();
-    let lab = Lab::new();
+    let lab = Lab::with_extcap();
     let file = lab.dir.path().join("never.pcapng");
     let file_arg = file.to_string_lossy().into_owned();
     let (mut wireshark, lines) = lab.wireshark(

@@ -8,45 +8,23 @@ mod capture_support;
 mod support;
 
 use std::io::Read;
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use capture_support::{Traffic, captured, frame, have_libpcap, is_stp};
+use capture_support::{Lab, Traffic, captured, have_libpcap, is_stp};
 use support::process::{Running, linkscope, run, wait_exit};
 use support::sshd::{Sshd, linkscope_path};
 use support::wireshark::have;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// One emulated link on loopback and its mapping, "on the remote" (the same machine).
-struct Lab {
-    dir: tempfile::TempDir,
-    a: UdpSocket,
-    b: UdpSocket,
-}
-
 impl Lab {
-    fn new() -> Lab {
-        let end = || support::tunnel::end(Some(Duration::from_millis(100)));
-        let (a, b) = (end(), end());
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("mapping.yaml"),
-            format!(
-                "links:\n  - [100, 2, 102, 1, {{port_a: {}, port_b: {}}}]\n",
-                a.local_addr().unwrap().port(),
-                b.local_addr().unwrap().port()
-            ),
-        )
-        .unwrap();
-        std::fs::create_dir(dir.path().join("home")).unwrap();
-        Lab { dir, a, b }
-    }
-
-    fn mapping(&self) -> PathBuf {
-        self.dir.path().join("mapping.yaml")
+    /// The lab's link "on the remote" (the same machine), with a HOME for Wireshark.
+    fn with_home() -> Lab {
+        let lab = Lab::new("");
+        std::fs::create_dir(lab.home()).unwrap();
+        lab
     }
 
     fn home(&self) -> PathBuf {
@@ -78,23 +56,6 @@ impl Lab {
             .env_remove("XDG_CONFIG_HOME");
         command
     }
-
-    /// Sends frames from a to b until one arrives straight from a: no splice in the path.
-    fn until_direct(&self) {
-        let start = Instant::now();
-        let mut buf = [0; 2048];
-        while start.elapsed() < DEADLINE {
-            self.a
-                .send_to(&frame(1, 60), self.b.local_addr().unwrap())
-                .unwrap();
-            if let Ok((_, source)) = self.b.recv_from(&mut buf)
-                && source == self.a.local_addr().unwrap()
-            {
-                return;
-            }
-        }
-        panic!("the link was never handed back");
-    }
 }
 
 fn ready(test: &str) -> Option<Sshd> {
@@ -121,7 +82,7 @@ fn tshark_captures_a_remote_link_over_ssh() {
     let Some(sshd) = ready("tshark_captures_a_remote_link_over_ssh") else {
         return;
     };
-    let lab = Lab::new();
+    let lab = Lab::with_home();
     let installed = lab.install(&sshd, "user_key", &linkscope_path());
     assert!(installed.status.success(), "{installed:?}");
     let said = String::from_utf8_lossy(&installed.stdout);
@@ -182,7 +143,7 @@ fn a_refused_login_ends_the_capture_with_sshs_message() {
     let Some(sshd) = ready("a_refused_login_ends_the_capture_with_sshs_message") else {
         return;
     };
-    let lab = Lab::new();
+    let lab = Lab::with_home();
     let installed = lab.install(&sshd, "user_key", &linkscope_path());
     assert!(installed.status.success(), "{installed:?}");
     // The key the extcap uses is no longer authorized.
@@ -225,7 +186,7 @@ fn install_says_when_the_remote_has_no_linkscope_or_refuses_the_login() {
     else {
         return;
     };
-    let lab = Lab::new();
+    let lab = Lab::with_home();
     let missing = lab.install(&sshd, "user_key", Path::new("/nonexistent/linkscope"));
     assert!(!missing.status.success());
     let err = String::from_utf8_lossy(&missing.stderr);

@@ -3,6 +3,7 @@
 //! timestamps, direction flags, interface options, statistics).
 
 mod capture_support;
+mod support;
 
 use std::borrow::Cow;
 

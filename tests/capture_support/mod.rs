@@ -1,15 +1,72 @@
-//! Shared by the capture tests: synthetic frames, interfaces, reading captures back.
+//! Shared by the capture tests: synthetic frames, interfaces, reading captures back, the
+//! one-link lab. A test crate that has this module has `mod support` too.
 
 #![allow(dead_code)] // each test crate uses a different part of this module
 
 use std::net::UdpSocket;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use linkscope::capture::Interface;
 use pcap_file::pcapng::{Block, PcapNgReader};
+
+/// How long [`Lab::until`] keeps sending before it fails the test.
+const UNTIL: Duration = Duration::from_secs(30);
+
+/// One emulated link on loopback (100:2-102:1 between the ends `a` and `b`, which wait at
+/// most 100 ms per read) and a mapping naming its ports, in a temporary directory the tests
+/// also use for HOME and the like.
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+    pub a: UdpSocket,
+    pub b: UdpSocket,
+}
+
+impl Lab {
+    /// The link, and `more` lines of links after it in the mapping.
+    pub fn new(more: &str) -> Lab {
+        let end = || crate::support::tunnel::end(Some(Duration::from_millis(100)));
+        let (a, b) = (end(), end());
+        let dir = tempfile::tempdir().unwrap();
+        let mapping = format!(
+            "links:\n  - [100, 2, 102, 1, {{port_a: {}, port_b: {}}}]\n{more}",
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port()
+        );
+        std::fs::write(dir.path().join("mapping.yaml"), mapping).unwrap();
+        Lab { dir, a, b }
+    }
+
+    pub fn mapping(&self) -> PathBuf {
+        self.dir.path().join("mapping.yaml")
+    }
+
+    /// Sends `frame` from `from` to `to` until `to` gets a copy whose source tells whether
+    /// it came through a splice (`spliced`) or straight from `from`.
+    pub fn until(&self, from: &UdpSocket, to: &UdpSocket, frame: &[u8], spliced: bool) {
+        let start = Instant::now();
+        let mut buf = [0; 2048];
+        while start.elapsed() < UNTIL {
+            from.send_to(frame, to.local_addr().unwrap()).unwrap();
+            if let Ok((_, source)) = to.recv_from(&mut buf)
+                && (source != from.local_addr().unwrap()) == spliced
+            {
+                return;
+            }
+        }
+        panic!(
+            "the link never became {}",
+            if spliced { "spliced" } else { "direct" }
+        );
+    }
+
+    /// Sends frames from a to b until one arrives straight from a: no splice in the path.
+    pub fn until_direct(&self) {
+        self.until(&self.a, &self.b, &frame(1, 60), false);
+    }
+}
 
 /// A frame of `len` bytes (at least 18): broadcast destination, a locally administered
 /// source, the local experimental EtherType 0x88B5, then `sequence` as 4 bytes, then filler.
