@@ -140,14 +140,7 @@ fn capture_to_a_fifo_stops_on_sigterm_with_a_complete_capture() {
         .unwrap();
     assert!(status.success());
     let status = wait_exit(&mut running.0, DEADLINE, "extcap ignored SIGTERM");
-    let mut stderr = String::new();
-    running
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = running.stderr();
     assert!(status.success(), "{status}: {stderr}");
     assert_eq!(
         stderr, "",
@@ -251,22 +244,8 @@ fn tshark_lists_and_captures_the_installed_interfaces() {
     let status = wait_exit(&mut running.0, DEADLINE, "tshark captured nothing");
     stop.store(true, Ordering::SeqCst);
     sender.join().unwrap();
-    let mut out = String::new();
-    running
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let mut err = String::new();
-    running
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let out = running.stdout();
+    let err = running.stderr();
     assert!(status.success(), "{status}: {err}");
     assert!(!err.contains("Error by extcap pipe"), "{err}");
     assert_eq!(out, "vm100:eth2\t0x00000002\nvm100:eth2\t0x00000002\n");
@@ -359,14 +338,7 @@ fn tshark_capture_filter_drops_stp_and_keeps_every_other_frame() {
     let mut running = Running(tshark);
     let status = wait_exit(&mut running.0, DEADLINE, "tshark did not stop after 3 s");
     let spliced = traffic.stop();
-    let mut err = String::new();
-    running
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = running.stderr();
     assert!(status.success(), "{status}: {err}");
     assert!(!err.contains("Error by extcap pipe"), "{err}");
 
@@ -457,14 +429,7 @@ fn an_invalid_filter_ends_tshark_with_libpcaps_message() {
         "tshark still waits after starting with an invalid capture filter",
     );
     eprintln!("tshark ended after {:?}", started.elapsed());
-    let mut err = String::new();
-    running
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = running.stderr();
     assert!(!status.success(), "{status}: {err}");
     assert!(err.contains("Error by extcap pipe"), "{err}");
     assert!(
@@ -502,18 +467,6 @@ fn extcap_capture(lab: &Lab, args: &[&str]) -> (Running, std::thread::JoinHandle
     (Running(child), reader)
 }
 
-fn stderr_of(running: &mut Running) -> String {
-    let mut err = String::new();
-    running
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    err
-}
-
 #[test]
 fn the_dialogs_expect_ends_the_capture_naming_what_never_came() {
     let lab = Lab::new("  - [101, 1, 102, 2]\n");
@@ -529,7 +482,7 @@ fn the_dialogs_expect_ends_the_capture_naming_what_never_came() {
         ],
     );
     let status = wait_exit(&mut running.0, DEADLINE, "--expect never timed out");
-    let err = stderr_of(&mut running);
+    let err = running.stderr();
     assert_eq!(status.code(), Some(1), "{err}");
     assert_eq!(
         err.lines().count(),
@@ -575,7 +528,7 @@ fn the_dialogs_impairment_cuts_the_direction_it_names() {
         .unwrap();
     assert!(status.success());
     let status = wait_exit(&mut running.0, DEADLINE, "extcap ignored SIGTERM");
-    let err = stderr_of(&mut running);
+    let err = running.stderr();
     assert!(status.success(), "{status}: {err}");
     let file = lab.dir.path().join("impaired.pcapng");
     std::fs::write(&file, reader.join().unwrap()).unwrap();
@@ -614,7 +567,7 @@ fn the_dialogs_measurements_go_into_the_report_file() {
         .unwrap();
     assert!(status.success());
     let status = wait_exit(&mut running.0, DEADLINE, "extcap ignored SIGTERM");
-    let err = stderr_of(&mut running);
+    let err = running.stderr();
     assert!(status.success(), "{status}: {err}");
     assert_eq!(
         err, "",
@@ -645,7 +598,7 @@ fn measuring_without_a_report_file_is_explained_in_wireshark() {
     let lab = Lab::new("  - [101, 1, 102, 2]\n");
     let (mut running, reader) = extcap_capture(&lab, &["--measure"]);
     let status = wait_exit(&mut running.0, DEADLINE, "the extcap hung");
-    let err = stderr_of(&mut running);
+    let err = running.stderr();
     assert_eq!(status.code(), Some(2), "{err}");
     assert!(
         err.contains("--measure: the measurements go into a JSON report"),
@@ -702,7 +655,7 @@ fn wireshark_reads_the_dialog_and_passes_its_options() {
         DEADLINE,
         "the --expect timeout never ended tshark",
     );
-    let err = stderr_of(&mut capture);
+    let err = capture.stderr();
     assert!(
         err.contains("Error by extcap pipe: expect: FAILED: never seen in")
             && err.contains("lldp a>b (vm100:eth2 > vm102:eth1) on 100:2-102:1"),

@@ -7,7 +7,6 @@
 mod capture_support;
 mod support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,18 +64,6 @@ fn ready(test: &str) -> Option<Sshd> {
     Sshd::start(test)
 }
 
-fn stderr_of(running: &mut Running) -> String {
-    let mut err = String::new();
-    running
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    err
-}
-
 #[test]
 fn tshark_captures_a_remote_link_over_ssh() {
     let Some(sshd) = ready("tshark_captures_a_remote_link_over_ssh") else {
@@ -113,7 +100,7 @@ fn tshark_captures_a_remote_link_over_ssh() {
     let mut running = Running(tshark);
     let status = wait_exit(&mut running.0, DEADLINE, "tshark did not stop after 4 s");
     let spliced = traffic.stop();
-    let err = stderr_of(&mut running);
+    let err = running.stderr();
     assert!(status.success(), "{status}: {err}");
     assert!(!err.contains("Error by extcap pipe"), "{err}");
 
@@ -170,7 +157,7 @@ fn a_refused_login_ends_the_capture_with_sshs_message() {
         "tshark still waits 5 s after ssh was refused",
     );
     eprintln!("tshark ended after {:?}", started.elapsed());
-    let err = stderr_of(&mut running);
+    let err = running.stderr();
     assert!(!status.success(), "{status}: {err}");
     assert!(err.contains("Error by extcap pipe"), "{err}");
     assert!(

@@ -325,14 +325,7 @@ fn forged_reports_cost_the_sender_nothing() {
     }
     let grown = rss(pid).saturating_sub(before);
     let status = wait_exit(&mut sender.0, Duration::from_secs(20), "bench send");
-    let mut out = String::new();
-    sender
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = sender.stdout();
     assert!(status.success(), "{out}");
     eprintln!(
         "sender: RSS +{} kB for {forged} forged reports",

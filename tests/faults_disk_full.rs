@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -104,14 +103,7 @@ fn capture_until_the_disk_is_full(disk: &Path) -> (PathBuf, String, Option<i32>)
         }
         while b.recv_from(&mut buf).is_ok() {}
     };
-    let mut stderr = String::new();
-    splice
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = splice.stderr();
     (capture, stderr, status.code())
 }
 

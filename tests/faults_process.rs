@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -159,14 +158,7 @@ fn sigterm_with_w_finishes_the_capture_and_exits_0() {
         .unwrap();
     let status = wait_exit(&mut splice.0, Duration::from_secs(10), "SIGTERM");
     drop(traffic);
-    let mut err = String::new();
-    splice
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = splice.stderr();
     assert!(status.success(), "{err}");
     let packets = packets(&capture);
     assert!(packets >= 3, "{packets}");

@@ -41,14 +41,7 @@ fn refused(args: &[&str]) -> String {
         Duration::from_secs(10),
         &format!("splice {args:?} was not refused"),
     );
-    let mut err = String::new();
-    splice
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = splice.stderr();
     assert_eq!(status.code(), Some(2), "{args:?}: {err}");
     err
 }
@@ -193,14 +186,7 @@ fn after_the_reader_closes_the_measured_frames_are_the_forwarded_ones() {
         );
         done.store(true, Ordering::Relaxed);
         sender.join().unwrap();
-        let mut err = String::new();
-        splice
-            .0
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let err = splice.stderr();
         assert!(status.success(), "a closed reader is a quiet end: {err}");
         let (forwarded, measured) = forwarded_and_measured(&err, &sa, &sb);
         assert_eq!(forwarded, measured, "round {round}: {err}");

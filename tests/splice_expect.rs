@@ -11,7 +11,6 @@ use support::process::{Running, linkscope};
 
 mod lab;
 
-use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -120,14 +119,7 @@ fn splice_with(extra: &[&str], a_to_b: Vec<Vec<u8>>, b_to_a: Vec<Vec<u8>>) -> (E
         std::thread::sleep(Duration::from_millis(20));
     };
     drop(ends);
-    let mut err = String::new();
-    running
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = running.stderr();
     (status, err)
 }
 
@@ -338,14 +330,7 @@ fn lldpd_and_a_kernel_bridge_on_a_tap_pass() {
         }
         while b.recv(&mut buf).is_ok() {}
     };
-    let mut err = String::new();
-    running
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = running.stderr();
     assert_eq!(status.code(), Some(0), "{err}");
     let mac = ns
         .ip(["-br", "link", "show", "dev", tap.name()])

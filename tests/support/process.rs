@@ -15,6 +15,25 @@ pub fn linkscope() -> Command {
 /// A child process killed and reaped on drop, so a failed test leaves no process behind.
 pub struct Running(pub Child);
 
+impl Running {
+    /// Everything the child wrote to its piped standard error, read to its end.
+    pub fn stderr(&mut self) -> String {
+        read_all(self.0.stderr.take().expect("stderr piped"))
+    }
+
+    /// Everything the child wrote to its piped standard output, read to its end.
+    pub fn stdout(&mut self) -> String {
+        read_all(self.0.stdout.take().expect("stdout piped"))
+    }
+}
+
+fn read_all(mut pipe: impl std::io::Read) -> String {
+    let mut text = String::new();
+    pipe.read_to_string(&mut text)
+        .expect("read the child's output");
+    text
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
