@@ -17,7 +17,8 @@ use serde_json::Value;
 
 #[path = "support/harness.rs"]
 mod harness;
-use harness::{Running, bench_send, free_tcp_port, listening, median, spawn_announcing};
+use harness::ports::free_tcp_port;
+use harness::{Running, bench_send, listening, median, spawn_announcing};
 
 const LINKSCOPE: &str = env!("CARGO_BIN_EXE_linkscope");
 const SIZES: [usize; 3] = [64, 512, 1470];

@@ -30,9 +30,10 @@ use linkscope::net::batch::RecvBatch;
 
 #[path = "support/harness.rs"]
 mod harness;
+use harness::ports::{free_tcp_port, free_udp_port};
 use harness::{
-    BATCH, Ends, Running, connect_within, env_number, frame, free_port, free_tcp_port,
-    interleaved_medians, splice, throughput, until_relayed,
+    BATCH, Ends, Running, connect_within, env_number, frame, interleaved_medians, splice,
+    throughput, until_relayed,
 };
 
 /// The length of every frame.
@@ -58,7 +59,7 @@ fn ubridge(ends: &Ends, delay_ms: Option<u32>) -> Option<Path> {
     let relay =
         Running::quiet(Command::new(binary).args(["-H", &format!("127.0.0.1:{port}")])).ok()?;
     let control = connect_within(port, Duration::from_secs(10), Duration::from_millis(50))?;
-    let (p1, p2) = (free_port(), free_port());
+    let (p1, p2) = (free_udp_port(), free_udp_port());
     let mut commands = vec![
         "bridge create br0".to_string(),
         format!("bridge add_nio_udp br0 {p1} 127.0.0.1 {}", ends.la().port()),

@@ -21,7 +21,8 @@ use std::time::Duration;
 
 #[path = "support/harness.rs"]
 mod harness;
-use harness::{Running, bench_send, env_number, free_port, listening, median, ubridge_ini};
+use harness::ports::free_udp_port;
+use harness::{Running, bench_send, env_number, listening, median, ubridge_ini};
 
 const LINKSCOPE: &str = env!("CARGO_BIN_EXE_linkscope");
 
@@ -41,7 +42,7 @@ fn relay(
     b: SocketAddr,
     dir: &std::path::Path,
 ) -> Option<(Option<Running>, SocketAddr)> {
-    let (port_a, port_b) = (free_port(), free_port());
+    let (port_a, port_b) = (free_udp_port(), free_udp_port());
     let target = SocketAddr::from(([127, 0, 0, 1], port_a));
     let relay = match kind {
         "direct" => return Some((None, b)),
@@ -117,7 +118,7 @@ fn main() {
         let mut direct = None;
         for (k, kind) in kinds.iter().enumerate() {
             let (_reflector, b) = reflector();
-            let a = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let a = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
             let Some((_relay, target)) = relay(kind, a, b, dir.path()) else {
                 continue;
             };

@@ -35,9 +35,10 @@ use hdrhistogram::Histogram;
 
 #[path = "support/harness.rs"]
 mod harness;
+use harness::ports::free_udp_port;
 use harness::{
-    Ends, Running, env_list, env_number, frame, free_port, interleaved_medians, splice, splice_by,
-    throughput, ubridge_ini, until_relayed,
+    Ends, Running, env_list, env_number, frame, interleaved_medians, splice, splice_by, throughput,
+    ubridge_ini, until_relayed,
 };
 
 /// How long the sink waits for a frame before a read times out.
@@ -84,7 +85,7 @@ fn path(kind: &str, ends: &Ends) -> Option<Path> {
             if !installed("vde_plug") {
                 return None;
             }
-            let (p1, p2) = (free_port(), free_port());
+            let (p1, p2) = (free_udp_port(), free_udp_port());
             let relay = Running::quiet(
                 Command::new("vde_plug")
                     .arg(format!("udp://{p1}->127.0.0.1:{}", ends.la().port()))
@@ -96,7 +97,7 @@ fn path(kind: &str, ends: &Ends) -> Option<Path> {
         "ubridge" | "ubridge -w" => {
             let ubridge = std::env::var("LINKSCOPE_UBRIDGE").ok()?;
             let dir = tempfile::tempdir().unwrap();
-            let (p1, p2) = (free_port(), free_port());
+            let (p1, p2) = (free_udp_port(), free_udp_port());
             let mut ini = ubridge_ini(p1, ends.la().port(), p2, ends.lb().port());
             if kind == "ubridge -w" {
                 ini.push_str(&format!(
@@ -117,7 +118,7 @@ fn path(kind: &str, ends: &Ends) -> Option<Path> {
             if !installed("socat") {
                 return None;
             }
-            let p1 = free_port();
+            let p1 = free_udp_port();
             let relay = Running::quiet(
                 Command::new("socat")
                     .args([

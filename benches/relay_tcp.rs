@@ -25,9 +25,9 @@ use std::time::Duration;
 
 #[path = "support/harness.rs"]
 mod harness;
+use harness::ports::{free_tcp_port, free_udp_port};
 use harness::{
-    Ends, Running, connect_within, env_list, env_number, free_port, free_tcp_port, median,
-    throughput, until_relayed,
+    Ends, Running, connect_within, env_list, env_number, median, throughput, until_relayed,
 };
 
 /// Spawns a relay with no input and its output discarded.
@@ -48,7 +48,7 @@ struct Path {
 
 fn path(kind: &str, ends: &Ends, netrelay: Option<&str>) -> Option<Path> {
     let (gen_port, sink_port) = (ends.la().port(), ends.lb().port());
-    let (p1, p2, tcp) = (free_port(), free_port(), free_tcp_port());
+    let (p1, p2, tcp) = (free_udp_port(), free_udp_port(), free_tcp_port());
     let target = SocketAddr::from(([127, 0, 0, 1], p1));
     let relays = match kind {
         "direct" => {

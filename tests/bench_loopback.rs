@@ -310,20 +310,14 @@ fn silent_receiver_is_an_error() {
     assert!(err.contains("no report from"), "{err}");
 }
 
-/// A UDP port that was free a moment ago (the mapping needs explicit ports).
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn stands_in_for_both_nics_of_a_planned_link() {
     let dir = tempfile::tempdir().unwrap();
     let mapping = dir.path().join("mapping.yaml");
-    let (pa, pb) = (free_port(), free_port());
+    let (pa, pb) = (
+        support::ports::free_udp_port(),
+        support::ports::free_udp_port(),
+    );
     std::fs::write(
         &mapping,
         format!("links:\n  - [100, 1, 102, 1, {{port_a: {pa}, port_b: {pb}}}]\n"),
@@ -349,7 +343,7 @@ fn test_frames_carry_the_planned_macs() {
     let mapping = dir.path().join("mapping.yaml");
     let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let pb = peer.local_addr().unwrap().port();
-    let pa = free_port();
+    let pa = support::ports::free_udp_port();
     std::fs::write(
         &mapping,
         format!("links:\n  - [100, 1, 102, 1, {{port_a: {pa}, port_b: {pb}}}]\n"),

@@ -192,21 +192,16 @@ fn a_peer_that_is_not_an_address_exits_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A splice between `bench send --as 100:1` and `bench sink --as 101:1` of a planned link,
 /// in steal mode: the bench ends bind their addresses with SO_REUSEADDR, as QEMU does, so
 /// the splice can share them and the test runs through it.
 #[test]
 fn a_steal_splice_between_bench_send_and_bench_sink_carries_the_test() {
     let dir = tempfile::tempdir().unwrap();
-    let (pa, pb) = (free_port(), free_port());
+    let (pa, pb) = (
+        support::ports::free_udp_port(),
+        support::ports::free_udp_port(),
+    );
     let mapping = dir.path().join("mapping.yaml");
     std::fs::write(
         &mapping,

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::ports::{free_tcp_port, free_udp_port};
 use support::process::{Running, linkscope, wait_exit};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -19,23 +20,6 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A UDP tunnel end on 127.0.0.1 that waits at most 200 ms per read.
 fn end() -> UdpSocket {
     support::tunnel::end(Some(Duration::from_millis(200)))
-}
-
-/// A port the kernel just handed out and released, for a locator the relay binds.
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn framed(frames: &[&[u8]]) -> Vec<u8> {

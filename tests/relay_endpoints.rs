@@ -10,6 +10,7 @@ use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use support::ports::free_udp_port;
 use support::process::{Running, linkscope, wait_exit};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -17,14 +18,6 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A QEMU-like tunnel end on 127.0.0.1 that waits at most 2 s per read.
 fn end() -> UdpSocket {
     support::tunnel::end(Some(Duration::from_secs(2)))
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A frame from the VM at `a` to the relay, received at `b` whole, from the relay's port.

@@ -13,7 +13,7 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +25,10 @@ use linkscope::net::tunnel;
 // The tests' emulated QEMU tunnel end.
 #[path = "../../tests/support/tunnel.rs"]
 mod emulated;
+
+// The tests' free loopback ports.
+#[path = "../../tests/support/ports.rs"]
+pub mod ports;
 
 /// Frames per `sendmmsg` / `recvmmsg` call of the generator and the sink.
 pub const BATCH: usize = 64;
@@ -77,22 +81,6 @@ pub fn listening(command: &mut Command) -> (Running, SocketAddr) {
         .and_then(|a| a.parse().ok())
         .expect("an address at the end of the first line");
     (server, addr)
-}
-
-/// A UDP port free right now on loopback (for a relay that needs one given).
-pub fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free UDP port")
-}
-
-/// A TCP port free right now on loopback (for a server that cannot pick one itself).
-pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free TCP port")
 }
 
 /// GNS3 ubridge's configuration (`ubridge -f FILE`) of one bridge between two UDP tunnels on

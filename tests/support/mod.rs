@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod frames;
 pub mod impair;
+pub mod ports;
 pub mod process;
 pub mod prometheus;
 pub mod sshd;
