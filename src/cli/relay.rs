@@ -15,7 +15,7 @@ use crate::capture::{Interface, InterfaceStats, Output, Packet, Writer};
 use crate::direction::Direction;
 use crate::impair::{ImpairConfig, Live};
 use crate::measure::fragment::{Budget, Outer};
-use crate::measure::l2::{Expect, Expectation, PROTOCOLS, View};
+use crate::measure::l2::{Expect, Expectation, View};
 use crate::measure::meter::{Counters, Exchange, SpliceCounters};
 use crate::plan::LinkNames;
 use crate::relay::{Locator, Mode, Relay, RelayConfig, RelayStats, endpoint, switch};
@@ -665,10 +665,7 @@ fn l2_summary(views: &[View], names: &[String], err: &mut impl Write) -> io::Res
             continue;
         };
         let shown = view.direction(direction);
-        let parts: Vec<String> = PROTOCOLS
-            .iter()
-            .filter_map(|&p| shown.describe(p))
-            .collect();
+        let parts = shown.describe_all();
         if !parts.is_empty() {
             writeln!(err, "{name} >: {}", parts.join("; "))?;
         }

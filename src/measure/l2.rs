@@ -330,6 +330,11 @@ impl DirectionView {
         }
     }
 
+    /// [`describe`](Self::describe) for every protocol seen, in [`PROTOCOLS`] order.
+    pub fn describe_all(&self) -> Vec<String> {
+        PROTOCOLS.iter().filter_map(|&p| self.describe(p)).collect()
+    }
+
     /// One line on the newest state of `protocol`, e.g. `LLDP chassis=mac ... ttl=120`;
     /// `None` when it was never seen.
     pub fn describe(&self, protocol: Protocol) -> Option<String> {

@@ -5,7 +5,7 @@
 use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
-use crate::measure::l2::{Expect, PROTOCOLS, View};
+use crate::measure::l2::{Expect, View};
 use crate::splice::watch::{Change, OnChange};
 use crate::splice::{Direction, LinkStats};
 
@@ -51,10 +51,7 @@ pub(in crate::cli) fn print_summary(
                 continue;
             }
             let shown = view.direction(direction);
-            let parts: Vec<String> = PROTOCOLS
-                .iter()
-                .filter_map(|&p| shown.describe(p))
-                .collect();
+            let parts = shown.describe_all();
             if parts.is_empty() && shown.malformed() == 0 {
                 continue;
             }
