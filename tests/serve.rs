@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
 use std::path::Path;
@@ -13,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use linkscope::wire::lldp::{self, ChassisIdSubtype, PortIdSubtype, TlvRepr};
+use linkscope::wire::lldp::{self, PortIdSubtype};
 use serde_json::{Value, json};
 use support::process::linkscope;
 
@@ -106,20 +105,12 @@ fn data_frame(from: [u8; 6], to: [u8; 6], seq: u64) -> Vec<u8> {
 
 /// An LLDPDU whose port ID is the MAC `port` (lldpd's default) and chassis ID `chassis`.
 fn lldp_frame(chassis: [u8; 6], port: [u8; 6]) -> Vec<u8> {
-    let repr = lldp::Repr {
-        tlvs: vec![
-            TlvRepr::ChassisId {
-                subtype: ChassisIdSubtype::MAC_ADDRESS,
-                id: Cow::Owned(chassis.to_vec()),
-            },
-            TlvRepr::PortId {
-                subtype: PortIdSubtype::MAC_ADDRESS,
-                id: Cow::Owned(port.to_vec()),
-            },
-            TlvRepr::Ttl(120),
-            TlvRepr::SystemName(Cow::Borrowed(b"emulated")),
-        ],
-    };
+    let repr = lldp::Repr::station(
+        chassis,
+        (PortIdSubtype::MAC_ADDRESS, &port),
+        120,
+        Some(b"emulated"),
+    );
     let mut payload = Vec::new();
     repr.emit(&mut payload).unwrap();
     ethernet([0x01, 0x80, 0xc2, 0, 0, 0x0e], port, 0x88cc, &payload)

@@ -491,11 +491,10 @@ impl Expect {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
 
     use super::*;
     use crate::wire::MacAddr;
-    use crate::wire::lldp::{ChassisIdSubtype, PortIdSubtype, TlvRepr};
+    use crate::wire::lldp::PortIdSubtype;
 
     const SRC: [u8; 6] = [0x52, 0x54, 0x00, 0x00, 0x0a, 0x01];
 
@@ -508,20 +507,12 @@ mod tests {
     }
 
     fn lldp_frame(name: &str, ttl: u16) -> Vec<u8> {
-        let repr = lldp::Repr {
-            tlvs: vec![
-                TlvRepr::ChassisId {
-                    subtype: ChassisIdSubtype::MAC_ADDRESS,
-                    id: Cow::Borrowed(&SRC),
-                },
-                TlvRepr::PortId {
-                    subtype: PortIdSubtype::INTERFACE_NAME,
-                    id: Cow::Borrowed(b"eth1"),
-                },
-                TlvRepr::Ttl(ttl),
-                TlvRepr::SystemName(Cow::Owned(name.as_bytes().to_vec())),
-            ],
-        };
+        let repr = lldp::Repr::station(
+            SRC,
+            (PortIdSubtype::INTERFACE_NAME, b"eth1"),
+            ttl,
+            Some(name.as_bytes()),
+        );
         let mut payload = Vec::new();
         repr.emit(&mut payload).unwrap();
         ethernet([0x01, 0x80, 0xc2, 0, 0, 0x0e], 0x88cc, &payload)

@@ -853,25 +853,11 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
-
     use super::*;
-    use crate::wire::lldp::{self, ChassisIdSubtype, PortIdSubtype, TlvRepr};
+    use crate::wire::lldp::{self, PortIdSubtype};
 
     fn lldpdu(chassis: [u8; 6], port: (PortIdSubtype, &[u8])) -> Vec<u8> {
-        let repr = lldp::Repr {
-            tlvs: vec![
-                TlvRepr::ChassisId {
-                    subtype: ChassisIdSubtype::MAC_ADDRESS,
-                    id: Cow::Owned(chassis.to_vec()),
-                },
-                TlvRepr::PortId {
-                    subtype: port.0,
-                    id: Cow::Owned(port.1.to_vec()),
-                },
-                TlvRepr::Ttl(120),
-            ],
-        };
+        let repr = lldp::Repr::station(chassis, port, 120, None);
         let mut frame = vec![0x01, 0x80, 0xc2, 0, 0, 0x0e];
         frame.extend_from_slice(&chassis);
         frame.extend_from_slice(&[0x88, 0xcc]);

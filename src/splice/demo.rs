@@ -308,20 +308,12 @@ fn echo(me: &Identity, destination: [u8; 6], to: Ipv4Addr, sequence: u16, reply:
 
 /// An LLDPDU naming this VM and port, TTL 120 s.
 fn lldpdu(me: &Identity) -> Vec<u8> {
-    let repr = lldp::Repr {
-        tlvs: vec![
-            lldp::TlvRepr::ChassisId {
-                subtype: lldp::ChassisIdSubtype::MAC_ADDRESS,
-                id: me.mac[..].into(),
-            },
-            lldp::TlvRepr::PortId {
-                subtype: lldp::PortIdSubtype::INTERFACE_NAME,
-                id: me.port.as_bytes().into(),
-            },
-            lldp::TlvRepr::Ttl(120),
-            lldp::TlvRepr::SystemName(me.name.as_bytes().into()),
-        ],
-    };
+    let repr = lldp::Repr::station(
+        me.mac,
+        (lldp::PortIdSubtype::INTERFACE_NAME, me.port.as_bytes()),
+        120,
+        Some(me.name.as_bytes()),
+    );
     let mut f = Vec::with_capacity(64);
     f.extend_from_slice(&LLDP_MULTICAST);
     f.extend_from_slice(&me.mac);

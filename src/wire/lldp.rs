@@ -805,6 +805,29 @@ pub struct Repr<'a> {
 }
 
 impl<'a> Repr<'a> {
+    /// What a station says of itself: chassis ID its MAC `chassis`, the port ID `port`
+    /// (subtype and ID), `ttl` seconds, and its system name when given.
+    pub fn station(
+        chassis: [u8; 6],
+        port: (PortIdSubtype, &'a [u8]),
+        ttl: u16,
+        system_name: Option<&'a [u8]>,
+    ) -> Repr<'a> {
+        let mut tlvs = vec![
+            TlvRepr::ChassisId {
+                subtype: ChassisIdSubtype::MAC_ADDRESS,
+                id: Cow::Owned(chassis.to_vec()),
+            },
+            TlvRepr::PortId {
+                subtype: port.0,
+                id: Cow::Borrowed(port.1),
+            },
+            TlvRepr::Ttl(ttl),
+        ];
+        tlvs.extend(system_name.map(|name| TlvRepr::SystemName(Cow::Borrowed(name))));
+        Repr { tlvs }
+    }
+
     /// Decodes an LLDPDU (the Ethernet payload); bytes after End are ignored.
     pub fn parse(data: &'a [u8]) -> Result<Repr<'a>, Error> {
         let mut tlvs = Vec::with_capacity(TlvIter::new(data).count());
@@ -1329,6 +1352,38 @@ mod tests {
                 })
             ));
         }
+    }
+
+    #[test]
+    fn a_station_says_its_mac_port_ttl_and_name() {
+        let mac = [0xbe, 0x24, 0x99, 0, 0x64, 1];
+        let repr = Repr::station(
+            mac,
+            (PortIdSubtype::INTERFACE_NAME, b"eth1"),
+            120,
+            Some(b"vm"),
+        );
+        let mut bytes = Vec::new();
+        repr.emit(&mut bytes).unwrap();
+        let parsed = Repr::parse(&bytes).unwrap();
+        assert_eq!(parsed, repr);
+        assert_eq!(
+            parsed.tlvs,
+            vec![
+                TlvRepr::ChassisId {
+                    subtype: ChassisIdSubtype::MAC_ADDRESS,
+                    id: Cow::Borrowed(&mac[..]),
+                },
+                TlvRepr::PortId {
+                    subtype: PortIdSubtype::INTERFACE_NAME,
+                    id: Cow::Borrowed(b"eth1"),
+                },
+                TlvRepr::Ttl(120),
+                TlvRepr::SystemName(Cow::Borrowed(b"vm")),
+            ]
+        );
+        let nameless = Repr::station(mac, (PortIdSubtype::MAC_ADDRESS, &mac), 9, None);
+        assert_eq!(nameless.tlvs.len(), 3);
     }
 
     #[test]

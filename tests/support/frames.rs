@@ -1,9 +1,7 @@
 //! Control frames built with the wire Reprs, as the tests send them across a splice or a
 //! relay.
 
-use std::borrow::Cow;
-
-use linkscope::wire::lldp::{self, ChassisIdSubtype, PortIdSubtype, TlvRepr};
+use linkscope::wire::lldp::{self, PortIdSubtype};
 use linkscope::wire::{MacAddr, stp};
 
 /// An Ethernet II frame (or an 802.3 frame when `ether_type` is a length).
@@ -17,20 +15,12 @@ pub fn ethernet(dst: [u8; 6], src: [u8; 6], ether_type: u16, payload: &[u8]) -> 
 
 /// An LLDPDU from `src`: chassis = its MAC, port eth1, TTL 120, system name `name`.
 pub fn lldp_frame(src: [u8; 6], name: &str) -> Vec<u8> {
-    let repr = lldp::Repr {
-        tlvs: vec![
-            TlvRepr::ChassisId {
-                subtype: ChassisIdSubtype::MAC_ADDRESS,
-                id: Cow::Owned(src.to_vec()),
-            },
-            TlvRepr::PortId {
-                subtype: PortIdSubtype::INTERFACE_NAME,
-                id: Cow::Borrowed(b"eth1"),
-            },
-            TlvRepr::Ttl(120),
-            TlvRepr::SystemName(Cow::Owned(name.as_bytes().to_vec())),
-        ],
-    };
+    let repr = lldp::Repr::station(
+        src,
+        (PortIdSubtype::INTERFACE_NAME, b"eth1"),
+        120,
+        Some(name.as_bytes()),
+    );
     let mut payload = Vec::new();
     repr.emit(&mut payload).unwrap();
     ethernet([0x01, 0x80, 0xc2, 0, 0, 0x0e], src, 0x88cc, &payload)
